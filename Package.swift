@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Numeric targets are compiled for the host CPU so that SIMD16<Float> lowers to
+// AVX-512 (baseline x86-64 would give 128-bit SSE). See DESIGN notes in README.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "native"])]
+
+let package = Package(
+    name: "Finch",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "finch", targets: ["finch"]),
+        .library(name: "FinchKernels", targets: ["FinchKernels"]),
+        .library(name: "FinchModel", targets: ["FinchModel"]),
+        .library(name: "FinchData", targets: ["FinchData"]),
+        .library(name: "FinchTrain", targets: ["FinchTrain"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CSentencePiece",
+                cxxSettings: [.unsafeFlags(["-std=c++17"])],
+                linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train"),
+                                 .linkedLibrary("stdc++")]),
+        .target(name: "FinchKernels", swiftSettings: fast),
+        .target(name: "FinchModel", dependencies: ["FinchKernels"], swiftSettings: fast),
+        .target(name: "FinchData", dependencies: ["CZstd", "CSentencePiece"], swiftSettings: fast),
+        .target(name: "FinchTrain", dependencies: ["FinchKernels", "FinchModel", "FinchData",
+                                                    .product(name: "Yams", package: "Yams")],
+                swiftSettings: fast),
+        .target(name: "FinchConformance", dependencies: ["FinchModel"], swiftSettings: fast),
+        .executableTarget(name: "finch", dependencies: [
+            "FinchKernels", "FinchModel", "FinchData", "FinchTrain",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
+        .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels"], swiftSettings: fast),
+        .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
+        .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
+        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,188 @@
+import Foundation
+import FinchKernels
+
+/// Errors reading or writing model files; every message names the file or tensor concerned.
+public struct ModelFileError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The safetensors format: 8-byte little-endian header length, a JSON header
+/// (`{name: {dtype, shape, data_offsets}}`, optional `__metadata__`), then raw little-endian data.
+public enum SafeTensors {
+    public struct Entry {
+        public let name: String
+        public let dtype: String
+        public let shape: [Int]
+        public let range: Range<Int>   // byte range inside the data section
+    }
+
+    /// A safetensors file mapped into memory; tensors are decoded on request.
+    public final class File {
+        public let url: URL
+        public let entries: [String: Entry]
+        public let metadata: [String: String]
+        private let data: Data
+        private let dataStart: Int
+
+        public init(url: URL) throws {
+            self.url = url
+            guard let d = try? Data(contentsOf: url, options: .alwaysMapped) else {
+                throw ModelFileError("cannot read \(url.path)")
+            }
+            data = d
+            guard d.count >= 8 else { throw ModelFileError("\(url.path): too short to be a safetensors file") }
+            var n: UInt64 = 0
+            for i in 0..<8 { n |= UInt64(d[d.startIndex + i]) << (8 * UInt64(i)) }
+            guard n > 0, 8 + Int(n) <= d.count else {
+                throw ModelFileError("\(url.path): header length \(n) does not fit the file (\(d.count) bytes)")
+            }
+            dataStart = 8 + Int(n)
+            let headerData = d.subdata(in: (d.startIndex + 8)..<(d.startIndex + dataStart))
+            guard let obj = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
+                throw ModelFileError("\(url.path): header is not a JSON object")
+            }
+            var entries: [String: Entry] = [:]
+            var meta: [String: String] = [:]
+            for (name, value) in obj {
+                if name == "__metadata__" {
+                    if let m = value as? [String: String] { meta = m }
+                    continue
+                }
+                guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
+                      let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2,
+                      offs[0] <= offs[1], dataStart + offs[1] <= d.count else {
+                    throw ModelFileError("\(url.path): malformed header entry for tensor '\(name)'")
+                }
+                entries[name] = Entry(name: name, dtype: dtype, shape: shape, range: offs[0]..<offs[1])
+            }
+            self.entries = entries
+            self.metadata = meta
+        }
+
+        public var names: [String] { entries.keys.sorted() }
+
+        /// Raw little-endian bytes of one tensor.
+        public func bytes(_ name: String) throws -> Data {
+            guard let e = entries[name] else { throw ModelFileError("\(url.path): no tensor '\(name)'") }
+            let lo = data.startIndex + dataStart + e.range.lowerBound
+            return data.subdata(in: lo..<(lo + e.range.count))
+        }
+
+        /// The tensor converted to float32 (from F32, F16, BF16, F64, I64, I32).
+        public func tensor(_ name: String) throws -> Tensor {
+            guard let e = entries[name] else { throw ModelFileError("\(url.path): no tensor '\(name)'") }
+            let count = e.shape.reduce(1, *)
+            let t = Tensor(shape: e.shape)
+            let raw = try bytes(name)
+            let width: Int
+            switch e.dtype {
+            case "F32": width = 4
+            case "F16", "BF16": width = 2
+            case "F64", "I64": width = 8
+            case "I32": width = 4
+            default: throw ModelFileError("\(url.path): tensor '\(name)' has unsupported dtype \(e.dtype)")
+            }
+            guard raw.count == count * width else {
+                throw ModelFileError("\(url.path): tensor '\(name)' holds \(raw.count) bytes, shape \(e.shape) × \(e.dtype) needs \(count * width)")
+            }
+            raw.withUnsafeBytes { (p: UnsafeRawBufferPointer) in
+                let out = t.ptr
+                switch e.dtype {
+                case "F32":
+                    for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                case "F16":
+                    for i in 0..<count {
+                        let bits = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        out[i] = halfToFloat(bits)
+                    }
+                case "BF16":
+                    for i in 0..<count {
+                        let bits = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        out[i] = Float(bitPattern: UInt32(bits) << 16)
+                    }
+                case "F64":
+                    for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                case "I64":
+                    for i in 0..<count { out[i] = Float(Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+                case "I32":
+                    for i in 0..<count { out[i] = Float(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+                default: break
+                }
+            }
+            return t
+        }
+
+        /// An integer tensor (I64 or I32) as Int values.
+        public func ints(_ name: String) throws -> [Int] {
+            guard let e = entries[name] else { throw ModelFileError("\(url.path): no tensor '\(name)'") }
+            let raw = try bytes(name)
+            let count = e.shape.reduce(1, *)
+            return raw.withUnsafeBytes { p in
+                switch e.dtype {
+                case "I64": return (0..<count).map { Int(Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+                case "I32": return (0..<count).map { Int(Int32(littleEndian: p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+                default: return (0..<count).map { _ in 0 }
+                }
+            }
+        }
+    }
+
+    /// IEEE 754 half → float.
+    public static func halfToFloat(_ h: UInt16) -> Float {
+        let sign = UInt32(h >> 15) << 31
+        let exp = Int((h >> 10) & 0x1f)
+        let mant = UInt32(h & 0x3ff)
+        if exp == 0 {
+            if mant == 0 { return Float(bitPattern: sign) }
+            // subnormal half: mant * 2^-24
+            let v = Float(mant) * Float(sign: .plus, exponent: -24, significand: 1)
+            return sign != 0 ? -v : v
+        }
+        if exp == 31 { return Float(bitPattern: sign | 0x7f80_0000 | (mant << 13)) }
+        return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | (mant << 13))
+    }
+
+    /// Writes tensors as F32 (sorted by name, as safetensors does) to `url`, atomically
+    /// (a temporary file in the same folder, then a rename), so a crash never leaves half a file.
+    public static func write(_ tensors: [String: Tensor], to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
+        let names = tensors.keys.sorted()
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for name in names {
+            let t = tensors[name]!
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + 4 * t.count]] as [String: Any]
+            offset += 4 * t.count
+        }
+        var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (8 + headerData.count) % 8 != 0 { headerData.append(0x20) }   // pad with spaces, as the reference writer does
+        var out = Data(capacity: 8 + headerData.count + offset)
+        var n = UInt64(headerData.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(headerData)
+        for name in names {
+            let t = tensors[name]!
+            out.append(UnsafeBufferPointer(start: t.ptr, count: t.count))
+        }
+        try AtomicFile.write(out, to: url)
+    }
+}
+
+/// Writes files through a temporary name in the same folder and a rename.
+public enum AtomicFile {
+    public static func write(_ data: Data, to url: URL) throws {
+        let dir = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        do {
+            try data.write(to: tmp)
+            guard rename(tmp.path, url.path) == 0 else {
+                throw ModelFileError("rename failed (errno \(errno))")
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw ModelFileError("cannot write \(url.path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Finch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "finch",
+        abstract: "Instruction-tuning suite for GPT-style decoders on the CPU.",
+        subcommands: [])
+}

@@ -1,0 +1,2 @@
+import XCTest
+final class FinchDataTestsPlaceholder: XCTestCase { func testBuilds() {} }
