@@ -26,11 +26,17 @@ public struct DecoderConfig: Codable, Equatable, Sendable {
     public var bosTokenId: Int?
     public var eosTokenId: Int?
     public var padTokenId: Int?
+    /// Every end-of-sequence id when config.json lists several (`eosTokenId` is the first); nil = just `eosTokenId`.
+    public var eosTokenIds: [Int]?
+    /// Set for a sequence-classification / reward model (HF `LlamaForSequenceClassification`): the head is
+    /// `score.weight [numLabels, hidden]` instead of the LM head.
+    public var numLabels: Int?
 
     public init(flavour: Flavour, vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int? = nil, headDim: Int? = nil, intermediateSize: Int? = nil,
                 maxPositions: Int = 1024, normEps: Float = 1e-5, ropeTheta: Float = 10000,
-                tieWordEmbeddings: Bool? = nil, bosTokenId: Int? = nil, eosTokenId: Int? = nil, padTokenId: Int? = nil) {
+                tieWordEmbeddings: Bool? = nil, bosTokenId: Int? = nil, eosTokenId: Int? = nil, padTokenId: Int? = nil,
+                eosTokenIds: [Int]? = nil, numLabels: Int? = nil) {
         self.flavour = flavour
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -46,6 +52,8 @@ public struct DecoderConfig: Codable, Equatable, Sendable {
         self.bosTokenId = bosTokenId
         self.eosTokenId = eosTokenId
         self.padTokenId = padTokenId
+        self.eosTokenIds = eosTokenIds
+        self.numLabels = numLabels
     }
 
     public var qDim: Int { numHeads * headDim }
@@ -86,7 +94,8 @@ public struct DecoderConfig: Codable, Equatable, Sendable {
                 out.append((p + "mlp.down_proj.weight", [C, F]))
             }
             out.append(("model.norm.weight", [C]))
-            if !tieWordEmbeddings { out.append(("lm_head.weight", [V, C])) }
+            if let labels = numLabels { out.append(("score.weight", [labels, C])) }
+            else if !tieWordEmbeddings { out.append(("lm_head.weight", [V, C])) }
         }
         return out
     }

@@ -1,0 +1,125 @@
+import Foundation
+import FinchKernels
+
+/// A Hugging Face model folder: `config.json`, `model.safetensors` (or shards listed by
+/// `model.safetensors.index.json`), optional `generation_config.json`, `tokenizer.model`, and Finch's own
+/// `finch.json`. Reading is in HFImport.swift, writing in HFExport.swift.
+public struct HFModelFolder {
+    /// The folder read.
+    public let url: URL
+    /// The decoder configuration from config.json.
+    public let config: DecoderConfig
+    /// Every parameter under its Hugging Face name, float32, validated against `config.parameterShapes()`
+    /// (a tied head's `lm_head.weight` is not included).
+    public let parameters: [String: Tensor]
+    /// generation_config.json, when present.
+    public let generationConfig: HFGenerationConfig?
+    /// finch.json, when present (folders Finch wrote).
+    public let finchInfo: FinchModelInfo?
+    /// `tokenizer.model` (SentencePiece) in the folder, when present.
+    public let tokenizerModel: URL?
+    /// The safetensors dtypes the parameters were stored in (e.g. ["BF16"]), before conversion to float32.
+    public let storedDTypes: [String]
+
+    public static let configFile = "config.json"
+    public static let generationConfigFile = "generation_config.json"
+    public static let weightsFile = "model.safetensors"
+    public static let indexFile = "model.safetensors.index.json"
+    public static let finchFile = "finch.json"
+    public static let tokenizerFile = "tokenizer.model"
+}
+
+/// generation_config.json: the fields Finch uses; other keys are kept in `other` and written back.
+public struct HFGenerationConfig: Equatable, Sendable {
+    public var bosTokenId: Int?
+    /// All end-of-sequence ids (the file may hold one id or a list).
+    public var eosTokenIds: [Int]
+    public var padTokenId: Int?
+    public var maxNewTokens: Int?
+    public var doSample: Bool?
+    public var temperature: Double?
+    public var topK: Int?
+    public var topP: Double?
+    public var repetitionPenalty: Double?
+    /// Keys Finch does not interpret, preserved on write.
+    public var other: [String: JSONNode]
+
+    public init(bosTokenId: Int? = nil, eosTokenIds: [Int] = [], padTokenId: Int? = nil, maxNewTokens: Int? = nil,
+                doSample: Bool? = nil, temperature: Double? = nil, topK: Int? = nil, topP: Double? = nil,
+                repetitionPenalty: Double? = nil, other: [String: JSONNode] = [:]) {
+        self.bosTokenId = bosTokenId; self.eosTokenIds = eosTokenIds; self.padTokenId = padTokenId
+        self.maxNewTokens = maxNewTokens; self.doSample = doSample; self.temperature = temperature
+        self.topK = topK; self.topP = topP; self.repetitionPenalty = repetitionPenalty; self.other = other
+    }
+
+    /// The generation config transformers derives from a model config (`_from_model_config`).
+    public init(from c: DecoderConfig) {
+        self.init(bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds ?? (c.eosTokenId.map { [$0] } ?? []),
+                  padTokenId: c.padTokenId, other: ["_from_model_config": .bool(true)])
+    }
+
+    private static let typedKeys: Set<String> = ["bos_token_id", "eos_token_id", "pad_token_id", "max_new_tokens",
+                                                 "do_sample", "temperature", "top_k", "top_p", "repetition_penalty"]
+
+    public static func load(_ url: URL) throws -> HFGenerationConfig {
+        guard let o = try JSONNode.read(url).object else { throw ModelFileError("\(url.path): not a JSON object") }
+        var eos: [Int] = []
+        if let v = o["eos_token_id"] { eos = v.int.map { [$0] } ?? (v.array ?? []).compactMap { $0.int } }
+        return HFGenerationConfig(
+            bosTokenId: o["bos_token_id"]?.int, eosTokenIds: eos, padTokenId: o["pad_token_id"]?.int,
+            maxNewTokens: o["max_new_tokens"]?.int, doSample: o["do_sample"]?.bool, temperature: o["temperature"]?.double,
+            topK: o["top_k"]?.int, topP: o["top_p"]?.double, repetitionPenalty: o["repetition_penalty"]?.double,
+            other: o.filter { !typedKeys.contains($0.key) })
+    }
+
+    public func encode() -> JSONNode {
+        var o = other
+        func put(_ k: String, _ v: JSONNode?) { if let v { o[k] = v } }
+        put("bos_token_id", bosTokenId.map { .int($0) })
+        put("eos_token_id", eosTokenIds.isEmpty ? nil : eosTokenIds.count == 1 ? .int(eosTokenIds[0]) : .array(eosTokenIds.map { .int($0) }))
+        put("pad_token_id", padTokenId.map { .int($0) })
+        put("max_new_tokens", maxNewTokens.map { .int($0) })
+        put("do_sample", doSample.map { .bool($0) })
+        put("temperature", temperature.map { .double($0) })
+        put("top_k", topK.map { .int($0) })
+        put("top_p", topP.map { .double($0) })
+        put("repetition_penalty", repetitionPenalty.map { .double($0) })
+        return .object(o)
+    }
+}
+
+/// finch.json: what Hugging Face's config has no field for.
+public struct FinchModelInfo: Codable, Equatable, Sendable {
+    /// Bumped when the folder layout changes incompatibly.
+    public static let currentFormatVersion = 1
+    public var formatVersion: Int
+    public var flavour: Flavour
+    /// Name of the chat template (a file under prompts/) the model was tuned with, if any.
+    public var chatTemplate: String?
+
+    public init(flavour: Flavour, chatTemplate: String? = nil, formatVersion: Int = FinchModelInfo.currentFormatVersion) {
+        self.formatVersion = formatVersion; self.flavour = flavour; self.chatTemplate = chatTemplate
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", flavour, chatTemplate = "chat_template"
+    }
+
+    public static func load(_ url: URL) throws -> FinchModelInfo {
+        guard let data = try? Data(contentsOf: url) else { throw ModelFileError("cannot read \(url.path)") }
+        let info: FinchModelInfo
+        do { info = try JSONDecoder().decode(FinchModelInfo.self, from: data) } catch {
+            throw ModelFileError("\(url.path): not a valid finch.json (\(error))")
+        }
+        guard info.formatVersion <= currentFormatVersion else {
+            throw ModelFileError("\(url.path): format_version \(info.formatVersion) is newer than this Finch reads (\(currentFormatVersion))")
+        }
+        return info
+    }
+
+    public func encode() -> JSONNode {
+        var o: [String: JSONNode] = ["format_version": .int(formatVersion), "flavour": .string(flavour.rawValue)]
+        o["chat_template"] = chatTemplate.map { .string($0) } ?? .null
+        return .object(o)
+    }
+}
