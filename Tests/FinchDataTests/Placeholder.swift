@@ -1,2 +1,0 @@
-import XCTest
-final class FinchDataTestsPlaceholder: XCTestCase { func testBuilds() {} }
