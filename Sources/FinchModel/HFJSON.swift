@@ -59,7 +59,7 @@ public enum JSONNode: Equatable, Sendable, Decodable {
     public static func number(_ d: Double) -> JSONNode { Int(exactly: d).map { .int($0) } ?? .double(d) }
 
     /// Integral numbers (`8`, also `10000.0`) decode as `.int`, others as `.double`.
-    public init(from decoder: Decoder) throws {
+    public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
