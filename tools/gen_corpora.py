@@ -1079,6 +1079,10 @@ Checkable task families (several phrasings each; answers short and canonical):
 
 Classification labels: %(labels)s.
 
+Exact match normalises answers (trim, lowercase, collapse spaces, strip a trailing period), except
+that `uppercase` and `title_case` answers are compared without lowercasing
+(`EvalMetrics.exactMatch(_:_:task:)` in Swift, `tools/reward_check.py` for PPO).
+
 ## Held-out evaluation
 
 Every checkable instance has a canonical key (the task and its operands, e.g. `add` of 23 and 45,

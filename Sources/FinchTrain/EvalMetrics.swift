@@ -8,10 +8,14 @@ public enum EvalMetrics {
 
     // MARK: - Normalisation and tokenisation
 
-    /// Normalises an answer for exact match: trims, lowercases, collapses runs of
-    /// whitespace to one space and strips trailing periods.
-    public static func normalizeAnswer(_ text: String) -> String {
-        var words = text.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    /// Tasks of the shipped corpora whose answer is about letter case, so exact match
+    /// must not lowercase (otherwise "Nest" would pass for "NEST").
+    public static let caseSensitiveTasks: Set<String> = ["uppercase", "title_case"]
+
+    /// Normalises an answer for exact match: trims, lowercases (unless `keepCase`), collapses
+    /// runs of whitespace to one space and strips trailing periods.
+    public static func normalizeAnswer(_ text: String, keepCase: Bool = false) -> String {
+        var words = (keepCase ? text : text.lowercased()).split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
         while words.hasSuffix(".") { words.removeLast() }
         return words.trimmingCharacters(in: .whitespaces)
     }
@@ -50,9 +54,14 @@ public enum EvalMetrics {
 
     // MARK: - Exact match and token F1
 
-    /// True when prediction and reference agree after ``normalizeAnswer(_:)``.
-    public static func exactMatch(_ prediction: String, _ reference: String) -> Bool {
-        normalizeAnswer(prediction) == normalizeAnswer(reference)
+    /// True when prediction and reference agree after ``normalizeAnswer(_:keepCase:)``.
+    public static func exactMatch(_ prediction: String, _ reference: String, caseSensitive: Bool = false) -> Bool {
+        normalizeAnswer(prediction, keepCase: caseSensitive) == normalizeAnswer(reference, keepCase: caseSensitive)
+    }
+
+    /// Exact match with the case rule of a corpus task (case-sensitive for ``caseSensitiveTasks``).
+    public static func exactMatch(_ prediction: String, _ reference: String, task: String) -> Bool {
+        exactMatch(prediction, reference, caseSensitive: caseSensitiveTasks.contains(task))
     }
 
     /// SQuAD-style token F1 between bags of ``squadTokens(_:)``.

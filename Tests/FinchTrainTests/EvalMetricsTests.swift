@@ -12,6 +12,11 @@ final class EvalMetricsTests: XCTestCase {
         XCTAssertFalse(EvalMetrics.exactMatch("4", "5"))
         XCTAssertFalse(EvalMetrics.exactMatch("the answer is 4", "4"))
         XCTAssertEqual(EvalMetrics.normalizeAnswer("\tHello \n World.."), "hello world")
+        // Case matters for the letter-case tasks only.
+        XCTAssertFalse(EvalMetrics.exactMatch("Nest", "NEST", task: "uppercase"))
+        XCTAssertTrue(EvalMetrics.exactMatch("NEST.", "NEST", task: "uppercase"))
+        XCTAssertTrue(EvalMetrics.exactMatch("Nest", "NEST", task: "reverse_word"))
+        XCTAssertFalse(EvalMetrics.exactMatch("follow red", "Follow Red", caseSensitive: true))
     }
 
     func testTokenF1() {
