@@ -1,0 +1,137 @@
+import Foundation
+
+/// The records of one input file, and what was skipped (only with `skipInvalid`).
+public struct RecordFile: Sendable {
+    public var url: URL
+    public var format: RecordFormat
+    public var records: [Record]
+    public var skipped: [RecordError]
+}
+
+/// Reads JSONL / text record files with per-file format detection.
+public enum RecordReader {
+    public struct Options: Sendable {
+        /// Forces the format instead of detecting it per file.
+        public var format: RecordFormat?
+        /// Skip bad lines (collected in `RecordFile.skipped`) instead of failing on the first.
+        public var skipInvalid = false
+        /// Plain text files are cut at blank lines into records of about this many characters.
+        public var textChunkCharacters = 8192
+        public init(format: RecordFormat? = nil, skipInvalid: Bool = false) {
+            self.format = format; self.skipInvalid = skipInvalid
+        }
+    }
+
+    /// Reads every file, in order.
+    public static func read(_ urls: [URL], options: Options = Options()) throws -> [RecordFile] {
+        try urls.map { try read($0, options: options) }
+    }
+
+    /// Reads one file.
+    public static func read(_ url: URL, options: Options = Options()) throws -> RecordFile {
+        let name = url.path
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw RecordError(SourceLocation(file: name, line: 0), "cannot read file: \(error.localizedDescription)")
+        }
+        let format = try options.format ?? detectFormat(name: name, data: data)
+        if format == .text && !isJSONL(name) {
+            return RecordFile(url: url, format: .text, records: try textRecords(name: name, data: data, chunk: options.textChunkCharacters), skipped: [])
+        }
+        var records: [Record] = []
+        var skipped: [RecordError] = []
+        try forEachLine(data) { lineNumber, line in
+            let loc = SourceLocation(file: name, line: lineNumber)
+            do {
+                let object = try parseObject(line, loc)
+                records.append(Record(location: loc, body: try RecordParser.body(object, format: format, loc)))
+            } catch let e as RecordError {
+                if options.skipInvalid { skipped.append(e) } else { throw e }
+            }
+        }
+        return RecordFile(url: url, format: format, records: records, skipped: skipped)
+    }
+
+    /// The format of a file: `.txt`-like names are text; JSONL is judged by the keys of its first record.
+    public static func detectFormat(of url: URL) throws -> RecordFormat {
+        try detectFormat(name: url.path, data: try Data(contentsOf: url))
+    }
+
+    static func isJSONL(_ name: String) -> Bool {
+        let ext = (name as NSString).pathExtension.lowercased()
+        return ext == "jsonl" || ext == "json" || ext == "ndjson"
+    }
+
+    static func detectFormat(name: String, data: Data) throws -> RecordFormat {
+        guard isJSONL(name) else { return .text }
+        var found: RecordFormat? = nil
+        var firstError: RecordError? = nil
+        try forEachLine(data) { n, line in
+            guard found == nil, firstError == nil else { return }
+            do { found = try RecordParser.detect(try parseObject(line, SourceLocation(file: name, line: n)), SourceLocation(file: name, line: n)) }
+            catch let e as RecordError { firstError = e }
+        }
+        if let found { return found }
+        if let firstError { throw firstError }
+        throw RecordError(SourceLocation(file: name, line: 1), "file holds no records")
+    }
+
+    /// Calls `body` with (1-based line number, bytes) for every non-blank line.
+    static func forEachLine(_ data: Data, _ body: (Int, Data) throws -> Void) throws {
+        var lineNumber = 0
+        var start = data.startIndex
+        while start < data.endIndex {
+            lineNumber += 1
+            let end = data[start...].firstIndex(of: 0x0A) ?? data.endIndex
+            var line = data[start..<end]
+            if line.last == 0x0D { line = line.dropLast() }
+            if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { try body(lineNumber, line) }
+            start = end == data.endIndex ? end : end + 1
+        }
+    }
+
+    static func parseObject(_ line: Data, _ loc: SourceLocation) throws -> [String: Any] {
+        guard String(data: line, encoding: .utf8) != nil else { throw RecordError(loc, "invalid UTF-8") }
+        let value: Any
+        do { value = try JSONSerialization.jsonObject(with: line, options: [.fragmentsAllowed]) } catch {
+            let detail = (error as NSError).userInfo["NSDebugDescription"] as? String ?? "\(error.localizedDescription)"
+            throw RecordError(loc, "malformed JSON: \(detail)")
+        }
+        guard let object = value as? [String: Any] else { throw RecordError(loc, "expected a JSON object, found \(RecordParser.typeName(value))") }
+        return object
+    }
+
+    /// Plain text cut at blank lines into chunks of about `chunk` characters; each chunk remembers its first line.
+    static func textRecords(name: String, data: Data, chunk: Int) throws -> [Record] {
+        guard let text = String(data: data, encoding: .utf8) else {
+            // Name the first offending line.
+            var bad = 1
+            try forEachLine(data) { n, line in if bad == 1, String(data: line, encoding: .utf8) == nil { bad = n } }
+            throw RecordError(SourceLocation(file: name, line: bad), "invalid UTF-8")
+        }
+        var records: [Record] = []
+        var current: [Substring] = []
+        var currentChars = 0
+        var startLine = 1
+        func emit() {
+            while current.last?.isEmpty == true { current.removeLast() }
+            if !current.isEmpty {
+                records.append(Record(location: SourceLocation(file: name, line: startLine), body: .text(current.joined(separator: "\n"))))
+            }
+            current = []; currentChars = 0
+        }
+        var n = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            n += 1
+            if line.isEmpty && currentChars >= chunk { emit() }
+            if current.isEmpty {
+                if line.isEmpty { continue }
+                startLine = n
+            }
+            current.append(line)
+            currentChars += line.count + 1
+        }
+        emit()
+        return records
+    }
+}
