@@ -78,15 +78,22 @@ public enum RecordReader {
 
     /// Calls `body` with (1-based line number, bytes) for every non-blank line.
     static func forEachLine(_ data: Data, _ body: (Int, Data) throws -> Void) throws {
-        var lineNumber = 0
-        var start = data.startIndex
-        while start < data.endIndex {
-            lineNumber += 1
-            let end = data[start...].firstIndex(of: 0x0A) ?? data.endIndex
-            var line = data[start..<end]
-            if line.last == 0x0D { line = line.dropLast() }
-            if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { try body(lineNumber, line) }
-            start = end == data.endIndex ? end : end + 1
+        // Line boundaries found with memchr over raw bytes (Data slicing per byte is slow).
+        var bounds: [(Int, Int)] = []
+        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            guard let base = raw.baseAddress else { return }
+            var start = 0
+            while start < raw.count {
+                let p = memchr(base + start, 0x0A, raw.count - start)
+                let end = p.map { base.distance(to: UnsafeRawPointer($0)) } ?? raw.count
+                bounds.append((start, end))
+                start = end + 1
+            }
+        }
+        for (i, (s, e)) in bounds.enumerated() {
+            var line = data.subdata(in: (data.startIndex + s)..<(data.startIndex + e))
+            if line.last == 0x0D { line.removeLast() }
+            if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { try body(i + 1, line) }
         }
     }
 
