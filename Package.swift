@@ -33,14 +33,16 @@ let package = Package(
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "FinchConformance", dependencies: ["FinchModel"], swiftSettings: fast),
+        .target(name: "FinchChat", dependencies: ["FinchModel", "FinchData"]),
         .executableTarget(name: "finch", dependencies: [
-            "FinchKernels", "FinchModel", "FinchData", "FinchTrain",
+            "FinchKernels", "FinchModel", "FinchData", "FinchTrain", "FinchChat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels"], swiftSettings: fast),
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
+        .testTarget(name: "FinchChatTests", dependencies: ["FinchChat"]),
     ],
     swiftLanguageModes: [.v5]
 )

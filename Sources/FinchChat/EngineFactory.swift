@@ -1,0 +1,27 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// Builds the chat engine for a model folder (and optional PEFT adapter folder).
+///
+/// This is the one place `finch chat` and `finch generate` get a model from. It checks the folders
+/// exist; loading the decoder is not wired yet (waiting for the Decoder / tokenizer / chat-template API).
+public func makeChatEngine(modelDir: URL, adapterDir: URL?) throws -> ChatEngine {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: modelDir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw EngineError("model folder \(modelDir.path) does not exist")
+    }
+    if let adapterDir {
+        guard FileManager.default.fileExists(atPath: adapterDir.path, isDirectory: &isDir), isDir.boolValue else {
+            throw EngineError("adapter folder \(adapterDir.path) does not exist")
+        }
+    }
+    throw EngineError("model loading not wired yet: finch chat/generate cannot load \(modelDir.path) until the "
+                      + "decoder and chat-template code is connected (see Sources/FinchChat/EngineFactory.swift)")
+}
+
+/// A model or adapter folder that cannot be turned into a chat engine.
+public struct EngineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
