@@ -201,6 +201,13 @@ public struct ClassScores: Equatable, Codable, Sendable {
     public var f1: Double
     /// Number of gold examples with this label.
     public var support: Int
+
+    public init(precision: Double, recall: Double, f1: Double, support: Int) {
+        self.precision = precision
+        self.recall = recall
+        self.f1 = f1
+        self.support = support
+    }
 }
 
 /// Accuracy, per-class scores and macro F1 of predicted labels against gold labels.

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import FinchTrain
+import FinchTrain
 
 /// Every expected value below is worked out by hand in the comment next to it.
 final class EvalMetricsTests: XCTestCase {
