@@ -1,0 +1,188 @@
+import Foundation
+
+/// Where a reader is in its stream: the next entry to read is `position` of epoch `epoch`'s order.
+/// Store it in a checkpoint; setting it back on a reader with the same seed and split resumes exactly.
+public struct Cursor: Codable, Equatable, Hashable, Sendable {
+    public var epoch: Int
+    public var position: Int
+    public init(epoch: Int = 0, position: Int = 0) { self.epoch = epoch; self.position = position }
+}
+
+/// Streams a packed dataset: one shard mapped at a time, a seeded shuffle of shard order and of entries
+/// within each shard (fresh each epoch), a held-out split, and batching.
+public final class DatasetReader {
+    /// Which entries this reader sees.
+    public enum Split: Equatable, Sendable {
+        case all
+        /// Everything except the held-out fraction.
+        case train(heldOut: Double)
+        /// Only the held-out fraction (decided by a hash of each entry's first record index, so stable across runs).
+        case heldOut(Double)
+    }
+
+    public struct Options: Sendable {
+        public var seed: UInt64 = 0
+        public var shuffle = true
+        public var split: Split = .all
+        /// Check each shard's sha256 against the manifest the first time it is opened.
+        public var verifyChecksums = true
+        public init(seed: UInt64 = 0, shuffle: Bool = true, split: Split = .all) {
+            self.seed = seed; self.shuffle = shuffle; self.split = split
+        }
+    }
+
+    public let folder: URL
+    public let manifest: DatasetManifest
+    public let options: Options
+    /// The next entry to read.
+    public var cursor: Cursor {
+        didSet { if cursor.epoch != orderEpoch { order = [] } }
+    }
+    /// Entries per epoch in this split.
+    public var count: Int { selected.count }
+    /// Id written into padding positions.
+    public var padID: Int32 { Int32(manifest.tokenizer.padID >= 0 ? manifest.tokenizer.padID : 0) }
+
+    private var indexes: [ShardIndex] = []
+    /// Selected entries as (shard, local index), grouped by shard in shard order.
+    private var selected: [(shard: Int, entry: Int)] = []
+    private var byShard: [[Int]] = []
+    private var order: [(shard: Int, entry: Int)] = []
+    private var orderEpoch = -1
+    private var openShard = -1
+    private var shardData = Data()
+    private var verified = Set<Int>()
+    private let codec = ZstdCodec()
+
+    /// Opens a dataset folder. With `tokenizer`, refuses a dataset packed with a different one.
+    public init(_ folder: URL, options: Options = Options(), tokenizer: SentencePieceTokenizer? = nil) throws {
+        self.folder = folder
+        self.options = options
+        manifest = try DatasetManifest.read(folder)
+        cursor = Cursor()
+        if let tokenizer, tokenizer.fingerprint != manifest.tokenizer.sha256 {
+            throw ShardError.tokenizerMismatch(dataset: folder.path, expected: manifest.tokenizer.sha256, actual: tokenizer.fingerprint)
+        }
+        for (s, info) in manifest.shards.enumerated() {
+            let idx = try ShardIndex.read(folder.appendingPathComponent(info.index), expectedSHA256: info.indexSHA256)
+            guard idx.offsets.count == info.entries else {
+                throw ShardError.corrupt(file: folder.appendingPathComponent(info.index).path, message: "\(idx.offsets.count) entries, manifest says \(info.entries)")
+            }
+            indexes.append(idx)
+            var mine: [Int] = []
+            for e in 0..<idx.offsets.count where Self.keep(record: Int(idx.firstRecord[e]), split: options.split) { mine.append(e) }
+            byShard.append(mine)
+            selected += mine.map { (s, $0) }
+        }
+    }
+
+    static func keep(record: Int, split: Split) -> Bool {
+        switch split {
+        case .all: return true
+        case .train(let f): return !heldOut(record, f)
+        case .heldOut(let f): return heldOut(record, f)
+        }
+    }
+
+    static func heldOut(_ record: Int, _ fraction: Double) -> Bool {
+        var r = SplitMix64(seed: UInt64(record) &+ 0x5EED_5EED)
+        return Double(r.next() >> 11) / Double(1 << 53) < fraction
+    }
+
+    /// The epoch's order: shards shuffled, then entries within each shard shuffled.
+    private func ensureOrder() {
+        guard orderEpoch != cursor.epoch || order.isEmpty else { return }
+        orderEpoch = cursor.epoch
+        guard options.shuffle else { order = selected; return }
+        var rng = SplitMix64(seed: options.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(cursor.epoch))
+        var shards = Array(0..<byShard.count)
+        rng.shuffle(&shards)
+        order = []
+        order.reserveCapacity(selected.count)
+        for s in shards {
+            var entries = byShard[s]
+            var r = SplitMix64(seed: rng.next() ^ UInt64(s))
+            r.shuffle(&entries)
+            order += entries.map { (s, $0) }
+        }
+    }
+
+    /// The next entry (wrapping to the next epoch at the end).
+    public func next() throws -> Example {
+        guard !selected.isEmpty else { throw ShardError.manifest(file: folder.path, message: "the split holds no entries") }
+        if cursor.position >= selected.count { cursor = Cursor(epoch: cursor.epoch + 1, position: 0) }
+        ensureOrder()
+        let (s, e) = order[cursor.position]
+        cursor.position += 1
+        return try entry(shard: s, index: e)
+    }
+
+    /// Random access to entry `index` of shard `shard` (only that frame is decoded).
+    public func entry(shard s: Int, index e: Int) throws -> Example {
+        try open(shard: s)
+        let file = folder.appendingPathComponent(manifest.shards[s].file).path
+        let idx = indexes[s]
+        let start = Int(idx.offsets[e]), size = Int(idx.sizes[e])
+        guard start + size <= shardData.count else { throw ShardError.corrupt(file: file, message: "entry \(e) lies beyond the end of the file (truncated?)") }
+        let raw = try shardData.withUnsafeBytes { try codec.decompress(UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)]), file: file) }
+        let ex = try ExampleCodec.decode(raw, file: file)
+        guard ex.ids.count == Int(idx.tokens[e]) else { throw ShardError.corrupt(file: file, message: "entry \(e) has \(ex.ids.count) tokens, index says \(idx.tokens[e])") }
+        return ex
+    }
+
+    /// The entry holding global record `record` (searching shard indexes, then decoding candidates).
+    public func entry(containingRecord record: Int) throws -> Example? {
+        for (s, idx) in indexes.enumerated() {
+            for e in 0..<idx.firstRecord.count where Int(idx.firstRecord[e]) <= record && (e + 1 == idx.firstRecord.count || Int(idx.firstRecord[e + 1]) >= record) {
+                let ex = try entry(shard: s, index: e)
+                if ex.documents.contains(where: { $0.record == record }) { return ex }
+            }
+        }
+        return nil
+    }
+
+    private func open(shard s: Int) throws {
+        guard s != openShard else { return }
+        let info = manifest.shards[s]
+        let url = folder.appendingPathComponent(info.file)
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            throw ShardError.corrupt(file: url.path, message: "cannot read: \(error.localizedDescription)")
+        }
+        guard data.count == info.bytes else {
+            throw ShardError.corrupt(file: url.path, message: "\(data.count) bytes, manifest says \(info.bytes) (truncated?)")
+        }
+        if options.verifyChecksums && !verified.contains(s) {
+            let actual = SHA256.hex(data)
+            guard actual == info.sha256 else { throw ShardError.checksum(file: url.path, expected: info.sha256, actual: actual) }
+            verified.insert(s)
+        }
+        shardData = data
+        openShard = s
+    }
+}
+
+/// SplitMix64: small, fast, seedable; the reader's shuffles depend only on (seed, epoch).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Fisher–Yates with a bias-free bounded draw (independent of the standard library's algorithm).
+    mutating func shuffle<T>(_ a: inout [T]) {
+        guard a.count > 1 else { return }
+        for i in stride(from: a.count - 1, to: 0, by: -1) {
+            let j = Int(bounded(UInt64(i + 1)))
+            if i != j { a.swapAt(i, j) }
+        }
+    }
+    mutating func bounded(_ n: UInt64) -> UInt64 {
+        let limit = UInt64.max - UInt64.max % n
+        while true { let x = next(); if x < limit { return x % n } }
+    }
+}

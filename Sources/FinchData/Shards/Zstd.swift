@@ -1,0 +1,67 @@
+import CZstd
+import Foundation
+
+/// zstd frames through libzstd: one compressor/decompressor context per instance (not thread-safe;
+/// make one per thread).
+public final class ZstdCodec {
+    private let cctx: OpaquePointer
+    private let dctx: OpaquePointer
+    public let level: Int32
+
+    /// Frames carry zstd's content checksum, so a corrupted frame fails to decode.
+    public init(level: Int32 = 6) {
+        cctx = ZSTD_createCCtx()
+        dctx = ZSTD_createDCtx()
+        self.level = level
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
+    }
+
+    deinit { ZSTD_freeCCtx(cctx); ZSTD_freeDCtx(dctx) }
+
+    /// One complete, independently decodable frame.
+    public func compress(_ input: UnsafeRawBufferPointer) throws -> Data {
+        let bound = ZSTD_compressBound(input.count)
+        var out = Data(count: bound)
+        let n = out.withUnsafeMutableBytes { dst in
+            ZSTD_compress2(cctx, dst.baseAddress, bound, input.baseAddress, input.count)
+        }
+        if ZSTD_isError(n) != 0 { throw ShardError.zstd(file: "<memory>", message: String(cString: ZSTD_getErrorName(n))) }
+        out.count = n
+        return out
+    }
+
+    /// Decodes one frame (the content size is read from the frame header).
+    public func decompress(_ frame: UnsafeRawBufferPointer, file: String) throws -> [UInt8] {
+        let size = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
+        if size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1 << 34) {
+            throw ShardError.zstd(file: file, message: "not a zstd frame with a known size")
+        }
+        var out = [UInt8](repeating: 0, count: Int(size))
+        let n = out.withUnsafeMutableBytes { dst in
+            ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, frame.baseAddress, frame.count)
+        }
+        if ZSTD_isError(n) != 0 { throw ShardError.zstd(file: file, message: String(cString: ZSTD_getErrorName(n))) }
+        guard n == out.count else { throw ShardError.zstd(file: file, message: "frame decoded to \(n) bytes, header says \(out.count)") }
+        return out
+    }
+}
+
+/// Problems with a packed dataset on disk; every case names the file.
+public enum ShardError: Error, CustomStringConvertible {
+    case zstd(file: String, message: String)
+    case checksum(file: String, expected: String, actual: String)
+    case corrupt(file: String, message: String)
+    case manifest(file: String, message: String)
+    case tokenizerMismatch(dataset: String, expected: String, actual: String)
+
+    public var description: String {
+        switch self {
+        case .zstd(let f, let m): return "\(f): zstd error: \(m)"
+        case .checksum(let f, let e, let a): return "\(f): checksum mismatch (manifest sha256 \(e.prefix(16))…, file \(a.prefix(16))…): the shard is corrupt or truncated"
+        case .corrupt(let f, let m): return "\(f): corrupt: \(m)"
+        case .manifest(let f, let m): return "\(f): \(m)"
+        case .tokenizerMismatch(let d, let e, let a): return "\(d): dataset was packed with tokenizer sha256 \(e.prefix(16))…, but this tokenizer is \(a.prefix(16))…"
+        }
+    }
+}
