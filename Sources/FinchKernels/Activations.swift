@@ -1,0 +1,134 @@
+import Foundation
+
+/// exp on 16 lanes: 2ⁿ·p(r) with r = x − n·ln2, |r| ≤ ln2/2, degree-6 polynomial (≈1 ulp in [−87, 88]).
+@inline(__always) @usableFromInline
+func exp16(_ x: F16) -> F16 {
+    let xc = x.clamped(lowerBound: F16(repeating: -87.3), upperBound: F16(repeating: 88.3))
+    let n = (xc * 1.442695040888963).rounded(.toNearestOrEven)
+    var r = xc.addingProduct(n, F16(repeating: -0.693145751953125))
+    r = r.addingProduct(n, F16(repeating: -1.428606765330187e-06))
+    var p = F16(repeating: 1.0 / 5040)
+    p = F16(repeating: 1.0 / 720).addingProduct(p, r)
+    p = F16(repeating: 1.0 / 120).addingProduct(p, r)
+    p = F16(repeating: 1.0 / 24).addingProduct(p, r)
+    p = F16(repeating: 1.0 / 6).addingProduct(p, r)
+    p = F16(repeating: 0.5).addingProduct(p, r)
+    p = F16(repeating: 1).addingProduct(p, r)
+    p = F16(repeating: 1).addingProduct(p, r)
+    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return p * unsafeBitCast(bits, to: F16.self)
+}
+
+/// GELU, tanh approximation (HF `gelu_new`, GPT-2): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+public enum GELU {
+    static let k: Float = 0.7978845608028654  // √(2/π)
+    static let c: Float = 0.044715
+
+    /// y = gelu(x) over n elements (y may alias x).
+    public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count n: Int) {
+        ThreadPool.shared.parallelFor(n, minChunk: 8192) { _, range in
+            var i = range.lowerBound
+            let kv = F16(repeating: k), cv = F16(repeating: c)
+            while i + 16 <= range.upperBound {
+                let xv = load16(x + i)
+                let u = kv * xv.addingProduct(cv * xv * xv, xv)
+                let t = 1 - 2 / (exp16(2 * u) + 1)
+                store16(0.5 * xv * (1 + t), y + i)
+                i += 16
+            }
+            while i < range.upperBound {
+                let xv = x[i]
+                y[i] = 0.5 * xv * (1 + tanhf(k * (xv + c * xv * xv * xv)))
+                i += 1
+            }
+        }
+    }
+
+    /// dx = dy · gelu′(x) (dx may alias dy).
+    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count n: Int) {
+        ThreadPool.shared.parallelFor(n, minChunk: 8192) { _, range in
+            var i = range.lowerBound
+            let kv = F16(repeating: k), cv = F16(repeating: c)
+            while i + 16 <= range.upperBound {
+                let xv = load16(x + i)
+                let x2 = xv * xv
+                let u = kv * xv.addingProduct(cv * x2, xv)
+                let t = 1 - 2 / (exp16(2 * u) + 1)
+                let du = kv * (1 + 3 * cv * x2)
+                let g = 0.5 * (1 + t) + 0.5 * xv * (1 - t * t) * du
+                store16(load16(dy + i) * g, dx + i)
+                i += 16
+            }
+            while i < range.upperBound {
+                let xv = x[i]
+                let t = tanhf(k * (xv + c * xv * xv * xv))
+                let g = 0.5 * (1 + t) + 0.5 * xv * (1 - t * t) * k * (1 + 3 * c * xv * xv)
+                dx[i] = dy[i] * g
+                i += 1
+            }
+        }
+    }
+}
+
+/// SiLU `x·σ(x)` and SwiGLU `silu(gate)·up` (Llama MLP).
+public enum SiLU {
+    @inline(__always) static func sigmoid16(_ x: F16) -> F16 { 1 / (1 + exp16(-x)) }
+    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+    /// y = silu(x) (y may alias x).
+    public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 16 <= n { let v = load16(x + i); store16(v * sigmoid16(v), y + i); i += 16 }
+        while i < n { y[i] = x[i] * sigmoid(x[i]); i += 1 }
+    }
+
+    /// dx = dy · silu′(x), silu′ = σ(x)·(1 + x·(1 − σ(x))) (dx may alias dy).
+    public static func backward(dy: UnsafePointer<Float>, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 16 <= n {
+            let v = load16(x + i), s = sigmoid16(v)
+            store16(load16(dy + i) * s * (1 + v * (1 - s)), dx + i); i += 16
+        }
+        while i < n { let s = sigmoid(x[i]); dx[i] = dy[i] * s * (1 + x[i] * (1 - s)); i += 1 }
+    }
+
+    /// SwiGLU over rows of a fused buffer: `gateUp` is [rows, 2·width] (gate columns first, then up);
+    /// out[r, j] = silu(gate[r, j])·up[r, j], out is [rows, width].
+    public static func swigluForward(gateUp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 4096 / max(width, 1))) { _, range in
+            for r in range {
+                let g = gateUp + r * 2 * width, u = g + width, o = out + r * width
+                var i = 0
+                while i + 16 <= width {
+                    let gv = load16(g + i)
+                    store16(gv * sigmoid16(gv) * load16(u + i), o + i); i += 16
+                }
+                while i < width { o[i] = g[i] * sigmoid(g[i]) * u[i]; i += 1 }
+            }
+        }
+    }
+
+    /// SwiGLU backward: writes dGateUp [rows, 2·width] (overwritten) from dOut [rows, width].
+    public static func swigluBackward(dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>,
+                                      dGateUp: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 4096 / max(width, 1))) { _, range in
+            for r in range {
+                let g = gateUp + r * 2 * width, u = g + width, d = dOut + r * width
+                let dg = dGateUp + r * 2 * width, du = dg + width
+                var i = 0
+                while i + 16 <= width {
+                    let gv = load16(g + i), s = sigmoid16(gv), dv = load16(d + i)
+                    store16(dv * gv * s, du + i)
+                    store16(dv * load16(u + i) * s * (1 + gv * (1 - s)), dg + i)
+                    i += 16
+                }
+                while i < width {
+                    let s = sigmoid(g[i])
+                    du[i] = d[i] * g[i] * s
+                    dg[i] = d[i] * u[i] * s * (1 + g[i] * (1 - s))
+                    i += 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import FinchKernels
+
+// MARK: - Design
+//
+// `Decoder` is a GPT-2 or Llama decoder (see `DecoderConfig.flavour`) with an explicit forward and
+// backward per layer, in the style of llm.c: every activation the backward needs lives in
+// preallocated buffers (`DecoderBuffers`) reused by every call with the same batch × length.
+// Parameters are held under their Hugging Face names (GPT-2 Conv1D weights stay [in, out]).
+//
+// Training step:
+//     let hidden = decoder.forwardHidden(ids: ids, batch: B, length: T, attentionMask: mask)
+//     let logits = decoder.lmHead()                       // [B, T, V]
+//     let loss = decoder.causalLMLoss(labels: labels)      // HF shift, ignore -100, batch mean; keeps dlogits
+//     decoder.backward()                                   // LM head + trunk; accumulates into `gradients`
+// A reward / value / classification head uses the trunk only: `forwardHidden`, its own head on the
+// returned [B, T, C] hidden states, then `backwardHidden(dHidden)` with its gradient w.r.t. them.
+//
+// Trainable set: `trainable` names the parameters that get gradients (default: all). Frozen
+// parameters get no gradient buffer; the backward stops below the lowest layer that still needs
+// a gradient (a trainable base weight, or a hook's `lowestTrainableLayer`), and skips weight
+// gradients of frozen projections. Gradients accumulate (`+=`) until `zeroGradients()`, so several
+// micro-batches can be summed.
+//
+// Extension points for PEFT (set `hooks`, an object conforming to `DecoderHooks`):
+//   - `linearAdapter(module:)`: a `LinearAdapter` beside any projection, addressed by its HF module
+//     path (`model.layers.3.self_attn.q_proj`, `transformer.h.0.attn.c_attn`, ...): LoRA.
+//     Called after the base projection in the forward, after its backward in the backward.
+//   - `residualAdapter(layer:site:)`: a bottleneck `ResidualAdapter` after the attention or MLP sub-layer.
+//   - `prefix` (`PrefixKeyValues`): per-layer keys/values prepended to every row's keys, no RoPE,
+//     always visible; real tokens keep the positions they are given (pass `n_virtual + i`).
+//     Their gradients are accumulated into `prefix.keyGradients/valueGradients`.
+//   - prompt tuning: `forwardHidden(..., prependEmbeddings:)` places [P, C] embeddings before the
+//     token embeddings of every row; their gradient is `promptEmbeddingGradient` after a backward.
+// Incremental decoding: `KVCache` + `prefill`/`step` (DecoderGeneration.swift), `generate` (Generation.swift).
+
+/// A GPT-2 / Llama decoder with forward, backward, KV-cached decoding and PEFT extension points.
+public final class Decoder {
+    public let config: DecoderConfig
+    /// Every parameter under its Hugging Face name (shapes as `config.parameterShapes()`).
+    public var parameters: [String: Tensor]
+    /// Gradients of the trainable parameters (allocated on the first backward), same names.
+    public private(set) var gradients: [String: Tensor] = [:]
+    /// Names of the parameters that get gradients. Changing it drops gradients of frozen names.
+    public var trainable: Set<String> {
+        didSet { gradients = gradients.filter { trainable.contains($0.key) } }
+    }
+    /// PEFT extension points (LoRA, adapters); nil = plain decoder.
+    public var hooks: DecoderHooks?
+    /// Prefix-tuning keys/values, prepended in every layer; nil = none.
+    public var prefix: PrefixKeyValues?
+
+    let rope: RopeTable?
+    var buffers: DecoderBuffers?
+    var inferenceBuffers: DecoderBuffers?
+    var dlogitsReady = false
+    var dlogitsStore: Tensor?
+
+    /// A decoder over existing weights. Throws a `ModelFileError` naming any missing tensor or
+    /// shape mismatch (every name of `config.parameterShapes()` must be present).
+    public init(config: DecoderConfig, parameters: [String: Tensor]) throws {
+        for (name, shape) in config.parameterShapes() {
+            guard let t = parameters[name] else {
+                throw ModelFileError("decoder: missing parameter tensor '\(name)' (expected shape \(shape))")
+            }
+            guard t.shape == shape else {
+                throw ModelFileError("decoder: tensor '\(name)' has shape \(t.shape), expected \(shape)")
+            }
+        }
+        guard config.numHeads % config.numKVHeads == 0 else {
+            throw ModelFileError("decoder: \(config.numHeads) attention heads is not a multiple of \(config.numKVHeads) kv heads")
+        }
+        self.config = config
+        self.parameters = parameters
+        self.trainable = Set(config.parameterShapes().map { $0.name })
+        self.rope = config.flavour == .llama
+            ? RopeTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositions) : nil
+    }
+
+    /// A randomly initialised decoder: matrices and embeddings normal(0, 0.02), residual output
+    /// projections normal(0, 0.02/√(2·layers)) (GPT-2), norm weights 1, biases 0.
+    public convenience init(config: DecoderConfig, seed: UInt64) {
+        var rng = FinchRNG(seed: seed)
+        var params: [String: Tensor] = [:]
+        let residualStd = 0.02 / Float(2 * max(config.numLayers, 1)).squareRoot()
+        for (name, shape) in config.parameterShapes() {
+            let t = Tensor(shape: shape)
+            if name.hasSuffix(".bias") {
+                // zero
+            } else if shape.count == 1 {
+                t.buffer.update(repeating: 1)
+            } else {
+                let residual = name.hasSuffix("attn.c_proj.weight") || name.hasSuffix("mlp.c_proj.weight")
+                    || name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight")
+                let std: Float = residual ? residualStd : 0.02
+                for i in 0..<t.count { t[i] = rng.nextNormal() * std }
+            }
+            params[name] = t
+        }
+        try! self.init(config: config, parameters: params)
+    }
+
+    /// Sets every gradient to zero (keeps the buffers).
+    public func zeroGradients() { for g in gradients.values { g.zero() } }
+
+    // MARK: parameter access
+
+    @inline(__always) func w(_ name: String) -> UnsafeMutablePointer<Float> {
+        guard let t = parameters[name] else { preconditionFailure("decoder: parameter '\(name)' missing") }
+        return t.ptr
+    }
+
+    /// The gradient buffer of a trainable parameter (allocated on first use), nil when frozen.
+    func grad(_ name: String) -> UnsafeMutablePointer<Float>? {
+        guard trainable.contains(name) else { return nil }
+        if let g = gradients[name] { return g.ptr }
+        guard let p = parameters[name] else { return nil }
+        let g = Tensor(shape: p.shape)
+        gradients[name] = g
+        return g.ptr
+    }
+
+    /// Allocates every trainable gradient now (optimizers want the full set before the first step).
+    public func allocateGradients() { for name in trainable { _ = grad(name) } }
+
+    // MARK: projections
+
+    /// y[rows, out] (columns `spec.column...` of a buffer with row stride ldy) = x·W (+ b) (+ adapter).
+    func linearForward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int,
+                       y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
+        let W = w(s.weight)
+        let yc = y + s.column
+        if s.conv1D {
+            Gemm.sgemm(transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
+                       a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
+        } else {
+            Gemm.sgemm(transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,
+                       a: x, lda: ldx, b: W, ldb: s.inFeatures, beta: 0, c: yc, ldc: ldy)
+        }
+        if s.hasBias {
+            let b = w(s.bias)
+            for r in 0..<rows { VectorMath.add(b, into: yc + r * ldy, s.outFeatures) }
+        }
+        hooks?.linearAdapter(module: s.module)?.forward(x: x, ldx: ldx, y: yc, ldy: ldy, rows: rows)
+    }
+
+    /// Backward of `linearForward`: weight/bias gradients when trainable; dx (+)= dy·Wᵀ when dx is given
+    /// (`accumulate` false overwrites dx).
+    func linearBackward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, ldy: Int,
+                        dx: UnsafeMutablePointer<Float>?, lddx: Int, accumulate: Bool, rows: Int) {
+        let dyc = dy + s.column
+        if let gW = grad(s.weight) {
+            if s.conv1D {   // dW[in, out] += xᵀ·dy
+                Gemm.sgemm(transA: true, transB: false, m: s.inFeatures, n: s.outFeatures, k: rows,
+                           a: x, lda: ldx, b: dyc, ldb: ldy, beta: 1, c: gW, ldc: s.outFeatures)
+            } else {        // dW[out, in] += dyᵀ·x
+                Gemm.sgemm(transA: true, transB: false, m: s.outFeatures, n: s.inFeatures, k: rows,
+                           a: dyc, lda: ldy, b: x, ldb: ldx, beta: 1, c: gW, ldc: s.inFeatures)
+            }
+        }
+        if s.hasBias, let gb = grad(s.bias) {
+            VectorMath.addColumnSums(dyc, rows: rows, n: s.outFeatures, ldx: ldy, into: gb)
+        }
+        if let dx = dx {
+            let W = w(s.weight)
+            if s.conv1D {
+                Gemm.sgemm(transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,
+                           a: dyc, lda: ldy, b: W, ldb: s.outFeatures, beta: accumulate ? 1 : 0, c: dx, ldc: lddx)
+            } else {
+                Gemm.sgemm(transA: false, transB: false, m: rows, n: s.inFeatures, k: s.outFeatures,
+                           a: dyc, lda: ldy, b: W, ldb: s.inFeatures, beta: accumulate ? 1 : 0, c: dx, ldc: lddx)
+            }
+        }
+        hooks?.linearAdapter(module: s.module)?.backward(x: x, ldx: ldx, dy: dyc, ldy: ldy, dx: dx, lddx: lddx, rows: rows)
+    }
+
+    // MARK: norms
+
+    func normForward(_ module: String, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                     mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, rows: Int) {
+        let C = config.hiddenSize
+        if config.flavour == .gpt2 {
+            LayerNorm.forward(x: x, weight: w(module + ".weight"), bias: w(module + ".bias"), y: y,
+                              mean: mean, rstd: rstd, rows: rows, dim: C, eps: config.normEps)
+        } else {
+            RMSNorm.forward(x: x, weight: w(module + ".weight"), y: y, rstd: rstd, rows: rows, dim: C, eps: config.normEps)
+        }
+    }
+
+    /// dx += norm backward (when dx is given); weight/bias gradients when trainable.
+    func normBackward(_ module: String, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                      mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, rows: Int) {
+        let C = config.hiddenSize
+        if config.flavour == .gpt2 {
+            LayerNorm.backward(dy: dy, x: x, weight: w(module + ".weight"), mean: mean, rstd: rstd, dx: dx,
+                               dweight: grad(module + ".weight"), dbias: grad(module + ".bias"), rows: rows, dim: C)
+        } else {
+            RMSNorm.backward(dy: dy, x: x, weight: w(module + ".weight"), rstd: rstd, dx: dx,
+                             dweight: grad(module + ".weight"), rows: rows, dim: C)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import FinchKernels
+
+/// The result of `Decoder.causalLMLoss`.
+public struct CausalLMLoss {
+    /// Mean NLL over every trained (non-ignored, shifted) label of the batch.
+    public let loss: Float
+    /// [B, T-1] per-token NLL of the shifted labels, 0 where ignored.
+    public let tokenNLL: [Float]
+    /// Number of trained labels.
+    public let count: Int
+}
+
+extension Decoder {
+    /// Hugging Face `ForCausalLMLoss` on the logits of the last `lmHead()`: the logit at t predicts
+    /// `labels[t+1]`, labels equal to -100 are ignored, one mean over the whole batch. Also computes
+    /// dloss/dlogits (scaled by 1/count, or by `gradientScale` when given, e.g. 1/total tokens of
+    /// several micro-batches) for the next `backward()`.
+    public func causalLMLoss(labels: [Int], gradientScale: Float? = nil) -> CausalLMLoss {
+        guard let bf = buffers, let logits = bf.logits else { preconditionFailure("Decoder.causalLMLoss: call forward/lmHead first") }
+        let B = bf.batch, T = bf.length, N = bf.rows, V = config.vocabSize
+        precondition(labels.count == N, "Decoder.causalLMLoss: \(labels.count) labels for \(B) × \(T) tokens")
+        let targets = UnsafeMutablePointer<Int32>.allocate(capacity: N)
+        defer { targets.deallocate() }
+        var count = 0
+        for b in 0..<B {
+            for t in 0..<T {
+                let label = t + 1 < T ? labels[b * T + t + 1] : -100
+                targets[b * T + t] = Int32(label)
+                if label != -100 { count += 1 }
+            }
+        }
+        let nll = Tensor(shape: [N])
+        let dlogits = dlogitsBuffer(bf)
+        let scale = gradientScale ?? (count > 0 ? 1 / Float(count) : 0)
+        CrossEntropy.forwardBackward(logits: logits.ptr, targets: targets, rows: N, vocab: V, nll: nll.ptr,
+                                     dlogits: dlogits.ptr, scale: scale)
+        var sum = 0.0
+        var tokenNLL = [Float](repeating: 0, count: B * max(T - 1, 0))
+        for b in 0..<B {
+            for t in 0..<(T - 1) {
+                tokenNLL[b * (T - 1) + t] = nll[b * T + t]
+                sum += Double(nll[b * T + t])
+            }
+        }
+        dlogitsReady = true
+        return CausalLMLoss(loss: count > 0 ? Float(sum / Double(count)) : 0, tokenNLL: tokenNLL, count: count)
+    }
+
+    func dlogitsBuffer(_ bf: DecoderBuffers) -> Tensor {
+        if let d = dlogitsStore, d.count == bf.rows * config.vocabSize { return d }
+        dlogitsStore = nil
+        let d = Tensor(shape: [bf.rows, config.vocabSize])
+        dlogitsStore = d
+        return d
+    }
+
+    /// Backward from the loss of the last `causalLMLoss` through the LM head and the trunk;
+    /// accumulates into `gradients` (trainable parameters only).
+    public func backward() {
+        guard let bf = buffers, dlogitsReady, let dlogits = dlogitsStore else {
+            preconditionFailure("Decoder.backward: call causalLMLoss after the forward first")
+        }
+        let N = bf.rows, C = config.hiddenSize, V = config.vocabSize
+        let head = config.headWeightName
+        if let gW = grad(head) {   // dW[V, C] += dlogitsᵀ · hidden
+            Gemm.sgemm(transA: true, transB: false, m: V, n: C, k: N, a: dlogits.ptr, lda: V,
+                       b: bf.hidden.ptr, ldb: C, beta: 1, c: gW, ldc: C)
+        }
+        let dHidden = bf.dHidden
+        Gemm.sgemm(transA: false, transB: false, m: N, n: C, k: V, a: dlogits.ptr, lda: V,
+                   b: w(head), ldb: C, beta: 0, c: dHidden.ptr, ldc: C)
+        if let lora = hooks?.linearAdapter(module: "lm_head") {
+            lora.backward(x: bf.hidden.ptr, ldx: C, dy: dlogits.ptr, ldy: V, dx: dHidden.ptr, lddx: C, rows: N)
+        }
+        backwardHidden(dHidden.ptr)
+    }
+
+    /// Backward of the trunk from dL/d(final-norm hidden states) [B, T, C] of the last `forwardHidden`.
+    public func backwardHidden(_ dHidden: Tensor) { backwardHidden(dHidden.ptr) }
+
+    /// Backward of the trunk from a raw [B·T, C] gradient buffer.
+    public func backwardHidden(_ dHidden: UnsafePointer<Float>) {
+        guard let bf = buffers else { preconditionFailure("Decoder.backwardHidden: call forwardHidden first") }
+        let N = bf.rows, L = config.numLayers
+        let (lowest, needEmbedding) = backwardReach()
+        let dRes = bf.dResidual
+        dRes.zero()
+        let needBelow = needEmbedding || lowest < L
+        normBackward(config.finalNorm, dy: dHidden, x: bf.residual[L].ptr, mean: bf.meanF.ptr, rstd: bf.rstdF.ptr,
+                     dx: needBelow ? dRes.ptr : nil, rows: N)
+        guard needBelow else { return }
+        for l in stride(from: L - 1, through: lowest, by: -1) {
+            layerBackward(l, bf, needInputGrad: needEmbedding || l > lowest)
+        }
+        if needEmbedding { embeddingBackward(bf) }
+    }
+
+    /// The lowest layer whose parameters (or hooks) need gradients, and whether the embeddings do.
+    func backwardReach() -> (lowest: Int, embedding: Bool) {
+        var lowest = config.numLayers
+        var embedding = trainable.contains(config.embeddingName)
+        if let p = config.positionEmbeddingName, trainable.contains(p) { embedding = true }
+        for name in trainable { if let l = config.layerIndex(of: name) { lowest = min(lowest, l) } }
+        if let h = hooks?.lowestTrainableLayer { lowest = min(lowest, h) }
+        return (lowest, embedding)
+    }
+
+    func layerBackward(_ l: Int, _ bf: DecoderBuffers, needInputGrad: Bool) {
+        let cfg = config, N = bf.rows, C = cfg.hiddenSize, T = bf.length, B = bf.batch
+        let F = cfg.intermediateSize, FW = cfg.mlpInWidth, W = cfg.qkvWidth
+        let lay = cfg.blockLayout(l)
+        let dRes = bf.dResidual.ptr
+
+        // MLP sub-layer: residual[l+1] = mid + mlpOut(adapter).
+        let dMlpOut = subLayerGradient(dRes, input: bf.mlpOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+        linearBackward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, dy: dMlpOut, ldy: C, dx: bf.dAct.ptr, lddx: F, accumulate: false, rows: N)
+        if cfg.flavour == .gpt2 {
+            GELU.backward(dy: bf.dAct.ptr, x: bf.mlpIn[l].ptr, dx: bf.dMlpIn.ptr, count: N * F)
+        } else {
+            SiLU.swigluBackward(dOut: bf.dAct.ptr, gateUp: bf.mlpIn[l].ptr, dGateUp: bf.dMlpIn.ptr, rows: N, width: F)
+        }
+        for (i, s) in lay.mlpIn.enumerated() {
+            linearBackward(s, x: bf.norm2[l].ptr, ldx: C, dy: bf.dMlpIn.ptr, ldy: FW, dx: bf.dNorm.ptr, lddx: C, accumulate: i > 0, rows: N)
+        }
+        normBackward(lay.norm2, dy: bf.dNorm.ptr, x: bf.mid[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, dx: dRes, rows: N)
+
+        // Attention sub-layer: mid = residual[l] + attnOut(adapter).
+        let dAttnOut = subLayerGradient(dRes, input: bf.attnOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+        linearBackward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, dy: dAttnOut, ldy: C, dx: bf.dAttn.ptr, lddx: cfg.qDim, accumulate: false, rows: N)
+        let qkv = bf.qkv[l].ptr, dqkv = bf.dQKV.ptr
+        let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
+        func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: T * ld) }
+        Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
+                           out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
+                           keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, lse: bf.lse[l].ptr,
+                           dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
+        if let rope = rope {
+            rope.apply(dqkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions, inverse: true)
+            rope.apply(dqkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions, inverse: true)
+        }
+        for (i, s) in lay.qkv.enumerated() {
+            linearBackward(s, x: bf.norm1[l].ptr, ldx: C, dy: dqkv, ldy: W, dx: needInputGrad ? bf.dNorm.ptr : nil,
+                           lddx: C, accumulate: i > 0, rows: N)
+        }
+        normBackward(lay.norm1, dy: bf.dNorm.ptr, x: bf.residual[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr,
+                     dx: needInputGrad ? dRes : nil, rows: N)
+    }
+
+    /// The gradient w.r.t. a sub-layer's output given dL/d(residual sum): itself, or through the adapter.
+    private func subLayerGradient(_ dRes: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                                  adapter: ResidualAdapter?, _ bf: DecoderBuffers) -> UnsafeMutablePointer<Float> {
+        guard let a = adapter else { return dRes }
+        let n = bf.rows * config.hiddenSize
+        bf.dSub.ptr.update(from: dRes, count: n)
+        a.backward(input: input, dOutput: dRes, dInput: bf.dSub.ptr, rows: bf.rows, dim: config.hiddenSize)
+        return bf.dSub.ptr
+    }
+
+    func embeddingBackward(_ bf: DecoderBuffers) {
+        let C = config.hiddenSize, dRes = bf.dResidual.ptr
+        if let g = grad(config.embeddingName) {
+            for n in 0..<bf.rows { VectorMath.add(dRes + n * C, into: g + Int(bf.ids[n]) * C, C) }
+        }
+        if let p = config.positionEmbeddingName, let g = grad(p) {
+            for n in 0..<bf.rows { VectorMath.add(dRes + n * C, into: g + Int(bf.positions[n]) * C, C) }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import FinchKernels
+
+/// The activations of one forward pass over `batch × length` tokens, kept for the backward
+/// (llm.c style: allocated once per shape and reused by every call with the same shape).
+final class DecoderBuffers {
+    let batch: Int, length: Int
+    var rows: Int { batch * length }
+
+    // Inputs of the last forward.
+    let ids: UnsafeMutablePointer<Int32>
+    let positions: UnsafeMutablePointer<Int32>
+    let keyMask: Tensor            // [B, T] 1 = real token
+    var hasPadding = false
+
+    // Per layer (residual[l] is the input of layer l, residual[L] the output of the last layer).
+    let residual: [Tensor]         // L+1 × [N, C]
+    let mid: [Tensor]              // residual after the attention sub-layer
+    let norm1: [Tensor], norm2: [Tensor]
+    let mean1: [Tensor], rstd1: [Tensor], mean2: [Tensor], rstd2: [Tensor]
+    let qkv: [Tensor]              // [N, q | k | v] (q, k after RoPE)
+    let attn: [Tensor]             // [N, qDim] attention output before the output projection
+    let lse: [Tensor]              // [B, H, T]
+    let attnOut: [Tensor]          // [N, C] after the output projection (and adapter)
+    let mlpIn: [Tensor]            // [N, F] (gpt2 pre-GELU) or [N, 2F] (gate | up)
+    let act: [Tensor]              // [N, F]
+    let mlpOut: [Tensor]           // [N, C]
+    let hidden: Tensor             // [N, C] after the final norm
+    let meanF: Tensor, rstdF: Tensor
+    var logits: Tensor?            // [N, V], allocated on first use
+
+    // Backward scratch, shared by every layer.
+    lazy var dResidual = Tensor(shape: [rows, cfg.hiddenSize])
+    lazy var dNorm = Tensor(shape: [rows, cfg.hiddenSize])
+    lazy var dSub = Tensor(shape: [rows, cfg.hiddenSize])
+    lazy var dQKV = Tensor(shape: [rows, cfg.qkvWidth])
+    lazy var dAttn = Tensor(shape: [rows, cfg.qDim])
+    lazy var dMlpIn = Tensor(shape: [rows, cfg.mlpInWidth])
+    lazy var dAct = Tensor(shape: [rows, cfg.intermediateSize])
+    lazy var dHidden = Tensor(shape: [rows, cfg.hiddenSize])
+
+    let cfg: DecoderConfig
+
+    init(config c: DecoderConfig, batch: Int, length: Int) {
+        cfg = c
+        self.batch = batch; self.length = length
+        let N = batch * length, C = c.hiddenSize, L = c.numLayers
+        ids = .allocate(capacity: max(N, 1)); positions = .allocate(capacity: max(N, 1))
+        keyMask = Tensor(shape: [batch, length])
+        func per(_ shape: [Int]) -> [Tensor] { (0..<L).map { _ in Tensor(shape: shape) } }
+        residual = (0...L).map { _ in Tensor(shape: [N, C]) }
+        mid = per([N, C]); norm1 = per([N, C]); norm2 = per([N, C])
+        mean1 = per([N]); rstd1 = per([N]); mean2 = per([N]); rstd2 = per([N])
+        qkv = per([N, c.qkvWidth]); attn = per([N, c.qDim]); lse = per([batch, c.numHeads, length])
+        attnOut = per([N, C]); mlpIn = per([N, c.mlpInWidth]); act = per([N, c.intermediateSize]); mlpOut = per([N, C])
+        hidden = Tensor(shape: [N, C]); meanF = Tensor(shape: [N]); rstdF = Tensor(shape: [N])
+    }
+
+    deinit { ids.deallocate(); positions.deallocate() }
+
+    func logitsBuffer() -> Tensor {
+        if let l = logits { return l }
+        let l = Tensor(shape: [batch, length, cfg.vocabSize]); logits = l; return l
+    }
+}

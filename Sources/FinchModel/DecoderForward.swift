@@ -1,0 +1,179 @@
+import Foundation
+import FinchKernels
+
+extension Decoder {
+    /// Runs the trunk over a right- or left-padded batch and returns the final-norm hidden states
+    /// [B, T, C] (a buffer owned by the decoder, valid until the next forward of the same shape).
+    ///
+    /// - Parameters:
+    ///   - ids: B·T token ids, row-major.
+    ///   - attentionMask: B·T values, 1 = real token, 0 = padding (never attended as a key); nil = all real.
+    ///   - positionIds: B·T positions; nil = 0..<T on every row (HF's default; padding does not shift them).
+    @discardableResult
+    public func forwardHidden(ids: [Int], batch: Int, length: Int, attentionMask: [Int]? = nil,
+                              positionIds: [Int]? = nil) -> Tensor {
+        let bf = trainingBuffers(batch: batch, length: length)
+        load(bf, ids: ids, attentionMask: attentionMask, positionIds: positionIds, positionOffset: prefix?.length ?? 0)
+        runTrunk(bf, cache: nil)
+        dlogitsReady = false
+        return bf.hidden
+    }
+
+    /// Logits [B, T, V] of the last `forwardHidden` (every position, padded ones included).
+    @discardableResult
+    public func lmHead() -> Tensor {
+        guard let bf = buffers else { preconditionFailure("Decoder.lmHead: call forwardHidden first") }
+        let logits = bf.logitsBuffer()
+        headForward(bf, rows: bf.rows, hidden: bf.hidden.ptr, logits: logits.ptr)
+        return logits
+    }
+
+    /// `forwardHidden` followed by `lmHead`: logits [B, T, V].
+    @discardableResult
+    public func forward(ids: [Int], batch: Int, length: Int, attentionMask: [Int]? = nil,
+                        positionIds: [Int]? = nil) -> Tensor {
+        forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds)
+        return lmHead()
+    }
+
+    /// The saved activation `name` of the last forward, for debugging and conformance:
+    /// `embeddings`, `layer.<i>.output`, `final_norm` (each [B, T, C]).
+    public func activation(_ name: String) -> Tensor? {
+        guard let bf = buffers else { return nil }
+        if name == "embeddings" { return bf.residual[0] }
+        if name == "final_norm" { return bf.hidden }
+        if name.hasPrefix("layer."), name.hasSuffix(".output"),
+           let l = Int(name.dropFirst(6).dropLast(7)), l >= 0, l < config.numLayers { return bf.residual[l + 1] }
+        return nil
+    }
+
+    // MARK: internals
+
+    func trainingBuffers(batch: Int, length: Int) -> DecoderBuffers {
+        if let b = buffers, b.batch == batch, b.length == length { return b }
+        buffers = nil   // free the old shape first
+        let b = DecoderBuffers(config: config, batch: batch, length: length)
+        buffers = b
+        return b
+    }
+
+    func load(_ bf: DecoderBuffers, ids: [Int], attentionMask: [Int]?, positionIds: [Int]?, positionOffset: Int = 0) {
+        let N = bf.rows
+        precondition(ids.count == N, "Decoder: \(ids.count) ids for batch \(bf.batch) × length \(bf.length)")
+        for n in 0..<N {
+            precondition(ids[n] >= 0 && ids[n] < config.vocabSize, "Decoder: token id \(ids[n]) at index \(n) outside 0..<\(config.vocabSize)")
+            bf.ids[n] = Int32(ids[n])
+        }
+        if let p = positionIds {
+            precondition(p.count == N, "Decoder: \(p.count) position ids for \(N) tokens")
+            for n in 0..<N { bf.positions[n] = Int32(p[n]) }
+        } else {
+            for n in 0..<N { bf.positions[n] = Int32(positionOffset + n % bf.length) }
+        }
+        for n in 0..<N {
+            let pos = Int(bf.positions[n])
+            precondition(pos >= 0 && pos < config.maxPositions, "Decoder: position \(pos) outside 0..<\(config.maxPositions)")
+        }
+        bf.hasPadding = false
+        if let m = attentionMask {
+            precondition(m.count == N, "Decoder: attention mask has \(m.count) values for \(N) tokens")
+            for n in 0..<N { bf.keyMask[n] = m[n] != 0 ? 1 : 0; if m[n] == 0 { bf.hasPadding = true } }
+        } else {
+            bf.keyMask.buffer.update(repeating: 1)
+        }
+    }
+
+    /// Embeddings, every layer, final norm. With a cache, new keys/values are appended to it and
+    /// attention runs over the cached positions too.
+    func runTrunk(_ bf: DecoderBuffers, cache: KVCache?) {
+        let N = bf.rows, C = config.hiddenSize
+        let x0 = bf.residual[0].ptr
+        let wte = w(config.embeddingName)
+        let wpe = config.positionEmbeddingName.map { w($0) }
+        for n in 0..<N {
+            let dst = x0 + n * C
+            dst.update(from: wte + Int(bf.ids[n]) * C, count: C)
+            if let wpe = wpe { VectorMath.add(wpe + Int(bf.positions[n]) * C, into: dst, C) }
+        }
+        for l in 0..<config.numLayers { layerForward(l, bf, cache: cache) }
+        normForward(config.finalNorm, x: bf.residual[config.numLayers].ptr, y: bf.hidden.ptr,
+                    mean: bf.meanF.ptr, rstd: bf.rstdF.ptr, rows: N)
+        if let cache = cache { cache.length += bf.length }
+    }
+
+    func layerForward(_ l: Int, _ bf: DecoderBuffers, cache: KVCache?) {
+        let cfg = config, N = bf.rows, C = cfg.hiddenSize, T = bf.length, B = bf.batch
+        let lay = cfg.blockLayout(l)
+        let x = bf.residual[l].ptr
+        normForward(lay.norm1, x: x, y: bf.norm1[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr, rows: N)
+        let qkv = bf.qkv[l].ptr, W = cfg.qkvWidth
+        for s in lay.qkv { linearForward(s, x: bf.norm1[l].ptr, ldx: C, y: qkv, ldy: W, rows: N) }
+        if let rope = rope {
+            rope.apply(qkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions)
+            rope.apply(qkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions)
+        }
+        let q = StridedRows(qkv, rowStride: W, batchStride: T * W)
+        let out = StridedRows(bf.attn[l].ptr, rowStride: cfg.qDim, batchStride: T * cfg.qDim)
+        if let cache = cache {
+            let past = cache.length, M = cache.maxLength, kv = cfg.kvDim
+            precondition(past + T <= M, "KVCache full: \(past) + \(T) > \(M) positions")
+            let K = cache.keys[l].ptr, V = cache.values[l].ptr
+            for b in 0..<B {
+                for t in 0..<T {
+                    let src = qkv + (b * T + t) * W
+                    (K + (b * M + past + t) * kv).update(from: src + cfg.qDim, count: kv)
+                    (V + (b * M + past + t) * kv).update(from: src + cfg.qDim + kv, count: kv)
+                    if l == 0 { cache.keyMask[b * M + past + t] = bf.keyMask[b * T + t] }
+                }
+            }
+            let shape = AttentionShape(batch: B, queries: T, keys: past + T, heads: cfg.numHeads,
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: past)
+            Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: M * kv),
+                              v: StridedRows(V, rowStride: kv, batchStride: M * kv),
+                              keyMask: cache.keyMask.ptr, maskStride: M, out: out, lse: bf.lse[l].ptr)
+        } else {
+            let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads,
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
+            Attention.forward(shape, q: q, k: StridedRows(qkv + cfg.qDim, rowStride: W, batchStride: T * W),
+                              v: StridedRows(qkv + cfg.qDim + cfg.kvDim, rowStride: W, batchStride: T * W),
+                              keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, out: out, lse: bf.lse[l].ptr)
+        }
+        linearForward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, y: bf.attnOut[l].ptr, ldy: C, rows: N)
+        addResidual(x, sub: bf.attnOut[l].ptr, into: bf.mid[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+
+        let mid = bf.mid[l].ptr
+        normForward(lay.norm2, x: mid, y: bf.norm2[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, rows: N)
+        let F = cfg.intermediateSize, FW = cfg.mlpInWidth
+        for s in lay.mlpIn { linearForward(s, x: bf.norm2[l].ptr, ldx: C, y: bf.mlpIn[l].ptr, ldy: FW, rows: N) }
+        if cfg.flavour == .gpt2 {
+            GELU.forward(x: bf.mlpIn[l].ptr, y: bf.act[l].ptr, count: N * F)
+        } else {
+            SiLU.swigluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
+        }
+        linearForward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, y: bf.mlpOut[l].ptr, ldy: C, rows: N)
+        addResidual(mid, sub: bf.mlpOut[l].ptr, into: bf.residual[l + 1].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+    }
+
+    /// out = x + sub, or x + adapter(sub) when a residual adapter is attached.
+    private func addResidual(_ x: UnsafePointer<Float>, sub: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                             adapter: ResidualAdapter?, _ bf: DecoderBuffers) {
+        let n = bf.rows * config.hiddenSize
+        if let a = adapter {
+            out.update(from: sub, count: n)
+            a.forward(input: sub, output: out, rows: bf.rows, dim: config.hiddenSize)
+            VectorMath.add(x, into: out, n)
+        } else {
+            VectorMath.add(x, sub, out: out, n)
+        }
+    }
+
+    /// logits[rows, V] = hidden[rows, C] · Wᵀ (W = lm_head or the tied embedding, [V, C]).
+    func headForward(_ bf: DecoderBuffers, rows: Int, hidden: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
+        let C = config.hiddenSize, V = config.vocabSize
+        Gemm.sgemm(transA: false, transB: true, m: rows, n: V, k: C, a: hidden, lda: C,
+                   b: w(config.headWeightName), ldb: C, beta: 0, c: logits, ldc: V)
+        if let lora = hooks?.linearAdapter(module: "lm_head") {
+            lora.forward(x: hidden, ldx: C, y: logits, ldy: V, rows: rows)
+        }
+    }
+}
