@@ -14,7 +14,7 @@ struct Tokenizer: ParsableCommand {
             abstract: "Train a SentencePiece model (byte fallback, chat-template special tokens) into DIR/tokenizer.model.",
             discussion: "Example: finch tokenizer train --input corpus.txt --vocab-size 8000 --type bpe --out tok/")
 
-        @Option(name: .long, parsing: .upToNextOption, help: "Plain text files (one sentence or paragraph per line).")
+        @Option(name: .long, parsing: .upToNextOption, help: "Text files (one sentence or paragraph per line) or JSONL record files (their texts are used).")
         var input: [String]
         @Option(name: .long, help: "Vocabulary size.") var vocabSize: Int
         @Option(name: .long, help: "unigram or bpe.") var type: String = "unigram"
@@ -30,7 +30,10 @@ struct Tokenizer: ParsableCommand {
             guard let t = TokenizerTrainer.ModelType(rawValue: type) else {
                 throw ValidationError("--type must be unigram or bpe, not \(type)")
             }
-            var o = TokenizerTrainer.Options(inputs: input.map { URL(fileURLWithPath: $0) }, vocabSize: vocabSize, type: t)
+            let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("finch-tokenizer-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let inputs = try TokenizerTrainer.textInputs(input.map { URL(fileURLWithPath: $0) }, scratch: scratch)
+            var o = TokenizerTrainer.Options(inputs: inputs, vocabSize: vocabSize, type: t)
             o.padID = padId
             o.byteFallback = !noByteFallback
             o.inputSentenceSize = inputSentenceSize

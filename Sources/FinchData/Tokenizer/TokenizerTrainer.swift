@@ -24,6 +24,9 @@ public enum TokenizerTrainer {
         public var normalization = "identity"
         public var removeExtraWhitespaces = false
         public var splitDigits = true
+        /// sentencepiece's dummy "▁" before every encoded text. Off by default: templates encode text between
+        /// special tokens piece by piece, and a dummy prefix would put a space after every special token.
+        public var addDummyPrefix = false
         /// Sentences sampled from the input (0 = all).
         public var inputSentenceSize = 2_000_000
         public var maxSentenceLength = 16384
@@ -50,6 +53,7 @@ public enum TokenizerTrainer {
                 "normalization_rule_name": normalization,
                 "remove_extra_whitespaces": String(removeExtraWhitespaces),
                 "split_digits": String(splitDigits),
+                "add_dummy_prefix": String(addDummyPrefix),
                 "allow_whitespace_only_pieces": "true",
                 "max_sentence_length": String(maxSentenceLength),
                 "num_threads": String(numThreads),
@@ -104,5 +108,27 @@ public enum TokenizerTrainer {
         let url = directory.appendingPathComponent("tokenizer.model")
         try tok.write(to: url)
         return try SentencePieceTokenizer(contentsOf: url)
+    }
+}
+
+extension TokenizerTrainer {
+    /// Plain-text training inputs for `files`: text files are used as they are; JSONL record files are
+    /// read as records and their texts (every message, reply and prompt) written to a temporary text file.
+    public static func textInputs(_ files: [URL], scratch: URL) throws -> [URL] {
+        try files.enumerated().map { i, url in
+            guard RecordReader.isJSONL(url.path) else { return url }
+            var text = ""
+            for r in try RecordReader.read(url).records {
+                switch r.body {
+                case .text(let t): text += t + "\n"
+                case .chat(let m), .prompt(let m): for x in m { text += x.content + "\n" }
+                case .preference(let p, let c, let rej): for x in p { text += x.content + "\n" }; text += c + "\n" + rej + "\n"
+                }
+            }
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            let out = scratch.appendingPathComponent("input-\(i).txt")
+            try Data(text.utf8).write(to: out, options: .atomic)
+            return out
+        }
     }
 }
