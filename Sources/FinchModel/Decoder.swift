@@ -53,6 +53,7 @@ public final class Decoder {
     let rope: RopeTable?
     var buffers: DecoderBuffers?
     var inferenceBuffers: DecoderBuffers?
+    var stepBuffers: DecoderBuffers?
     var dlogitsReady = false
     var dlogitsStore: Tensor?
 

@@ -139,12 +139,16 @@ extension Decoder {
             rope.apply(dqkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions, inverse: true)
             rope.apply(dqkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions, inverse: true)
         }
+        // The norm's input gradient is needed below this layer, its output gradient also for its own weights.
+        let needNormGrad = needInputGrad || trainable.contains(lay.norm1 + ".weight") || trainable.contains(lay.norm1 + ".bias")
         for (i, s) in lay.qkv.enumerated() {
-            linearBackward(s, x: bf.norm1[l].ptr, ldx: C, dy: dqkv, ldy: W, dx: needInputGrad ? bf.dNorm.ptr : nil,
+            linearBackward(s, x: bf.norm1[l].ptr, ldx: C, dy: dqkv, ldy: W, dx: needNormGrad ? bf.dNorm.ptr : nil,
                            lddx: C, accumulate: i > 0, rows: N)
         }
-        normBackward(lay.norm1, dy: bf.dNorm.ptr, x: bf.residual[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr,
-                     dx: needInputGrad ? dRes : nil, rows: N)
+        if needNormGrad {
+            normBackward(lay.norm1, dy: bf.dNorm.ptr, x: bf.residual[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr,
+                         dx: needInputGrad ? dRes : nil, rows: N)
+        }
     }
 
     /// The gradient w.r.t. a sub-layer's output given dL/d(residual sum): itself, or through the adapter.

@@ -35,3 +35,70 @@ public struct FinchRNG: RandomNumberGenerator {
         return Float((-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2))
     }
 }
+
+/// How the next token is chosen from logits. `temperature == 0` is greedy (argmax).
+/// Processing order follows Hugging Face: repetition penalty, temperature, top-k, top-p, min-p.
+public struct SamplingOptions: Equatable, Sendable {
+    /// 0 = greedy.
+    public var temperature: Float = 0
+    /// Keep the k most likely tokens (0 = off).
+    public var topK: Int = 0
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1 = off).
+    public var topP: Float = 1
+    /// Drop tokens less likely than minP × the most likely one (0 = off).
+    public var minP: Float = 0
+    /// HF repetition penalty over every token seen so far (1 = off): logit/p if > 0, else logit·p.
+    public var repetitionPenalty: Float = 1
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0,
+                repetitionPenalty: Float = 1, seed: UInt64 = 0) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
+        self.repetitionPenalty = repetitionPenalty; self.seed = seed
+    }
+}
+
+/// Picks tokens from logits under `SamplingOptions`, with its own deterministic RNG.
+public struct Sampler {
+    public let options: SamplingOptions
+    var rng: FinchRNG
+
+    public init(_ options: SamplingOptions) {
+        self.options = options
+        rng = FinchRNG(seed: options.seed)
+    }
+
+    /// The next token for `logits` (length V) given every token seen so far (for the penalty).
+    public mutating func next(logits: UnsafePointer<Float>, vocab V: Int, history: [Int]) -> Int {
+        var z = Array(UnsafeBufferPointer(start: logits, count: V))
+        if options.repetitionPenalty != 1 {
+            let p = options.repetitionPenalty
+            for t in Set(history) where t >= 0 && t < V { z[t] = z[t] > 0 ? z[t] / p : z[t] * p }
+        }
+        var best = 0
+        for i in 1..<V where z[i] > z[best] { best = i }
+        if options.temperature <= 0 { return best }
+        let inv = 1 / options.temperature
+        let top = z[best] * inv
+        // Tokens more than 40 nats below the best have probability < 1e-17: never candidates.
+        var cand = (0..<V).filter { z[$0] * inv >= top - 40 }
+        cand.sort { z[$0] > z[$1] || (z[$0] == z[$1] && $0 < $1) }
+        if options.topK > 0 && cand.count > options.topK { cand.removeLast(cand.count - options.topK) }
+        var probs = cand.map { Double(expf(z[$0] * inv - top)) }
+        var total = probs.reduce(0, +)
+        if options.topP < 1 {
+            var acc = 0.0, keep = cand.count
+            for (i, p) in probs.enumerated() { acc += p / total; if acc >= Double(options.topP) { keep = i + 1; break } }
+            cand.removeLast(cand.count - keep); probs.removeLast(probs.count - keep)
+        }
+        if options.minP > 0 {
+            let limit = Double(options.minP) * probs[0]
+            let keep = max(1, probs.firstIndex { $0 < limit } ?? probs.count)
+            cand.removeLast(cand.count - keep); probs.removeLast(probs.count - keep)
+        }
+        total = probs.reduce(0, +)
+        var u = rng.nextUniform() * total
+        for (i, p) in probs.enumerated() { u -= p; if u < 0 { return cand[i] } }
+        return cand[cand.count - 1]
+    }
+}

@@ -1,0 +1,118 @@
+import XCTest
+import FinchKernels
+import FinchModel
+
+/// Decoder behaviour beyond the reference cases: errors, trainable sets, hooks, KV cache, sampling.
+final class DecoderTests: XCTestCase {
+    func tinyConfig(_ f: Flavour) -> DecoderConfig {
+        DecoderConfig(flavour: f, vocabSize: 37, hiddenSize: 32, numLayers: 3, numHeads: 4,
+                      numKVHeads: f == .llama ? 2 : 4, intermediateSize: 48, maxPositions: 40)
+    }
+
+    func batch() -> (ids: [Int], mask: [Int], labels: [Int]) {
+        let ids = [5, 9, 3, 7, 11, 2, 8, 4, 6, 10, 1, 0]
+        let mask = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+        let labels = [-100, 9, 3, 7, 11, 2, -100, 4, 6, 10, -100, -100]
+        return (ids, mask, labels)
+    }
+
+    func testMissingAndMisshapenTensorsAreNamed() {
+        let cfg = tinyConfig(.llama)
+        var params = Decoder(config: cfg, seed: 1).parameters
+        params["model.layers.1.mlp.up_proj.weight"] = Tensor(shape: [3, 3])
+        XCTAssertThrowsError(try Decoder(config: cfg, parameters: params)) {
+            XCTAssert("\($0)".contains("model.layers.1.mlp.up_proj.weight"), "\($0)")
+        }
+        params["model.layers.1.mlp.up_proj.weight"] = Tensor(shape: [cfg.intermediateSize, cfg.hiddenSize])
+        params["model.norm.weight"] = nil
+        XCTAssertThrowsError(try Decoder(config: cfg, parameters: params)) { XCTAssert("\($0)".contains("model.norm.weight")) }
+    }
+
+    /// Freezing everything below layer 2 gives the same gradients for the trainable part and none for the rest.
+    func testTrainableSubsetMatchesFullBackward() {
+        for f in [Flavour.gpt2, .llama] {
+            let (ids, mask, labels) = batch()
+            let full = Decoder(config: tinyConfig(f), seed: 3)
+            full.forward(ids: ids, batch: 2, length: 6, attentionMask: mask)
+            _ = full.causalLMLoss(labels: labels)
+            full.backward()
+
+            let part = Decoder(config: tinyConfig(f), seed: 3)
+            part.trainable = Set(part.parameters.keys.filter { part.config.flavour == .gpt2 ? $0.hasPrefix("transformer.h.2.") : $0.hasPrefix("model.layers.2.") })
+            part.forward(ids: ids, batch: 2, length: 6, attentionMask: mask)
+            _ = part.causalLMLoss(labels: labels)
+            part.backward()
+            XCTAssertEqual(Set(part.gradients.keys), part.trainable)
+            for (name, g) in part.gradients {
+                XCTAssertEqual(g.array, full.gradients[name]!.array, "\(f) \(name)")
+            }
+        }
+    }
+
+    /// A zero LoRA-like adapter changes nothing; a non-zero one changes the logits and gets its x back.
+    final class ScaleAdapter: LinearAdapter {
+        var scale: Float
+        var backwardCalls = 0
+        init(_ s: Float) { scale = s }
+        func forward(x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
+            for r in 0..<rows { y[r * ldy] += scale * x[r * ldx] }
+        }
+        func backward(x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, ldy: Int,
+                      dx: UnsafeMutablePointer<Float>?, lddx: Int, rows: Int) {
+            backwardCalls += 1
+            if let dx = dx { for r in 0..<rows { dx[r * lddx] += scale * dy[r * ldy] } }
+        }
+    }
+    final class Hooks: DecoderHooks {
+        let adapter: ScaleAdapter
+        init(_ a: ScaleAdapter) { adapter = a }
+        func linearAdapter(module: String) -> LinearAdapter? { module == "model.layers.1.self_attn.v_proj" ? adapter : nil }
+        var lowestTrainableLayer: Int? { 1 }
+    }
+
+    func testLinearAdapterHookIsCalled() {
+        let (ids, mask, labels) = batch()
+        let d = Decoder(config: tinyConfig(.llama), seed: 4)
+        let base = d.forward(ids: ids, batch: 2, length: 6, attentionMask: mask).array
+        let adapter = ScaleAdapter(0)
+        d.hooks = Hooks(adapter)
+        XCTAssertEqual(d.forward(ids: ids, batch: 2, length: 6, attentionMask: mask).array, base)
+        adapter.scale = 0.5
+        XCTAssertNotEqual(d.forward(ids: ids, batch: 2, length: 6, attentionMask: mask).array, base)
+        d.trainable = []
+        _ = d.causalLMLoss(labels: labels)
+        d.backward()
+        XCTAssertEqual(adapter.backwardCalls, 1)
+        XCTAssert(d.gradients.isEmpty)
+    }
+
+    /// Prefill + steps through the cache give the logits of a full forward.
+    func testKVCacheMatchesFullForward() {
+        for f in [Flavour.gpt2, .llama] {
+            let d = Decoder(config: tinyConfig(f), seed: 5)
+            let ids = [3, 14, 15, 9, 26, 5, 35]
+            let full = d.forward(ids: ids, batch: 1, length: ids.count).array
+            let cache = KVCache(config: d.config, maxLength: 10)
+            var got = d.prefill(Array(ids[0..<4]), cache: cache, allPositions: true).array
+            for t in 4..<ids.count { got += d.step([ids[t]], cache: cache).array }
+            var worst: Float = 0
+            for i in 0..<full.count { worst = max(worst, abs(full[i] - got[i])) }
+            XCTAssertLessThan(worst, 1e-4, "\(f)")
+        }
+    }
+
+    func testSamplingIsSeededAndRespectsTopK() {
+        let logits: [Float] = [1, 3, 2, 0.5, 2.9]
+        var a = Sampler(SamplingOptions(temperature: 1, topK: 2, seed: 7))
+        var b = Sampler(SamplingOptions(temperature: 1, topK: 2, seed: 7))
+        var seen = Set<Int>()
+        for _ in 0..<200 {
+            let x = logits.withUnsafeBufferPointer { a.next(logits: $0.baseAddress!, vocab: 5, history: []) }
+            let y = logits.withUnsafeBufferPointer { b.next(logits: $0.baseAddress!, vocab: 5, history: []) }
+            XCTAssertEqual(x, y); seen.insert(x)
+        }
+        XCTAssertEqual(seen, [1, 4])
+        var g = Sampler(SamplingOptions(repetitionPenalty: 2))
+        XCTAssertEqual(logits.withUnsafeBufferPointer { g.next(logits: $0.baseAddress!, vocab: 5, history: [1]) }, 4)
+    }
+}
