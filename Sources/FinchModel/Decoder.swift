@@ -49,6 +49,10 @@ public final class Decoder {
     public var hooks: DecoderHooks?
     /// Prefix-tuning keys/values, prepended in every layer; nil = none.
     public var prefix: PrefixKeyValues?
+    /// Prompt tuning: the [P, C] embeddings given to the last `forwardHidden`, and after a backward
+    /// the gradient w.r.t. them (accumulated until reset to nil or `zeroGradients()`).
+    public internal(set) var promptEmbeddings: Tensor?
+    public internal(set) var promptEmbeddingGradient: Tensor?
 
     let rope: RopeTable?
     var buffers: DecoderBuffers?
@@ -102,7 +106,11 @@ public final class Decoder {
     }
 
     /// Sets every gradient to zero (keeps the buffers).
-    public func zeroGradients() { for g in gradients.values { g.zero() } }
+    public func zeroGradients() {
+        for g in gradients.values { g.zero() }
+        promptEmbeddingGradient?.zero()
+        prefix?.zeroGradients()
+    }
 
     // MARK: parameter access
 

@@ -103,6 +103,8 @@ extension Decoder {
         if let p = config.positionEmbeddingName, trainable.contains(p) { embedding = true }
         for name in trainable { if let l = config.layerIndex(of: name) { lowest = min(lowest, l) } }
         if let h = hooks?.lowestTrainableLayer { lowest = min(lowest, h) }
+        if prefix != nil { lowest = 0 }
+        if buffers?.promptLength ?? 0 > 0 { embedding = true }
         return (lowest, embedding)
     }
 
@@ -129,12 +131,16 @@ extension Decoder {
         let dAttnOut = subLayerGradient(dRes, input: bf.attnOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
         linearBackward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, dy: dAttnOut, ldy: C, dx: bf.dAttn.ptr, lddx: cfg.qDim, accumulate: false, rows: N)
         let qkv = bf.qkv[l].ptr, dqkv = bf.dQKV.ptr
-        let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
         func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: T * ld) }
-        Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
-                           out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
-                           keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, lse: bf.lse[l].ptr,
-                           dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
+        if let prefix = prefix {
+            prefixAttentionBackward(l, bf, prefix)
+        } else {
+            let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
+            Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
+                               out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
+                               keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, lse: bf.lse[l].ptr,
+                               dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
+        }
         if let rope = rope {
             rope.apply(dqkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions, inverse: true)
             rope.apply(dqkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions, inverse: true)
@@ -151,6 +157,31 @@ extension Decoder {
         }
     }
 
+    /// Attention backward over [prefix | real] keys: real-key gradients go to the fused dQKV buffer,
+    /// prefix-key gradients (summed over the batch) to `prefix.keyGradients/valueGradients`.
+    private func prefixAttentionBackward(_ l: Int, _ bf: DecoderBuffers, _ prefix: PrefixKeyValues) {
+        let cfg = config, T = bf.length, B = bf.batch, W = cfg.qkvWidth, P = prefix.length, kv = cfg.kvDim
+        let dK = bf.dPrefixedKeys!.ptr, dV = bf.dPrefixedValues!.ptr
+        let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads,
+                                   headDim: cfg.headDim, queryOffset: P)
+        func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int, _ len: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: len * ld) }
+        Attention.backward(shape, q: rows(bf.qkv[l].ptr, W, T), k: rows(bf.prefixedKeys[l].ptr, kv, P + T),
+                           v: rows(bf.prefixedValues[l].ptr, kv, P + T),
+                           out: rows(bf.attn[l].ptr, cfg.qDim, T), dOut: rows(bf.dAttn.ptr, cfg.qDim, T),
+                           keyMask: bf.prefixedMask!.ptr, lse: bf.lse[l].ptr,
+                           dq: rows(bf.dQKV.ptr, W, T), dk: rows(dK, kv, P + T), dv: rows(dV, kv, P + T))
+        let dqkv = bf.dQKV.ptr
+        for b in 0..<B {
+            VectorMath.add(dK + b * (P + T) * kv, into: prefix.keyGradients[l].ptr, P * kv)
+            VectorMath.add(dV + b * (P + T) * kv, into: prefix.valueGradients[l].ptr, P * kv)
+            for t in 0..<T {
+                let dst = dqkv + (b * T + t) * W
+                (dst + cfg.qDim).update(from: dK + (b * (P + T) + P + t) * kv, count: kv)
+                (dst + cfg.qDim + kv).update(from: dV + (b * (P + T) + P + t) * kv, count: kv)
+            }
+        }
+    }
+
     /// The gradient w.r.t. a sub-layer's output given dL/d(residual sum): itself, or through the adapter.
     private func subLayerGradient(_ dRes: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                                   adapter: ResidualAdapter?, _ bf: DecoderBuffers) -> UnsafeMutablePointer<Float> {
@@ -164,7 +195,12 @@ extension Decoder {
     func embeddingBackward(_ bf: DecoderBuffers) {
         let C = config.hiddenSize, dRes = bf.dResidual.ptr
         if let g = grad(config.embeddingName) {
-            for n in 0..<bf.rows { VectorMath.add(dRes + n * C, into: g + Int(bf.ids[n]) * C, C) }
+            for n in 0..<bf.rows where bf.ids[n] >= 0 { VectorMath.add(dRes + n * C, into: g + Int(bf.ids[n]) * C, C) }
+        }
+        if bf.promptLength > 0, let prompt = promptEmbeddings {
+            if promptEmbeddingGradient?.shape != prompt.shape { promptEmbeddingGradient = Tensor(shape: prompt.shape) }
+            let g = promptEmbeddingGradient!.ptr
+            for n in 0..<bf.rows where bf.ids[n] < 0 { VectorMath.add(dRes + n * C, into: g + (n % bf.length) * C, C) }
         }
         if let p = config.positionEmbeddingName, let g = grad(p) {
             for n in 0..<bf.rows { VectorMath.add(dRes + n * C, into: g + Int(bf.positions[n]) * C, C) }

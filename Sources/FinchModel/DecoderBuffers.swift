@@ -11,6 +11,8 @@ final class DecoderBuffers {
     let positions: UnsafeMutablePointer<Int32>
     let keyMask: Tensor            // [B, T] 1 = real token
     var hasPadding = false
+    /// Prompt tuning: the first `promptLength` positions of every row are virtual (id −1).
+    var promptLength = 0
 
     // Per layer (residual[l] is the input of layer l, residual[L] the output of the last layer).
     let residual: [Tensor]         // L+1 × [N, C]
@@ -37,6 +39,22 @@ final class DecoderBuffers {
     lazy var dMlpIn = Tensor(shape: [rows, cfg.mlpInWidth])
     lazy var dAct = Tensor(shape: [rows, cfg.intermediateSize])
     lazy var dHidden = Tensor(shape: [rows, cfg.hiddenSize])
+
+    // Prefix tuning: per layer [B, P+T, kvDim] keys/values (prefix rows first) and their [B, P+T] mask.
+    private(set) var prefixLength = 0
+    private(set) var prefixedKeys: [Tensor] = [], prefixedValues: [Tensor] = []
+    private(set) var prefixedMask: Tensor?
+    private(set) var dPrefixedKeys: Tensor?, dPrefixedValues: Tensor?
+
+    func ensurePrefix(_ P: Int) {
+        if prefixLength == P && prefixedMask != nil { return }
+        prefixLength = P
+        let shape = [batch, P + length, cfg.kvDim]
+        prefixedKeys = (0..<cfg.numLayers).map { _ in Tensor(shape: shape) }
+        prefixedValues = (0..<cfg.numLayers).map { _ in Tensor(shape: shape) }
+        prefixedMask = Tensor(shape: [batch, P + length])
+        dPrefixedKeys = Tensor(shape: shape); dPrefixedValues = Tensor(shape: shape)
+    }
 
     let cfg: DecoderConfig
 

@@ -8,12 +8,33 @@ extension Decoder {
     /// - Parameters:
     ///   - ids: B·T token ids, row-major.
     ///   - attentionMask: B·T values, 1 = real token, 0 = padding (never attended as a key); nil = all real.
-    ///   - positionIds: B·T positions; nil = 0..<T on every row (HF's default; padding does not shift them).
+    ///   - positionIds: B·T positions; nil = 0..<T on every row (HF's default; padding does not shift them),
+    ///     shifted by the prefix length when `prefix` is set.
+    ///   - prependEmbeddings: prompt tuning: [P, C] embeddings placed before the tokens of every row; the
+    ///     sequence becomes P + T long (hidden states, logits and labels then cover P + T positions,
+    ///     positions default to 0..<P+T, the mask gets P ones in front; `positionIds` must cover P + T).
     @discardableResult
     public func forwardHidden(ids: [Int], batch: Int, length: Int, attentionMask: [Int]? = nil,
-                              positionIds: [Int]? = nil) -> Tensor {
-        let bf = trainingBuffers(batch: batch, length: length)
-        load(bf, ids: ids, attentionMask: attentionMask, positionIds: positionIds, positionOffset: prefix?.length ?? 0)
+                              positionIds: [Int]? = nil, prependEmbeddings: Tensor? = nil) -> Tensor {
+        let P = prependEmbeddings?.shape[0] ?? 0
+        if let e = prependEmbeddings {
+            precondition(e.shape.count == 2 && e.shape[1] == config.hiddenSize, "Decoder: prompt embeddings \(e.shape), expected [P, \(config.hiddenSize)]")
+        }
+        let bf = trainingBuffers(batch: batch, length: P + length)
+        var allIds = ids, mask = attentionMask
+        if P > 0 {
+            precondition(ids.count == batch * length, "Decoder: \(ids.count) ids for batch \(batch) × length \(length)")
+            allIds = []; allIds.reserveCapacity(batch * (P + length))
+            for b in 0..<batch { allIds += [Int](repeating: 0, count: P) + ids[(b * length)..<((b + 1) * length)] }
+            if let m = attentionMask {
+                mask = []
+                for b in 0..<batch { mask! += [Int](repeating: 1, count: P) + m[(b * length)..<((b + 1) * length)] }
+            }
+        }
+        load(bf, ids: allIds, attentionMask: mask, positionIds: positionIds, positionOffset: prefix?.length ?? 0)
+        bf.promptLength = P
+        promptEmbeddings = prependEmbeddings
+        if P > 0 { for b in 0..<batch { for t in 0..<P { bf.ids[b * (P + length) + t] = -1 } } }
         runTrunk(bf, cache: nil)
         dlogitsReady = false
         return bf.hidden
@@ -92,7 +113,11 @@ extension Decoder {
         let wpe = config.positionEmbeddingName.map { w($0) }
         for n in 0..<N {
             let dst = x0 + n * C
-            dst.update(from: wte + Int(bf.ids[n]) * C, count: C)
+            if bf.ids[n] >= 0 {
+                dst.update(from: wte + Int(bf.ids[n]) * C, count: C)
+            } else {   // a virtual prompt-tuning position
+                dst.update(from: promptEmbeddings!.ptr + (n % bf.length) * C, count: C)
+            }
             if let wpe = wpe { VectorMath.add(wpe + Int(bf.positions[n]) * C, into: dst, C) }
         }
         for l in 0..<config.numLayers { layerForward(l, bf, cache: cache) }
@@ -131,6 +156,27 @@ extension Decoder {
             Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: M * kv),
                               v: StridedRows(V, rowStride: kv, batchStride: M * kv),
                               keyMask: cache.keyMask.ptr, maskStride: M, out: out, lse: bf.lse[l].ptr)
+        } else if let prefix = prefix {
+            let P = prefix.length, kv = cfg.kvDim
+            precondition(prefix.keys.count == cfg.numLayers, "Decoder.prefix: \(prefix.keys.count) layers, model has \(cfg.numLayers)")
+            bf.ensurePrefix(P)
+            let K = bf.prefixedKeys[l].ptr, V = bf.prefixedValues[l].ptr, mask = bf.prefixedMask!.ptr
+            for b in 0..<B {
+                (K + b * (P + T) * kv).update(from: prefix.keys[l].ptr, count: P * kv)
+                (V + b * (P + T) * kv).update(from: prefix.values[l].ptr, count: P * kv)
+                (mask + b * (P + T)).update(repeating: 1, count: P)
+                (mask + b * (P + T) + P).update(from: bf.keyMask.ptr + b * T, count: T)
+                for t in 0..<T {
+                    let src = qkv + (b * T + t) * W
+                    (K + (b * (P + T) + P + t) * kv).update(from: src + cfg.qDim, count: kv)
+                    (V + (b * (P + T) + P + t) * kv).update(from: src + cfg.qDim + kv, count: kv)
+                }
+            }
+            let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads,
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: P)
+            Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: (P + T) * kv),
+                              v: StridedRows(V, rowStride: kv, batchStride: (P + T) * kv),
+                              keyMask: mask, out: out, lse: bf.lse[l].ptr)
         } else {
             let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads,
                                        kvHeads: cfg.numKVHeads, headDim: cfg.headDim)

@@ -115,4 +115,55 @@ final class DecoderTests: XCTestCase {
         var g = Sampler(SamplingOptions(repetitionPenalty: 2))
         XCTAssertEqual(logits.withUnsafeBufferPointer { g.next(logits: $0.baseAddress!, vocab: 5, history: [1]) }, 4)
     }
+
+    /// Prompt embeddings equal to token embeddings give that token sequence's logits, and their
+    /// gradient equals those rows' share of the embedding gradient.
+    func testPromptEmbeddingsActLikeTokens() {
+        for f in [Flavour.gpt2, .llama] {
+            let d = Decoder(config: tinyConfig(f), seed: 6)
+            let C = d.config.hiddenSize, virt = [7, 21], ids = [4, 9, 30]
+            let emb = Tensor(shape: [2, C])
+            for (j, t) in virt.enumerated() { (emb.ptr + j * C).update(from: d.parameters[d.config.flavour == .gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight"]!.ptr + t * C, count: C) }
+            d.forwardHidden(ids: ids, batch: 1, length: 3, prependEmbeddings: emb)
+            let a = d.lmHead().array
+            let b = d.forward(ids: virt + ids, batch: 1, length: 5).array
+            XCTAssertEqual(a.count, b.count)
+            for i in 0..<a.count { XCTAssertEqual(a[i], b[i], accuracy: 1e-5) }
+            d.forwardHidden(ids: ids, batch: 1, length: 3, prependEmbeddings: emb)
+            d.lmHead()
+            _ = d.causalLMLoss(labels: [-100, 5, 6, 7, 8])
+            d.backward()
+            XCTAssertNotNil(d.promptEmbeddingGradient)
+        }
+    }
+
+    /// Training forward with prefix keys/values equals KV-cache inference with the prefix loaded, and
+    /// the prefix gradient matches a finite difference of the loss.
+    func testPrefixKeyValues() {
+        let d = Decoder(config: tinyConfig(.llama), seed: 8)
+        var rng = FinchRNG(seed: 9)
+        let P = 3, kv = d.config.kvDim, L = d.config.numLayers
+        func table() -> [Tensor] { (0..<L).map { _ in let t = Tensor(shape: [P, kv]); for i in 0..<t.count { t[i] = rng.nextNormal() }; return t } }
+        let prefix = PrefixKeyValues(keys: table(), values: table())
+        d.prefix = prefix
+        let ids = [3, 14, 15, 9], labels = [-100, 14, 15, 9]
+        let logits = d.forward(ids: ids, batch: 1, length: 4).array
+        let cache = KVCache(config: d.config, maxLength: 10)
+        cache.loadPrefix(prefix)
+        d.prefix = nil
+        let cached = d.prefill(ids, cache: cache, allPositions: true).array
+        for i in 0..<logits.count { XCTAssertEqual(logits[i], cached[i], accuracy: 1e-4) }
+        d.prefix = prefix
+        d.trainable = []
+        d.forward(ids: ids, batch: 1, length: 4)
+        _ = d.causalLMLoss(labels: labels)
+        d.backward()
+        let analytic = prefix.valueGradients[1][5]
+        func loss() -> Double { d.forward(ids: ids, batch: 1, length: 4); return Double(d.causalLMLoss(labels: labels).loss) }
+        let old = prefix.values[1][5]
+        prefix.values[1][5] = old + 1e-2; let up = loss()
+        prefix.values[1][5] = old - 1e-2; let down = loss()
+        prefix.values[1][5] = old
+        XCTAssertEqual(Double(analytic), (up - down) / 2e-2, accuracy: 1e-3 + 1e-2 * abs(Double(analytic)))
+    }
 }
