@@ -32,7 +32,7 @@ public struct LoRAAdapterConfig: Equatable, Sendable {
                 useDora: Bool = false, baseModelNameOrPath: String? = nil, taskType: String = "CAUSAL_LM",
                 bias: String = "none", fanInFanOut: Bool = false, rankPattern: [String: Int] = [:],
                 alphaPattern: [String: Double] = [:], other: [String: JSONNode] = LoRAAdapterConfig.peftDefaults) {
-        self.r = r; self.loraAlpha = loraAlpha; self.loraDropout = loraDropout; self.targetModules = targetModules
+        self.r = r; self.loraAlpha = loraAlpha; self.loraDropout = loraDropout; self.targetModules = targetModules.sorted()
         self.useRslora = useRslora; self.useDora = useDora; self.baseModelNameOrPath = baseModelNameOrPath
         self.taskType = taskType; self.bias = bias; self.fanInFanOut = fanInFanOut
         self.rankPattern = rankPattern; self.alphaPattern = alphaPattern; self.other = other
