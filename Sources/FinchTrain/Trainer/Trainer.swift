@@ -1,0 +1,245 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// What a finished (or stopped) run measured.
+public struct TrainingSummary: Codable, Sendable {
+    public var steps: Int
+    public var totalSteps: Int
+    public var firstLoss: Double?
+    public var lastLoss: Double?
+    public var bestEvalLoss: Double?
+    public var bestStep: Int?
+    public var finalEval: EvalResult?
+    public var tokensPerSecond: Double?
+    public var peakMemoryBytes: Int
+    public var trainableParameters: Int
+    public var totalParameters: Int
+    /// "completed", "early-stop", "interrupted".
+    public var endReason: String
+}
+
+/// One optimizer step's figures.
+public struct StepResult: Sendable {
+    public var loss: Double
+    public var trainedTokens: Int
+    public var realTokens: Int
+    public var gradNorm: Double
+    public var lr: Double
+}
+
+/// The causal-LM training loop (pretraining and SFT with every method): micro-batches from a
+/// `DatasetReader` (optionally mixed with replay rows), gradient accumulation normalised by the trained
+/// tokens of the whole optimizer step, AdamW with groups + warmup/decay, evaluation, early stopping,
+/// checkpoints and exact resume (via `TrainingSession`).
+public final class Trainer {
+    public let config: TrainerConfig
+    public let model: CausalLMModel
+    public let session: TrainingSession
+    public let trainData: DatasetReader
+    public let evalData: DatasetReader?
+    public let replayData: DatasetReader?
+    public let stepsPerEpoch: Int
+    public let totalSteps: Int
+    /// Per-step losses of this process (tests compare them across resumes).
+    public private(set) var stepLosses: [Double] = []
+    /// Install the Ctrl-C handler during `fit` (off in tests).
+    public var handleSignals = true
+
+    public init(config: TrainerConfig, model: CausalLMModel, train: DatasetReader, eval: DatasetReader? = nil,
+                replay: DatasetReader? = nil, run: RunFolder, progress: Progress = Progress(total: 0, mode: .quiet)) throws {
+        try config.validate()
+        let maxPos = model.decoder.config.maxPositions - (model.decoder.prefix?.length ?? 0)
+        guard config.seqLen <= maxPos else {
+            throw TrainingError("--seq-len \(config.seqLen) exceeds the model's \(maxPos) positions (max_position_embeddings)")
+        }
+        guard train.count > 0 else { throw TrainingError("\(train.folder.path): the training split holds no entries") }
+        if config.replayRatio > 0 && replay == nil { throw TrainingError("--replay-ratio needs --replay DATA") }
+        self.config = config
+        self.model = model
+        self.trainData = train
+        self.evalData = eval
+        self.replayData = replay
+        let rowsPerStep = config.batchSize * config.gradAccum
+        stepsPerEpoch = max(1, (train.count + rowsPerStep - 1) / rowsPerStep)
+        totalSteps = config.maxSteps ?? max(1, Int((config.epochs * Double(stepsPerEpoch)).rounded(.up)))
+        let schedule = LRSchedule(kind: LRSchedule.Kind(name: config.schedule)!, baseLR: config.lr,
+                                  warmupSteps: config.warmup, totalSteps: totalSteps)
+        let prog = progress.total == totalSteps ? progress : Progress(total: totalSteps, mode: progress.mode, every: config.logEvery)
+        try Self.applyTrainableSet(model, config: config, step: 0)
+        session = try TrainingSession(run: run, parameters: { [unowned model] in model.trainableParameters },
+                                      groups: Self.groups(model, config: config, names: nil), settings: config.adamW,
+                                      schedule: schedule, seed: config.seed, progress: prog)
+        session.checkpointEvery = config.checkpointEvery
+        session.keepCheckpoints = config.keepCheckpoints
+    }
+
+    // MARK: trainable set
+
+    /// Sets the decoder's trainable set for `step` (layer-wise methods; PEFT leaves the base frozen).
+    static func applyTrainableSet(_ model: CausalLMModel, config: TrainerConfig, step: Int) throws {
+        guard model.peft == nil else { return }
+        let names = try TrainableSet.names(config: model.decoder.config, method: config.method, trainLayers: config.trainLayers,
+                                           unfreezeEvery: config.unfreezeEvery, cacheFeatures: config.cacheFeatures, step: step)
+        if names != model.decoder.trainable { model.decoder.trainable = names }
+        model.allocateGradients()
+    }
+
+    /// Optimizer groups for the model's trainable tensors (or only `names`).
+    static func groups(_ model: CausalLMModel, config: TrainerConfig, names: Set<String>?) -> [ParameterGroup] {
+        let params = model.trainableParameters
+        let chosen = names ?? Set(params.keys)
+        if model.peft != nil {
+            return TrainableSet.groups(names: Array(chosen), shapes: params.mapValues(\.shape), numLayers: model.decoder.config.numLayers,
+                                       layerLrDecay: config.layerLrDecay)
+        }
+        return TrainableSet.decoderGroups(chosen, config: model.decoder.config, layerLrDecay: config.layerLrDecay)
+    }
+
+    /// Gradual unfreezing: adds newly unfrozen parameters to the model and optimizer before step `step + 1`.
+    func updateTrainableSet() throws {
+        guard model.peft == nil, config.unfreezeEvery > 0 else { return }
+        try Self.applyTrainableSet(model, config: config, step: session.state.step)
+        let known = Set(session.optimizer.parameterNames)
+        let new = model.decoder.trainable.subtracting(known)
+        guard !new.isEmpty else { return }
+        for g in Self.groups(model, config: config, names: new) {
+            try session.optimizer.addGroup(g, parameters: model.trainableParameters)
+        }
+        session.progress.message("step \(session.state.step): unfroze \(new.count) tensors (\(model.parameterCounts.trainable) trainable parameters)")
+    }
+
+    // MARK: resume
+
+    /// Continues from a checkpoint folder: weights, optimizer, schedule position, RNG, data cursors.
+    public func resume(from folder: URL) throws {
+        let saved = try Checkpoint.state(at: folder)
+        // The optimizer groups in the checkpoint are those of the step before it.
+        try Self.applyTrainableSet(model, config: config, step: max(0, saved.step - 1))
+        try session.resume(from: folder)
+        if let c = session.state.dataCursor { trainData.cursor = try c.decode(Cursor.self) }
+        if let r = replayData, let c = session.state.extras["replay_cursor"] { r.cursor = try c.decode(Cursor.self) }
+    }
+
+    /// Resumes from the newest periodic checkpoint of the run folder; false when there is none.
+    @discardableResult
+    public func resumeLatest() throws -> Bool {
+        guard let latest = session.run.latestCheckpoint() else { return false }
+        try resume(from: latest.url)
+        return true
+    }
+
+    // MARK: steps
+
+    /// The next micro-batch: `batchSize` rows, each a replay row with probability `replayRatio`.
+    public func nextMicroBatch() throws -> Batch {
+        var examples: [Example] = []
+        examples.reserveCapacity(config.batchSize)
+        for _ in 0..<config.batchSize {
+            if let r = replayData, config.replayRatio > 0, session.state.rng.uniformDouble() < config.replayRatio {
+                examples.append(try r.next())
+            } else {
+                examples.append(try trainData.next())
+            }
+        }
+        return Batch(examples, length: config.seqLen, padID: trainData.padID)
+    }
+
+    /// Forward + backward of the micro-batches of one optimizer step into the model's gradients, each
+    /// token's loss scaled by 1/(trained tokens over all of them), so the sum equals the large batch.
+    /// Returns the step's mean loss. Gradients are accumulated (zero them before).
+    public static func accumulateGradients(_ model: CausalLMModel, microBatches: [Batch]) -> (loss: Double, trainedTokens: Int) {
+        let total = microBatches.reduce(0) { $0 + $1.trainedTokens }
+        let scale = GradientAccumulation.lossScale(totalTrainedTokens: total)
+        var nll = 0.0
+        for mb in microBatches {
+            let r = model.loss(mb, gradientScale: scale)
+            nll += r.nllSum
+            model.backward()
+        }
+        return (total > 0 ? nll / Double(total) : 0, total)
+    }
+
+    /// One optimizer step over `gradAccum` micro-batches.
+    public func trainStep() throws -> StepResult {
+        try updateTrainableSet()
+        var batches: [Batch] = []
+        for _ in 0..<config.gradAccum { batches.append(try nextMicroBatch()) }
+        model.zeroGradients()
+        let lr = session.currentLR
+        let (loss, tokens) = Self.accumulateGradients(model, microBatches: batches)
+        let report = try session.step(gradients: model.gradients)
+        session.state.microBatches += batches.count
+        session.state.tokensSeen += tokens
+        session.state.epoch = trainData.cursor.epoch
+        session.state.dataCursor = try JSONBlob(encoding: trainData.cursor)
+        if let r = replayData { session.state.extras["replay_cursor"] = try JSONBlob(encoding: r.cursor) }
+        stepLosses.append(loss)
+        return StepResult(loss: loss, trainedTokens: tokens, realTokens: batches.reduce(0) { $0 + $1.realTokens },
+                          gradNorm: report.gradNorm, lr: lr)
+    }
+
+    /// Evaluates on the held-out split (nil without one).
+    public func evaluate() throws -> EvalResult? {
+        guard let e = evalData, e.count > 0 else { return nil }
+        return try CausalLMEvaluation.evaluate(model, reader: e, batchSize: config.batchSize, seqLen: config.seqLen,
+                                               maxBatches: config.evalBatches)
+    }
+
+    var evalInterval: Int? {
+        if config.evalEvery < 0 || evalData == nil { return nil }
+        return config.evalEvery > 0 ? config.evalEvery : stepsPerEpoch
+    }
+
+    // MARK: loop
+
+    /// Runs until `totalSteps`, early stopping or Ctrl-C; always ends with a checkpoint and loss.svg.
+    public func fit() throws -> TrainingSummary {
+        if handleSignals { StopSignal.install() }
+        defer { if handleSignals { StopSignal.uninstall() } }
+        let p = session.progress
+        let counts = model.parameterCounts
+        var endReason = "completed"
+        var lastEval: EvalResult? = nil
+        var evalAtStep = -1
+        let startLoss = stepLosses.count
+        while session.state.step < totalSteps {
+            let r = try trainStep()
+            let step = session.state.step
+            p.update(step: step, loss: r.loss, lr: r.lr, tokens: r.realTokens)
+            var rec: [String: Any] = ["loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm, "trained_tokens": r.trainedTokens,
+                                      "epoch": Double(trainData.cursor.epoch) + Double(trainData.cursor.position) / Double(trainData.count)]
+            if let tps = p.tokensPerSecond { rec["tokens_per_s"] = tps }
+            try session.log(rec)
+            if let every = evalInterval, step % every == 0 || step == totalSteps, let e = try evaluate() {
+                lastEval = e; evalAtStep = step
+                try session.log(e.record())
+                let improved = try session.evaluated(loss: e.loss, saveBest: config.saveBest)
+                p.message(String(format: "step %d: eval loss %.4f · ppl %.2f", step, e.loss, e.perplexity)
+                          + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "") + (improved ? " (best)" : ""))
+                if session.state.shouldStopEarly(patience: config.patience) {
+                    endReason = "early-stop"
+                    p.message("early stop: no eval improvement in \(config.patience) evaluations")
+                    break
+                }
+            }
+            if session.shouldCheckpoint { try session.checkpoint() }
+            if StopSignal.requested { endReason = "interrupted"; break }
+        }
+        p.finish()
+        if session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
+        if endReason == "interrupted" { p.message("stopped at step \(session.state.step); checkpoint written (resume with --resume)") }
+        if evalAtStep != session.state.step, endReason != "interrupted", let e = try evaluate() {
+            lastEval = e
+            try session.log(e.record())
+            try session.evaluated(loss: e.loss, saveBest: config.saveBest)
+        }
+        try session.writeLossCurve()
+        let losses = stepLosses[startLoss...]
+        return TrainingSummary(steps: session.state.step, totalSteps: totalSteps, firstLoss: losses.first, lastLoss: losses.last,
+                               bestEvalLoss: session.state.bestEvalLoss, bestStep: session.state.bestStep, finalEval: lastEval,
+                               tokensPerSecond: p.tokensPerSecond, peakMemoryBytes: ResourceUsage.peakResidentBytes(),
+                               trainableParameters: counts.trainable, totalParameters: counts.total, endReason: endReason)
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+
+/// Settings of a causal-LM training run (pretraining or SFT). Property names are the camelCase
+/// forms of the command-line flags, so `Recipe.decode(TrainerConfig.self)` fills it from flags + YAML.
+public struct TrainerConfig: Codable, Equatable, Sendable {
+    /// Run length: `maxSteps` optimizer steps when set, else `epochs` passes over the training split.
+    public var epochs: Double = 1
+    public var maxSteps: Int?
+    /// Rows per micro-batch and tokens per row.
+    public var batchSize: Int = 8
+    public var seqLen: Int = 256
+    /// Micro-batches per optimizer step (their gradients sum to the large batch's).
+    public var gradAccum: Int = 1
+    /// Peak learning rate, warmup steps, decay shape (`cosine`, `linear`, `constant`).
+    public var lr: Double = 3e-4
+    public var warmup: Int = 0
+    public var schedule: String = "cosine"
+    public var weightDecay: Double = 0.01
+    /// Global-norm clipping threshold; 0 or negative = no clipping.
+    public var maxGradNorm: Double = 1.0
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.999
+    public var adamEps: Double = 1e-8
+    /// Evaluate every N optimizer steps (0 = once per epoch; negative = never).
+    public var evalEvery: Int = 0
+    /// Cap on evaluation micro-batches per evaluation (0 = the whole held-out split, streamed).
+    public var evalBatches: Int = 0
+    /// Evaluations without improvement before stopping (0 = never stop early).
+    public var patience: Int = 0
+    /// Periodic checkpoint interval in steps (0 = only at the end / on Ctrl-C) and how many to keep.
+    public var checkpointEvery: Int = 0
+    public var keepCheckpoints: Int = 2
+    /// Write `best/` whenever the eval loss improves.
+    public var saveBest: Bool = true
+    public var seed: UInt64 = 0
+    /// Plain progress line interval (logs) and metrics.jsonl interval, in steps.
+    public var logEvery: Int = 10
+    /// Layer-wise method settings (see `TrainableSet`).
+    public var method: String = "full"
+    public var trainLayers: Int = 0
+    public var unfreezeEvery: Int = 0
+    public var layerLrDecay: Double = 1
+    public var cacheFeatures: Bool = false
+    /// Fraction of replay (base-corpus) rows mixed into every micro-batch.
+    public var replayRatio: Double = 0
+
+    public init() {}
+
+    /// The AdamW settings these values give.
+    public var adamW: AdamWSettings {
+        AdamWSettings(beta1: beta1, beta2: beta2, eps: adamEps, weightDecay: weightDecay,
+                      maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil)
+    }
+
+    /// Checks ranges; errors name the option.
+    public func validate() throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
+        try need(batchSize >= 1, "--batch-size must be at least 1 (got \(batchSize))")
+        try need(seqLen >= 2, "--seq-len must be at least 2 (got \(seqLen))")
+        try need(gradAccum >= 1, "--grad-accum must be at least 1 (got \(gradAccum))")
+        try need(lr > 0 && lr.isFinite, "--lr must be positive (got \(lr))")
+        try need(warmup >= 0, "--warmup must be >= 0 (got \(warmup))")
+        try need(LRSchedule.Kind(name: schedule) != nil, "--schedule must be cosine, linear or constant (got '\(schedule)')")
+        try need(maxSteps.map { $0 >= 1 } ?? (epochs > 0), "--max-steps must be >= 1, or --epochs > 0")
+        try need(layerLrDecay > 0 && layerLrDecay <= 1, "--layer-lr-decay must be in (0, 1] (got \(layerLrDecay))")
+        try need(replayRatio >= 0 && replayRatio < 1, "--replay-ratio must be in [0, 1) (got \(replayRatio))")
+        try need(trainLayers >= 0, "--train-layers must be >= 0 (got \(trainLayers))")
+        try need(unfreezeEvery >= 0, "--unfreeze-every must be >= 0 (got \(unfreezeEvery))")
+    }
+}

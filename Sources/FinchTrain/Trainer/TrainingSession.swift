@@ -1,0 +1,95 @@
+import Foundation
+import FinchKernels
+import FinchModel
+
+/// The objective-independent half of a training run, for any trainer (causal LM, reward model, DPO, PPO):
+/// run folder, AdamW over named groups + LR schedule, trainer state (step, RNG, cursors, best eval,
+/// patience), metrics.jsonl + loss.svg, progress line, periodic / best checkpoints and exact resume.
+///
+/// A trainer computes gradients its own way, then calls `step(gradients:)`; `evaluated(...)` after an
+/// evaluation; `checkpoint(...)` when `shouldCheckpoint`; `resume(from:)` before the loop.
+public final class TrainingSession {
+    public let run: RunFolder
+    public private(set) var metrics: MetricsLog
+    public let optimizer: AdamWOptimizer
+    public let schedule: LRSchedule
+    public let progress: Progress
+    /// Step, epoch, RNG, cursors, best eval, patience; saved in every checkpoint.
+    public var state: TrainingState
+    /// The live trainable tensors by name (looked up at save/restore time, so the set may grow).
+    public let parameters: () -> [String: Tensor]
+    /// Writes extra files (a usable model or adapter) into a checkpoint / best folder.
+    public var writeModel: ((URL) throws -> Void)?
+    /// Periodic checkpoint interval (0 = none) and how many to keep.
+    public var checkpointEvery = 0
+    public var keepCheckpoints = 2
+    private var lastCurve = Date.distantPast
+
+    public init(run: RunFolder, parameters: @escaping () -> [String: Tensor], groups: [ParameterGroup],
+                settings: AdamWSettings, schedule: LRSchedule, seed: UInt64, progress: Progress) throws {
+        self.run = run
+        self.parameters = parameters
+        self.metrics = try MetricsLog(url: run.metricsURL)
+        self.optimizer = try AdamWOptimizer(parameters: parameters(), groups: groups, settings: settings)
+        self.schedule = schedule
+        self.progress = progress
+        self.state = TrainingState(seed: seed)
+    }
+
+    /// The rate of the next optimizer step.
+    public var currentLR: Double { schedule.lr(at: state.step) }
+
+    /// One optimizer step (clipping + AdamW at the scheduled rate); advances `state.step`.
+    @discardableResult
+    public func step(gradients: [String: Tensor]) throws -> AdamWOptimizer.StepReport {
+        let report = try optimizer.step(gradients: gradients, lr: currentLR)
+        state.step += 1
+        return report
+    }
+
+    /// Appends a metrics record (with `step`) and refreshes loss.svg at most every few seconds.
+    public func log(_ record: [String: Any], forceCurve: Bool = false) throws {
+        var r = record
+        if r["step"] == nil { r["step"] = state.step }
+        try metrics.append(r)
+        if forceCurve || Date().timeIntervalSince(lastCurve) > 5 { try writeLossCurve() }
+    }
+
+    /// Redraws loss.svg from metrics.jsonl.
+    public func writeLossCurve() throws {
+        try LossCurve.write(LossCurve.panels(fromMetrics: try MetricsLog.read(metrics.url)), to: run.lossCurveURL)
+        lastCurve = Date()
+    }
+
+    /// Records an evaluation loss (best / patience) and writes `best/` when it improved and `saveBest`.
+    /// Returns whether it improved.
+    @discardableResult
+    public func evaluated(loss: Double, saveBest: Bool) throws -> Bool {
+        let improved = state.recordEvaluation(loss: loss)
+        if improved && saveBest { try run.writeBest { try self.writeCheckpoint(into: $0) } }
+        return improved
+    }
+
+    /// Whether a periodic checkpoint is due after the current step.
+    public var shouldCheckpoint: Bool { checkpointEvery > 0 && state.step % checkpointEvery == 0 }
+
+    /// Writes `checkpoints/step-N` (atomically) and prunes old ones.
+    @discardableResult
+    public func checkpoint() throws -> URL {
+        try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
+    }
+
+    /// Fills a checkpoint folder: trainable tensors, optimizer, state, then `writeModel`'s files.
+    public func writeCheckpoint(into folder: URL) throws {
+        try Checkpoint.write(to: folder, parameters: parameters(), optimizer: optimizer, state: state)
+        try writeModel?(folder)
+    }
+
+    /// Restores weights, optimizer and state from a checkpoint folder and drops metrics lines logged after it.
+    /// Call after making every tensor the checkpoint holds trainable (see `Checkpoint.state(at:)`).
+    public func resume(from folder: URL) throws {
+        state = try Checkpoint.restore(from: folder, into: parameters(), optimizer: optimizer)
+        try MetricsLog.truncate(metrics.url, afterStep: state.step)
+        metrics = try MetricsLog(url: run.metricsURL)   // truncate replaced the file: reopen it
+    }
+}
