@@ -1,2 +1,0 @@
-import XCTest
-final class FinchTrainTestsPlaceholder: XCTestCase { func testBuilds() {} }
