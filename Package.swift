@@ -38,7 +38,7 @@ let package = Package(
             "FinchKernels", "FinchModel", "FinchData", "FinchTrain", "FinchChat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
-        .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels"], swiftSettings: fast),
+        .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
