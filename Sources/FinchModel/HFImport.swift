@@ -43,6 +43,9 @@ struct HFWeightFiles {
             }
             // A shard may hold tensors the index forgot; they still count (and get validated).
             for f in files { for name in f.entries.keys where location[name] == nil { location[name] = f } }
+        } else if fm.fileExists(atPath: folder.appendingPathComponent("pytorch_model.bin").path)
+                    || fm.fileExists(atPath: folder.appendingPathComponent("pytorch_model.bin.index.json").path) {
+            throw ModelFileError("\(folder.path): only PyTorch pickle weights (pytorch_model.bin); Finch reads safetensors: re-save with save_pretrained(safe_serialization=True)")
         } else {
             throw ModelFileError("\(folder.path): no \(HFModelFolder.weightsFile) or \(HFModelFolder.indexFile)")
         }
