@@ -12,15 +12,17 @@ public enum ContextWindow {
     public static func fit(_ conversation: inout Conversation, engine: ChatEngine,
                            settings: SamplingSettings) throws -> Int {
         let limit = engine.contextLength - replyReserve(settings: settings, contextLength: engine.contextLength)
+        var trial = conversation   // left untouched when even the newest message cannot fit
         var dropped = 0
-        var count = try engine.tokenCount(of: conversation)
-        while count > limit, conversation.exchangeCount > 1 {
-            dropped += conversation.dropOldestExchange()
-            count = try engine.tokenCount(of: conversation)
+        var count = try engine.tokenCount(of: trial)
+        while count > limit, trial.exchangeCount > 1 {
+            dropped += trial.dropOldestExchange()
+            count = try engine.tokenCount(of: trial)
         }
         if count > limit {
             throw ContextError(tokens: count, limit: limit, contextLength: engine.contextLength)
         }
+        conversation = trial
         return dropped
     }
 }

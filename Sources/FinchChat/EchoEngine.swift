@@ -48,25 +48,24 @@ public final class EchoEngine: ChatEngine {
         var generated = 0, text = ""
         var firstToken: Double?
         var reason = StopReason.endOfTurn
+        var filter = StopStringFilter(stops: settings.stop)
         for piece in pieces {
             if generated >= settings.maxTokens { reason = .maxTokens; break }
             if usedTokens >= contextLength { reason = .contextFull; break }
-            if let hit = settings.stop.first(where: { (text + piece).contains($0) }) {
-                // Stream the part of this piece before the stop string (nothing if it began earlier).
-                let streamedEnd = (text + piece).index((text + piece).startIndex, offsetBy: text.count)
-                let full = text + piece
-                if let cut = full.range(of: hit)?.lowerBound, cut > streamedEnd {
-                    _ = onToken(String(full[streamedEnd..<cut]))
-                }
-                reason = .stopString(hit)
-                break
-            }
             generated += 1
             usedTokens += 1
-            text += piece
             if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
-            if !onToken(piece) { reason = .interrupted; break }
+            let (shown, stop) = filter.feed(piece)
+            text += shown
+            if !shown.isEmpty, !onToken(shown) { reason = .interrupted; break }
+            if let stop { reason = .stopString(stop); break }
             if tokenDelay > 0 { Thread.sleep(forTimeInterval: tokenDelay) }
+        }
+        switch reason {
+        case .interrupted, .stopString: break
+        default:
+            let rest = filter.flush()   // text held back in case it began a stop string
+            if !rest.isEmpty { text += rest; _ = onToken(rest) }
         }
         var done = conversation
         done.turns.append(Message(role: .assistant, content: text))

@@ -4,8 +4,8 @@ import FinchData
 
 /// Builds the chat engine for a model folder (and optional PEFT adapter folder).
 ///
-/// This is the one place `finch chat` and `finch generate` get a model from. It checks the folders
-/// exist; loading the decoder is not wired yet (waiting for the Decoder / tokenizer / chat-template API).
+/// This is the one place `finch chat` and `finch generate` get a model from: a `DecoderChatEngine` over the
+/// folder's weights, tokenizer and stored chat template, with a LoRA adapter merged in when given.
 public func makeChatEngine(modelDir: URL, adapterDir: URL?) throws -> ChatEngine {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: modelDir.path, isDirectory: &isDir), isDir.boolValue else {
@@ -16,8 +16,7 @@ public func makeChatEngine(modelDir: URL, adapterDir: URL?) throws -> ChatEngine
             throw EngineError("adapter folder \(adapterDir.path) does not exist")
         }
     }
-    throw EngineError("model loading not wired yet: finch chat/generate cannot load \(modelDir.path) until the "
-                      + "decoder and chat-template code is connected (see Sources/FinchChat/EngineFactory.swift)")
+    return try DecoderChatEngine(modelDir: modelDir, adapterDir: adapterDir)
 }
 
 /// A model or adapter folder that cannot be turned into a chat engine.

@@ -1,4 +1,5 @@
 import Foundation
+import FinchData
 
 /// One prompt of a `finch generate` prompts file.
 public struct GenerationPrompt: Equatable {
@@ -6,77 +7,47 @@ public struct GenerationPrompt: Equatable {
     public var line: Int
     /// The conversation to answer (ends with a user message).
     public var conversation: Conversation
-    /// The answer the record already had (a final assistant message or `output`), kept for evaluation.
+    /// The answer the record already had (final assistant turn, `output`, or `chosen`), kept for evaluation.
     public var reference: String?
+
+    public init(line: Int, conversation: Conversation, reference: String? = nil) {
+        self.line = line
+        self.conversation = conversation
+        self.reference = reference
+    }
 }
 
-/// Reads JSONL prompts. Each line is one of:
-/// `{"messages":[{"role":…,"content":…},…]}` (a final assistant message becomes the reference),
-/// `{"prompt":"text"}` or `{"prompt":[messages]}`,
-/// `{"instruction":"…","input":"…","output":"…"}` (Alpaca; the user message is instruction, a blank line, input),
-/// or a bare JSON string. Blank lines are skipped. Errors name the file and line.
+/// Reads a prompts file with FinchData's record reader, so prompts are read exactly as training reads
+/// records: chat (`messages`; a final assistant turn becomes the reference), Alpaca (`instruction`, `input`;
+/// `output` is the reference), preference (`prompt`; `chosen` is the reference) or prompt (`prompt`) lines.
+/// Errors name the file and line.
 public enum PromptFile {
     public static func read(_ url: URL, system: String? = nil) throws -> [GenerationPrompt] {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw ChatFileError("\(url.path): cannot read (\(error.localizedDescription))")
-        }
-        var prompts: [GenerationPrompt] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
-            do {
-                prompts.append(try parse(line, lineNumber: index + 1, system: system))
-            } catch let error as ChatFileError {
-                throw ChatFileError("\(url.path):\(index + 1): \(error.description)")
+        let file = try RecordReader.read(url)
+        return try file.records.map { record in
+            var messages: [FinchData.Message]
+            var reference: String?
+            switch record.body {
+            case .chat(let m):
+                messages = m
+                if messages.last?.role == .assistant { reference = messages.removeLast().content }
+            case .prompt(let m):
+                messages = m
+            case .preference(let prompt, let chosen, _):
+                messages = prompt
+                reference = chosen
+            case .text:
+                throw ChatFileError("\(record.location): a text record has no prompt to answer")
             }
-        }
-        return prompts
-    }
-
-    static func parse(_ line: String, lineNumber: Int, system: String?) throws -> GenerationPrompt {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(line.utf8), options: [.fragmentsAllowed]) } catch {
-            throw ChatFileError("not valid JSON")
-        }
-        var conversation = Conversation(system: system)
-        var reference: String?
-        if let s = object as? String {
-            conversation.turns = [Message(role: .user, content: s)]
-        } else if let json = object as? [String: Any] {
-            if let list = json["messages"] ?? (json["prompt"] as? [Any]) {
-                let messages = try parseMessages(list)
-                for m in messages {
-                    if m.role == .system { conversation.system = m.content } else { conversation.turns.append(m) }
-                }
-                if conversation.turns.last?.role == .assistant { reference = conversation.turns.removeLast().content }
-            } else if let prompt = json["prompt"] as? String {
-                conversation.turns = [Message(role: .user, content: prompt)]
-                reference = json["response"] as? String ?? json["chosen"] as? String
-            } else if let instruction = json["instruction"] as? String {
-                let input = json["input"] as? String ?? ""
-                conversation.turns = [Message(role: .user, content: input.isEmpty ? instruction : instruction + "\n\n" + input)]
-                reference = json["output"] as? String
-            } else {
-                throw ChatFileError("expected a \"messages\", \"prompt\" or \"instruction\" field")
+            var conversation = Conversation(system: system)
+            for m in messages {
+                let message = Message(role: Role(rawValue: m.role.rawValue)!, content: m.content)
+                if m.role == .system { conversation.system = m.content } else { conversation.turns.append(message) }
             }
-        } else {
-            throw ChatFileError("expected a JSON object or string")
-        }
-        guard conversation.turns.last?.role == .user else {
-            throw ChatFileError("the conversation must end with a user message")
-        }
-        return GenerationPrompt(line: lineNumber, conversation: conversation, reference: reference)
-    }
-
-    static func parseMessages(_ value: Any) throws -> [Message] {
-        guard let list = value as? [[String: Any]] else { throw ChatFileError("\"messages\" must be a list of objects") }
-        return try list.enumerated().map { i, m in
-            guard let roleName = m["role"] as? String, let role = Role(rawValue: roleName) else {
-                throw ChatFileError("message \(i + 1): role must be \"system\", \"user\" or \"assistant\"")
+            guard conversation.turns.last?.role == .user else {
+                throw ChatFileError("\(record.location): the prompt must end with a user turn")
             }
-            guard let content = m["content"] as? String else { throw ChatFileError("message \(i + 1): content must be a string") }
-            return Message(role: role, content: content)
+            return GenerationPrompt(line: record.location.line, conversation: conversation, reference: reference)
         }
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import FinchChat
 
 /// Sampling flags shared by `finch chat` and `finch generate`; unset flags keep the model folder's defaults.
-struct SamplingOptions: ParsableArguments {
+struct SamplingFlags: ParsableArguments {
     @Option(help: "Softmax temperature; 0 = greedy.") var temperature: Float?
     @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0 = off).") var topK: Int?
     @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1 = off).") var topP: Float?
@@ -73,7 +73,7 @@ struct ChatCommand: ParsableCommand {
     @Option(help: "System prompt.") var system: String?
     @Option(help: "Preference file that /prefer appends to.") var prefs: String?
     @Flag(help: "Print tokens/s after each reply.") var verbose = false
-    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var sampling: SamplingFlags
     @OptionGroup var test: TestEngineOptions
 
     func run() throws {

@@ -19,7 +19,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "JSONL file to write (replaced atomically when done).") var out: String
     @Option(help: "System prompt for records that have none.") var system: String?
     @Option(help: "Prompts generated together.") var batch: Int = 8
-    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var sampling: SamplingFlags
     @OptionGroup var test: TestEngineOptions
 
     func validate() throws {

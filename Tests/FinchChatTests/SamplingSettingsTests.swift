@@ -1,5 +1,5 @@
 import XCTest
-@testable import FinchChat
+import FinchChat
 
 final class SamplingSettingsTests: XCTestCase {
     func testSetParsesSeveralAssignmentsAndAliases() throws {

@@ -39,18 +39,18 @@ public final class History {
 }
 
 /// Up/down walk through the history while editing; the line being typed is kept as a draft at the end.
-struct HistoryCursor {
-    let entries: [String]
-    private(set) var index: Int
+public struct HistoryCursor {
+    public let entries: [String]
+    public private(set) var index: Int
     private var draft = ""
 
-    init(entries: [String]) {
+    public init(entries: [String]) {
         self.entries = entries
         index = entries.count
     }
 
     /// The older entry to show, or nil at the oldest one.
-    mutating func up(current: String) -> String? {
+    public mutating func up(current: String) -> String? {
         guard index > 0 else { return nil }
         if index == entries.count { draft = current }
         index -= 1
@@ -58,7 +58,7 @@ struct HistoryCursor {
     }
 
     /// The newer entry (or the draft), or nil when already at the draft.
-    mutating func down() -> String? {
+    public mutating func down() -> String? {
         guard index < entries.count else { return nil }
         index += 1
         return index == entries.count ? draft : entries[index]

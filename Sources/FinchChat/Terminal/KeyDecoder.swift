@@ -1,5 +1,5 @@
 /// A key press as the line editor understands it.
-enum Key: Equatable {
+public enum Key: Equatable {
     case text(Unicode.Scalar)
     case enter, backspace, delete, left, right, home, end, up, down
     case wordLeft, wordRight, deleteWordBack, deleteWordForward, killToEnd, killToStart
@@ -11,10 +11,12 @@ enum Key: Equatable {
 
 /// Turns the bytes a terminal sends into keys: UTF-8 text, control characters and the usual
 /// VT100/xterm escape sequences. Keeps partial sequences between calls (a read may split them).
-struct KeyDecoder {
+public struct KeyDecoder {
+    public init() {}
+
     private var pending: [UInt8] = []
 
-    mutating func feed(_ bytes: [UInt8]) -> [Key] {
+    public mutating func feed(_ bytes: [UInt8]) -> [Key] {
         pending += bytes
         var keys: [Key] = []
         var i = 0
@@ -28,10 +30,10 @@ struct KeyDecoder {
     }
 
     /// True when bytes of an unfinished sequence are waiting (a lone ESC, half a UTF-8 character).
-    var hasPending: Bool { !pending.isEmpty }
+    public var hasPending: Bool { !pending.isEmpty }
 
     /// Gives up on an unfinished sequence (a lone ESC press).
-    mutating func flushPending() -> [Key] {
+    public mutating func flushPending() -> [Key] {
         pending.removeAll()
         return []
     }

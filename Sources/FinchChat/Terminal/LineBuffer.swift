@@ -1,21 +1,21 @@
 /// The text being edited and the cursor, in user-perceived characters (grapheme clusters), so
 /// arrows and backspace move over "é", "👍🏽" or "한" as one character.
-struct LineBuffer: Equatable {
-    private(set) var chars: [Character] = []
+public struct LineBuffer: Equatable {
+    public private(set) var chars: [Character] = []
     /// Cursor position: 0 = before the first character, `chars.count` = at the end.
-    private(set) var cursor = 0
+    public private(set) var cursor = 0
 
-    init(_ text: String = "") {
+    public init(_ text: String = "") {
         chars = Array(text)
         cursor = chars.count
     }
 
-    var text: String { String(chars) }
-    var isEmpty: Bool { chars.isEmpty }
+    public var text: String { String(chars) }
+    public var isEmpty: Bool { chars.isEmpty }
 
     /// Inserts a typed scalar; a combining mark (or any scalar that joins the previous character,
     /// e.g. a skin-tone modifier) merges into the character before the cursor.
-    mutating func insert(_ scalar: Unicode.Scalar) {
+    public mutating func insert(_ scalar: Unicode.Scalar) {
         if cursor > 0 {
             var merged = String(chars[cursor - 1])
             merged.unicodeScalars.append(scalar)
@@ -28,29 +28,29 @@ struct LineBuffer: Equatable {
         cursor += 1
     }
 
-    mutating func insert(_ text: String) { for s in text.unicodeScalars { insert(s) } }
+    public mutating func insert(_ text: String) { for s in text.unicodeScalars { insert(s) } }
 
-    mutating func moveLeft() { if cursor > 0 { cursor -= 1 } }
-    mutating func moveRight() { if cursor < chars.count { cursor += 1 } }
-    mutating func moveHome() { cursor = 0 }
-    mutating func moveEnd() { cursor = chars.count }
+    public mutating func moveLeft() { if cursor > 0 { cursor -= 1 } }
+    public mutating func moveRight() { if cursor < chars.count { cursor += 1 } }
+    public mutating func moveHome() { cursor = 0 }
+    public mutating func moveEnd() { cursor = chars.count }
 
-    mutating func backspace() {
+    public mutating func backspace() {
         guard cursor > 0 else { return }
         chars.remove(at: cursor - 1)
         cursor -= 1
     }
 
-    mutating func deleteForward() {
+    public mutating func deleteForward() {
         guard cursor < chars.count else { return }
         chars.remove(at: cursor)
     }
 
     /// Ctrl-K
-    mutating func killToEnd() { chars.removeSubrange(cursor...) }
+    public mutating func killToEnd() { chars.removeSubrange(cursor...) }
 
     /// Ctrl-U
-    mutating func killToStart() {
+    public mutating func killToStart() {
         chars.removeSubrange(..<cursor)
         cursor = 0
     }
@@ -71,22 +71,22 @@ struct LineBuffer: Equatable {
     }
 
     /// Ctrl-W
-    mutating func deleteWordBack() {
+    public mutating func deleteWordBack() {
         let start = previousWordStart()
         chars.removeSubrange(start..<cursor)
         cursor = start
     }
 
     /// Alt-D
-    mutating func deleteWordForward() { chars.removeSubrange(cursor..<nextWordEnd()) }
+    public mutating func deleteWordForward() { chars.removeSubrange(cursor..<nextWordEnd()) }
 
-    mutating func moveWordLeft() { cursor = previousWordStart() }
-    mutating func moveWordRight() { cursor = nextWordEnd() }
+    public mutating func moveWordLeft() { cursor = previousWordStart() }
+    public mutating func moveWordRight() { cursor = nextWordEnd() }
 }
 
 /// Columns a character takes on a terminal: 2 for East Asian wide characters and emoji, 0 for
 /// control characters, 1 otherwise (a small table, good enough for the prompt line).
-func displayWidth(_ ch: Character) -> Int {
+public func displayWidth(_ ch: Character) -> Int {
     guard let first = ch.unicodeScalars.first else { return 0 }
     let v = first.value
     if v < 0x20 || (0x7F..<0xA0).contains(v) { return 0 }
@@ -99,6 +99,6 @@ func displayWidth(_ ch: Character) -> Int {
     return wide.contains { $0.contains(v) } ? 2 : 1
 }
 
-func displayWidth<S: Sequence>(_ chars: S) -> Int where S.Element == Character {
+public func displayWidth<S: Sequence>(_ chars: S) -> Int where S.Element == Character {
     chars.reduce(0) { $0 + displayWidth($1) }
 }

@@ -55,11 +55,15 @@ final class PipePresenter: ChatPresenter {
     func replyPiece(_ text: String) { reply += text }
 
     func endReply(_ stats: ReplyStats, verbose: Bool) {
-        out.write(Self.escape(reply) + "\n")
+        out.write(PipeFormat.escape(reply) + "\n")
         if verbose { err.write("[\(stats.summary)]\n") }
     }
+}
 
-    static func escape(_ s: String) -> String {
+/// How replies are written when standard input is not a terminal.
+public enum PipeFormat {
+    /// The one-line form of a reply: `\` → `\\`, newline → `\n`, carriage return → `\r`.
+    public static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
             .replacingOccurrences(of: "\r", with: "\\r")
     }

@@ -1,0 +1,116 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// A real model behind the chat REPL: a `Decoder` from a Hugging Face/Finch model folder, its SentencePiece
+/// tokenizer and the chat template it was trained with (`chat_template.json` / `finch.json`).
+///
+/// One KV cache lives across turns: each reply renders the whole conversation with the template, keeps the
+/// longest token prefix already in the cache and processes only the tokens after it (usually just the new
+/// user message), so a long chat does not re-read its history.
+public final class DecoderChatEngine: ChatEngine {
+    public let decoder: FinchModel.Decoder
+    public let encoder: ChatEncoder
+    public let contextLength: Int
+    public let defaultSettings: SamplingSettings
+    public let name: String
+    private let cache: KVCache
+    /// The token ids whose keys/values are in `cache`, in order.
+    private var cachedTokens: [Int] = []
+
+    public var usedTokens: Int { cache.length }
+
+    /// Loads the model folder (and a LoRA adapter folder, merged into the weights).
+    public init(modelDir: URL, adapterDir: URL?) throws {
+        let folder = try HFModelFolder.read(modelDir)
+        guard let tokenizerURL = folder.tokenizerModel else {
+            throw EngineError("\(modelDir.path): no \(HFModelFolder.tokenizerFile); the chat needs the model's tokenizer")
+        }
+        let tokenizer = try SentencePieceTokenizer(contentsOf: tokenizerURL)
+        guard let template = try ChatTemplate.forModel(modelDir) else {
+            throw EngineError("\(modelDir.path): no chat template recorded (chat_template.json, or chat_template in finch.json); "
+                              + "a model must be chatted with the template it was trained with")
+        }
+        encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
+        var parameters = folder.parameters
+        if let adapterDir { try LoRAMerge.apply(adapterDir: adapterDir, to: &parameters) }
+        decoder = try FinchModel.Decoder(config: folder.config, parameters: parameters)
+        contextLength = folder.config.maxPositions
+        cache = KVCache(config: folder.config, batch: 1, maxLength: contextLength)
+        defaultSettings = try SamplingSettings.modelDefaults(folder: modelDir)
+        name = modelDir.lastPathComponent + (adapterDir.map { " + adapter \($0.lastPathComponent)" } ?? "")
+            + " (\(folder.config.flavour.rawValue), template \(template.name), \(contextLength)-token context)"
+    }
+
+    public func reset(system: String?) {
+        cache.reset()
+        cachedTokens = []
+    }
+
+    /// The template's generation prompt for the conversation, as token ids.
+    func promptTokens(_ conversation: Conversation) throws -> [Int] {
+        let messages = conversation.messages.map {
+            FinchData.Message(FinchData.Role(rawValue: $0.role.rawValue)!, $0.content)
+        }
+        return try encoder.generationPrompt(messages).map(Int.init)
+    }
+
+    public func tokenCount(of conversation: Conversation) throws -> Int {
+        try promptTokens(conversation).count
+    }
+
+    public func reply(to conversation: Conversation, settings: SamplingSettings,
+                      onToken: (String) -> Bool) throws -> ReplyStats {
+        let start = Date()
+        let prompt = try promptTokens(conversation)
+        guard prompt.count < contextLength else {
+            return ReplyStats(promptTokens: 0, generatedTokens: 0, seconds: 0, firstTokenSeconds: nil, stopReason: .contextFull)
+        }
+        // Reuse the cached prefix; at least one token must be fed to get next-token logits.
+        var keep = 0
+        while keep < min(prompt.count - 1, cachedTokens.count, cache.length), prompt[keep] == cachedTokens[keep] { keep += 1 }
+        cache.truncate(to: keep)
+        let fresh = Array(prompt[keep...])
+
+        let stopIDs = Set(encoder.stopIDs)
+        let options = GenerationOptions(
+            maxNewTokens: settings.maxTokens,
+            sampling: SamplingOptions(temperature: settings.temperature, topK: settings.topK, topP: settings.topP,
+                                      minP: settings.minP, repetitionPenalty: settings.repetitionPenalty,
+                                      seed: settings.seed ?? UInt64.random(in: 0...UInt64.max)),
+            stopTokenIds: stopIDs)
+        let tokenizer = encoder.tokenizer
+        var detokenizer = IncrementalDetokenizer { try tokenizer.decode($0) }
+        var filter = StopStringFilter(stops: settings.stop)
+        var generated: [Int] = []
+        var firstToken: Double?
+        var reason: StopReason?
+        var failure: Error?
+        let result = decoder.generate(prompt: fresh, options: options, cache: cache) { token in
+            generated.append(token)
+            if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
+            if stopIDs.contains(token) { return true }          // generate() stops on it; never shown
+            do {
+                let (text, stop) = filter.feed(try detokenizer.add(token))
+                if !text.isEmpty, !onToken(text) { reason = .interrupted; return false }
+                if let stop { reason = .stopString(stop); return false }
+            } catch { failure = error; return false }
+            return true
+        }
+        if let failure { throw failure }
+        cachedTokens = Array((prompt + generated).prefix(cache.length))
+        if reason == nil {
+            switch result.stop {
+            case .stopToken: reason = .endOfTurn
+            case .maxNewTokens: reason = .maxTokens
+            case .contextFull: reason = .contextFull
+            case .callback: reason = .interrupted
+            }
+            let rest = filter.feed(try detokenizer.finish()).text + filter.flush()
+            if !rest.isEmpty { _ = onToken(rest) }
+        }
+        return ReplyStats(promptTokens: fresh.count, generatedTokens: generated.count,
+                          seconds: Date().timeIntervalSince(start), firstTokenSeconds: firstToken, stopReason: reason!)
+    }
+}
