@@ -36,8 +36,16 @@ public enum LossCurve {
     /// The standard panel of a run from its metrics records: `loss` (train, smoothed line) and
     /// `eval_loss` (with markers); plus `reward` and `kl` panels when those keys occur.
     public static func panels(fromMetrics records: [[String: Any]]) -> [Panel] {
+        panels(fromSeries: MetricsLog.series(records, keys: MetricsLog.chartKeys))
+    }
+
+    /// The same panels from an open log's in-memory points (no file read: cheap to redraw often).
+    public static func panels(from log: MetricsLog) -> [Panel] { panels(fromSeries: log.chartSeries) }
+
+    /// Panels from `(step, value)` points keyed by metric name (`loss`, `eval_loss`, `reward`, `kl`, …).
+    public static func panels(fromSeries all: [String: [(x: Double, y: Double)]]) -> [Panel] {
         var panels: [Panel] = []
-        let loss = MetricsLog.series(records, key: "loss"), evalLoss = MetricsLog.series(records, key: "eval_loss")
+        let loss = all["loss"] ?? [], evalLoss = all["eval_loss"] ?? []
         if !loss.isEmpty || !evalLoss.isEmpty {
             var s: [Series] = []
             if !loss.isEmpty { s.append(Series(name: "train loss", points: loss)) }
@@ -45,7 +53,7 @@ public enum LossCurve {
             panels.append(Panel(title: "Loss", yLabel: "loss", series: s))
         }
         for (key, title) in [("reward", "Mean reward"), ("kl", "KL to reference")] {
-            let p = MetricsLog.series(records, key: key), e = MetricsLog.series(records, key: "eval_" + key)
+            let p = all[key] ?? [], e = all["eval_" + key] ?? []
             if p.isEmpty && e.isEmpty { continue }
             var s: [Series] = []
             if !p.isEmpty { s.append(Series(name: key, points: p)) }

@@ -12,12 +12,25 @@ public final class MetricsLog {
     public let url: URL
     private let handle: FileHandle
 
+    /// The keys whose points the log also keeps in memory (what `LossCurve` draws), so the picture can
+    /// be redrawn often without re-reading a long file.
+    public static let chartKeys = ["loss", "eval_loss", "reward", "eval_reward", "kl", "eval_kl"]
+
+    /// In-memory `(step, value)` points of `chartKeys`: the existing file's (read once at open) plus
+    /// every record appended since.
+    public private(set) var chartSeries: [String: [(x: Double, y: Double)]]
+
     /// Opens (creating if needed) the log for appending.
     public init(url: URL) throws {
         self.url = url
         let fm = FileManager.default
         try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !fm.fileExists(atPath: url.path) { fm.createFile(atPath: url.path, contents: nil) }
+        if fm.fileExists(atPath: url.path) {
+            chartSeries = Self.series((try? Self.read(url)) ?? [], keys: Self.chartKeys)
+        } else {
+            fm.createFile(atPath: url.path, contents: nil)
+            chartSeries = Self.series([], keys: Self.chartKeys)
+        }
         guard let h = FileHandle(forWritingAtPath: url.path) else { throw TrainingError("cannot open \(url.path) for appending") }
         handle = h
         handle.seekToEndOfFile()
@@ -25,7 +38,8 @@ public final class MetricsLog {
 
     deinit { try? handle.close() }
 
-    /// Appends one record as a single line (keys sorted) and flushes it to the file.
+    /// Appends one record as a single line (keys sorted). The line goes straight to the file with one
+    /// write(2) (FileHandle does no buffering), so it survives a crash of the process; no fsync per line.
     public func append(_ record: [String: Any]) throws {
         let clean = record.mapValues(Self.sanitise)
         guard JSONSerialization.isValidJSONObject(clean) else {
@@ -34,7 +48,7 @@ public final class MetricsLog {
         var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])
         line.append(0x0A)
         try handle.write(contentsOf: line)
-        try handle.synchronize()
+        for (k, v) in Self.series([clean], keys: Self.chartKeys) where !v.isEmpty { chartSeries[k]!.append(contentsOf: v) }
     }
 
     /// Every record of a metrics file, in order. A torn last line (crash mid-write) is skipped;
@@ -68,11 +82,24 @@ public final class MetricsLog {
 
     /// The `(step, value)` points of one key over the records that have it with a finite number.
     public static func series(_ records: [[String: Any]], key: String) -> [(x: Double, y: Double)] {
-        records.compactMap { r in
-            guard let s = r["step"] as? NSNumber, let v = r[key] as? NSNumber else { return nil }
-            let y = v.doubleValue
-            return y.isFinite ? (s.doubleValue, y) : nil
+        series(records, keys: [key])[key] ?? []
+    }
+
+    /// The points of several keys in one pass over the records (each key present in the result).
+    public static func series(_ records: [[String: Any]], keys: [String]) -> [String: [(x: Double, y: Double)]] {
+        let wanted = Set(keys)
+        var out: [String: [(x: Double, y: Double)]] = [:]
+        for k in keys { out[k] = [] }
+        for r in records {
+            guard let s = r["step"] as? NSNumber else { continue }
+            let x = s.doubleValue
+            for (k, v) in r where wanted.contains(k) {
+                guard let n = v as? NSNumber else { continue }
+                let y = n.doubleValue
+                if y.isFinite { out[k]!.append((x, y)) }
+            }
         }
+        return out
     }
 
     static func sanitise(_ v: Any) -> Any {

@@ -58,9 +58,14 @@ final class RunInfrastructureTests: XCTestCase {
             let log = try MetricsLog(url: url)
             for s in 1...5 { try log.append(["step": s, "loss": 3.0 / Double(s), "lr": 1e-4]) }
             try log.append(["step": 5, "eval_loss": 1.25, "eval_ppl": Double.nan])
+            XCTAssertEqual(log.chartSeries["loss"]!.map(\.x), [1, 2, 3, 4, 5])
+            XCTAssertEqual(log.chartSeries["eval_loss"]!.map(\.y), [1.25])
         }
-        // Reopening appends.
-        try MetricsLog(url: url).append(["step": 6, "loss": 0.4])
+        // Reopening appends, and picks up the points already in the file.
+        let reopened = try MetricsLog(url: url)
+        try reopened.append(["step": 6, "loss": 0.4])
+        XCTAssertEqual(reopened.chartSeries["loss"]!.map(\.x), [1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(LossCurve.panels(from: reopened).map { $0.series.map(\.name) }, [["train loss", "eval loss"]])
         var records = try MetricsLog.read(url)
         XCTAssertEqual(records.count, 7)
         XCTAssert(records[5]["eval_ppl"] is NSNull, "NaN is written as null")
