@@ -1,10 +1,14 @@
 import Foundation
 
-/// exp on 16 lanes: 2ⁿ·p(r) with r = x − n·ln2, |r| ≤ ln2/2, degree-6 polynomial (≈1 ulp in [−87, 88]).
+/// exp on 16 lanes: 2ⁿ·p(r) with r = x − n·ln2, |r| ≤ ln2/2, degree-7 polynomial (≈1 ulp in [−87, 88]).
+/// n is rounded with the 1.5·2²³ trick, whose bit pattern also gives 2ⁿ without int conversions
+/// (the generic SIMD Float→Int32 conversion is not vectorised).
 @inline(__always) @usableFromInline
 func exp16(_ x: F16) -> F16 {
-    let xc = x.clamped(lowerBound: F16(repeating: -87.3), upperBound: F16(repeating: 88.3))
-    let n = (xc * 1.442695040888963).rounded(.toNearestOrEven)
+    let xc = pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3))
+    let magic = F16(repeating: 12582912)   // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
+    let t = xc.addingProduct(xc, F16(repeating: 0.442695040888963)) + magic   // x·log2(e) + magic
+    let n = t - magic
     var r = xc.addingProduct(n, F16(repeating: -0.693145751953125))
     r = r.addingProduct(n, F16(repeating: -1.428606765330187e-06))
     var p = F16(repeating: 1.0 / 5040)
@@ -15,7 +19,8 @@ func exp16(_ x: F16) -> F16 {
     p = F16(repeating: 0.5).addingProduct(p, r)
     p = F16(repeating: 1).addingProduct(p, r)
     p = F16(repeating: 1).addingProduct(p, r)
-    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    // bits(t) = 0x4B400000 + n; shifting (bits + 127) left by 23 leaves exactly (n + 127) << 23.
+    let bits = (unsafeBitCast(t, to: SIMD16<Int32>.self) &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: F16.self)
 }
 

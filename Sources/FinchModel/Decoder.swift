@@ -98,7 +98,13 @@ public final class Decoder {
                 let residual = name.hasSuffix("attn.c_proj.weight") || name.hasSuffix("mlp.c_proj.weight")
                     || name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight")
                 let std: Float = residual ? residualStd : 0.02
-                for i in 0..<t.count { t[i] = rng.nextNormal() * std }
+                var i = 0
+                while i < t.count {   // Box–Muller gives two normals per draw
+                    let (a, b) = rng.nextNormalPair()
+                    t[i] = a * std
+                    if i + 1 < t.count { t[i + 1] = b * std }
+                    i += 2
+                }
             }
             params[name] = t
         }

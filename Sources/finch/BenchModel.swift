@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+import FinchKernels
+import FinchModel
+
+/// The two GPT-2 shapes of `../shared/bench/README.md` (vocabulary padded to 50304, context 1024, tied).
+enum BenchPreset: String, ExpressibleByArgument, CaseIterable {
+    case gpt2_124m = "gpt2-124m", small
+
+    var config: DecoderConfig {
+        switch self {
+        case .gpt2_124m: return DecoderConfig(flavour: .gpt2, vocabSize: 50304, hiddenSize: 768, numLayers: 12, numHeads: 12, maxPositions: 1024)
+        case .small: return DecoderConfig(flavour: .gpt2, vocabSize: 50304, hiddenSize: 384, numLayers: 6, numHeads: 6, maxPositions: 1024)
+        }
+    }
+    /// Reference ms/step at 2 threads (llm.c train_gpt2, PyTorch eager) and PyTorch tg128 tok/s.
+    var reference: (llmc: Double, torch: Double, torchDecode: Double, torchPrefill: Double) {
+        switch self {
+        case .gpt2_124m: return (5191, 2235, 23.3, 479)
+        case .small: return (1390, 661, 66.0, 2376)
+        }
+    }
+}
+
+func peakRSSMiB() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_maxrss) / 1024   // KiB on Linux
+}
+
+func nowSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+/// User + system CPU seconds of this process (on a shared machine, wall time alone overstates a step).
+func cpuSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
+}
+
+func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.isEmpty ? .nan : s[s.count / 2] }
+
+/// `finch bench train`: a full training step (forward, loss, zero-grad, backward, AdamW) at B=4, T=64.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training-step speed at batch 4 × 64 tokens (as llm.c's CPU trainer), vs llm.c and PyTorch.",
+        discussion: "Example: finch bench train --preset small --threads 2 --steps 5")
+
+    @Option(help: "Model shape: gpt2-124m or small.") var preset: BenchPreset = .small
+    @Option(help: "Worker threads (default: the pool's).") var threads: Int?
+    @Option(help: "Timed steps after one warm-up step.") var steps: Int = 5
+    @Option(help: "Batch size.") var batch: Int = 4
+    @Option(help: "Sequence length.") var length: Int = 64
+    @Flag(help: "Print one JSON object instead of the table.") var json = false
+
+    func run() throws {
+        if let t = threads { ThreadPool.shared.setThreads(t) }
+        let cfg = preset.config
+        let d = Decoder(config: cfg, seed: 1)
+        d.allocateGradients()
+        var rng = FinchRNG(seed: 2)
+        let N = batch * length
+        let ids = (0..<N).map { _ in Int(rng.next() % 50257) }
+        let labels = ids
+        let names = d.parameters.keys.sorted()
+        let m = names.map { Tensor(shape: d.parameters[$0]!.shape) }, v = names.map { Tensor(shape: d.parameters[$0]!.shape) }
+        let hyper = AdamW.Hyper(lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)
+        var times: [Double] = [], phases: [String: [Double]] = [:], loss: Float = 0
+        var cpuStart = 0.0
+        for s in 0...steps {
+            if s == 1 { cpuStart = cpuSeconds() }
+            let t0 = nowSeconds()
+            d.forward(ids: ids, batch: batch, length: length)
+            loss = d.causalLMLoss(labels: labels).loss
+            let t1 = nowSeconds()
+            d.zeroGradients()
+            d.backward()
+            let t2 = nowSeconds()
+            for (i, name) in names.enumerated() {
+                AdamW.step(param: d.parameters[name]!, grad: d.gradients[name]!, m: m[i], v: v[i], hyper: hyper, step: s + 1)
+            }
+            let t3 = nowSeconds()
+            if s > 0 {
+                times.append(t3 - t0)
+                phases["forward", default: []].append(t1 - t0)
+                phases["backward", default: []].append(t2 - t1)
+                phases["adamw", default: []].append(t3 - t2)
+            }
+        }
+        let ms = median(times) * 1000
+        let cpuMs = (cpuSeconds() - cpuStart) / Double(max(steps, 1)) * 1000
+        let tokens = Double(N) / (ms / 1000)
+        let ref = preset.reference
+        let rss = peakRSSMiB()
+        if json {
+            let obj: [String: Any] = [
+                "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "batch": batch, "length": length,
+                "steps": steps, "ms_per_step": ms, "cpu_ms_per_step": cpuMs, "tokens_per_s": tokens, "peak_rss_mib": rss, "loss": Double(loss),
+                "forward_ms": median(phases["forward"]!) * 1000, "backward_ms": median(phases["backward"]!) * 1000,
+                "adamw_ms": median(phases["adamw"]!) * 1000,
+                "llmc_ms_2t": ref.llmc, "pytorch_ms_2t": ref.torch,
+                "speedup_vs_llmc": ref.llmc / ms, "speedup_vs_pytorch": ref.torch / ms,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("training step \(preset.rawValue), B=\(batch) T=\(length), \(ThreadPool.shared.threads) threads, median of \(steps) steps")
+        print(String(format: "  ms/step      %8.1f   (forward %.1f, backward %.1f, AdamW %.1f)", ms,
+                     median(phases["forward"]!) * 1000, median(phases["backward"]!) * 1000, median(phases["adamw"]!) * 1000))
+        print(String(format: "  CPU ms/step  %8.1f   (user+system over all threads)", cpuMs))
+        print(String(format: "  tokens/s     %8.1f", tokens))
+        print(String(format: "  peak RSS MiB %8.0f", rss))
+        print(String(format: "  loss         %8.4f", loss))
+        print(String(format: "  vs llm.c 2t    %.0f ms → %.2f× faster", ref.llmc, ref.llmc / ms))
+        print(String(format: "  vs PyTorch 2t  %.0f ms → %.2f× faster", ref.torch, ref.torch / ms))
+    }
+}
+
+/// `finch bench decode`: batch-1 prefill (pp64) and greedy decode (tg128) tokens/s with the KV cache.
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Batch-1 prefill (64 tokens) and greedy KV-cached decode (128 tokens) tokens/s, vs PyTorch.",
+        discussion: "Example: finch bench decode --preset gpt2-124m")
+
+    @Option(help: "Model shape: gpt2-124m or small.") var preset: BenchPreset = .small
+    @Option(help: "Worker threads (default: the pool's).") var threads: Int?
+    @Option(help: "Repetitions (the median is reported).") var repetitions: Int = 3
+    @Option(help: "Prompt tokens of the prefill test.") var prefill: Int = 64
+    @Option(help: "Tokens generated in the decode test.") var generate: Int = 128
+    @Flag(help: "Print one JSON object instead of the table.") var json = false
+
+    func run() throws {
+        if let t = threads { ThreadPool.shared.setThreads(t) }
+        let cfg = preset.config
+        let d = Decoder(config: cfg, seed: 1)
+        var rng = FinchRNG(seed: 3)
+        let prompt = (0..<prefill).map { _ in Int(rng.next() % 50257) }
+        let cache = KVCache(config: cfg, batch: 1, maxLength: max(prefill, generate) + 1)
+        d.prefill(prompt, cache: cache)   // warm-up
+        var pp: [Double] = [], tg: [Double] = []
+        for _ in 0..<repetitions {
+            cache.reset()
+            let t0 = nowSeconds()
+            d.prefill(prompt, cache: cache)
+            pp.append(Double(prefill) / (nowSeconds() - t0))
+            cache.reset()
+            var token = 50256
+            let t1 = nowSeconds()
+            for _ in 0..<generate {   // from an empty context, argmax fed back
+                let logits = d.step([token], cache: cache)
+                var best = 0
+                for i in 1..<cfg.vocabSize where logits[i] > logits[best] { best = i }
+                token = best
+            }
+            tg.append(Double(generate) / (nowSeconds() - t1))
+        }
+        let ref = preset.reference
+        let ppv = median(pp), tgv = median(tg)
+        if json {
+            let obj: [String: Any] = [
+                "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "pytorch_pp64_2t": ref.torchPrefill, "pytorch_tg128_2t": ref.torchDecode,
+                "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "peak_rss_mib": peakRSSMiB(),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("batch-1 decoding \(preset.rawValue), \(ThreadPool.shared.threads) threads, median of \(repetitions)")
+        print(String(format: "  prefill pp%d  %8.1f tok/s   (PyTorch 2t %.0f → %.2f×)", prefill, ppv, ref.torchPrefill, ppv / ref.torchPrefill))
+        print(String(format: "  decode tg%d  %8.1f tok/s   (PyTorch 2t %.1f → %.2f×)", generate, tgv, ref.torchDecode, tgv / ref.torchDecode))
+        print(String(format: "  peak RSS MiB  %8.0f", peakRSSMiB()))
+    }
+}
