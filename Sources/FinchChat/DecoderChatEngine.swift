@@ -48,6 +48,13 @@ public final class DecoderChatEngine: ChatEngine {
         cachedTokens = []
     }
 
+    /// The decoder's sampling options for these settings (a random seed when none is set).
+    func samplingOptions(_ settings: SamplingSettings) -> SamplingOptions {
+        SamplingOptions(temperature: settings.temperature, topK: settings.topK, topP: settings.topP,
+                        minP: settings.minP, repetitionPenalty: settings.repetitionPenalty,
+                        seed: settings.seed ?? UInt64.random(in: 0...UInt64.max))
+    }
+
     /// The template's generation prompt for the conversation, as token ids.
     func promptTokens(_ conversation: Conversation) throws -> [Int] {
         let messages = conversation.messages.map {
@@ -76,9 +83,7 @@ public final class DecoderChatEngine: ChatEngine {
         let stopIDs = Set(encoder.stopIDs)
         let options = GenerationOptions(
             maxNewTokens: settings.maxTokens,
-            sampling: SamplingOptions(temperature: settings.temperature, topK: settings.topK, topP: settings.topP,
-                                      minP: settings.minP, repetitionPenalty: settings.repetitionPenalty,
-                                      seed: settings.seed ?? UInt64.random(in: 0...UInt64.max)),
+            sampling: samplingOptions(settings),
             stopTokenIds: stopIDs)
         let tokenizer = encoder.tokenizer
         var detokenizer = IncrementalDetokenizer { try tokenizer.decode($0) }

@@ -72,6 +72,32 @@ final class DecoderChatEngineTests: XCTestCase {
         if stopped.generatedTokens > 0 { XCTAssertEqual(stopped.stopReason, .interrupted) }
     }
 
+    func testBatchedRepliesMatchOneAtATime() throws {
+        let dir = try modelFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let engine = try makeChatEngine(modelDir: dir, adapterDir: nil)
+        var settings = SamplingSettings()
+        settings.temperature = 0
+        settings.repetitionPenalty = 1
+        settings.maxTokens = 8
+        let conversations = ["Hi", "What is the weather like in the old town today", "Tell me a story"].map {
+            Conversation(turns: [Message(role: .user, content: $0)])
+        }
+        let batched = try engine.replies(to: conversations, settings: settings)
+        for (conversation, result) in zip(conversations, batched) {
+            engine.reset(system: nil)
+            var single = ""
+            let stats = try engine.reply(to: conversation, settings: settings) { single += $0; return true }
+            XCTAssertEqual(result.text, single, "batched (left-padded) reply differs for \(conversation.turns[0].content)")
+            XCTAssertEqual(result.stats.generatedTokens, stats.generatedTokens)
+        }
+        settings.temperature = 0.9
+        settings.seed = 4
+        let a = try engine.replies(to: conversations, settings: settings)
+        let b = try engine.replies(to: Array(conversations.reversed()), settings: settings)
+        XCTAssertEqual(a.map(\.text), b.reversed().map(\.text), "a row's sampled reply does not depend on its batch neighbours")
+    }
+
     func testMissingTemplateOrFolderIsAClearError() throws {
         XCTAssertThrowsError(try makeChatEngine(modelDir: URL(fileURLWithPath: "/nonexistent/m"), adapterDir: nil)) {
             XCTAssertTrue("\($0)".contains("/nonexistent/m"))
