@@ -150,7 +150,7 @@ enum RecordParser {
             return nil
         }
         guard let s = v as? String else { throw RecordError(loc, field: name, "field \"\(name)\" must be a string, found \(typeName(v))") }
-        if !allowEmpty && s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if !allowEmpty && isBlank(s) {
             throw RecordError(loc, field: name, "field \"\(name)\" is empty")
         }
         return s
@@ -158,6 +158,11 @@ enum RecordParser {
 
     static func string(_ o: [String: Any], _ key: String, _ loc: SourceLocation, prefix: String? = nil, allowEmpty: Bool = false) throws -> String {
         try string(o, key, loc, required: true, allowEmpty: allowEmpty, prefix: prefix)!
+    }
+
+    /// Only whitespace (checked on UTF-8 bytes; Foundation trimming is slow on Linux).
+    static func isBlank(_ s: String) -> Bool {
+        s.unicodeScalars.allSatisfy { $0.properties.isWhitespace }   // stops at the first non-blank
     }
 
     static func typeName(_ v: Any) -> String {

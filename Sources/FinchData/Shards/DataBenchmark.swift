@@ -9,14 +9,22 @@ public enum DataBenchmark {
         public var shardBytes: Int
         public var readTokens: Int
         public var readSeconds: Double
+        /// Process CPU seconds (all threads) spent packing and reading: the machine may be shared, so wall
+        /// time alone can mislead.
+        public var packCPUSeconds: Double
+        public var readCPUSeconds: Double
+        /// A second epoch through the same reader (shard checksums already verified, shuffle reseeded).
+        public var secondEpochCPUSeconds: Double
+        public var secondEpochTokens: Int
         public var packMBPerSecond: Double { Double(inputBytes) / 1e6 / packSeconds }
         public var readTokensPerSecond: Double { Double(readTokens) / readSeconds }
         /// Shard bytes over the bytes of the same tokens as raw 32-bit ids.
         public var sizeRatio: Double { Double(shardBytes) / Double(4 * tokens) }
         public var description: String {
-            String(format: "pack: %.1f MB in %.2f s = %.2f MB/s (%d tokens, %.0f tokens/s)\nshards: %d bytes = %.1f%% of raw 32-bit ids\nread: %d tokens in %.3f s = %.1f M tokens/s (shuffle + batching, checksums verified)",
-                   Double(inputBytes) / 1e6, packSeconds, packMBPerSecond, tokens, Double(tokens) / packSeconds,
-                   shardBytes, 100 * sizeRatio, readTokens, readSeconds, readTokensPerSecond / 1e6)
+            String(format: "pack: %.1f MB in %.2f s wall = %.2f MB/s (%d tokens); %.2f CPU s = %.2f MB per CPU second\nshards: %d bytes = %.1f%% of raw 32-bit ids\nread: %d tokens in %.3f s wall = %.1f M tokens/s; %.3f CPU s = %.1f M tokens per CPU second (shuffle + batching, checksums verified)\nread, 2nd epoch: %.1f M tokens per CPU second (checksums already verified)",
+                   Double(inputBytes) / 1e6, packSeconds, packMBPerSecond, tokens, packCPUSeconds, Double(inputBytes) / 1e6 / packCPUSeconds,
+                   shardBytes, 100 * sizeRatio, readTokens, readSeconds, readTokensPerSecond / 1e6, readCPUSeconds,
+                   Double(readTokens) / readCPUSeconds / 1e6, Double(secondEpochTokens) / secondEpochCPUSeconds / 1e6)
         }
     }
 
@@ -25,11 +33,11 @@ public enum DataBenchmark {
         let inBytes = inputs.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         var o = DatasetPacker.Options(inputs: inputs, maxLength: maxLength)
         o.pack = true
-        let t0 = Date()
+        let t0 = Date(), c0 = cpuSeconds()
         let m = try DatasetPacker.pack(o, tokenizer: tokenizer, template: template, into: folder)
-        let packSeconds = Date().timeIntervalSince(t0)
+        let packSeconds = Date().timeIntervalSince(t0), packCPU = cpuSeconds() - c0
+        let t1 = Date(), c1 = cpuSeconds()
         let reader = try DatasetReader(folder, options: .init(seed: 1))
-        let t1 = Date()
         var tokens = 0
         let batches = max(1, reader.count / batchSize)
         if m.kind == .preference {
@@ -37,8 +45,21 @@ public enum DataBenchmark {
         } else {
             for _ in 0..<batches { tokens += try reader.nextBatch(size: batchSize).realTokens }
         }
-        let readSeconds = Date().timeIntervalSince(t1)
+        let readSeconds = Date().timeIntervalSince(t1), readCPU = cpuSeconds() - c1
+        reader.cursor = Cursor(epoch: 1, position: 0)
+        let c2 = cpuSeconds()
+        var tokens2 = 0
+        if m.kind != .preference { for _ in 0..<batches { tokens2 += try reader.nextBatch(size: batchSize).realTokens } }
+        let epoch2CPU = cpuSeconds() - c2
         return Result(inputBytes: inBytes, packSeconds: packSeconds, tokens: m.tokens, shardBytes: m.shards.reduce(0) { $0 + $1.bytes },
-                      readTokens: tokens, readSeconds: readSeconds)
+                      readTokens: tokens, readSeconds: readSeconds, packCPUSeconds: packCPU, readCPUSeconds: readCPU,
+                      secondEpochCPUSeconds: max(epoch2CPU, 1e-9), secondEpochTokens: tokens2)
+    }
+
+    /// User + system CPU seconds of this process, all threads.
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 }

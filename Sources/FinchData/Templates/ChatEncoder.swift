@@ -29,6 +29,14 @@ public final class ChatEncoder: @unchecked Sendable {
     public let stopIDs: [Int]
     /// Special strings mapped straight to ids, longest first.
     private let specials: [(String, Int32)]
+    private let specialBytes: [([UInt8], Int32)]
+    /// Bytes that can start a special string.
+    private let firstBytes: [Bool]
+    /// Ids of short chunks (template headers such as "assistant\n" recur in every record); sentencepiece's
+    /// per-call overhead dominates for them.
+    private var shortCache: [[UInt8]: [Int32]] = [:]
+    private let cacheLock = NSLock()
+    private static let shortChunk = 48, cacheLimit = 4096
 
     public init(tokenizer: SentencePieceTokenizer, template: ChatTemplate, trainOnPrompt: Bool = false) throws {
         self.tokenizer = tokenizer
@@ -38,7 +46,12 @@ public final class ChatEncoder: @unchecked Sendable {
         var candidates = template.specialTokens
         for id in [tokenizer.bosID, tokenizer.eosID] where id >= 0 { if let p = tokenizer.piece(id) { candidates.append(p) } }
         for s in candidates { if let id = tokenizer.id(of: s) { map[s] = Int32(id) } }
-        specials = map.sorted { $0.key.count > $1.key.count }.map { ($0.key, $0.value) }
+        specials = map.sorted { $0.key.utf8.count > $1.key.utf8.count || ($0.key.utf8.count == $1.key.utf8.count && $0.key < $1.key) }
+            .map { ($0.key, $0.value) }
+        specialBytes = specials.map { (Array($0.0.utf8), $0.1) }
+        var first = [Bool](repeating: false, count: 256)
+        for (b, _) in specialBytes where !b.isEmpty { first[Int(b[0])] = true }
+        firstBytes = first
         guard let eot = map[template.endOfTurn] ?? tokenizer.id(of: template.endOfTurn).map(Int32.init) else {
             throw EncodeError(message: "chat template \"\(template.name)\": end-of-turn token \"\(template.endOfTurn)\" is not a single piece of tokenizer \(tokenizer.source); train the tokenizer with it as a user-defined symbol or pick another template")
         }
@@ -50,27 +63,66 @@ public final class ChatEncoder: @unchecked Sendable {
     /// text between them encoded by sentencepiece.
     public func encode(_ text: String) throws -> [Int32] {
         var out: [Int32] = []
-        var rest = Substring(text)
-        while !rest.isEmpty {
-            var best: (Range<Substring.Index>, Int32)? = nil
-            for (s, id) in specials {
-                if let r = rest.range(of: s), best == nil || r.lowerBound < best!.0.lowerBound { best = (r, id) }
-            }
-            guard let (r, id) = best else { out += try tokenizer.encode(String(rest)); break }
-            if r.lowerBound > rest.startIndex { out += try tokenizer.encode(String(rest[rest.startIndex..<r.lowerBound])) }
-            out.append(id)
-            rest = rest[r.upperBound...]
-        }
+        try encode(text, appendingTo: &out)
         return out
+    }
+
+    /// Appends the ids of `text` to `out`. Special strings are found by a byte scan over the UTF-8 text.
+    public func encode(_ text: String, appendingTo out: inout [Int32]) throws {
+        var text = text
+        try text.withUTF8 { u in
+            let raw = UnsafeRawBufferPointer(u)
+            var start = 0, i = 0
+            let n = raw.count
+            while i < n {
+                if firstBytes[Int(raw[i])] {
+                    if let (len, id) = specialAt(raw, i) {
+                        try encodeChunk(UnsafeRawBufferPointer(rebasing: raw[start..<i]), appendingTo: &out)
+                        out.append(id)
+                        i += len
+                        start = i
+                        continue
+                    }
+                }
+                i += 1
+            }
+            try encodeChunk(UnsafeRawBufferPointer(rebasing: raw[start..<n]), appendingTo: &out)
+        }
+    }
+
+    private func encodeChunk(_ bytes: UnsafeRawBufferPointer, appendingTo out: inout [Int32]) throws {
+        guard !bytes.isEmpty else { return }
+        guard bytes.count <= Self.shortChunk else { return try tokenizer.encode(utf8: bytes, appendingTo: &out) }
+        let key = Array(bytes)
+        cacheLock.lock()
+        let hit = shortCache[key]
+        cacheLock.unlock()
+        if let hit { out += hit; return }
+        var ids: [Int32] = []
+        try tokenizer.encode(utf8: bytes, appendingTo: &ids)
+        cacheLock.lock()
+        if shortCache.count < Self.cacheLimit { shortCache[key] = ids }
+        cacheLock.unlock()
+        out += ids
+    }
+
+    /// The longest special string starting at byte `i`, if any.
+    private func specialAt(_ raw: UnsafeRawBufferPointer, _ i: Int) -> (Int, Int32)? {
+        for (bytes, id) in specialBytes where i + bytes.count <= raw.count {
+            var k = 0
+            while k < bytes.count && raw[i + k] == bytes[k] { k += 1 }
+            if k == bytes.count { return (bytes.count, id) }
+        }
+        return nil
     }
 
     /// Tokens and mask of rendered segments, each segment tokenized on its own.
     public func encode(segments: [Segment]) throws -> EncodedSequence {
         var seq = EncodedSequence()
         for s in segments {
-            let ids = try encode(s.text)
-            seq.ids += ids
-            seq.mask += Array(repeating: (s.kind == .response || trainOnPrompt) ? 1 : 0, count: ids.count)
+            let before = seq.ids.count
+            try encode(s.text, appendingTo: &seq.ids)
+            seq.mask.append(contentsOf: repeatElement((s.kind == .response || trainOnPrompt) ? 1 : 0, count: seq.ids.count - before))
         }
         return seq
     }

@@ -93,6 +93,18 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         }
     }
 
+    /// Appends the ids of UTF-8 `bytes` to `ids` (the fast path used when packing: no String round trip).
+    public func encode(utf8 bytes: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws {
+        if bytes.isEmpty { return }
+        var out: UnsafeMutablePointer<Int32>? = nil
+        var count = 0
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let rc = csp_encode_ids(handle, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count, &out, &count, &err)
+        guard rc == 0, let out else { throw TokenizerError.encode(Self.take(err)) }
+        defer { csp_free_buffer(out) }
+        ids.append(contentsOf: UnsafeBufferPointer(start: out, count: count))
+    }
+
     /// Piece strings of `text` (no BOS/EOS), as sentencepiece's EncodeAsPieces returns them.
     public func encodePieces(_ text: String) throws -> [String] {
         var text = text
