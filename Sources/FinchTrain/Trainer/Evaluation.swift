@@ -26,6 +26,8 @@ public enum CausalLMEvaluation {
     public static func evaluate(_ model: CausalLMModel, reader: DatasetReader, batchSize: Int, seqLen: Int,
                                 maxBatches: Int = 0) throws -> EvalResult {
         reader.cursor = Cursor()
+        PEFTMethods.setTraining(model.peft, false)
+        defer { PEFTMethods.setTraining(model.peft, true) }
         var nll = 0.0, count = 0, correct = 0, accuracyKnown = true
         var remaining = reader.count, batches = 0
         while remaining > 0 && (maxBatches <= 0 || batches < maxBatches) {

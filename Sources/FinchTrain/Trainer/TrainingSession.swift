@@ -18,7 +18,8 @@ public final class TrainingSession {
     public var state: TrainingState
     /// The live trainable tensors by name (looked up at save/restore time, so the set may grow).
     public let parameters: () -> [String: Tensor]
-    /// Writes extra files (a usable model or adapter) into a checkpoint / best folder.
+    /// Writes extra files (a usable model or adapter) into `best/` (periodic checkpoints hold the trainable
+    /// tensors only).
     public var writeModel: ((URL) throws -> Void)?
     /// Periodic checkpoint interval (0 = none) and how many to keep.
     public var checkpointEvery = 0
@@ -66,7 +67,12 @@ public final class TrainingSession {
     @discardableResult
     public func evaluated(loss: Double, saveBest: Bool) throws -> Bool {
         let improved = state.recordEvaluation(loss: loss)
-        if improved && saveBest { try run.writeBest { try self.writeCheckpoint(into: $0) } }
+        if improved && saveBest {
+            try run.writeBest { folder in
+                try self.writeCheckpoint(into: folder)
+                try self.writeModel?(folder)
+            }
+        }
         return improved
     }
 
@@ -79,10 +85,9 @@ public final class TrainingSession {
         try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
     }
 
-    /// Fills a checkpoint folder: trainable tensors, optimizer, state, then `writeModel`'s files.
+    /// Fills a checkpoint folder: trainable tensors, optimizer state, trainer state.
     public func writeCheckpoint(into folder: URL) throws {
         try Checkpoint.write(to: folder, parameters: parameters(), optimizer: optimizer, state: state)
-        try writeModel?(folder)
     }
 
     /// Restores weights, optimizer and state from a checkpoint folder and drops metrics lines logged after it.

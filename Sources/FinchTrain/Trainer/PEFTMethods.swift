@@ -1,0 +1,57 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// Options of the PEFT methods (flag names in kebab-case: `--lora-r`, `--num-virtual-tokens`, ...).
+public struct PEFTOptions: Codable, Equatable, Sendable {
+    public var loraR: Int = 8
+    public var loraAlpha: Double = 16
+    public var loraDropout: Double = 0.05
+    /// Module names (`q_proj,v_proj`) or `all-linear`; nil = `q_proj,v_proj` (Llama) / `c_attn` (GPT-2).
+    public var loraTargets: [String]?
+    public var rslora: Bool = false
+    public var adapterSize: Int = 64
+    /// `attention`, `mlp` or `both`.
+    public var adapterPlacement: String = "both"
+    public var numVirtualTokens: Int = 20
+    public var prefixProjection: Bool = false
+    public var promptInitText: String?
+    public init() {}
+}
+
+/// Builds the `PEFTModule` of a method name. Methods whose implementation has not landed in FinchModel
+/// throw a clear error.
+public enum PEFTMethods {
+    public static let layerWise: Set<String> = ["full", "freeze"]
+    public static let all = ["full", "freeze", "lora", "dora", "adapter", "prefix", "prompt"]
+
+    /// nil for `full` / `freeze`; else the method's module over `decoder` (not yet attached).
+    public static func make(_ method: String, options o: PEFTOptions, decoder: Decoder,
+                            tokenizer: SentencePieceTokenizer?, seed: UInt64) throws -> PEFTModule? {
+        switch method {
+        case "full", "freeze":
+            return nil
+        case "lora", "dora":
+            let targets = o.loraTargets ?? (decoder.config.flavour == .gpt2 ? ["c_attn"] : ["q_proj", "v_proj"])
+            let cfg = LoRAAdapterConfig(r: o.loraR, loraAlpha: o.loraAlpha, loraDropout: o.loraDropout,
+                                        targetModules: targets, useRslora: o.rslora, useDora: method == "dora")
+            return try LoRAModule(config: cfg, decoder: decoder, seed: seed)
+        case "prompt":
+            if let text = o.promptInitText {
+                guard let tok = tokenizer else { throw TrainingError("--prompt-init-text needs the model's tokenizer") }
+                let ids = try tok.encode(text).map { Int($0) }
+                return try PromptTuningModule(virtualTokens: o.numVirtualTokens, decoder: decoder, initTokenIds: ids, initText: text)
+            }
+            return PromptTuningModule(virtualTokens: o.numVirtualTokens, decoder: decoder, seed: seed)
+        case "adapter", "prefix":
+            throw TrainingError("--method \(method): not available in this build yet (its PEFTModule has not landed in FinchModel/PEFT)")
+        default:
+            throw TrainingError("unknown --method '\(method)' (choose one of \(all.joined(separator: ", ")))")
+        }
+    }
+
+    /// Switches method-internal dropout on or off (LoRA); no-op for others.
+    public static func setTraining(_ module: PEFTModule?, _ training: Bool) {
+        (module as? LoRAModule)?.setTraining(training)
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// Inputs and outputs of `finch pretrain` (besides `TrainerConfig`).
+public struct PretrainJobOptions: Codable, Equatable, Sendable {
+    /// Text / JSONL files or one packed dataset folder.
+    public var data: [String]
+    public var out: String
+    /// A preset name (`ModelPresets.names`) or a config.json file (`modelConfig`).
+    public var preset: String?
+    public var modelConfig: String?
+    /// A tokenizer (.model file or folder); nil = train one on `data` into RUN/tokenizer.
+    public var tokenizer: String?
+    public var vocabSize: Int = 4096
+    /// Chat template recorded in the model's finch.json (for later SFT / chat).
+    public var template: String? = "chatml"
+    public var evalFraction: Double = 0.02
+    public var resume: Bool = false
+    public init(data: [String], out: String) { self.data = data; self.out = out }
+}
+
+/// `finch pretrain`: tokenizer (trained when not given), packed text, a decoder trained from scratch,
+/// an HF model folder in RUN/final (and best/).
+public enum PretrainJob {
+    public static func run(_ job: PretrainJobOptions, config: TrainerConfig, recipe: Recipe? = nil,
+                           progress: Progress.Mode = .auto, log: @escaping (String) -> Void = { print($0) }) throws -> JobReport {
+        var config = config
+        config.method = "full"
+        try config.validate()
+        let runURL = URL(fileURLWithPath: job.out)
+        let run = try RunFolder(url: runURL)
+        try recipe?.write(to: run)
+        let inputs = job.data.map { URL(fileURLWithPath: $0) }
+
+        // Tokenizer: given, left by an earlier (resumed) run, or trained now.
+        let tokDir = runURL.appendingPathComponent("tokenizer")
+        let tokenizer: SentencePieceTokenizer
+        if let t = job.tokenizer {
+            tokenizer = try SentencePieceTokenizer.load(path: t)
+        } else if FileManager.default.fileExists(atPath: tokDir.appendingPathComponent("tokenizer.model").path) {
+            tokenizer = try SentencePieceTokenizer.load(path: tokDir.path)
+        } else {
+            guard !(inputs.count == 1 && JobSupport.isDataset(inputs[0])) else {
+                throw TrainingError("\(inputs[0].path) is a packed dataset: give the --tokenizer it was packed with")
+            }
+            log("training a \(job.vocabSize)-piece tokenizer on \(inputs.map(\.lastPathComponent).joined(separator: ", "))")
+            let texts = try TokenizerTrainer.textInputs(inputs, scratch: runURL.appendingPathComponent("data/tokenizer-text"))
+            var o = TokenizerTrainer.Options(inputs: texts, vocabSize: job.vocabSize)
+            o.seed = UInt32(truncatingIfNeeded: config.seed)
+            tokenizer = try TokenizerTrainer.train(o, into: tokDir)
+        }
+        let tokURL = job.tokenizer.map { p -> URL in
+            let u = URL(fileURLWithPath: p)
+            return u.pathExtension == "model" ? u : u.appendingPathComponent("tokenizer.model")
+        } ?? tokDir.appendingPathComponent("tokenizer.model")
+        let template = try job.template.map { try ChatTemplate.load($0) }
+
+        let trainURL = try JobSupport.dataset(inputs, into: runURL.appendingPathComponent("data/train"), tokenizer: tokenizer,
+                                              template: nil, maxLength: config.seqLen, log: log)
+        let heldOut = job.evalFraction > 0 && config.evalEvery >= 0
+        let train = try DatasetReader(trainURL, options: .init(seed: config.seed, shuffle: true,
+                                                               split: heldOut ? .train(heldOut: job.evalFraction) : .all), tokenizer: tokenizer)
+        var eval = heldOut ? try DatasetReader(trainURL, options: .init(shuffle: false, split: .heldOut(job.evalFraction)), tokenizer: tokenizer) : nil
+        if let e = eval, e.count == 0 { log("note: the held-out split is empty; no evaluation"); eval = nil }
+
+        var modelConfig: DecoderConfig
+        if let file = job.modelConfig {
+            modelConfig = try HFConfig.load(URL(fileURLWithPath: file))
+            guard modelConfig.vocabSize >= tokenizer.vocabSize else {
+                throw TrainingError("\(file): vocab_size \(modelConfig.vocabSize) is smaller than the tokenizer's \(tokenizer.vocabSize) pieces")
+            }
+        } else {
+            modelConfig = try ModelPresets.config(job.preset ?? "tiny", vocabSize: tokenizer.vocabSize,
+                                                  maxPositions: nil, bos: tokenizer.bosID >= 0 ? tokenizer.bosID : nil,
+                                                  eos: tokenizer.eosID >= 0 ? tokenizer.eosID : nil, pad: tokenizer.padID >= 0 ? tokenizer.padID : nil)
+            if modelConfig.maxPositions < config.seqLen { modelConfig.maxPositions = config.seqLen }
+        }
+        let decoder = Decoder(config: modelConfig, seed: config.seed)
+        let model = CausalLMModel(decoder: decoder)
+        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, run: run,
+                                  progress: Progress(total: 0, mode: progress, every: config.logEvery))
+        let writeUsable: (URL) throws -> Void = { try JobSupport.writeModel(decoder, to: $0, tokenizer: tokURL, template: template) }
+        trainer.session.writeModel = writeUsable
+        log(JobSupport.parameterLine(model, method: "pretrain (\(job.modelConfig ?? job.preset ?? "tiny"), \(modelConfig.flavour.rawValue))"))
+        log("data: \(train.count) training sequences of ≤\(config.seqLen) tokens, \(eval?.count ?? 0) held-out; \(trainer.totalSteps) steps")
+        if job.resume {
+            if try trainer.resumeLatest() { log("resumed at step \(trainer.session.state.step)") } else { log("no checkpoint to resume; starting at step 0") }
+        }
+        let summary = try trainer.fit()
+        let finalURL = runURL.appendingPathComponent("final")
+        if summary.endReason != "interrupted" { try RunFolder.writeAtomically(to: finalURL, writeUsable) }
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
+        log(JobSupport.summaryTable(summary, baseBefore: nil, baseAfter: nil))
+        return JobReport(summary: summary, baseBefore: nil, baseAfter: nil, finalFolder: finalURL, runFolder: runURL)
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// Inputs and outputs of `finch sft` (besides `TrainerConfig` and `PEFTOptions`).
+public struct SFTJobOptions: Codable, Equatable, Sendable {
+    /// Base model folder (HF layout with tokenizer.model).
+    public var model: String
+    /// JSONL record files or one packed dataset folder.
+    public var data: [String]
+    /// Run folder.
+    public var out: String
+    public var template: String?
+    /// Held-out share of `data` for evaluation (ignored with `evalData`).
+    public var evalFraction: Double = 0.05
+    public var evalData: [String]?
+    /// Base-corpus data mixed in (`replayRatio`) and used for the forgetting check.
+    public var replay: [String]?
+    /// Base-corpus text for the before/after perplexity (default: `replay`).
+    public var baseEval: [String]?
+    /// Micro-batches of the base corpus measured before and after.
+    public var baseEvalBatches: Int = 8
+    public var resume: Bool = false
+    /// Also write a merged model (LoRA / DoRA) into RUN/final/merged.
+    public var merge: Bool = false
+    public var pack: Bool = true
+    public var trainOnPrompt: Bool = false
+
+    public init(model: String, data: [String], out: String) { self.model = model; self.data = data; self.out = out }
+}
+
+/// What a job produced.
+public struct JobReport {
+    public var summary: TrainingSummary
+    public var baseBefore: EvalResult?
+    public var baseAfter: EvalResult?
+    public var finalFolder: URL
+    public var runFolder: URL
+}
+
+/// `finch sft`: fine-tunes a model folder on instruction data with any method.
+public enum SFTJob {
+    public static func run(_ job: SFTJobOptions, config: TrainerConfig, peft: PEFTOptions = PEFTOptions(),
+                           recipe: Recipe? = nil, progress: Progress.Mode = .auto, log: @escaping (String) -> Void = { print($0) }) throws -> JobReport {
+        try config.validate()
+        let runURL = URL(fileURLWithPath: job.out)
+        let run = try RunFolder(url: runURL)
+        try recipe?.write(to: run)
+        let modelURL = URL(fileURLWithPath: job.model)
+        let folder = try HFModelFolder.read(modelURL)
+        guard let tokURL = folder.tokenizerModel else {
+            throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder (finch sft needs the model's SentencePiece tokenizer)")
+        }
+        let tokenizer = try SentencePieceTokenizer(contentsOf: tokURL)
+        let template = try job.template.map { try ChatTemplate.load($0) } ?? ChatTemplate.forModel(modelURL)
+        let dataDir = runURL.appendingPathComponent("data")
+        func urls(_ s: [String]) -> [URL] { s.map { URL(fileURLWithPath: $0) } }
+        let trainURL = try JobSupport.dataset(urls(job.data), into: dataDir.appendingPathComponent("train"), tokenizer: tokenizer,
+                                              template: template, maxLength: config.seqLen, pack: job.pack,
+                                              trainOnPrompt: job.trainOnPrompt, log: log)
+        let heldOut = job.evalData == nil && job.evalFraction > 0 && config.evalEvery >= 0
+        let train = try DatasetReader(trainURL, options: .init(seed: config.seed, shuffle: true,
+                                                               split: heldOut ? .train(heldOut: job.evalFraction) : .all), tokenizer: tokenizer)
+        var eval: DatasetReader? = nil
+        if let e = job.evalData {
+            let u = try JobSupport.dataset(urls(e), into: dataDir.appendingPathComponent("eval"), tokenizer: tokenizer, template: template,
+                                           maxLength: config.seqLen, pack: job.pack, trainOnPrompt: job.trainOnPrompt, log: log)
+            eval = try DatasetReader(u, options: .init(shuffle: false), tokenizer: tokenizer)
+        } else if heldOut {
+            eval = try DatasetReader(trainURL, options: .init(shuffle: false, split: .heldOut(job.evalFraction)), tokenizer: tokenizer)
+            if eval!.count == 0 {
+                log("note: the held-out split (--eval-fraction \(job.evalFraction)) is empty; no evaluation (give --eval-data)")
+                eval = nil
+            }
+        }
+        var replay: DatasetReader? = nil
+        if let r = job.replay {
+            let u = try JobSupport.dataset(urls(r), into: dataDir.appendingPathComponent("replay"), tokenizer: tokenizer, template: nil,
+                                           maxLength: config.seqLen, log: log)
+            replay = try DatasetReader(u, options: .init(seed: config.seed &+ 1, shuffle: true), tokenizer: tokenizer)
+        }
+        var base: DatasetReader? = nil
+        if let b = job.baseEval ?? job.replay {
+            let name = job.baseEval == nil ? "replay" : "base-eval"
+            let u = try JobSupport.dataset(urls(b), into: dataDir.appendingPathComponent(name), tokenizer: tokenizer, template: nil,
+                                           maxLength: config.seqLen, log: log)
+            base = try DatasetReader(u, options: .init(shuffle: false), tokenizer: tokenizer)
+        }
+
+        let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
+        let module = try PEFTMethods.make(config.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: config.seed)
+        let model = CausalLMModel(decoder: decoder, peft: module, cacheFeatures: config.cacheFeatures)
+        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, replay: replay, run: run,
+                                  progress: Progress(total: 0, mode: progress, every: config.logEvery))
+        log(JobSupport.parameterLine(model, method: config.method))
+        log("data: \(train.count) training sequences, \(eval?.count ?? 0) held-out; \(trainer.stepsPerEpoch) steps per epoch, \(trainer.totalSteps) steps")
+        let writeUsable: (URL) throws -> Void = { dir in
+            if let m = module {
+                try m.save(to: dir, baseModel: modelURL.path)
+            } else {
+                try JobSupport.writeModel(decoder, to: dir, tokenizer: tokURL, template: template)
+            }
+        }
+        trainer.session.writeModel = writeUsable
+
+        func baseEval() throws -> EvalResult? {
+            guard let b = base else { return nil }
+            return try CausalLMEvaluation.evaluate(model, reader: b, batchSize: config.batchSize, seqLen: config.seqLen,
+                                                   maxBatches: job.baseEvalBatches)
+        }
+        var before: EvalResult? = nil
+        if job.resume, let latest = run.latestCheckpoint() {
+            if let saved = try? Data(contentsOf: runURL.appendingPathComponent("base_before.json")) {
+                before = try? JSONDecoder().decode(EvalResult.self, from: saved)
+            }
+            try trainer.resume(from: latest.url)
+            log("resumed from \(latest.url.path) (step \(latest.step))")
+        } else {
+            if job.resume { log("no checkpoint in \(run.checkpointsURL.path); starting from step 0") }
+            before = try baseEval()
+            if let b = before { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent("base_before.json")) }
+        }
+        let summary = try trainer.fit()
+        let after = summary.endReason == "interrupted" ? nil : try baseEval()
+        let finalURL = runURL.appendingPathComponent("final")
+        if summary.endReason != "interrupted" {
+            try RunFolder.writeAtomically(to: finalURL) { dir in
+                try writeUsable(dir)
+                if job.merge, let lora = module as? LoRAModule {
+                    let merged = try lora.mergedParameters(decoder.parameters, config: decoder.config)
+                    let mergedDecoder = try Decoder(config: decoder.config, parameters: merged)
+                    try JobSupport.writeModel(mergedDecoder, to: dir.appendingPathComponent("merged"), tokenizer: tokURL, template: template)
+                }
+            }
+        }
+        let report = JobReport(summary: summary, baseBefore: before, baseAfter: after, finalFolder: finalURL, runFolder: runURL)
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
+        log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after))
+        return report
+    }
+}
