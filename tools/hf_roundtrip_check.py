@@ -58,9 +58,12 @@ def main():
         return config_only(a.model)
 
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation="eager")
+    # transformers 5 calls the dtype argument `dtype`; 4.x calls it `torch_dtype`.
+    dtype_arg = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+    model = AutoModelForCausalLM.from_pretrained(a.model, attn_implementation="eager", **{dtype_arg: torch.float32})
     model.eval()
 
     mask = None
@@ -90,7 +93,8 @@ def main():
         logits, expected = logits[keep], expected[keep]
     diff = (logits - expected).abs()
     bound = a.atol + a.rtol * expected.abs()
-    worst = (diff / bound).max().item()
+    # An exact comparison (atol = rtol = 0) fails on any difference instead of dividing by zero.
+    worst = torch.where(bound > 0, diff / bound.clamp_min(1e-30), (diff > 0).float() * float("inf")).max().item()
     print(f"max |diff| {diff.max().item():.3e}; worst element uses {100 * worst:.1f}% of the tolerance")
     if worst > 1:
         print("FAIL")
