@@ -94,7 +94,8 @@ def main():
     diff = (logits - expected).abs()
     bound = a.atol + a.rtol * expected.abs()
     # An exact comparison (atol = rtol = 0) fails on any difference instead of dividing by zero.
-    worst = torch.where(bound > 0, diff / bound.clamp_min(1e-30), (diff > 0).float() * float("inf")).max().item()
+    exact = torch.where(diff > 0, torch.full_like(diff, float("inf")), torch.zeros_like(diff))
+    worst = torch.where(bound > 0, diff / bound.clamp_min(1e-30), exact).max().item()
     print(f"max |diff| {diff.max().item():.3e}; worst element uses {100 * worst:.1f}% of the tolerance")
     if worst > 1:
         print("FAIL")
