@@ -139,7 +139,7 @@ struct BenchDecode: ParsableCommand {
         let prompt = (0..<prefill).map { _ in Int(rng.next() % 50257) }
         let cache = KVCache(config: cfg, batch: 1, maxLength: max(prefill, generate) + 1)
         d.prefill(prompt, cache: cache)   // warm-up
-        var pp: [Double] = [], tg: [Double] = []
+        var pp: [Double] = [], tg: [Double] = [], tgCPU: [Double] = []
         for _ in 0..<repetitions {
             cache.reset()
             let t0 = nowSeconds()
@@ -147,7 +147,7 @@ struct BenchDecode: ParsableCommand {
             pp.append(Double(prefill) / (nowSeconds() - t0))
             cache.reset()
             var token = 50256
-            let t1 = nowSeconds()
+            let t1 = nowSeconds(), c1 = cpuSeconds()
             for _ in 0..<generate {   // from an empty context, argmax fed back
                 let logits = d.step([token], cache: cache)
                 var best = 0
@@ -155,6 +155,7 @@ struct BenchDecode: ParsableCommand {
                 token = best
             }
             tg.append(Double(generate) / (nowSeconds() - t1))
+            tgCPU.append(Double(generate) / (cpuSeconds() - c1))
         }
         let ref = preset.reference
         let ppv = median(pp), tgv = median(tg)
@@ -163,7 +164,7 @@ struct BenchDecode: ParsableCommand {
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
                 "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
                 "pytorch_pp64_2t": ref.torchPrefill, "pytorch_tg128_2t": ref.torchDecode,
-                "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "peak_rss_mib": peakRSSMiB(),
+                "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "tg_tokens_per_cpu_s": median(tgCPU), "peak_rss_mib": peakRSSMiB(),
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -172,6 +173,7 @@ struct BenchDecode: ParsableCommand {
         print("batch-1 decoding \(preset.rawValue), \(ThreadPool.shared.threads) threads, median of \(repetitions)")
         print(String(format: "  prefill pp%d  %8.1f tok/s   (PyTorch 2t %.0f → %.2f×)", prefill, ppv, ref.torchPrefill, ppv / ref.torchPrefill))
         print(String(format: "  decode tg%d  %8.1f tok/s   (PyTorch 2t %.1f → %.2f×)", generate, tgv, ref.torchDecode, tgv / ref.torchDecode))
+        print(String(format: "  decode per CPU-second %8.1f tok   (user+system over all threads)", median(tgCPU)))
         print(String(format: "  peak RSS MiB  %8.0f", peakRSSMiB()))
     }
 }
