@@ -32,4 +32,26 @@ public protocol PEFTModule: AnyObject {
 
     /// Writes `adapter_config.json` + `adapter_model.safetensors` (PEFT's format) into `folder`.
     func save(to folder: URL, baseModel: String) throws
+
+    // Later requirements, each with a default (see the extension below).
+
+    /// Training mode (LoRA dropout on) or evaluation mode (off). Default: ignored.
+    func setTraining(_ training: Bool)
+    /// Logits [B, T, V] of the real tokens after `forwardHidden` (virtual tokens left out).
+    /// Default: `decoder.lmHead()`.
+    func logits(_ decoder: Decoder) -> Tensor
+    /// Prepares an empty `cache` for generation with the method active (prefix keys/values or the
+    /// virtual tokens go in first), so `decoder.prefill` / `generate` continue after them. Default: nothing.
+    func primeCache(_ decoder: Decoder, cache: KVCache)
+    /// Number of trainable scalars (the sum of `parameters`' sizes).
+    var trainableParameterCount: Int { get }
+}
+
+// MARK: - Defaults of the later requirements
+
+public extension PEFTModule {
+    func setTraining(_ training: Bool) {}
+    func logits(_ decoder: Decoder) -> Tensor { decoder.lmHead() }
+    func primeCache(_ decoder: Decoder, cache: KVCache) {}
+    var trainableParameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
 }

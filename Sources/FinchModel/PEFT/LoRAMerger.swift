@@ -1,0 +1,46 @@
+import Foundation
+import FinchKernels
+
+/// Folds a LoRA/DoRA adapter into base weights (PEFT's `merge_and_unload`).
+public enum LoRAMerger {
+    /// `base` with each adapted weight replaced by a merged copy:
+    /// LoRA `W' = W + s·BA` (transposed for GPT-2's Conv1D `[in, out]` weights, PEFT's `fan_in_fan_out`);
+    /// DoRA `W' = m/‖W + s·BA‖_row ⊙ (W + s·BA)` per output row. Other tensors are shared, not copied.
+    public static func merge(_ base: [String: Tensor], config: DecoderConfig, weights: LoRAAdapterWeights) throws -> [String: Tensor] {
+        try weights.validate(against: config)
+        var out = base
+        let conv1D = config.flavour == .gpt2
+        for (path, m) in weights.modules {
+            let name = path + ".weight"
+            guard let w = base[name] else { throw ModelFileError("LoRA merge: the base has no weight '\(name)'") }
+            let inF = m.inFeatures, outF = m.outFeatures, r = m.rank
+            let merged = w.copy()
+            // delta[out, in] = s·B·A
+            let delta = Tensor(shape: [outF, inF])
+            Gemm.sgemm(transA: false, transB: false, m: outF, n: inF, k: r, alpha: m.scale, a: m.b.ptr, lda: r,
+                       b: m.a.ptr, ldb: inF, beta: 0, c: delta.ptr, ldc: inF)
+            for o in 0..<outF {
+                for i in 0..<inF {
+                    merged.ptr[conv1D ? i * outF + o : o * inF + i] += delta.ptr[o * inF + i]
+                }
+            }
+            if let mag = m.magnitude {
+                for o in 0..<outF {
+                    var sum: Double = 0
+                    for i in 0..<inF { let v = Double(merged.ptr[conv1D ? i * outF + o : o * inF + i]); sum += v * v }
+                    let k = mag.ptr[o] / Float(sum.squareRoot())
+                    for i in 0..<inF { merged.ptr[conv1D ? i * outF + o : o * inF + i] *= k }
+                }
+            }
+            out[name] = merged
+        }
+        return out
+    }
+
+    /// Reads a base model folder and a PEFT LoRA adapter folder and returns the merged configuration and parameters.
+    public static func merge(model: URL, adapter: URL) throws -> (folder: HFModelFolder, parameters: [String: Tensor]) {
+        let folder = try HFModelFolder.read(model)
+        let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
+        return (folder, try merge(folder.parameters, config: folder.config, weights: weights))
+    }
+}
