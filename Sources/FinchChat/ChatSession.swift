@@ -145,11 +145,14 @@ public final class ChatSession {
             return
         }
         let earlier = alternatives + [last.content]
+        let before = conversation
         let nextAttempt = attempt + 1
         conversation.turns.removeLast()
         if generateReply(attempt: nextAttempt) {
             alternatives = earlier
             presenter.notice("/prefer 1 keeps the previous answer, /prefer 2 this one")
+        } else {
+            conversation = before   // the error was shown; keep the answer we had
         }
     }
 
