@@ -105,10 +105,8 @@ extension HFModelFolder {
         let genURL = url.appendingPathComponent(generationConfigFile)
         let gen = FileManager.default.fileExists(atPath: genURL.path) ? try HFGenerationConfig.load(genURL) : nil
         let finchURL = url.appendingPathComponent(finchFile)
-        let info = FileManager.default.fileExists(atPath: finchURL.path) ? try FinchModelInfo.load(finchURL) : nil
-        if let info, info.flavour != config.flavour {
-            throw ModelFileError("\(finchURL.path): flavour '\(info.flavour.rawValue)' contradicts config.json ('\(config.flavour.rawValue)')")
-        }
+        var info = FileManager.default.fileExists(atPath: finchURL.path) ? try FinchModelInfo.load(finchURL) : nil
+        info?.flavour = config.flavour   // config.json is the authority on the architecture
         let tok = url.appendingPathComponent(tokenizerFile)
         return HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: gen, finchInfo: info,
                              tokenizerModel: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,

@@ -105,6 +105,15 @@ public struct FinchModelInfo: Codable, Equatable, Sendable {
         case formatVersion = "format_version", flavour, chatTemplate = "chat_template"
     }
 
+    /// Lenient: other writers (e.g. `ChatTemplate.save(toModel:)`) may record only `chat_template`;
+    /// a missing flavour is taken from config.json by the folder reader.
+    public init(from decoder: Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decodeIfPresent(Int.self, forKey: .formatVersion) ?? FinchModelInfo.currentFormatVersion
+        flavour = try c.decodeIfPresent(Flavour.self, forKey: .flavour) ?? .llama
+        chatTemplate = try c.decodeIfPresent(String.self, forKey: .chatTemplate)
+    }
+
     public static func load(_ url: URL) throws -> FinchModelInfo {
         guard let data = try? Data(contentsOf: url) else { throw ModelFileError("cannot read \(url.path)") }
         let info: FinchModelInfo
