@@ -22,19 +22,22 @@ public enum CrossEntropy {
                 }
                 precondition(t >= 0 && Int(t) < vocab, "cross-entropy: target \(t) outside 0..<\(vocab)")
                 let mx = VectorMath.max(x, vocab)
+                let xt = x[Int(t)]   // read before dlogits (which may alias x) is written
                 let mv = F16(repeating: mx)
+                // One exp pass: exp(x − max) goes straight into dlogits when it is wanted.
+                let d = dlogits?.advanced(by: r * vocab)
                 var acc = F16()
                 var i = 0
-                while i + 16 <= vocab { acc += exp16(load16(x + i) - mv); i += 16 }
+                if let d = d {
+                    while i + 16 <= vocab { let e = exp16(load16(x + i) - mv); store16(e, d + i); acc += e; i += 16 }
+                } else {
+                    while i + 16 <= vocab { acc += exp16(load16(x + i) - mv); i += 16 }
+                }
                 var sum = acc.sum()
-                while i < vocab { sum += expf(x[i] - mx); i += 1 }
-                let lse = mx + logf(sum)
-                nll[r] = lse - x[Int(t)]
-                guard let d = dlogits?.advanced(by: r * vocab) else { continue }
-                let lv = F16(repeating: lse), sv = F16(repeating: scale)
-                i = 0
-                while i + 16 <= vocab { store16(exp16(load16(x + i) - lv) * sv, d + i); i += 16 }
-                while i < vocab { d[i] = expf(x[i] - lse) * scale; i += 1 }
+                while i < vocab { let e = expf(x[i] - mx); d?[i] = e; sum += e; i += 1 }
+                nll[r] = mx + logf(sum) - xt
+                guard let d = d else { continue }
+                VectorMath.scale(d, scale / sum, vocab)
                 d[Int(t)] -= scale
             }
         }

@@ -3,12 +3,9 @@ import FinchKernels
 import FinchModel
 import FinchConformance
 
-/// Loads a case's `config.json` + `model.safetensors` into a `Decoder`.
+/// Loads a case folder (`config.json` + `model.safetensors`) into a `Decoder` through the HF import.
 func loadCaseDecoder(_ c: Case) throws -> Decoder {
-    let config = try HFConfig.load(c.file("config.json"))
-    let file = try SafeTensors.File(url: c.file("model.safetensors"))
-    var params: [String: Tensor] = [:]
-    for name in file.names { params[name] = try file.tensor(name) }
+    let (config, params) = try HFModelFolder.load(c.folder)
     return try Decoder(config: config, parameters: params)
 }
 
