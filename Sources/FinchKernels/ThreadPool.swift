@@ -70,7 +70,12 @@ public final class ThreadPool: @unchecked Sendable {
             ThreadPool.insideBody = true
             body(0, 0..<(n / parts))
             ThreadPool.insideBody = false
-            while pending.load(ordering: .acquiring) > 0 { }
+            // Spin for the workers; if one was descheduled (a busy machine), yield the core to it.
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 20_000 { sched_yield() }
+            }
             job = nil
         }
     }
