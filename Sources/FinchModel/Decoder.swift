@@ -60,6 +60,8 @@ public final class Decoder {
     var stepBuffers: DecoderBuffers?
     var dlogitsReady = false
     var dlogitsStore: Tensor?
+    /// Set by `trainedTokenLoss`: the positions whose logits were computed, their hidden rows and dlogits.
+    var sparseHead: (rows: [Int], hidden: Tensor, dlogits: Tensor)?
 
     /// A decoder over existing weights. Throws a `ModelFileError` naming any missing tensor or
     /// shape mismatch (every name of `config.parameterShapes()` must be present).

@@ -37,6 +37,7 @@ extension Decoder {
         if P > 0 { for b in 0..<batch { for t in 0..<P { bf.ids[b * (P + length) + t] = -1 } } }
         runTrunk(bf, cache: nil)
         dlogitsReady = false
+        sparseHead = nil
         return bf.hidden
     }
 

@@ -166,4 +166,25 @@ final class DecoderTests: XCTestCase {
         prefix.values[1][5] = old
         XCTAssertEqual(Double(analytic), (up - down) / 2e-2, accuracy: 1e-3 + 1e-2 * abs(Double(analytic)))
     }
+
+    /// The head-on-trained-positions loss gives the dense loss, token NLL and gradients.
+    func testTrainedTokenLossMatchesDense() {
+        for f in [Flavour.gpt2, .llama] {
+            let (ids, mask, labels) = batch()
+            let dense = Decoder(config: tinyConfig(f), seed: 11), sparse = Decoder(config: tinyConfig(f), seed: 11)
+            dense.forward(ids: ids, batch: 2, length: 6, attentionMask: mask)
+            let a = dense.causalLMLoss(labels: labels)
+            dense.backward()
+            sparse.forwardHidden(ids: ids, batch: 2, length: 6, attentionMask: mask)
+            let b = sparse.trainedTokenLoss(labels: labels)
+            sparse.backward()
+            XCTAssertEqual(a.loss, b.loss, accuracy: 1e-6)
+            XCTAssertEqual(a.count, b.count)
+            for i in 0..<a.tokenNLL.count { XCTAssertEqual(a.tokenNLL[i], b.tokenNLL[i], accuracy: 1e-5) }
+            for (name, g) in dense.gradients {
+                let h = sparse.gradients[name]!
+                for i in 0..<g.count { XCTAssertEqual(g[i], h[i], accuracy: 1e-6 + 1e-4 * abs(g[i]), "\(f) \(name)") }
+            }
+        }
+    }
 }
