@@ -10,7 +10,7 @@ extension HFModelFolder {
     /// Writes a model folder: weights (`model.safetensors`, or `model-0000i-of-0000N.safetensors` shards plus
     /// `model.safetensors.index.json` when the float32 weights exceed `shardSize` bytes), `generation_config.json`
     /// (causal LMs; derived from `config` when not given), `finch.json`, an optional copy of `tokenizerModel`,
-    /// and `config.json`.
+    /// copies of `extraFiles` (by file name: chat_template.json, tokenizer_config.json…), and `config.json`.
     ///
     /// Every file is written atomically, and config.json is removed first and written last, so a reader sees
     /// either no model or a complete one — never new weights under an old config. Shards and index files of an
@@ -21,7 +21,7 @@ extension HFModelFolder {
     ///     `lm_head.weight` may be given and is then dropped (not written, as transformers does).
     public static func save(config: DecoderConfig, parameters: [String: Tensor], to url: URL,
                             shardSize: Int = defaultShardSize, generationConfig: HFGenerationConfig? = nil,
-                            finchInfo: FinchModelInfo? = nil, tokenizerModel: URL? = nil) throws {
+                            finchInfo: FinchModelInfo? = nil, tokenizerModel: URL? = nil, extraFiles: [URL] = []) throws {
         let ordered = try exportOrder(config: config, parameters: parameters)
         let fm = FileManager.default
         try fm.createDirectory(at: url, withIntermediateDirectories: true)
@@ -68,8 +68,17 @@ extension HFModelFolder {
             guard let data = try? Data(contentsOf: tok) else { throw ModelFileError("cannot read tokenizer \(tok.path)") }
             try AtomicFile.write(data, to: url.appendingPathComponent(tokenizerFile))
         }
+        for file in extraFiles where file.standardizedFileURL != url.appendingPathComponent(file.lastPathComponent).standardizedFileURL {
+            guard let data = try? Data(contentsOf: file) else { throw ModelFileError("cannot read \(file.path)") }
+            try AtomicFile.write(data, to: url.appendingPathComponent(file.lastPathComponent))
+        }
+        // finch.json: other writers' keys (e.g. a chat template recorded earlier) are kept unless replaced.
+        let finchURL = url.appendingPathComponent(finchFile)
+        var finch = (try? JSONNode.read(finchURL))?.object ?? [:]
         let info = finchInfo ?? FinchModelInfo(flavour: config.flavour)
-        try AtomicFile.write(info.encode().data(), to: url.appendingPathComponent(finchFile))
+        for (k, v) in info.encode().object! where v != .null || finch[k] == nil { finch[k] = v }
+        finch["flavour"] = .string(config.flavour.rawValue)
+        try AtomicFile.write(JSONNode.object(finch).data(), to: finchURL)
         try HFConfig.save(config, to: configURL)
     }
 

@@ -15,6 +15,9 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Largest weight file in MB (MiB); larger models are sharded with an index.") var shardSize: Int = 2048
     // TODO: --adapter DIR to merge a LoRA adapter into the weights before writing (merge math lives with the trainer).
 
+    /// Files beside the weights that describe the tokenizer or chat format; copied when present.
+    static let companionFiles = ["chat_template.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
     func validate() throws {
         guard shardSize >= 1 else { throw ValidationError("--shard-size must be at least 1 MB") }
     }
@@ -24,7 +27,9 @@ struct ExportCommand: ParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         try HFModelFolder.save(config: source.config, parameters: source.parameters, to: outURL,
                                shardSize: shardSize << 20, generationConfig: source.generationConfig,
-                               finchInfo: source.finchInfo, tokenizerModel: source.tokenizerModel)
+                               finchInfo: source.finchInfo, tokenizerModel: source.tokenizerModel,
+                               extraFiles: Self.companionFiles.map { source.url.appendingPathComponent($0) }
+                                   .filter { FileManager.default.fileExists(atPath: $0.path) })
         print("wrote \(source.config.hfArchitecture) (\(source.config.parameterCount) parameters, float32) to \(outURL.path)")
     }
 }

@@ -105,6 +105,24 @@ final class HFExportTests: XCTestCase {
         XCTAssertEqual(summary.parameterCount, config.parameterCount)
     }
 
+    /// Saving without finchInfo keeps what other writers put in finch.json; extra files are copied by name.
+    func testFinchJSONKeptAndExtraFilesCopied() throws {
+        let config = hfTinyConfig(.gpt2)
+        let dir = hfTemporaryFolder(self)
+        let out = dir.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try #"{"chat_template": "alpaca", "note": 1}"#.write(to: out.appendingPathComponent("finch.json"), atomically: true, encoding: .utf8)
+        let extra = dir.appendingPathComponent("chat_template.json")
+        try "{}".write(to: extra, atomically: true, encoding: .utf8)
+        try HFModelFolder.save(config: config, parameters: hfRandomParameters(config), to: out, extraFiles: [extra])
+        let finch = try JSONNode.read(out.appendingPathComponent("finch.json"))
+        XCTAssertEqual(finch["chat_template"], .string("alpaca"))
+        XCTAssertEqual(finch["note"], .int(1))
+        XCTAssertEqual(finch["flavour"], .string("gpt2"))
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("chat_template.json"), encoding: .utf8), "{}")
+        XCTAssertEqual(try HFModelFolder.read(out).finchInfo?.chatTemplate, "alpaca")
+    }
+
     /// save refuses parameters that do not match the configuration, naming the tensor.
     func testSaveRejectsMismatchedParameters() throws {
         let config = hfTinyConfig(.gpt2)
