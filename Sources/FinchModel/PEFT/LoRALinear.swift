@@ -21,9 +21,9 @@ public final class LoRALinear: LinearAdapter {
     /// The base weight (needed by DoRA only) and its layout.
     let baseWeight: Tensor?
     let conv1D: Bool
-    /// Dropout is applied only while training; `seed`, `calls` make each forward's mask reproducible.
-    var training = false
-    var seed: UInt64 = 0
+    /// Dropout is applied only while training; `seed` and a call counter make each forward's mask reproducible.
+    public var training = false
+    public var seed: UInt64 = 0
     private var calls: UInt64 = 0
     /// The inverted-dropout multiplier (0 or 1/(1-p)) of the last training forward [rows, in].
     private var mask: [Float] = []
@@ -35,7 +35,9 @@ public final class LoRALinear: LinearAdapter {
     public var inFeatures: Int { a.shape[1] }
     public var outFeatures: Int { b.shape[0] }
 
-    init(module: String, a: Tensor, b: Tensor, scale: Float, dropout: Float, magnitude: Tensor?, baseWeight: Tensor?, conv1D: Bool) {
+    /// - Parameters: `baseWeight` is required for DoRA (`magnitude` non-nil); `conv1D`: the base weight is `[in, out]`.
+    public init(module: String, a: Tensor, b: Tensor, scale: Float, dropout: Float = 0, magnitude: Tensor? = nil,
+                baseWeight: Tensor? = nil, conv1D: Bool = false) {
         precondition(magnitude == nil || baseWeight != nil, "LoRALinear: DoRA needs the base weight")
         self.module = module; self.a = a; self.b = b; self.scale = scale; self.dropout = dropout
         self.magnitude = magnitude; self.baseWeight = baseWeight; self.conv1D = conv1D
@@ -83,7 +85,7 @@ public final class LoRALinear: LinearAdapter {
     }
 
     /// ‖W[o,:] + s·(BA)[o,:]‖ per output row o (W read as [out, in] whatever its layout).
-    func weightNorms() -> [Float] {
+    public func weightNorms() -> [Float] {
         let W = baseWeight!, inF = inFeatures, outF = outFeatures, r = rank
         var delta = [Float](repeating: 0, count: outF * inF)   // s·B·A [out, in]
         delta.withUnsafeMutableBufferPointer { d in
@@ -221,7 +223,7 @@ public final class LoRALinear: LinearAdapter {
 
     // MARK: helpers
 
-    func zeroGradients() { gradA.zero(); gradB.zero(); gradMagnitude?.zero() }
+    public func zeroGradients() { gradA.zero(); gradB.zero(); gradMagnitude?.zero() }
 
     private func makeMask(rows: Int) {
         let n = rows * inFeatures

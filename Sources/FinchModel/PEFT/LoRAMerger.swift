@@ -36,11 +36,4 @@ public enum LoRAMerger {
         }
         return out
     }
-
-    /// Reads a base model folder and a PEFT LoRA adapter folder and returns the merged configuration and parameters.
-    public static func merge(model: URL, adapter: URL) throws -> (folder: HFModelFolder, parameters: [String: Tensor]) {
-        let folder = try HFModelFolder.read(model)
-        let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
-        return (folder, try merge(folder.parameters, config: folder.config, weights: weights))
-    }
 }

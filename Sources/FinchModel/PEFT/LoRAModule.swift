@@ -11,7 +11,7 @@ import FinchKernels
 ///
 /// Parameters and gradients are named as in `adapter_model.safetensors`
 /// (`base_model.model.<module>.lora_A.weight`, `.lora_B.weight`, `.lora_magnitude_vector`).
-public final class LoRAModule: PEFTModule, DecoderHooks {
+public final class LoRAModule: HookedPEFTModule, DecoderHooks {
     public private(set) var config: LoRAAdapterConfig
     /// The adapted projections by HF module path.
     public let modules: [String: LoRALinear]
@@ -109,19 +109,6 @@ public final class LoRAModule: PEFTModule, DecoderHooks {
     }
 
     public func setTraining(_ training: Bool) { modules.values.forEach { $0.training = training } }
-
-    public func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
-                              attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
-        decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds)
-    }
-
-    public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        decoder.lmHead()
-        return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
-    }
-
-    public func backward(_ decoder: Decoder) { decoder.backward() }
-    public func backwardHidden(_ decoder: Decoder, _ dHidden: Tensor) { decoder.backwardHidden(dHidden) }
 
     public func save(to folder: URL, baseModel: String) throws {
         var c = config

@@ -14,7 +14,7 @@ public final class PrefixProjection {
     /// tanh activations of the last forward [n, hidden].
     private let act: Tensor
 
-    init(virtualTokens n: Int, tokenDim: Int, hidden: Int, out: Int, rng: inout FinchRNG) {
+    public init(virtualTokens n: Int, tokenDim: Int, hidden: Int, out: Int, rng: inout FinchRNG) {
         embedding = Tensor(shape: [n, tokenDim])
         for i in 0..<embedding.count { embedding[i] = rng.nextNormal() }
         func linear(_ o: Int, _ i: Int) -> (Tensor, Tensor) {
@@ -38,7 +38,7 @@ public final class PrefixProjection {
     var out: Int { w2.shape[0] }
 
     /// table[n, out] = tanh(E·W1ᵀ + b1)·W2ᵀ + b2.
-    func forward(into table: Tensor) {
+    public func forward(into table: Tensor) {
         Gemm.sgemm(transA: false, transB: true, m: n, n: hidden, k: tokenDim, a: embedding.ptr, lda: tokenDim,
                    b: w1.ptr, ldb: tokenDim, beta: 0, c: act.ptr, ldc: hidden)
         for j in 0..<n { for h in 0..<hidden { act.ptr[j * hidden + h] = tanhf(act.ptr[j * hidden + h] + b1.ptr[h]) } }
@@ -48,7 +48,7 @@ public final class PrefixProjection {
     }
 
     /// Accumulates every parameter's gradient from dL/d(table) (uses the activations of the last forward).
-    func backward(dOut: Tensor) {
+    public func backward(dOut: Tensor) {
         let p = Self.prefix
         let gE = gradients[p + "embedding.weight"]!, gW1 = gradients[p + "transform.0.weight"]!
         let gB1 = gradients[p + "transform.0.bias"]!, gW2 = gradients[p + "transform.2.weight"]!
@@ -68,5 +68,5 @@ public final class PrefixProjection {
                    ldb: tokenDim, beta: 1, c: gE.ptr, ldc: tokenDim)
     }
 
-    func zeroGradients() { gradients.values.forEach { $0.zero() } }
+    public func zeroGradients() { gradients.values.forEach { $0.zero() } }
 }

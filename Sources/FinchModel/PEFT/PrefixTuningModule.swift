@@ -103,7 +103,7 @@ public final class PrefixTuningModule: PEFTModule {
     }
 
     public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        decoder.lmHead()
+        decoder.lmHead()   // labels cover the real tokens only: the decoder's loss as it is
         return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
     }
 

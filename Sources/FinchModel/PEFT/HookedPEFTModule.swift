@@ -1,0 +1,20 @@
+import FinchKernels
+
+/// A method that works entirely through `Decoder.hooks` (LoRA, bottleneck adapters): the sequence is the
+/// caller's, so the forward, loss and backward are the decoder's own.
+public protocol HookedPEFTModule: PEFTModule {}
+
+public extension HookedPEFTModule {
+    func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
+                       attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
+        decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds)
+    }
+
+    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
+        decoder.lmHead()
+        return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
+    }
+
+    func backward(_ decoder: Decoder) { decoder.backward() }
+    func backwardHidden(_ decoder: Decoder, _ dHidden: Tensor) { decoder.backwardHidden(dHidden) }
+}
