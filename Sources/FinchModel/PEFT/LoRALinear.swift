@@ -87,22 +87,25 @@ public final class LoRALinear: LinearAdapter {
     /// ‖W[o,:] + s·(BA)[o,:]‖ per output row o (W read as [out, in] whatever its layout).
     public func weightNorms() -> [Float] {
         let W = baseWeight!, inF = inFeatures, outF = outFeatures, r = rank
-        var delta = [Float](repeating: 0, count: outF * inF)   // s·B·A [out, in]
-        delta.withUnsafeMutableBufferPointer { d in
-            Gemm.sgemm(transA: false, transB: false, m: outF, n: inF, k: r, alpha: scale, a: b.ptr, lda: r,
-                       b: a.ptr, ldb: inF, beta: 0, c: d.baseAddress!, ldc: inF)
-        }
-        var k = [Float](repeating: 0, count: outF)
-        for o in 0..<outF {
-            var sum: Double = 0
-            for i in 0..<inF {
-                let w = conv1D ? W.ptr[i * outF + o] : W.ptr[o * inF + i]
-                let v = Double(w + delta[o * inF + i])
-                sum += v * v
+        // merged = W + s·BA in the base weight's own layout, then row (Linear) or column (Conv1D) norms,
+        // walking memory in order.
+        var merged = Array(UnsafeBufferPointer(start: W.ptr, count: W.count))
+        merged.withUnsafeMutableBufferPointer { d in
+            if conv1D {   // W[in, out] += s·(BA)ᵀ = s·Aᵀ·Bᵀ
+                Gemm.sgemm(transA: true, transB: true, m: inF, n: outF, k: r, alpha: scale, a: a.ptr, lda: inF,
+                           b: b.ptr, ldb: r, beta: 1, c: d.baseAddress!, ldc: outF)
+            } else {      // W[out, in] += s·B·A
+                Gemm.sgemm(transA: false, transB: false, m: outF, n: inF, k: r, alpha: scale, a: b.ptr, lda: r,
+                           b: a.ptr, ldb: inF, beta: 1, c: d.baseAddress!, ldc: inF)
             }
-            k[o] = Float(sum.squareRoot())
         }
-        return k
+        var sums = [Double](repeating: 0, count: outF)
+        if conv1D {
+            for i in 0..<inF { for o in 0..<outF { let v = Double(merged[i * outF + o]); sums[o] += v * v } }
+        } else {
+            for o in 0..<outF { var acc: Double = 0; for i in 0..<inF { let v = Double(merged[o * inF + i]); acc += v * v }; sums[o] = acc }
+        }
+        return sums.map { Float($0.squareRoot()) }
     }
 
     /// base[rows, out] = x̃·Wᵀ (Linear) or x̃·W (Conv1D), without bias.
@@ -165,17 +168,16 @@ public final class LoRALinear: LinearAdapter {
                                    b: b.ptr, ldb: r, beta: 0, c: l.baseAddress!, ldc: outF)
                     }
                 }
-                for o in 0..<outF {
-                    let inv = 1 / norms[o]
-                    var sum: Float = 0
-                    for i in 0..<rows {
+                var sums = [Float](repeating: 0, count: outF)
+                for i in 0..<rows {
+                    for o in 0..<outF {
                         let g = dy[i * ldy + o]
-                        sum += g * (base[i * outF + o] + lora[i * outF + o])
+                        sums[o] += g * (base[i * outF + o] + lora[i * outF + o])
                         dyEff[i * outF + o] = g * k[o]
                         dyBase[i * outF + o] = g * (k[o] - 1)
                     }
-                    gm.ptr[o] += sum * inv
                 }
+                for o in 0..<outF { gm.ptr[o] += sums[o] / norms[o] }
             }
             dyEff.withUnsafeBufferPointer { de in
                 if !de.isEmpty { dyL = de.baseAddress!; lddyL = outF }
