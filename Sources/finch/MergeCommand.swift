@@ -15,13 +15,8 @@ struct Merge: ParsableCommand {
     @Option(help: "Folder to write.") var out: String
 
     func run() throws {
-        let base = try HFModelFolder.read(URL(fileURLWithPath: model))
-        let (config, weights) = try PEFTAdapterFolder.loadLoRA(URL(fileURLWithPath: adapter))
-        let merged = try LoRAMerger.merge(base.parameters, config: base.config, weights: weights)
         let outURL = URL(fileURLWithPath: out)
-        try HFModelFolder.save(config: base.config, parameters: merged, to: outURL, generationConfig: base.generationConfig,
-                               finchInfo: base.finchInfo, tokenizerModel: base.tokenizerModel)
-        print("merged \(config.useDora ? "DoRA" : "LoRA") adapter (r \(config.r), \(weights.modules.count) modules) into "
-              + "\(base.config.hfArchitecture); wrote \(outURL.path)")
+        let s = try LoRAMerger.mergeFolder(model: URL(fileURLWithPath: model), adapter: URL(fileURLWithPath: adapter), out: outURL)
+        print("merged \(s.method) adapter (r \(s.rank), \(s.modules) modules) into \(s.architecture); wrote \(outURL.path)")
     }
 }

@@ -204,4 +204,27 @@ final class PEFTLoRATests: XCTestCase {
             }
         }
     }
+
+    func testMergeFolderWritesAnHFModelWithTheAdaptedLogits() throws {
+        let config = Self.tinyConfig(.llama)
+        let decoder = Decoder(config: config, seed: 12)
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("finch-merge-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let baseURL = root.appendingPathComponent("base"), adapterURL = root.appendingPathComponent("adapter")
+        let outURL = root.appendingPathComponent("merged")
+        try HFModelFolder.save(config: config, parameters: decoder.parameters, to: baseURL)
+        let lora = try LoRAModule(config: LoRAAdapterConfig(r: 2, loraAlpha: 5, targetModules: ["q_proj", "up_proj"], useDora: true),
+                                  decoder: decoder, seed: 3)
+        Self.perturb(lora, seed: 4)
+        try lora.save(to: adapterURL, baseModel: baseURL.path)
+        let summary = try LoRAMerger.mergeFolder(model: baseURL, adapter: adapterURL, out: outURL)
+        XCTAssertEqual(summary.method, "DoRA")
+        XCTAssertEqual(summary.modules, 2 * config.numLayers)
+        lora.attach(to: decoder)
+        let ids = [1, 5, 9, 2, 30, 7]
+        let adapted = decoder.forward(ids: ids, batch: 1, length: 6).array
+        let (mc, mp) = try HFModelFolder.load(outURL)
+        let folded = try Decoder(config: mc, parameters: mp).forward(ids: ids, batch: 1, length: 6).array
+        for i in 0..<adapted.count { XCTAssertEqual(adapted[i], folded[i], accuracy: 1e-4) }
+    }
 }

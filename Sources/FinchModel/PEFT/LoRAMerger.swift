@@ -36,4 +36,25 @@ public enum LoRAMerger {
         }
         return out
     }
+
+    /// What `mergeFolder` did.
+    public struct FolderSummary: Sendable {
+        public let method: String          // "LoRA" or "DoRA"
+        public let rank: Int
+        public let modules: Int
+        public let architecture: String
+    }
+
+    /// `finch merge`: reads the base model folder and the PEFT LoRA/DoRA adapter folder, folds the adapter in
+    /// and writes a plain Hugging Face folder to `out` (generation config, finch.json and tokenizer carried over).
+    @discardableResult
+    public static func mergeFolder(model: URL, adapter: URL, out: URL) throws -> FolderSummary {
+        let base = try HFModelFolder.read(model)
+        let (config, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
+        let merged = try merge(base.parameters, config: base.config, weights: weights)
+        try HFModelFolder.save(config: base.config, parameters: merged, to: out, generationConfig: base.generationConfig,
+                               finchInfo: base.finchInfo, tokenizerModel: base.tokenizerModel)
+        return FolderSummary(method: config.useDora ? "DoRA" : "LoRA", rank: config.r, modules: weights.modules.count,
+                             architecture: base.config.hfArchitecture)
+    }
 }
