@@ -1,0 +1,99 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// A model ready for evaluation: decoder (a LoRA adapter merged in), its tokenizer and chat template.
+public final class EvalModel {
+    public let name: String
+    public let decoder: Decoder
+    public let tokenizer: SentencePieceTokenizer
+    /// The stored chat template's encoder; nil for a base model without one.
+    public let encoder: ChatEncoder?
+    /// Trainable parameters of the run that produced the model (summary.json next to the folder), when known.
+    public let trainableParameters: Int?
+    /// Training wall time of that run in seconds (`training_seconds` in summary.json / timing.json), when known.
+    public let trainingSeconds: Double?
+    public var totalParameters: Int { decoder.parameters.values.reduce(0) { $0 + $1.count } }
+
+    /// Loads `folder` (a model folder, or a LoRA adapter folder whose `base_model_name_or_path` names the base)
+    /// plus an optional LoRA `adapter` folder.
+    public init(folder: URL, adapter: URL? = nil, name: String? = nil) throws {
+        var modelURL = folder, adapterURL = adapter
+        let isAdapter = FileManager.default.fileExists(atPath: folder.appendingPathComponent(PEFTAdapterFolder.configFile).path)
+        if isAdapter && adapter == nil {
+            let (config, _) = try PEFTAdapterFolder.loadLoRA(folder)
+            guard let base = config.baseModelNameOrPath else {
+                throw TrainingError("\(folder.path): adapter without base_model_name_or_path; give --model BASE --adapter \(folder.path)")
+            }
+            modelURL = URL(fileURLWithPath: base); adapterURL = folder
+        }
+        let hf = try HFModelFolder.read(modelURL)
+        guard let tok = hf.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder") }
+        tokenizer = try SentencePieceTokenizer(contentsOf: tok)
+        if let template = try ChatTemplate.forModel(modelURL) {
+            encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
+        } else {
+            encoder = nil
+        }
+        var parameters = hf.parameters
+        if let adapterURL {
+            let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapterURL)
+            parameters = try LoRAMerger.merge(parameters, config: hf.config, weights: weights)
+        }
+        decoder = try Decoder(config: hf.config, parameters: parameters)
+        self.name = name ?? EvalModel.defaultName(adapterURL ?? modelURL)
+        let info = EvalModel.runInfo(near: adapterURL ?? modelURL)
+        trainableParameters = info.trainable
+        trainingSeconds = info.seconds
+    }
+
+    /// "runs/sft/final" → "sft".
+    static func defaultName(_ url: URL) -> String {
+        let last = url.lastPathComponent
+        return ["final", "best", "merged"].contains(last) ? url.deletingLastPathComponent().lastPathComponent : last
+    }
+
+    /// Reads trainable parameters and training time from the run folder above a `final`/`best` folder.
+    static func runInfo(near url: URL) -> (trainable: Int?, seconds: Double?) {
+        var trainable: Int?, seconds: Double?
+        for dir in [url, url.deletingLastPathComponent(), url.deletingLastPathComponent().deletingLastPathComponent()] {
+            for file in ["summary.json", "timing.json"] {
+                guard let data = try? Data(contentsOf: dir.appendingPathComponent(file)),
+                      let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { continue }
+                trainable = trainable ?? (o["trainableParameters"] as? Int) ?? (o["trainable_parameters"] as? Int)
+                seconds = seconds ?? (o["training_seconds"] as? Double) ?? (o["trainingSeconds"] as? Double)
+            }
+        }
+        return (trainable, seconds)
+    }
+
+    /// Token ids of the generation prompt for a user message: the chat template, or plain text
+    /// `fewShot` examples + "Question: …\nAnswer:" when `plain` (a base model prompted in context).
+    public func promptIDs(_ row: EvalRow, plain: Bool, fewShot: [EvalRow] = []) throws -> [Int] {
+        if !plain, let encoder {
+            return try encoder.generationPrompt([Message(.user, row.prompt)]).map(Int.init)
+        }
+        var ids: [Int] = tokenizer.bosID >= 0 ? [tokenizer.bosID] : []
+        ids += try tokenizer.encode(EvalModel.plainPrompt(row, fewShot: fewShot)).map(Int.init)
+        return ids
+    }
+
+    /// The in-context prompt: each example as "Question: …\nAnswer: …" separated by blank lines, then the question.
+    public static func plainPrompt(_ row: EvalRow, fewShot: [EvalRow]) -> String {
+        var text = ""
+        for e in fewShot { text += "Question: \(e.prompt)\nAnswer: \(e.reference)\n\n" }
+        return text + "Question: \(row.prompt)\nAnswer:"
+    }
+
+    /// Ids of prompt + reference with the index where the reference starts (for perplexity and KL).
+    public func sequence(_ row: EvalRow, response: String, plain: Bool, fewShot: [EvalRow] = []) throws -> (ids: [Int], responseStart: Int) {
+        let prompt = try promptIDs(row, plain: plain, fewShot: fewShot)
+        var reply: [Int]
+        if !plain, let encoder {
+            reply = try encoder.encodeReply(response).map(Int.init)
+        } else {
+            reply = try tokenizer.encode(" " + response).map(Int.init)
+        }
+        return (prompt + reply, prompt.count)
+    }
+}

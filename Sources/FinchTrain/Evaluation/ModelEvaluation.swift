@@ -1,0 +1,161 @@
+import Foundation
+import FinchModel
+import FinchData
+
+/// Settings of one `finch eval` run.
+public struct EvalSettings: Sendable {
+    /// Longest generated reply (tokens).
+    public var maxTokens: Int = 48
+    /// In-context examples for plain (template-free) prompting; 0 = use the model's chat template.
+    public var fewShot: Int = 0
+    /// Rows generated together.
+    public var batch: Int = 8
+    /// Evaluate at most this many rows (nil = all).
+    public var limit: Int?
+    public init(maxTokens: Int = 48, fewShot: Int = 0, batch: Int = 8, limit: Int? = nil) {
+        self.maxTokens = maxTokens; self.fewShot = fewShot; self.batch = batch; self.limit = limit
+    }
+}
+
+/// The scores of one model on one evaluation file. NaN (null in JSON) = not measured.
+public struct ModelScores: Codable, Sendable {
+    public var name: String
+    public var rows: Int
+    public var perplexity: Double?
+    public var exactMatch: Double?
+    public var exactMatchStderr: Double?
+    public var tokenF1: Double?
+    public var bleu: Double?
+    public var rougeL: Double?
+    public var meanReward: Double?
+    public var rewardStderr: Double?
+    public var klToReference: Double?
+    public var accuracy: Double?
+    public var macroF1: Double?
+    public var classification: ClassificationReport?
+    public var exactMatchByTask: [String: Double]
+    public var trainableParameters: Int?
+    public var totalParameters: Int
+    public var trainingSeconds: Double?
+    public var evalSeconds: Double
+    public var fewShot: Int
+    /// A few (prompt, reference, response) triples for the report.
+    public var samples: [Sample]
+
+    public struct Sample: Codable, Sendable {
+        public var prompt: String
+        public var reference: String
+        public var response: String
+        public var task: String
+    }
+}
+
+/// Evaluates one model on rows: perplexity of the references, greedy replies, exact match / token F1,
+/// BLEU / ROUGE-L, rewards, KL to a reference model, and label accuracy for `{text, label}` rows.
+public enum ModelEvaluation {
+    public static func evaluate(_ model: EvalModel, rows: [EvalRow], settings: EvalSettings, fewShotPool: [EvalRow] = [],
+                                reward: EvalRewards? = nil, klReference: EvalModel? = nil,
+                                log: (String) -> Void = { print($0) }) throws -> ModelScores {
+        let start = Date()
+        let plain = settings.fewShot > 0 || model.encoder == nil
+        let shots = Array(fewShotPool.filter(\.isCheckable).prefix(settings.fewShot))
+        let classRows = rows.filter { $0.label != nil }
+        let genRows = rows.filter { $0.label == nil }
+
+        // Perplexity of the references (one row's logits at a time).
+        var nllSum = 0.0, nllCount = 0
+        for row in genRows {
+            let s = try model.sequence(row, response: row.reference, plain: plain, fewShot: shots)
+            let r = SequenceScoring.nll(model.decoder, ids: s.ids, from: s.responseStart)
+            nllSum += r.sum; nllCount += r.count
+        }
+
+        // Greedy replies.
+        var responses: [String] = []
+        if !genRows.isEmpty {
+            let prompts = try genRows.map { try model.promptIDs($0, plain: plain, fewShot: shots) }
+            var stops = Set(model.encoder?.stopIDs ?? [])
+            if model.tokenizer.eosID >= 0 { stops.insert(model.tokenizer.eosID) }
+            let tokenizer = model.tokenizer
+            // Plain prompting: the answer is one line; stop at the newline that would start the next "Question:".
+            let newlineStop: (([Int]) -> Bool)? = plain ? { ids in ((try? tokenizer.decode(ids)) ?? "").contains("\n") } : nil
+            var done = 0
+            for chunkStart in stride(from: 0, to: prompts.count, by: max(1, settings.batch)) {
+                let chunk = Array(prompts[chunkStart..<min(prompts.count, chunkStart + settings.batch)])
+                let ids = GreedyGeneration.run(model.decoder, prompts: chunk, maxNewTokens: settings.maxTokens, stopIDs: stops,
+                                               batch: settings.batch, stopWhen: newlineStop)
+                for r in ids {
+                    var text = try tokenizer.decode(r)
+                    if plain, let nl = text.firstIndex(of: "\n") { text = String(text[..<nl]) }
+                    responses.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+                done += chunk.count
+                log("  \(model.name): generated \(done)/\(prompts.count)")
+            }
+        }
+
+        // Text metrics.
+        var em: [Double] = [], f1: [Double] = [], byTask: [String: [Double]] = [:]
+        var hyps: [String] = [], refs: [String] = [], rouge: [Double] = []
+        for (row, response) in zip(genRows, responses) {
+            if row.isOpenEnded {
+                hyps.append(response); refs.append(row.reference)
+                rouge.append(EvalMetrics.rougeL(response, row.reference))
+            } else {
+                let hit = EvalMetrics.exactMatch(response, row.answer, task: row.task) ? 1.0 : 0.0
+                em.append(hit); byTask[row.task, default: []].append(hit)
+                f1.append(EvalMetrics.tokenF1(response, row.answer))
+            }
+        }
+
+        // Rewards and KL.
+        var rewards: [Double] = []
+        if let reward, !genRows.isEmpty { rewards = try reward.rewards(genRows, responses: responses) }
+        var kl: Double?
+        if let ref = klReference, !genRows.isEmpty {
+            var sum = 0.0, count = 0
+            for (row, response) in zip(genRows, responses) {
+                let s = try model.sequence(row, response: response, plain: plain, fewShot: shots)
+                let r = SequenceScoring.kl(policy: model.decoder, reference: ref.decoder, ids: s.ids, from: s.responseStart)
+                sum += r.sum; count += r.count
+            }
+            kl = count > 0 ? sum / Double(count) : nil
+        }
+
+        // Classification rows: the label whose text is most likely after the prompt.
+        var report: ClassificationReport?
+        if !classRows.isEmpty {
+            let labels = Array(Set(classRows.compactMap(\.label))).sorted()
+            var predictions: [String] = []
+            for row in classRows {
+                let ask = EvalRow(prompt: "Classify the text as one of: \(labels.joined(separator: ", ")).\n\n\(row.prompt)",
+                                  reference: "", task: "classify")
+                var best = labels[0], bestScore = Double.infinity
+                for label in labels {
+                    let s = try model.sequence(ask, response: label, plain: plain, fewShot: [])
+                    let r = SequenceScoring.nll(model.decoder, ids: s.ids, from: s.responseStart)
+                    let score = r.count > 0 ? r.sum / Double(r.count) : .infinity
+                    if score < bestScore { bestScore = score; best = label }
+                }
+                predictions.append(best)
+            }
+            report = ClassificationReport(predictions: predictions, gold: classRows.map { $0.label! }, classes: labels)
+        }
+
+        func opt(_ v: [Double]) -> Double? { v.isEmpty ? nil : EvalMetrics.mean(v) }
+        let samples = zip(genRows, responses).prefix(6).map {
+            ModelScores.Sample(prompt: $0.0.prompt, reference: $0.0.reference, response: $0.1, task: $0.0.task)
+        }
+        return ModelScores(
+            name: model.name, rows: rows.count,
+            perplexity: nllCount > 0 ? EvalMetrics.perplexity(summedNLL: nllSum, tokenCount: nllCount) : nil,
+            exactMatch: opt(em), exactMatchStderr: em.isEmpty ? nil : EvalMetrics.standardError(em), tokenF1: opt(f1),
+            bleu: hyps.isEmpty ? nil : EvalMetrics.corpusBLEU(hypotheses: hyps, references: refs), rougeL: opt(rouge),
+            meanReward: opt(rewards), rewardStderr: rewards.isEmpty ? nil : EvalMetrics.standardError(rewards),
+            klToReference: kl, accuracy: report?.accuracy, macroF1: report?.macroF1, classification: report,
+            exactMatchByTask: byTask.mapValues { EvalMetrics.mean($0) },
+            trainableParameters: model.trainableParameters, totalParameters: model.totalParameters,
+            trainingSeconds: model.trainingSeconds, evalSeconds: Date().timeIntervalSince(start),
+            fewShot: plain ? shots.count : 0, samples: Array(samples))
+    }
+}
