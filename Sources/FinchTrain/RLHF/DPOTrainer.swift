@@ -1,0 +1,166 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// Loss, implicit-reward accuracy and margin of a policy on held-out pairs.
+public struct DPOEvaluation: Codable, Equatable, Sendable {
+    public var pairs: Int
+    public var loss: Double
+    public var rewardAccuracy: Double
+    public var meanMargin: Double
+}
+
+/// `finch dpo`: Direct Preference Optimisation with TRL's sigmoid loss (`DPOLoss`). Sequence log-probs are
+/// sums over the reply tokens; the reference log-probs are computed once, before training, with the initial
+/// model (a LoRA policy with its adapter switched off), so no second model is held.
+public final class DPOTrainer {
+    public struct Options: Codable, Equatable, Sendable {
+        public var common = RLHFTrainingOptions()
+        public var beta = 0.1
+        public var variant = DPOLoss.Variant.sigmoid
+        public var labelSmoothing = 0.0
+        public var limit: Int?
+        public init() { common.lr = 5e-6 }
+    }
+
+    public let options: Options
+    public let source: LoadedModelFolder
+    public let policy: PolicyModel
+    public let train: [EncodedPair]
+    public let eval: [EncodedPair]
+    public let run: RunFolder
+    public let progress: Progress
+    /// Reference (chosen, rejected) sequence log-probs of `train` and `eval`.
+    public private(set) var refTrain: (chosen: [Float], rejected: [Float]) = ([], [])
+    public private(set) var refEval: (chosen: [Float], rejected: [Float]) = ([], [])
+
+    public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
+        self.options = options
+        let o = options.common
+        source = try LoadedModelFolder(model, templateName: o.template)
+        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit)
+        (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
+        let decoder = try source.decoder()
+        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+        policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
+        run = try RunFolder(url: out)
+        self.progress = progress ?? Progress(total: 0)
+    }
+
+    public var totalSteps: Int {
+        let o = options.common
+        return o.steps > 0 ? o.steps : max(1, train.count / max(1, o.batchSize)) * max(1, o.epochs)
+    }
+
+    /// Forward of pairs: (chosen, rejected) sums of reply-token log-probs; keeps the forward for `backward`.
+    func sequenceLogProbs(_ part: [EncodedPair]) -> (chosen: [Float], rejected: [Float], spans: [Range<Int>], T: Int) {
+        let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
+        let (ids, T, lengths) = PreferencePairs.pad(rows, padID: source.padID)
+        let mask = ids.indices.map { $0 % T < lengths[$0 / T] ? 1 : 0 }
+        let (lp, _, _) = policy.forward(ids: ids, batch: rows.count, length: T, mask: mask)
+        var sums: [Float] = [], spans: [Range<Int>] = []
+        for (b, row) in rows.enumerated() {
+            let start = b < part.count ? part[b].prompt.count : part[b - part.count].prompt.count
+            let span = (b * T + max(1, start))..<(b * T + row.count)
+            spans.append(span)
+            var s: Float = 0
+            for i in span { s += lp[i] }
+            sums.append(s)
+        }
+        return (Array(sums[..<part.count]), Array(sums[part.count...]), spans, T)
+    }
+
+    /// Sequence log-probs of all pairs without gradients.
+    func logProbs(_ pairs: [EncodedPair]) -> (chosen: [Float], rejected: [Float]) {
+        var c: [Float] = [], r: [Float] = []
+        let B = max(1, options.common.batchSize)
+        policy.setTraining(false)
+        defer { policy.setTraining(true) }
+        for start in stride(from: 0, to: pairs.count, by: B) {
+            let x = sequenceLogProbs(Array(pairs[start..<min(pairs.count, start + B)]))
+            c += x.chosen; r += x.rejected
+        }
+        return (c, r)
+    }
+
+    public func evaluate() -> DPOEvaluation? {
+        guard !eval.isEmpty else { return nil }
+        let p = logProbs(eval)
+        let r = DPOLoss.compute(policyChosen: p.chosen, policyRejected: p.rejected, referenceChosen: refEval.chosen,
+                                referenceRejected: refEval.rejected, beta: options.beta, variant: options.variant,
+                                labelSmoothing: options.labelSmoothing)
+        return DPOEvaluation(pairs: eval.count, loss: r.loss, rewardAccuracy: r.rewardAccuracy, meanMargin: r.marginsMean)
+    }
+
+    /// The policy's full weights (LoRA merged).
+    func mergedParameters() throws -> [String: Tensor] {
+        if let lora = policy.model.peft as? LoRAModule { return try lora.mergedParameters(policy.decoder.parameters, config: policy.decoder.config) }
+        return policy.decoder.parameters
+    }
+
+    func saveModel(to folder: URL) throws {
+        let d = policy.decoder
+        try HFModelFolder.save(config: d.config, parameters: try mergedParameters(), to: folder,
+                               finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
+                               tokenizerModel: source.tokenizerURL)
+        try source.template.save(toModel: folder)
+    }
+
+    @discardableResult
+    public func run(resume: Bool = false) throws -> (before: DPOEvaluation?, after: DPOEvaluation?) {
+        let o = options.common
+        let total = totalSteps
+        // Reference log-probs once, from the initial model (adapter off).
+        policy.adapterEnabled = false
+        refTrain = logProbs(train)
+        refEval = logProbs(eval)
+        policy.adapterEnabled = true
+        progress.message("reference log-probs computed for \(train.count) train + \(eval.count) eval pairs")
+        policy.model.allocateGradients()
+        let pm = policy.model
+        let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { pm.trainableParameters }, progress: progress)
+        session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
+        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        let before = session.state.step == 0 ? evaluate() : nil
+        if let b = before { try session.log(["eval_loss": b.loss, "eval_accuracy": b.rewardAccuracy, "eval_margin": b.meanMargin]) }
+        StopSignal.install()
+        defer { StopSignal.uninstall() }
+        while session.state.step < total {
+            if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
+            let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
+            let part = idx.map { train[$0] }
+            pm.zeroGradients()
+            let x = sequenceLogProbs(part)
+            let r = DPOLoss.compute(policyChosen: x.chosen, policyRejected: x.rejected,
+                                    referenceChosen: idx.map { refTrain.chosen[$0] }, referenceRejected: idx.map { refTrain.rejected[$0] },
+                                    beta: options.beta, variant: options.variant, labelSmoothing: options.labelSmoothing)
+            try RLHFSetup.requireFinite(r.loss, "DPO loss", step: session.state.step + 1)
+            var d = [Float](repeating: 0, count: 2 * part.count * x.T)
+            for (b, span) in x.spans.enumerated() {
+                let g = b < part.count ? r.gradPolicyChosen[b] : r.gradPolicyRejected[b - part.count]
+                for i in span { d[i] = g }
+            }
+            policy.backward(dLogprobs: d)
+            let report = try session.step(gradients: pm.gradients)
+            try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+            session.state.microBatches += 1
+            try session.log(["loss": r.loss, "reward_accuracy": r.rewardAccuracy, "margin": r.marginsMean,
+                             "rewards_chosen": r.rewardsChosenMean, "rewards_rejected": r.rewardsRejectedMean,
+                             "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
+            progress.update(step: session.state.step, loss: r.loss, lr: session.currentLR,
+                            extra: [("acc", String(format: "%.2f", r.rewardAccuracy)), ("margin", String(format: "%.3f", r.marginsMean))])
+            if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate() {
+                try session.log(["eval_loss": e.loss, "eval_accuracy": e.rewardAccuracy, "eval_margin": e.meanMargin], forceCurve: true)
+                try session.evaluated(loss: e.loss, saveBest: true)
+            }
+            if session.shouldCheckpoint { try session.checkpoint() }
+        }
+        progress.finish()
+        let after = evaluate()
+        if let a = after { try session.log(["eval_loss": a.loss, "eval_accuracy": a.rewardAccuracy, "eval_margin": a.meanMargin]) }
+        try session.writeLossCurve()
+        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.saveModel(to: $0) }
+        return (before, after)
+    }
+}

@@ -1,0 +1,359 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// `finch ppo`: TRL-style PPO. Each iteration samples responses to a batch of prompts with the KV cache,
+/// scores them (reward model or reward command), computes per-token log-probs under the policy and a frozen
+/// reference (LoRA: the adapter switched off; full: a frozen copy) and values from a value head on the policy
+/// trunk, turns them into KL-penalised rewards, GAE advantages and returns (`PPOMath.processRollout`), then
+/// runs `ppoEpochs` passes of clipped policy + value losses over shuffled minibatches (one optimizer step each).
+///
+/// Checkpoints are written only at iteration boundaries, so a run stopped mid-iteration (NaN loss, exploding
+/// KL, a failing reward command, Ctrl-C) keeps its last complete checkpoint; `--resume` continues exactly
+/// (sampling seeds, prompt order, minibatch order and the KL controller are functions of the saved state).
+public final class PPOTrainer {
+    public struct Options: Codable, Equatable, Sendable {
+        public var common = RLHFTrainingOptions()
+        /// PPO iterations (rollout batches); `common.batchSize` prompts each.
+        public var iterations = 20
+        public var ppoEpochs = 4
+        public var minibatches = 1
+        public var maxNewTokens = 32
+        public var temperature = 1.0
+        public var topK = 0
+        public var topP = 1.0
+        public var hyper = PPOMath.Hyperparameters()
+        /// Adaptive KL: target KL per sequence (nil = fixed coefficient `hyper.klCoef`) and horizon (samples).
+        public var klTarget: Double?
+        public var klHorizon = 10000.0
+        /// Subtracted from the score of a response that never emits end-of-turn (nil = off).
+        public var missingEOSPenalty: Double?
+        /// Scores are whitened over the batch (`normalizeRewards`) and/or clipped to ±`rewardClip`.
+        public var normalizeRewards = false
+        public var rewardClip: Double?
+        /// Pretraining-loss mixing: coefficient and text file (plain text; `maxLength`-token chunks).
+        public var ptxCoef = 0.0
+        public var ptxData: String?
+        /// The run stops when the rollout KL (nats per sequence) exceeds this.
+        public var maxKL = 50.0
+        public var rewardTimeout = 60.0
+        public var evalPrompts = 64
+        public init() {
+            common.lr = 1e-5
+            common.batchSize = 8
+            common.peft.loraDropout = 0   // keeps resume exact (dropout masks are not checkpointed)
+            common.evalFraction = 0.1
+        }
+    }
+
+    public let options: Options
+    public let source: LoadedModelFolder
+    public let policy: PolicyModel
+    /// nil for a LoRA policy (the adapter is switched off instead).
+    let referenceCopy: PolicyModel?
+    public let valueHead: ValueHead
+    public let rewards: RewardSource
+    public let train: [PPOPrompt]
+    public let eval: [PPOPrompt]
+    public let run: RunFolder
+    public let progress: Progress
+    private var ptxTokens: [Int] = []
+    private var encodedPrompts: [String: [Int]] = [:]
+
+    public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
+        self.options = options
+        let o = options.common
+        guard options.minibatches >= 1, options.minibatches <= o.batchSize else {
+            throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
+        }
+        source = try LoadedModelFolder(url, templateName: o.template)
+        let decoder = try source.decoder()
+        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+        policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
+        if peft == nil {
+            let ref = try source.decoder(copy: true)
+            ref.trainable = []
+            referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref))
+        } else { referenceCopy = nil }
+        valueHead = ValueHead(name: "v_head.weight", hiddenSize: decoder.config.hiddenSize, bias: true, seed: o.seed &+ 17)
+        self.rewards = rewards
+        let all = try PPOPrompts.load(prompts)
+        var (tr, ev) = PreferencePairs.split(all, evalFraction: o.evalFraction, seed: o.seed)
+        if ev.count > options.evalPrompts { ev = Array(ev.prefix(options.evalPrompts)) }
+        (train, eval) = (tr, ev)
+        run = try RunFolder(url: out)
+        self.progress = progress ?? Progress(total: 0)
+        if options.ptxCoef > 0 {
+            guard let p = options.ptxData else { throw TrainingError("--ptx-coef needs --ptx-data (a text file)") }
+            let text = try String(contentsOf: URL(fileURLWithPath: p), encoding: .utf8)
+            ptxTokens = try source.tokenizer.encode(String(text.prefix(2_000_000))).map(Int.init)
+            guard ptxTokens.count > 8 else { throw TrainingError("\(p): too little text for pretraining-loss mixing") }
+        }
+    }
+
+    var optimizerStepsPerIteration: Int { max(1, options.ppoEpochs) * max(1, options.minibatches) }
+
+    /// Every tensor the optimizer updates: the policy's (decoder or adapter) and the value head.
+    public var trainableParameters: [String: Tensor] {
+        policy.model.trainableParameters.merging(valueHead.parameters) { a, _ in a }
+    }
+    var gradients: [String: Tensor] { policy.model.gradients.merging(valueHead.gradients) { a, _ in a } }
+
+    // MARK: rollouts
+
+    func promptIDs(_ p: PPOPrompt) throws -> [Int] {
+        if let ids = encodedPrompts[p.location] { return ids }
+        let room = min(options.common.maxLength, policy.decoder.config.maxPositions) - options.maxNewTokens
+        let ids = Array(try source.encoder.generationPrompt(p.messages).map(Int.init).suffix(max(1, room)))
+        encodedPrompts[p.location] = ids
+        return ids
+    }
+
+    /// Samples one response per prompt (adapter on, no dropout). Greedy when `greedy`.
+    func generate(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> [[Int]] {
+        let stop = Set(source.encoder.stopIDs)
+        policy.setTraining(false)
+        defer { policy.setTraining(true) }
+        return try prompts.enumerated().map { i, p in
+            let ids = try promptIDs(p)
+            let sampling = SamplingOptions(temperature: greedy ? 0 : Float(options.temperature), topK: options.topK,
+                                           topP: Float(options.topP), seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            let cache = KVCache(config: policy.decoder.config, batch: 1, maxLength: min(policy.decoder.config.maxPositions, ids.count + options.maxNewTokens))
+            return policy.decoder.generate(prompt: ids, options: GenerationOptions(maxNewTokens: options.maxNewTokens, sampling: sampling, stopTokenIds: stop), cache: cache).tokens
+        }
+    }
+
+    /// Response text as the reward sees it: decoded up to (not including) the first stop token.
+    func responseText(_ tokens: [Int]) throws -> String {
+        let stop = Set(source.encoder.stopIDs)
+        let cut = tokens.firstIndex { stop.contains($0) } ?? tokens.count
+        return try source.tokenizer.decode(tokens[..<cut])
+    }
+
+    /// Raw scores of responses (before penalties / normalisation).
+    func score(_ prompts: [PPOPrompt], _ responses: [[Int]]) throws -> [Float] {
+        try rewards.score(prompts: prompts, responses: responses.map { try responseText($0) })
+    }
+
+    /// Rows prompt + response (right-padded to the longest), with the response block [B, R] layout.
+    struct RowLayout {
+        var ids: [Int]; var mask: [Int]; var T: Int; var promptLengths: [Int]; var R: Int
+        /// Flat index in the [B, T] rows of response token t of row b (its log-prob lives there).
+        func tokenIndex(_ b: Int, _ t: Int) -> Int { b * T + promptLengths[b] + t }
+    }
+
+    func layout(prompts: [[Int]], responses: [[Int]], R: Int) -> RowLayout {
+        let pad = source.padID
+        let rows = zip(prompts, responses).map { p, r in p + r + [Int](repeating: pad, count: R - r.count) }
+        let (ids, T, _) = PreferencePairs.pad(rows, padID: pad)
+        var mask = [Int](repeating: 0, count: ids.count)
+        for (b, r) in zip(prompts, responses).enumerated() {
+            for t in 0..<(r.0.count + r.1.count) { mask[b * T + t] = 1 }
+        }
+        return RowLayout(ids: ids, mask: mask, T: T, promptLengths: prompts.map(\.count), R: R)
+    }
+
+    /// Per-token response log-probs [B·R] (and values, entropies) from a forward of `model` over `l`.
+    func responseStats(_ model: PolicyModel, _ l: RowLayout, values: Bool, entropy: Bool = false)
+        -> (logprobs: [Float], values: [Float], entropy: [Float], hidden: Tensor) {
+        let B = l.promptLengths.count
+        let f = model.forward(ids: l.ids, batch: B, length: l.T, mask: l.mask, entropy: entropy)
+        var lp = [Float](repeating: 0, count: B * l.R), ent = lp
+        var rows: [Int] = []
+        for b in 0..<B {
+            for t in 0..<l.R {
+                let i = l.tokenIndex(b, t)
+                lp[b * l.R + t] = f.logprobs[i]
+                if entropy { ent[b * l.R + t] = f.entropy![i] }
+                rows.append(i - 1)   // the value of the state before token t
+            }
+        }
+        let v = values ? valueHead.forward(hidden: f.hidden.ptr, rows: rows) : []
+        return (lp, v, ent, f.hidden)
+    }
+
+    // MARK: evaluation
+
+    /// Mean score of greedy responses to the held-out prompts.
+    public func evaluate() throws -> Double? {
+        guard !eval.isEmpty else { return nil }
+        let r = try generate(eval, seed: 0, greedy: true)
+        let s = try score(eval, r)
+        return s.reduce(0.0) { $0 + Double($1) } / Double(s.count)
+    }
+
+    // MARK: training
+
+    func saveModel(to folder: URL) throws {
+        let d = policy.decoder
+        let params: [String: Tensor]
+        if let lora = policy.model.peft as? LoRAModule { params = try lora.mergedParameters(d.parameters, config: d.config) }
+        else { params = d.parameters }
+        try HFModelFolder.save(config: d.config, parameters: params, to: folder,
+                               finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
+                               tokenizerModel: source.tokenizerURL)
+        try source.template.save(toModel: folder)
+        try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors"))
+    }
+
+    /// Runs the remaining iterations; returns the held-out mean reward before and after.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> (before: Double?, after: Double?) {
+        let o = options.common
+        let perIter = optimizerStepsPerIteration
+        let totalSteps = options.iterations * perIter
+        policy.model.allocateGradients()
+        let session = try RLHFSetup.session(run: run, o: o, totalSteps: totalSteps, parameters: { [unowned self] in self.trainableParameters },
+                                            progress: progress)
+        session.checkpointEvery = 0   // checkpoints at iteration boundaries only (below)
+        session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
+        var kl = options.klTarget.map { KLController.adaptive(initial: options.hyper.klCoef, target: $0, horizon: options.klHorizon) }
+            ?? .fixed(options.hyper.klCoef)
+        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        if let blob = session.state.extras["kl_controller"] { kl = try blob.decode(KLController.self) }
+        guard session.state.step % perIter == 0 else {
+            throw TrainingError("checkpoint step \(session.state.step) is not at a PPO iteration boundary (\(perIter) optimizer steps per iteration); were --ppo-epochs/--minibatches changed?")
+        }
+        var before: Double? = nil
+        if session.state.step == 0, let b = try evaluate() {
+            before = b
+            progress.message(String(format: "held-out mean reward before: %.4f on %d prompts", b, eval.count))
+            try session.log(["eval_reward": b, "iteration": 0])
+        }
+        StopSignal.install()
+        defer { StopSignal.uninstall() }
+        while session.state.step < totalSteps {
+            if StopSignal.requested { progress.message("stopped by signal at iteration \(session.state.step / perIter)"); break }
+            let iteration = session.state.step / perIter
+            try iterate(iteration: iteration, session: session, kl: &kl)
+            session.state.extras["kl_controller"] = try JSONBlob(encoding: kl)
+            let done = session.state.step / perIter
+            if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
+            if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
+                try session.log(["eval_reward": e, "iteration": done], forceCurve: true)
+                try session.evaluated(loss: -e, saveBest: true)
+            }
+        }
+        progress.finish()
+        let after = try evaluate()
+        if let a = after {
+            progress.message(String(format: "held-out mean reward after: %.4f on %d prompts", a, eval.count))
+            try session.log(["eval_reward": a, "iteration": session.state.step / perIter], forceCurve: true)
+        }
+        try session.writeLossCurve()
+        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.saveModel(to: $0) }
+        return (before, after)
+    }
+
+    /// One PPO iteration: rollout, rewards, advantages, `ppoEpochs × minibatches` optimizer steps, metrics.
+    func iterate(iteration: Int, session: TrainingSession, kl: inout KLController) throws {
+        let o = options.common
+        let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize, seed: o.seed)
+        let prompts = idx.map { train[$0] }
+        let promptIds = try prompts.map { try promptIDs($0) }
+        let generated = try generate(prompts, seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false)
+        let R = max(1, generated.map(\.count).max() ?? 1)
+        let pad = source.padID
+        let responses = generated.map { $0 + [Int](repeating: pad, count: R - $0.count) }
+        let l = layout(prompts: promptIds, responses: generated, R: R)
+        let B = prompts.count
+
+        // Scores.
+        let raw = try score(prompts, generated)
+        var scores = raw
+        if let p = options.missingEOSPenalty {
+            PPOMath.applyMissingEOSPenalty(scores: &scores, responses: generated, eosTokenID: source.encoder.endOfTurnID, penalty: p)
+        }
+        if options.normalizeRewards, B > 1 {
+            let m = scores.reduce(0, +) / Float(B)
+            let sd = (scores.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(B - 1)).squareRoot()
+            scores = scores.map { ($0 - m) / (sd + 1e-6) }
+        }
+        if let c = options.rewardClip { scores = scores.map { min(max($0, Float(-c)), Float(c)) } }
+
+        // Log-probs, reference, values (no gradients).
+        policy.setTraining(false)
+        let cur = responseStats(policy, l, values: true)
+        let ref: [Float]
+        if let copy = referenceCopy { ref = responseStats(copy, l, values: false).logprobs }
+        else {
+            policy.adapterEnabled = false
+            ref = responseStats(policy, l, values: false).logprobs
+            policy.adapterEnabled = true
+        }
+        policy.setTraining(true)
+        var hyper = options.hyper
+        hyper.klCoef = kl.value
+        let roll = PPOMath.processRollout(responses: responses, padTokenID: pad, logprobs: cur.logprobs, refLogprobs: ref,
+                                          values: cur.values, scores: scores, hyper: hyper)
+        try RLHFSetup.requireFinite(roll.meanKL, "rollout KL", step: session.state.step)
+        guard roll.meanKL <= options.maxKL else {
+            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, roll.meanKL, options.maxKL))
+        }
+
+        // PPO epochs over minibatches.
+        var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
+        let mbCount = max(1, min(options.minibatches, B))
+        var pgSum = 0.0, vfSum = 0.0, clipSum = 0.0, vclipSum = 0.0, entSum = 0.0, approxSum = 0.0, n = 0.0
+        for _ in 0..<max(1, options.ppoEpochs) {
+            var order = Array(0..<B)
+            rng.shuffle(&order)
+            for m in 0..<mbCount {
+                let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
+                let mb = roll.batch.rows(rows)
+                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
+                policy.model.zeroGradients(); valueHead.zeroGradients()
+                let now = responseStats(policy, sub, values: true, entropy: true)
+                let loss = PPOMath.minibatchLoss(batch: mb, newLogprobs: now.logprobs, vpred: now.values, hyper: hyper)
+                try RLHFSetup.requireFinite(loss.loss, "PPO loss", step: session.state.step + 1)
+                var dLP = [Float](repeating: 0, count: rows.count * sub.T)
+                var vRows: [Int] = []
+                for b in 0..<rows.count {
+                    for t in 0..<R {
+                        let i = sub.tokenIndex(b, t)
+                        dLP[i] = loss.gradNewLogprobs[b * R + t]
+                        vRows.append(i - 1)
+                    }
+                }
+                let dHidden = Tensor(shape: [rows.count * sub.T, policy.decoder.config.hiddenSize])
+                valueHead.backward(hidden: now.hidden.ptr, rows: vRows, dOut: loss.gradVpred, dHidden: dHidden.ptr)
+                policy.backward(dLogprobs: dLP, extraDHidden: dHidden)
+                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
+                let report = try session.step(gradients: gradients)
+                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+                var entMean = 0.0, entN = 0.0
+                for i in 0..<(rows.count * R) where !mb.paddingMask[i] { entMean += Double(now.entropy[i]); entN += 1 }
+                pgSum += loss.pgLoss; vfSum += loss.vfLoss; clipSum += loss.pgClipfrac; vclipSum += loss.vfClipfrac
+                approxSum += loss.approxKL; entSum += entN > 0 ? entMean / entN : 0; n += 1
+            }
+        }
+        kl.update(currentKL: roll.meanKL, nSteps: B)
+        session.state.microBatches += Int(n)
+        let meanRaw = raw.reduce(0.0) { $0 + Double($1) } / Double(B)
+        let record: [String: Any] = [
+            "iteration": iteration + 1, "reward": meanRaw, "score": roll.meanScore, "kl": roll.meanKL,
+            "entropy": entSum / n, "rollout_entropy": roll.meanEntropy, "policy_loss": pgSum / n, "value_loss": vfSum / n,
+            "loss": (pgSum + hyper.vfCoef * vfSum) / n, "clip_fraction": clipSum / n, "value_clip_fraction": vclipSum / n,
+            "approx_kl": approxSum / n, "response_length": roll.meanResponseLength, "kl_coef": hyper.klCoef,
+            "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.rlhfReward,
+            "lr": session.schedule.lr(at: session.state.step - 1),
+        ]
+        try session.log(record)
+        progress.update(step: iteration + 1, loss: (pgSum + hyper.vfCoef * vfSum) / n, lr: session.currentLR,
+                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
+                                ("len", String(format: "%.1f", roll.meanResponseLength))])
+    }
+
+    /// Adds `ptxCoef` × the causal-LM loss of a `maxLength`-token chunk of the pretraining text to the gradients.
+    func pretrainingLoss(step: Int) throws {
+        let T = min(options.common.maxLength, ptxTokens.count)
+        var rng = SeededRNG(seed: options.common.seed ^ UInt64(step) &* 0x2545_F491)
+        let start = rng.int(below: max(1, ptxTokens.count - T))
+        let ids = Array(ptxTokens[start..<(start + T)])
+        let f = policy.forward(ids: ids, batch: 1, length: T, mask: nil)
+        try RLHFSetup.requireFinite(Double(f.logprobs.reduce(0, +)), "pretraining loss", step: step)
+        let g = Float(-options.ptxCoef / Double(T - 1))
+        policy.backward(dLogprobs: (0..<T).map { $0 == 0 ? 0 : g })
+    }
+}

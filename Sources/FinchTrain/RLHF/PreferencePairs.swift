@@ -1,0 +1,74 @@
+import Foundation
+import FinchData
+
+/// One tokenized preference pair: the shared prompt, then each reply (content + end-of-turn).
+public struct EncodedPair: Sendable {
+    public var prompt: [Int]
+    public var chosen: [Int]
+    public var rejected: [Int]
+    /// The dataset's `margin` column (0 when absent).
+    public var margin: Float
+    public var location: String
+    public var chosenSequence: [Int] { prompt + chosen }
+    public var rejectedSequence: [Int] { prompt + rejected }
+}
+
+/// Preference files → tokenized pairs, held-out split, padded batches.
+public enum PreferencePairs {
+    /// Reads `{prompt, chosen, rejected[, margin]}` records (text or message forms) and tokenizes them with
+    /// the chat template: prompt = generation prompt, reply = content + assistant suffix. Pairs longer than
+    /// `maxLength` keep the reply (cut at its end when needed) and the end of the prompt.
+    public static func load(_ urls: [URL], encoder: ChatEncoder, maxLength: Int, limit: Int? = nil) throws -> [EncodedPair] {
+        var out: [EncodedPair] = []
+        for url in urls {
+            let file = try RecordReader.read(url, options: .init(format: .preference))
+            let margins = try marginColumn(url)
+            for r in file.records {
+                if let l = limit, out.count >= l { break }
+                guard case .preference(let prompt, let chosen, let rejected) = r.body else { continue }
+                let p = try encoder.generationPrompt(prompt).map(Int.init)
+                let c = try encoder.encodeReply(chosen).map(Int.init)
+                let j = try encoder.encodeReply(rejected).map(Int.init)
+                let keepReply = max(1, maxLength - min(p.count, maxLength / 2))
+                let cc = Array(c.prefix(keepReply)), jj = Array(j.prefix(keepReply))
+                let pp = Array(p.suffix(max(1, maxLength - max(cc.count, jj.count))))
+                out.append(EncodedPair(prompt: pp, chosen: cc, rejected: jj, margin: margins[r.location.line] ?? 0,
+                                       location: r.location.description))
+            }
+        }
+        guard !out.isEmpty else { throw TrainingError("\(urls.map(\.path).joined(separator: ", ")): no preference pairs") }
+        return out
+    }
+
+    /// `margin` values by line number (JSONL files only).
+    static func marginColumn(_ url: URL) throws -> [Int: Float] {
+        guard let text = try? String(contentsOf: url, encoding: .utf8), text.contains("\"margin\"") else { return [:] }
+        var m: [Int: Float] = [:]
+        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard line.contains("\"margin\""), let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            if let v = o["margin"] as? NSNumber { m[i + 1] = v.floatValue }
+            else if o["margin"] != nil { throw TrainingError("\(url.path):\(i + 1): field 'margin' must be a number") }
+        }
+        return m
+    }
+
+    /// A seeded split: the last `fraction` of a shuffled order is held out (at least one pair when
+    /// fraction > 0 and there are two or more pairs).
+    public static func split<T>(_ items: [T], evalFraction: Double, seed: UInt64) -> (train: [T], eval: [T]) {
+        guard evalFraction > 0, items.count > 1 else { return (items, []) }
+        var order = Array(items.indices)
+        var rng = SeededRNG(seed: seed ^ 0x5eed_5917)
+        rng.shuffle(&order)
+        let n = min(items.count - 1, max(1, Int((Double(items.count) * evalFraction).rounded())))
+        return (order.dropLast(n).map { items[$0] }, order.suffix(n).map { items[$0] })
+    }
+
+    /// Right-pads rows to the longest one with `padID`: ids [B·T], T, and each row's real length.
+    public static func pad(_ rows: [[Int]], padID: Int) -> (ids: [Int], length: Int, lengths: [Int]) {
+        let T = max(1, rows.map(\.count).max() ?? 1)
+        var ids: [Int] = []
+        ids.reserveCapacity(rows.count * T)
+        for r in rows { ids += r + [Int](repeating: padID, count: T - r.count) }
+        return (ids, T, rows.map(\.count))
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// Options every RLHF trainer (reward, DPO, PPO) shares; flag names in kebab-case.
+public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
+    /// `full` or `lora` / `dora`.
+    public var method = "full"
+    public var peft = PEFTOptions()
+    public var lr = 1e-5
+    public var schedule = "cosine"
+    public var warmupSteps = 0
+    public var weightDecay = 0.0
+    public var maxGradNorm = 1.0
+    /// Optimizer steps (0 = one pass over the training pairs / prompts per epoch × `epochs`).
+    public var steps = 0
+    public var epochs = 1
+    public var batchSize = 8
+    public var maxLength = 512
+    public var evalFraction = 0.1
+    public var evalEvery = 0
+    public var checkpointEvery = 0
+    public var keepCheckpoints = 2
+    public var seed: UInt64 = 42
+    public var template: String?
+    public init() {}
+}
+
+/// A model folder with what training needs besides weights: tokenizer, chat template, encoder, pad id.
+public struct LoadedModelFolder {
+    public let folder: HFModelFolder
+    public let tokenizer: SentencePieceTokenizer
+    public let tokenizerURL: URL
+    public let template: ChatTemplate
+    public let encoder: ChatEncoder
+    public let padID: Int
+
+    /// Reads `url`; `templateName` overrides the template the folder records (else `chatml`).
+    public init(_ url: URL, templateName: String? = nil) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainingError("model folder \(url.path) does not exist")
+        }
+        folder = try HFModelFolder.read(url)
+        guard let tok = folder.tokenizerModel else {
+            throw TrainingError("\(url.path): no tokenizer.model in the model folder")
+        }
+        tokenizerURL = tok
+        tokenizer = try SentencePieceTokenizer(contentsOf: tok)
+        if let name = templateName { template = try ChatTemplate.load(name) }
+        else { template = try ChatTemplate.forModel(url) ?? ChatTemplate.load("chatml") }
+        encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
+        if tokenizer.padID >= 0 { padID = tokenizer.padID }
+        else if let p = folder.config.padTokenId { padID = p }
+        else if tokenizer.unkID >= 0 { padID = tokenizer.unkID }
+        else { padID = 0 }
+    }
+
+    /// A fresh decoder over (copies of) the folder's weights.
+    public func decoder(copy: Bool = false) throws -> Decoder {
+        let p = copy ? folder.parameters.mapValues { $0.copy() } : folder.parameters
+        return try Decoder(config: folder.config, parameters: p)
+    }
+}
+
+enum RLHFSetup {
+    /// The PEFT module of `options.method` (nil for `full`); only methods that keep the token layout.
+    static func peft(_ o: RLHFTrainingOptions, decoder: Decoder, tokenizer: SentencePieceTokenizer) throws -> PEFTModule? {
+        guard ["full", "lora", "dora"].contains(o.method) else {
+            throw TrainingError("--method \(o.method): RLHF trainers support full, lora and dora")
+        }
+        return try PEFTMethods.make(o.method, options: o.peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed)
+    }
+
+    /// Two optimizer groups (with / without weight decay) over `parameters`.
+    static func groups(_ parameters: [String: Tensor]) -> [ParameterGroup] {
+        var decay: [String] = [], noDecay: [String] = []
+        for (n, t) in parameters.sorted(by: { $0.key < $1.key }) {
+            if TrainableSet.noDecay(n, shape: t.shape) { noDecay.append(n) } else { decay.append(n) }
+        }
+        var g: [ParameterGroup] = []
+        if !decay.isEmpty { g.append(ParameterGroup(label: "decay", names: decay)) }
+        if !noDecay.isEmpty { g.append(ParameterGroup(label: "no_decay", names: noDecay, weightDecay: false)) }
+        return g
+    }
+
+    static func session(run: RunFolder, o: RLHFTrainingOptions, totalSteps: Int, parameters: @escaping () -> [String: Tensor],
+                        progress: Progress) throws -> TrainingSession {
+        guard let kind = LRSchedule.Kind(name: o.schedule) else {
+            throw TrainingError("unknown --schedule '\(o.schedule)' (choose one of \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let s = try TrainingSession(run: run, parameters: parameters, groups: groups(parameters()),
+                                    settings: AdamWSettings(weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm > 0 ? o.maxGradNorm : nil),
+                                    schedule: LRSchedule(kind: kind, baseLR: o.lr, warmupSteps: o.warmupSteps, totalSteps: totalSteps),
+                                    seed: o.seed, progress: progress)
+        s.checkpointEvery = o.checkpointEvery
+        s.keepCheckpoints = o.keepCheckpoints
+        return s
+    }
+
+    /// Continues from the newest periodic checkpoint of `run` when `resume` (and one exists).
+    static func resumeIfAsked(_ s: TrainingSession, resume: Bool) throws {
+        guard resume else { return }
+        guard let last = s.run.latestCheckpoint() else {
+            s.progress.message("no checkpoint in \(s.run.checkpointsURL.path): starting from step 0")
+            return
+        }
+        try s.resume(from: last.url)
+        s.progress.message("resumed from \(last.url.path) (step \(s.state.step))")
+    }
+
+    /// The indices of batch `step` in an epoch-shuffled order (seeded per epoch, so any step can be rebuilt).
+    static func batchIndices(step: Int, count: Int, batchSize: Int, seed: UInt64) -> [Int] {
+        let perEpoch = max(1, count / batchSize)
+        let epoch = step / perEpoch, k = step % perEpoch
+        var order = Array(0..<count)
+        var rng = SeededRNG(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
+        rng.shuffle(&order)
+        return Array(order[(k * batchSize)..<min(count, (k + 1) * batchSize)])
+    }
+
+    /// Throws the clear "stopped" error for a non-finite value (before any checkpoint of it is written).
+    static func requireFinite(_ value: Double, _ what: String, step: Int) throws {
+        guard value.isFinite else {
+            throw TrainingError("step \(step): \(what) is \(value) — stopping; no checkpoint was written for this step (lower --lr or check the data)")
+        }
+    }
+}

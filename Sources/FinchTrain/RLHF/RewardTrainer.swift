@@ -1,0 +1,138 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// Pairwise accuracy, mean margin and mean Bradley–Terry loss of a reward model on some pairs.
+public struct PairwiseEvaluation: Codable, Equatable, Sendable {
+    public var pairs: Int
+    public var accuracy: Double
+    public var meanMargin: Double
+    public var loss: Double
+}
+
+/// `finch reward`: trains a scalar score head (and the trunk, full or LoRA) with the Bradley–Terry loss
+/// −log σ(r_chosen − r_rejected − margin) (+ centering), evaluates pairwise accuracy, writes a
+/// `LlamaForSequenceClassification` folder (`final/`, and `best/` at the best eval loss).
+public final class RewardTrainer {
+    public struct Options: Codable, Equatable, Sendable {
+        public var common = RLHFTrainingOptions()
+        /// TRL's `center_rewards_coefficient` (0 = off).
+        public var centerRewardsCoefficient = 0.0
+        /// Use the data's `margin` column.
+        public var useMargin = true
+        /// Pairs read (nil = all).
+        public var limit: Int?
+        public init() {}
+    }
+
+    public let options: Options
+    public let source: LoadedModelFolder
+    public let reward: RewardModel
+    public let train: [EncodedPair]
+    public let eval: [EncodedPair]
+    public let run: RunFolder
+    public let progress: Progress
+
+    public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
+        self.options = options
+        let o = options.common
+        source = try LoadedModelFolder(model, templateName: o.template)
+        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit)
+        (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
+        let decoder = try RewardModel.sequenceClassifier(config: source.folder.config, parameters: source.folder.parameters,
+                                                         padID: source.padID, seed: o.seed)
+        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+        reward = try RewardModel(decoder: decoder, peft: peft, padID: source.padID)
+        run = try RunFolder(url: out)
+        self.progress = progress ?? Progress(total: 0)
+    }
+
+    /// Optimizer steps of the run.
+    public var totalSteps: Int {
+        let o = options.common
+        return o.steps > 0 ? o.steps : max(1, train.count / max(1, o.batchSize)) * max(1, o.epochs)
+    }
+
+    /// Rewards (chosen, rejected) of pairs, in batches, without gradients.
+    public func score(_ pairs: [EncodedPair]) -> (chosen: [Float], rejected: [Float]) {
+        var c: [Float] = [], r: [Float] = []
+        let B = max(1, options.common.batchSize)
+        PEFTMethods.setTraining(reward.model.peft, false)
+        defer { PEFTMethods.setTraining(reward.model.peft, true) }
+        for start in stride(from: 0, to: pairs.count, by: B) {
+            let part = pairs[start..<min(pairs.count, start + B)]
+            let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
+            let (ids, T, _) = PreferencePairs.pad(rows, padID: reward.padID)
+            let s = reward.rewards(ids: ids, batch: rows.count, length: T)
+            c += s[..<part.count]
+            r += s[part.count...]
+        }
+        return (c, r)
+    }
+
+    public func evaluate(_ pairs: [EncodedPair]) -> PairwiseEvaluation? {
+        guard !pairs.isEmpty else { return nil }
+        let (c, r) = score(pairs)
+        let l = RewardLoss.compute(chosen: c, rejected: r)
+        return PairwiseEvaluation(pairs: pairs.count, accuracy: l.accuracy, meanMargin: l.meanMargin, loss: l.loss)
+    }
+
+    /// Runs the training loop; returns the held-out evaluation before and after.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> (before: PairwiseEvaluation?, after: PairwiseEvaluation?) {
+        let o = options.common
+        let total = totalSteps
+        reward.allocateGradients()
+        let rm = reward
+        let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { rm.trainableParameters }, progress: progress)
+        let src = source
+        session.writeModel = { try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name) }
+        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        let before = session.state.step == 0 ? evaluate(eval) : nil
+        if let b = before {
+            progress.message(String(format: "eval before: pairwise accuracy %.3f, mean margin %.3f on %d pairs", b.accuracy, b.meanMargin, b.pairs))
+            try session.log(["eval_loss": b.loss, "eval_accuracy": b.accuracy, "eval_margin": b.meanMargin])
+        }
+        StopSignal.install()
+        defer { StopSignal.uninstall() }
+        while session.state.step < total {
+            if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
+            let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
+            let part = idx.map { train[$0] }
+            let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
+            let (ids, T, _) = PreferencePairs.pad(rows, padID: rm.padID)
+            rm.zeroGradients()
+            let rewards = rm.rewards(ids: ids, batch: rows.count, length: T)
+            let (loss, grad) = RewardLoss.compute(stackedRewards: rewards, margin: options.useMargin ? part.map(\.margin) : nil,
+                                                  centeringCoefficient: options.centerRewardsCoefficient)
+            try RLHFSetup.requireFinite(loss.loss, "reward loss", step: session.state.step + 1)
+            rm.backward(dRewards: grad)
+            let report = try session.step(gradients: rm.gradients)
+            try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+            session.state.microBatches += 1
+            session.state.tokensSeen += ids.count
+            try session.log(["loss": loss.loss, "accuracy": loss.accuracy, "margin": loss.meanMargin,
+                             "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
+            progress.update(step: session.state.step, loss: loss.loss, lr: session.currentLR, tokens: ids.count,
+                            extra: [("acc", String(format: "%.2f", loss.accuracy))])
+            if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate(eval) {
+                try session.log(["eval_loss": e.loss, "eval_accuracy": e.accuracy, "eval_margin": e.meanMargin], forceCurve: true)
+                try session.evaluated(loss: e.loss, saveBest: true)
+            }
+            if session.shouldCheckpoint { try session.checkpoint() }
+        }
+        progress.finish()
+        let after = evaluate(eval)
+        if let a = after {
+            try session.log(["eval_loss": a.loss, "eval_accuracy": a.accuracy, "eval_margin": a.meanMargin], forceCurve: true)
+            progress.message(String(format: "eval after: pairwise accuracy %.3f, mean margin %.3f on %d pairs", a.accuracy, a.meanMargin, a.pairs))
+        }
+        try session.writeLossCurve()
+        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) {
+            try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name)
+        }
+        if session.checkpointEvery > 0, session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
+        return (before, after)
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import FinchTrain
+
+/// `finch score`: scores prompt/response pairs (or both replies of preference rows) with a reward model.
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score",
+        abstract: "Score {prompt, response} or {prompt, chosen, rejected} JSONL rows with a reward model; JSONL out.",
+        discussion: "Example: finch score --reward runs/rm/final --data answers.jsonl > scores.jsonl")
+
+    @Option(help: "Reward model folder.") var reward: String
+    @Option(help: "JSONL input.") var data: String
+    @Option(help: "Output file (default: stdout).") var out: String?
+    @Option(help: "Rows per forward.") var batchSize = 16
+    @Option(help: "Chat template (default: the model's).") var template: String?
+
+    func run() throws {
+        let scorer = try RewardScorer(rewardModel: URL(fileURLWithPath: reward), templateName: template)
+        let result = try scorer.scoreFile(URL(fileURLWithPath: data), batchSize: batchSize)
+        let text = result.lines.joined(separator: "\n") + (result.lines.isEmpty ? "" : "\n")
+        if let o = out { try text.write(to: URL(fileURLWithPath: o), atomically: true, encoding: .utf8) }
+        else { FileHandle.standardOutput.write(Data(text.utf8)) }
+        var summary = "scored \(result.lines.count) rows"
+        if let acc = result.pairwiseAccuracy { summary += String(format: "; pairwise accuracy %.3f, mean margin %.3f", acc, result.meanMargin ?? 0) }
+        FileHandle.standardError.write(Data((summary + "\n").utf8))
+    }
+}

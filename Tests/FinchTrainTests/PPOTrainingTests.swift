@@ -1,0 +1,110 @@
+import XCTest
+import FinchKernels
+import FinchModel
+import FinchData
+import FinchTrain
+
+final class PPOTrainingTests: XCTestCase {
+    /// Reward: 1 per "red" in the response, minus a little per character (a python3 -c program).
+    static let rewardScript = """
+    python3 -u -c 'import sys, json
+    for line in sys.stdin:
+        r = json.loads(line)["response"]
+        print(r.count("red") - 0.01 * len(r), flush=True)'
+    """
+
+    func prompts(in dir: URL) throws -> URL {
+        let lines = (0..<24).map { i in
+            "{\"prompt\": \"What colour is the \(TrainerFixture.things[i % 8]) number \(i % 5)?\", \"task\": \"colour\"}"
+        }
+        let u = dir.appendingPathComponent("prompts.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: u, atomically: true, encoding: .utf8)
+        return u
+    }
+
+    func options(iterations: Int) -> PPOTrainer.Options {
+        var o = PPOTrainer.Options()
+        o.iterations = iterations
+        o.ppoEpochs = 2
+        o.minibatches = 2
+        o.maxNewTokens = 6
+        o.common.batchSize = 4
+        o.common.lr = 1e-3
+        o.common.schedule = "constant"
+        o.common.checkpointEvery = 1
+        o.common.maxLength = 48
+        o.common.evalFraction = 0.2
+        o.evalPrompts = 4
+        o.klTarget = 1
+        o.klHorizon = 100
+        o.missingEOSPenalty = 0.5
+        return o
+    }
+
+    func trainer(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options, command: String = rewardScript) throws -> PPOTrainer {
+        try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 20), prompts: prompts,
+                       out: dir.appendingPathComponent("run"), options: o, progress: Progress(total: o.iterations, mode: .quiet))
+    }
+
+    func testPPORunsWritesMetricsAndResumesExactly() throws {
+        let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dirA)
+        let p = try prompts(in: dirA)
+        // A: 3 iterations in one go.
+        let a = try trainer(dirA, model, p, options(iterations: 3))
+        let (before, after) = try a.run()
+        XCTAssertNotNil(before); XCTAssertNotNil(after)
+        let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recA.count, 3)
+        for key in ["reward", "kl", "entropy", "policy_loss", "value_loss", "clip_fraction", "response_length", "kl_coef"] {
+            XCTAssertNotNil(recA.last?[key], key)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: a.run.lossCurveURL.path))
+        XCTAssertNotNil(try HFModelFolder.read(a.run.url.appendingPathComponent("final")))
+
+        // B: 2 iterations, then a new process-like trainer resumes to 3.
+        _ = try trainer(dirB, model, p, options(iterations: 2)).run()
+        let b = try trainer(dirB, model, p, options(iterations: 3))
+        try b.run(resume: true)
+        let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recB.count, 3)
+        for (x, y) in zip(recA, recB) {
+            for key in ["reward", "kl", "policy_loss", "value_loss", "kl_coef"] {
+                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
+            }
+        }
+    }
+
+    func testFailingOrNonNumericRewardCommandStopsWithClearError() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let p = try prompts(in: dir)
+        let cases: [(String, String)] = [
+            ("python3 -c 'import sys; sys.stdin.readline(); sys.stderr.write(\"boom\\n\"); sys.exit(3)'", "exited"),
+            ("python3 -u -c 'import sys\nfor l in sys.stdin: print(\"not-a-number\", flush=True)'", "not a number"),
+            ("sleep 30", "timeout"),
+        ]
+        for (command, needle) in cases {
+            var o = options(iterations: 2)
+            o.common.checkpointEvery = 1
+            let t = try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 1.5), prompts: p,
+                                   out: dir.appendingPathComponent("run-\(needle.prefix(4))"), options: o,
+                                   progress: Progress(total: 2, mode: .quiet))
+            XCTAssertThrowsError(try t.run()) { e in
+                let text = "\(e)"
+                XCTAssertTrue(text.contains("reward command") && text.contains(needle), text)
+            }
+            XCTAssertNil(t.run.latestCheckpoint())   // failed in the held-out evaluation before any step
+            t.rewards.close()
+        }
+    }
+
+    func testRewardCommandScoresInOrder() throws {
+        let c = try RewardCommand(command: Self.rewardScript, timeout: 10)
+        defer { c.close() }
+        let s = try c.score([["prompt": "x", "response": "red red"], ["prompt": "y", "response": ""]])
+        XCTAssertEqual(s[0], 2 - 0.07, accuracy: 1e-5)
+        XCTAssertEqual(s[1], 0, accuracy: 1e-6)
+        XCTAssertEqual(try c.score([["prompt": "z", "response": "red"]])[0], 0.97, accuracy: 1e-5)
+    }
+}

@@ -1,0 +1,64 @@
+import XCTest
+import FinchConformance
+import FinchKernels
+import FinchModel
+import FinchTrain
+
+final class RewardConformanceTests: XCTestCase {
+    /// `llama-reward`: rewards, Bradley–Terry loss, accuracy, pooled positions and every gradient listed.
+    func testLlamaRewardConformance() throws {
+        let cases = Conformance.cases(kind: "llama-reward")
+        if cases.isEmpty { print("conformance llama-reward: no case found under \(Conformance.root.path)"); return }
+        for c in cases {
+            let checker = Checker(c)
+            let model = c.json["model"] as? [String: Any] ?? [:]
+            let config = try HFConfig.load(c.file(model["config_file"] as? String ?? "config.json"))
+            let weights = try SafeTensors.File(url: c.file(model["weights_file"] as? String ?? "model.safetensors"))
+            var params: [String: Tensor] = [:]
+            for (name, _) in config.parameterShapes() { params[name] = try weights.tensor(name) }
+            let inp = c.inputs
+            let rows = JSONValue.ints2D(inp["input_ids"])
+            let B = rows.count, T = rows.first?.count ?? 0
+            let pad = JSONValue.int(inp["pad_token_id"])
+            let decoder = try Decoder(config: config, parameters: params)
+            let rm = try RewardModel(decoder: decoder, padID: pad)
+            rm.allocateGradients()
+            rm.zeroGradients()
+            let ids = rows.flatMap { $0 }
+            let rewards = rm.rewards(ids: ids, batch: B, length: T)
+            let chosenRows = JSONValue.ints(inp["chosen_rows"]), rejectedRows = JSONValue.ints(inp["rejected_rows"])
+            let chosen = chosenRows.map { rewards[$0] }, rejected = rejectedRows.map { rewards[$0] }
+            let loss = RewardLoss.compute(chosen: chosen, rejected: rejected)
+            var dRewards = [Float](repeating: 0, count: B)
+            for (i, r) in chosenRows.enumerated() { dRewards[r] += loss.gradChosen[i] }
+            for (i, r) in rejectedRows.enumerated() { dRewards[r] += loss.gradRejected[i] }
+            let allScores = rm.allPositionScores()
+            rm.backward(dRewards: dRewards)
+
+            let exp = c.expected
+            checker.check("loss", actual: [loss.loss], expected: [JSONValue.double(exp["loss"])])
+            let n = Double(chosen.count)
+            checker.checkExact("accuracy", actual: [loss.correctPairs], expected: [Int((JSONValue.double(exp["accuracy"]) * n).rounded())])
+            checker.check("rewards_chosen", actual: chosen.map(Double.init), expected: JSONValue.doubles(exp["rewards_chosen"]))
+            checker.check("rewards_rejected", actual: rejected.map(Double.init), expected: JSONValue.doubles(exp["rewards_rejected"]))
+            checker.check("margins", actual: loss.margins.map(Double.init), expected: JSONValue.doubles(exp["margins"]))
+            checker.checkExact("last_token_index", actual: RewardModel.pooledPositions(ids: ids, batch: B, length: T, padID: pad),
+                               expected: JSONValue.ints(exp["last_token_index"]))
+            let file = try c.expectedTensors()
+            let grads = rm.gradients
+            for name in c.expectedTensorNames {
+                if name == "rewards" {
+                    checker.check(name, actual: rewards, expected: try file.tensor(name).array)
+                } else if name == "debug.all_position_scores" {
+                    checker.check(name, actual: allScores, expected: try file.tensor(name).array)
+                } else if name.hasPrefix("grad.") {
+                    guard let g = grads[String(name.dropFirst(5))] else { checker.fail("no gradient for \(name)"); continue }
+                    checker.check(name, actual: g, in: file)
+                } else {
+                    checker.fail("expected tensor '\(name)' is not produced")
+                }
+            }
+            XCTAssert(Conformance.report(c, checker), "llama-reward case \(c.name)")
+        }
+    }
+}
