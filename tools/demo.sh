@@ -47,8 +47,8 @@ PREFS=corpora/preferences.jsonl
 PPO_PROMPTS=corpora/ppo_prompts.jsonl
 EVAL=corpora/eval.jsonl
 if [ "$SCALE" = ci ]; then
-  VOCAB=384; FLAGS_PT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every -1 --log-every 1)
-  FLAGS_SFT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every -1 --log-every 1)
+  VOCAB=384; FLAGS_PT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
+  FLAGS_SFT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
   RM_FLAGS=(--steps 3 --batch-size 4 --max-length 64 --eval-fraction 0.2 --limit 40)
   PPO_FLAGS=(--iterations 2 --batch-size 4 --max-new-tokens 8 --max-length 96 --eval-prompts 4 --ppo-epochs 1)
   EVAL_FLAGS=(--limit 12 --max-tokens 8)
@@ -98,7 +98,7 @@ t=$(now)
 # A randomly initialised model folder (one step at a negligible rate writes the folder), then full fine-tuning.
 head -c 20000 "$PRETRAIN_TEXT" > "$RUN/data/init.txt"
 "$FINCH" pretrain --model-config "$MODEL_CONFIG" --tokenizer "$RUN/tokenizer" --template chatml --data "$RUN/data/init.txt" \
-  --out "$RUN/scratch-init" --max-steps 1 --lr 1e-12 --batch-size 1 --seq-len 64 --eval-every -1 --seed 3 > "$RUN/scratch-init.log"
+  --out "$RUN/scratch-init" --max-steps 1 --lr 1e-12 --batch-size 1 --seq-len 64 --eval-every=-1 --seed 3 > "$RUN/scratch-init.log"
 "$FINCH" sft --config recipes/demo-scratch.yaml --model "$RUN/scratch-init/final" --data "${INSTRUCTIONS[@]}" \
   --out "$RUN/scratch" "${FLAGS_SFT[@]}"
 timing scratch "$t"
