@@ -42,7 +42,7 @@ enum TrainerFixture {
     static let tokenizer: SentencePieceTokenizer = {
         let corpusURL = root.appendingPathComponent("corpus.txt")
         try! (corpus(lines: 400) + "\n" + records(40)).write(to: corpusURL, atomically: true, encoding: .utf8)
-        var o = TokenizerTrainer.Options(inputs: [corpusURL], vocabSize: 160, type: .unigram)
+        var o = TokenizerTrainer.Options(inputs: [corpusURL], vocabSize: 330, type: .unigram)
         o.numThreads = 2
         return try! TokenizerTrainer.train(o, into: root.appendingPathComponent("tok"))
     }()
@@ -57,7 +57,7 @@ enum TrainerFixture {
     }
 
     /// `n` records packed one per entry (chatml) into `dir/data`.
-    static func dataset(_ n: Int, in dir: URL, maxLength: Int = 32, pack: Bool = false) throws -> URL {
+    static func dataset(_ n: Int, in dir: URL, maxLength: Int = 96, pack: Bool = false) throws -> URL {
         let file = try recordsFile(n, in: dir)
         var o = DatasetPacker.Options(inputs: [file], maxLength: maxLength)
         o.pack = pack
@@ -69,7 +69,7 @@ enum TrainerFixture {
 
     static func config(_ flavour: Flavour = .llama, layers: Int = 2) -> DecoderConfig {
         DecoderConfig(flavour: flavour, vocabSize: tokenizer.vocabSize, hiddenSize: 32, numLayers: layers, numHeads: 4,
-                      numKVHeads: flavour == .llama ? 2 : nil, intermediateSize: 64, maxPositions: 64,
+                      numKVHeads: flavour == .llama ? 2 : nil, intermediateSize: 64, maxPositions: 128,
                       tieWordEmbeddings: flavour == .gpt2, eosTokenId: tokenizer.eosID)
     }
 
@@ -81,7 +81,7 @@ enum TrainerFixture {
         var c = TrainerConfig()
         c.maxSteps = steps
         c.batchSize = 4
-        c.seqLen = 32
+        c.seqLen = 96
         c.lr = 3e-3
         c.warmup = 2
         c.evalEvery = -1
