@@ -135,6 +135,32 @@ final class PEFTLoRATests: XCTestCase {
         XCTAssertEqual(run(false, seed: 1), run(false, seed: 9), "no dropout in eval")
     }
 
+    /// With A = B = I and s = 1 the delta is the dropped input x̃ = x ⊙ mask, which exposes the mask:
+    /// the backward must use the same one (dA = dyᵀx̃, dB = dyᵀx̃, dx = dy ⊙ mask).
+    func testDropoutBackwardUsesTheForwardMask() {
+        let rows = 9, n = 6
+        let eye = (0..<(n * n)).map { Float($0 % (n + 1) == 0 ? 1 : 0) }
+        let l = LoRALinear(module: "t", a: Tensor(shape: [n, n], values: eye), b: Tensor(shape: [n, n], values: eye), scale: 1, dropout: 0.4)
+        l.training = true; l.seed = 77
+        var rng = FinchRNG(seed: 3)
+        let x = (0..<(rows * n)).map { _ in 1 + abs(rng.nextNormal()) }, dy = random(rows * n, &rng)
+        var y = [Float](repeating: 0, count: rows * n), dx = y
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { l.forward(x: xp.baseAddress!, ldx: n, y: $0.baseAddress!, ldy: n, rows: rows) } }
+        let mask = (0..<y.count).map { y[$0] / x[$0] }
+        XCTAssertTrue(mask.contains { $0 == 0 } && mask.contains { abs($0 - 1 / 0.6) < 1e-5 }, "mask has drops and kept 1/(1-p)")
+        x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { gp in dx.withUnsafeMutableBufferPointer {
+            l.backward(x: xp.baseAddress!, ldx: n, dy: gp.baseAddress!, ldy: n, dx: $0.baseAddress!, lddx: n, rows: rows)
+        } } }
+        for i in 0..<dx.count { XCTAssertEqual(dx[i], dy[i] * mask[i], accuracy: 1e-5) }
+        for o in 0..<n {
+            for j in 0..<n {
+                let want = (0..<rows).reduce(Float(0)) { $0 + dy[$1 * n + o] * y[$1 * n + j] }
+                XCTAssertEqual(l.gradA[o * n + j], want, accuracy: 1e-4)
+                XCTAssertEqual(l.gradB[o * n + j], want, accuracy: 1e-4)
+            }
+        }
+    }
+
     // MARK: decoder level
 
     static func tinyConfig(_ f: Flavour) -> DecoderConfig {

@@ -25,8 +25,9 @@ public final class LoRALinear: LinearAdapter {
     public var training = false
     public var seed: UInt64 = 0
     private var calls: UInt64 = 0
-    /// The inverted-dropout multiplier (0 or 1/(1-p)) of the last training forward [rows, in].
-    private var mask: [Float] = []
+    /// The seed and row count of the last training forward's mask; the backward regenerates the mask
+    /// from them instead of keeping [rows, in] floats per adapted projection alive between the passes.
+    private var maskSeed: UInt64 = 0
     private var maskRows = 0
     /// Scratch reused by every call.
     private var scratch: [Float] = [], scratch2: [Float] = [], scratch3: [Float] = []
@@ -56,7 +57,10 @@ public final class LoRALinear: LinearAdapter {
         var xd = x, ldxd = ldx
         var dropped: [Float] = []
         if dropoutActive {
-            makeMask(rows: rows)
+            maskSeed = seed &+ calls &* 0x9E37_79B9_7F4A_7C15
+            calls &+= 1
+            maskRows = rows
+            let mask = makeMask(rows: rows)
             dropped = [Float](repeating: 0, count: rows * inF)
             for i in 0..<rows { for j in 0..<inF { dropped[i * inF + j] = x[i * ldx + j] * mask[i * inF + j] } }
         }
@@ -144,6 +148,7 @@ public final class LoRALinear: LinearAdapter {
         let useMask = dropoutActive
         precondition(!useMask || maskRows == rows, "LoRALinear \(module): backward of \(rows) rows after a forward of \(maskRows)")
         var dropped: [Float] = []
+        let mask = useMask ? makeMask(rows: rows) : []
         if useMask {
             dropped = [Float](repeating: 0, count: rows * inF)
             for i in 0..<rows { for j in 0..<inF { dropped[i * inF + j] = x[i * ldx + j] * mask[i * inF + j] } }
@@ -227,14 +232,11 @@ public final class LoRALinear: LinearAdapter {
 
     public func zeroGradients() { gradA.zero(); gradB.zero(); gradMagnitude?.zero() }
 
-    private func makeMask(rows: Int) {
-        let n = rows * inFeatures
-        if mask.count < n { mask = [Float](repeating: 0, count: n) }
-        var rng = FinchRNG(seed: seed &+ calls &* 0x9E37_79B9_7F4A_7C15)
-        calls &+= 1
-        let keep = 1 / (1 - dropout)
-        for i in 0..<n { mask[i] = rng.nextUniform() < Double(dropout) ? 0 : keep }
-        maskRows = rows
+    /// The inverted-dropout multipliers (0 or 1/(1-p)) [rows, in] of the last training forward.
+    private func makeMask(rows: Int) -> [Float] {
+        var rng = FinchRNG(seed: maskSeed)
+        let keep = 1 / (1 - dropout), p = Double(dropout)
+        return (0..<(rows * inFeatures)).map { _ in rng.nextUniform() < p ? 0 : keep }
     }
 
     private func ensure(_ buf: inout [Float], _ n: Int) { if buf.count < n { buf = [Float](repeating: 0, count: n) } }
