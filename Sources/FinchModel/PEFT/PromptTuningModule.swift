@@ -20,6 +20,8 @@ public final class PromptTuningModule: PEFTModule {
     public var virtualTokens: Int { embeddings.shape[0] }
     /// Real-token length and batch of the last forward.
     private var batch = 0, length = 0, prepended = 0
+    /// Whether the decoder's logits buffer holds the LM head of the last forward (set by `causalLMLoss`).
+    private var headFresh = false
 
     /// An adapter over an existing table (e.g. read from a PEFT folder).
     public init(config: PromptLearningConfig, embeddings: Tensor, decoder: Decoder) throws {
@@ -88,7 +90,7 @@ public final class PromptTuningModule: PEFTModule {
     public func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
                               attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
         let n = enabled ? virtualTokens : 0
-        self.batch = batch; self.length = length; prepended = n
+        self.batch = batch; self.length = length; prepended = n; headFresh = false
         if n > 0 && decoder.hooks == nil { decoder.hooks = reachHooks }
         var positions: [Int]? = nil
         if let p = positionIds, n > 0 {   // real positions shift by n, virtual ones are 0..<n
@@ -111,13 +113,13 @@ public final class PromptTuningModule: PEFTModule {
     }
 
     public func logits(_ decoder: Decoder) -> Tensor {
-        let full = decoder.buffers?.logits.flatMap { $0.count == batch * (prepended + length) * decoder.config.vocabSize ? $0 : nil }
-            ?? decoder.lmHead()
+        let full = headFresh ? (decoder.buffers?.logits ?? decoder.lmHead()) : decoder.lmHead()
+        headFresh = true
         return prepended > 0 ? realRows(full, width: decoder.config.vocabSize) : full
     }
 
     public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        decoder.lmHead()
+        if !headFresh { decoder.lmHead(); headFresh = true }
         let n = prepended
         guard n > 0 else { return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale) }
         var all: [Int] = []; all.reserveCapacity(batch * (n + length))
@@ -153,6 +155,7 @@ public final class PromptTuningModule: PEFTModule {
         let n = virtualTokens, c = decoder.config, B = cache.batch, M = cache.maxLength, kv = c.kvDim
         precondition(cache.length == 0 && n < M, "PromptTuningModule.primeCache: needs an empty cache with room for \(n) virtual tokens")
         decoder.forwardHidden(ids: [0], batch: 1, length: 1, prependEmbeddings: embeddings)
+        headFresh = false
         guard let bf = decoder.buffers else { return }
         let W = c.qkvWidth
         for l in 0..<c.numLayers {
