@@ -49,6 +49,20 @@ enum TrainerFixture {
 
     static var tokenizerURL: URL { _ = tokenizer; return root.appendingPathComponent("tok/tokenizer.model") }
 
+    /// ChatML without a default system prompt (keeps the tiny test rows short).
+    static let template: ChatTemplate = {
+        let url = root.appendingPathComponent("chatml-short.json")
+        let json = """
+        {"name": "chatml-short", "description": "test", "bos": false,
+         "system": {"prefix": "<|im_start|>system\\n", "suffix": "<|im_end|>\\n"},
+         "user": {"prefix": "<|im_start|>user\\n", "suffix": "<|im_end|>\\n"},
+         "assistant": {"prefix": "<|im_start|>assistant\\n", "suffix": "<|im_end|>\\n"},
+         "end_of_turn": "<|im_end|>", "special_tokens": ["<|im_start|>", "<|im_end|>"]}
+        """
+        try! json.write(to: url, atomically: true, encoding: .utf8)
+        return try! ChatTemplate.load(url.path)
+    }()
+
     /// `records(n)` written to a JSONL file.
     static func recordsFile(_ n: Int, in dir: URL) throws -> URL {
         let u = dir.appendingPathComponent("train.jsonl")
@@ -63,7 +77,7 @@ enum TrainerFixture {
         o.pack = pack
         o.threads = 1
         let out = dir.appendingPathComponent("data")
-        try DatasetPacker.pack(o, tokenizer: tokenizer, template: try ChatTemplate.load("chatml"), into: out)
+        try DatasetPacker.pack(o, tokenizer: tokenizer, template: template, into: out)
         return out
     }
 
