@@ -34,7 +34,7 @@ public final class DecoderChatEngine: ChatEngine {
         }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         var parameters = folder.parameters
-        if let adapterDir { try LoRAMerge.apply(adapterDir: adapterDir, to: &parameters) }
+        if let adapterDir { try LoRAMerge.apply(adapterDir: adapterDir, config: folder.config, to: &parameters) }
         decoder = try FinchModel.Decoder(config: folder.config, parameters: parameters)
         contextLength = folder.config.maxPositions
         cache = KVCache(config: folder.config, batch: 1, maxLength: contextLength)

@@ -165,6 +165,7 @@ extension Decoder {
         if let h = hooks?.lowestTrainableLayer { lowest = min(lowest, h) }
         if prefix != nil { lowest = 0 }
         if buffers?.promptLength ?? 0 > 0 { embedding = true }
+        if embedding { lowest = 0 }   // an embedding gradient needs the backward through every layer
         return (lowest, embedding)
     }
 
