@@ -76,6 +76,13 @@ public enum SequenceScoring {
         for i in 0..<V { out[i] = Double(row[i]) - lse }
     }
 
+    /// A sequence longer than the context keeps its end (the scored response) and drops the start of the prompt.
+    static func fit(_ ids: [Int], from start: Int, limit: Int) -> ([Int], Int) {
+        guard ids.count > limit else { return (ids, start) }
+        let drop = ids.count - limit
+        return (Array(ids.suffix(limit)), max(1, start - drop))
+    }
+
     /// Logits of every position of one sequence [T, V] (fresh batch-1 cache).
     static func logits(_ decoder: Decoder, _ ids: [Int]) -> Tensor {
         let cache = KVCache(config: decoder.config, batch: 1, maxLength: ids.count)
@@ -84,7 +91,7 @@ public enum SequenceScoring {
 
     /// Summed negative log-likelihood of `ids[from...]` given the tokens before them, and the count scored.
     public static func nll(_ decoder: Decoder, ids: [Int], from start: Int) -> (sum: Double, count: Int) {
-        let ids = Array(ids.prefix(decoder.config.maxPositions))
+        let (ids, start) = fit(ids, from: start, limit: decoder.config.maxPositions)
         guard start >= 1, start < ids.count else { return (0, 0) }
         let V = decoder.config.vocabSize
         let l = logits(decoder, ids)
@@ -99,7 +106,7 @@ public enum SequenceScoring {
     /// Summed KL(policy ‖ reference) over the next-token distributions at positions predicting `ids[from...]`,
     /// and the count of positions (both models must share the tokenizer).
     public static func kl(policy: Decoder, reference: Decoder, ids: [Int], from start: Int) -> (sum: Double, count: Int) {
-        let ids = Array(ids.prefix(min(policy.config.maxPositions, reference.config.maxPositions)))
+        let (ids, start) = fit(ids, from: start, limit: min(policy.config.maxPositions, reference.config.maxPositions))
         guard start >= 1, start < ids.count else { return (0, 0) }
         let V = policy.config.vocabSize
         precondition(reference.config.vocabSize == V, "KL: the reference model has another vocabulary (\(reference.config.vocabSize) ≠ \(V))")
