@@ -75,14 +75,14 @@ public enum SFTJob {
         }
         var replay: DatasetReader? = nil
         if let r = job.replay {
-            let u = try JobSupport.dataset(urls(r), into: dataDir.appendingPathComponent("replay"), tokenizer: tokenizer, template: nil,
+            let u = try JobSupport.dataset(urls(r), into: dataDir.appendingPathComponent("replay"), tokenizer: tokenizer, template: template,
                                            maxLength: config.seqLen, log: log)
             replay = try DatasetReader(u, options: .init(seed: config.seed &+ 1, shuffle: true), tokenizer: tokenizer)
         }
         var base: DatasetReader? = nil
         if let b = job.baseEval ?? job.replay {
             let name = job.baseEval == nil ? "replay" : "base-eval"
-            let u = try JobSupport.dataset(urls(b), into: dataDir.appendingPathComponent(name), tokenizer: tokenizer, template: nil,
+            let u = try JobSupport.dataset(urls(b), into: dataDir.appendingPathComponent(name), tokenizer: tokenizer, template: template,
                                            maxLength: config.seqLen, log: log)
             base = try DatasetReader(u, options: .init(shuffle: false), tokenizer: tokenizer)
         }
