@@ -43,15 +43,22 @@ struct TrainOptions: ParsableArguments {
 }
 
 extension Encodable {
-    /// This value's fields as recipe keys (kebab-case), for `Recipe(defaults:)`.
+    /// This value's fields as recipe keys (kebab-case) with native values, for `Recipe(defaults:)`
+    /// (unset optionals are left out).
     func recipeDefaults() throws -> [String: Any] {
-        let data = try JSONEncoder().encode(self)
-        let object = (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
         var out: [String: Any] = [:]
-        for (k, v) in object {
+        for child in Mirror(reflecting: self).children {
+            guard let label = child.label else { continue }
+            var value: Any = child.value
+            let m = Mirror(reflecting: value)
+            if m.displayStyle == .optional {
+                guard let inner = m.children.first?.value else { continue }
+                value = inner
+            }
+            if let u = value as? UInt64 { value = Int(truncatingIfNeeded: u) }
             var kebab = ""
-            for ch in k { if ch.isUppercase { kebab += "-" + ch.lowercased() } else { kebab.append(ch) } }
-            out[kebab] = v
+            for ch in label { if ch.isUppercase { kebab += "-" + ch.lowercased() } else { kebab.append(ch) } }
+            out[kebab] = value
         }
         return out
     }
