@@ -19,8 +19,7 @@ public struct PEFTOptions: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// Builds the `PEFTModule` of a method name. Methods whose implementation has not landed in FinchModel
-/// throw a clear error.
+/// Builds the `PEFTModule` of a method name.
 public enum PEFTMethods {
     public static let layerWise: Set<String> = ["full", "freeze"]
     public static let all = ["full", "freeze", "lora", "dora", "adapter", "prefix", "prompt"]
@@ -43,8 +42,15 @@ public enum PEFTMethods {
                 return try PromptTuningModule(virtualTokens: o.numVirtualTokens, decoder: decoder, initTokenIds: ids, initText: text)
             }
             return PromptTuningModule(virtualTokens: o.numVirtualTokens, decoder: decoder, seed: seed)
-        case "adapter", "prefix":
-            throw TrainingError("--method \(method): not available in this build yet (its PEFTModule has not landed in FinchModel/PEFT)")
+        case "adapter":
+            let place = o.adapterPlacement.lowercased()
+            guard ["attention", "mlp", "both"].contains(place) else {
+                throw TrainingError("--adapter-placement must be attention, mlp or both (got '\(o.adapterPlacement)')")
+            }
+            let opts = AdapterOptions(size: o.adapterSize, afterAttention: place != "mlp", afterMLP: place != "attention")
+            return try AdapterModule(options: opts, config: decoder.config, seed: seed)
+        case "prefix":
+            return PrefixTuningModule(virtualTokens: o.numVirtualTokens, decoder: decoder, prefixProjection: o.prefixProjection, seed: seed)
         default:
             throw TrainingError("unknown --method '\(method)' (choose one of \(all.joined(separator: ", ")))")
         }

@@ -117,7 +117,10 @@ public enum SFTJob {
             log("resumed from \(latest.url.path) (step \(latest.step))")
         } else {
             if job.resume { log("no checkpoint in \(run.checkpointsURL.path); starting from step 0") }
+            // "Before" is the base model itself: a PEFT method is switched off (a random prefix is not the base).
+            module?.enabled = false
             before = try baseEval()
+            module?.enabled = true
             if let b = before { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent("base_before.json")) }
         }
         let summary = try trainer.fit()
