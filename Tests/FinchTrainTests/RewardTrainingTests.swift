@@ -14,11 +14,11 @@ enum RLHFFixture {
         return url
     }
 
-    /// Separable pairs: the chosen reply names the thing's colour, the rejected one is a fixed refusal.
+    /// Separable pairs: the chosen reply ends with a colour word, the rejected one (same shape) with a thing word.
     static func preferences(_ n: Int, in dir: URL) throws -> URL {
         let lines = (0..<n).map { i -> String in
             let c = TrainerFixture.colours[i % 8], t = TrainerFixture.things[(i * 5 + 1) % 8]
-            return "{\"prompt\": \"What colour is the \(t) number \(i % 7)?\", \"chosen\": \"The \(t) is \(c).\", \"rejected\": \"a a a a\"}"
+            return "{\"prompt\": \"What colour is the \(t) number \(i % 7)?\", \"chosen\": \"The \(t) is \(c).\", \"rejected\": \"The \(t) is \(TrainerFixture.things[(i * 3 + 2) % 8]).\"}"
         }
         let u = dir.appendingPathComponent("prefs.jsonl")
         try (lines.joined(separator: "\n") + "\n").write(to: u, atomically: true, encoding: .utf8)
@@ -43,7 +43,7 @@ final class RewardTrainingTests: XCTestCase {
         let (before, after) = try t.run()
         let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
         print("reward toy: accuracy \(b.accuracy) → \(a.accuracy), margin \(b.meanMargin) → \(a.meanMargin)")
-        XCTAssertGreaterThan(a.accuracy, b.accuracy - 1e-9)
+        XCTAssertGreaterThan(a.accuracy, b.accuracy)
         XCTAssertGreaterThanOrEqual(a.accuracy, 0.9)
         XCTAssertGreaterThan(a.meanMargin, b.meanMargin)
 
