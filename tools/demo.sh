@@ -47,10 +47,10 @@ PREFS=corpora/preferences.jsonl
 PPO_PROMPTS=corpora/ppo_prompts.jsonl
 EVAL=corpora/eval.jsonl
 if [ "$SCALE" = ci ]; then
-  VOCAB=384; FLAGS_PT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
-  FLAGS_SFT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
-  RM_FLAGS=(--steps 3 --batch-size 4 --max-length 64 --eval-fraction 0.2 --limit 40)
-  PPO_FLAGS=(--iterations 2 --batch-size 4 --max-new-tokens 8 --max-length 96 --eval-prompts 4 --ppo-epochs 1)
+  VOCAB=640; FLAGS_PT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
+  FLAGS_SFT=(--max-steps 4 --batch-size 4 --seq-len 192 --eval-every=-1 --log-every 1)
+  RM_FLAGS=(--steps 3 --batch-size 4 --max-length 192 --eval-fraction 0.2 --limit 40)
+  PPO_FLAGS=(--iterations 2 --batch-size 4 --max-new-tokens 8 --max-length 128 --eval-prompts 4 --ppo-epochs 1)
   EVAL_FLAGS=(--limit 12 --max-tokens 8)
   head -c 60000 corpora/pretrain.txt > "$RUN/data/pretrain.txt"; PRETRAIN_TEXT="$RUN/data/pretrain.txt"
   head -n 200 corpora/instructions.jsonl > "$RUN/data/instructions.jsonl"
@@ -59,15 +59,15 @@ if [ "$SCALE" = ci ]; then
   python3 - "$RUN/data/model.json" <<'PY'
 import json, sys
 c = json.load(open("recipes/demo-model.json"))
-c.update(vocab_size=384, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-         intermediate_size=64, max_position_embeddings=128)
+c.update(vocab_size=640, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+         intermediate_size=64, max_position_embeddings=256)
 json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
   MODEL_CONFIG="$RUN/data/model.json"
 else
   VOCAB=2048; FLAGS_PT=(); FLAGS_SFT=()
-  RM_FLAGS=(--steps 150 --batch-size 16 --max-length 128 --eval-fraction 0.05)
-  PPO_FLAGS=(--iterations 30 --batch-size 16 --max-new-tokens 24 --max-length 160 --eval-prompts 32 --ppo-epochs 2)
+  RM_FLAGS=(--steps 100 --batch-size 16 --max-length 128 --eval-fraction 0.05)
+  PPO_FLAGS=(--iterations 50 --batch-size 16 --max-new-tokens 24 --max-length 160 --eval-prompts 32 --ppo-epochs 2)
   EVAL_FLAGS=(--max-tokens 32)
   MODEL_CONFIG=recipes/demo-model.json
 fi
@@ -113,7 +113,7 @@ timing reward "$t"
 say "6/7 PPO on $PPO_PROMPTS against tools/reward_check.py"
 t=$(now)
 "$FINCH" ppo --policy "$SFT_MODEL" --reward-command "python3 tools/reward_check.py" --prompts "$PPO_PROMPTS" \
-  --out "$RUN/ppo" --lr 2e-5 --temperature 0.7 --kl-coef 0.05 "${PPO_FLAGS[@]}"
+  --out "$RUN/ppo" --lr 5e-5 --temperature 0.7 --kl-coef 0.05 "${PPO_FLAGS[@]}"
 timing ppo "$t"
 
 # ---- 7. Evaluation and report ---------------------------------------------------------------------------------
