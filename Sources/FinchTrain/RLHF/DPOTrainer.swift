@@ -45,12 +45,11 @@ public final class DPOTrainer {
         let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
         policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
         run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: 0)
+        self.progress = progress ?? Progress(total: RLHFSetup.totalSteps(o, pairs: train.count))
     }
 
     public var totalSteps: Int {
-        let o = options.common
-        return o.steps > 0 ? o.steps : max(1, train.count / max(1, o.batchSize)) * max(1, o.epochs)
+        RLHFSetup.totalSteps(options.common, pairs: train.count)
     }
 
     /// Forward of pairs: (chosen, rejected) sums of reply-token log-probs; keeps the forward for `backward`.

@@ -83,7 +83,7 @@ public final class PPOTrainer {
         if ev.count > options.evalPrompts { ev = Array(ev.prefix(options.evalPrompts)) }
         (train, eval) = (tr, ev)
         run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: 0)
+        self.progress = progress ?? Progress(total: options.iterations, every: max(1, options.iterations / 25))
         if options.ptxCoef > 0 {
             guard let p = options.ptxData else { throw TrainingError("--ptx-coef needs --ptx-data (a text file)") }
             let text = try String(contentsOf: URL(fileURLWithPath: p), encoding: .utf8)
@@ -341,6 +341,7 @@ public final class PPOTrainer {
         ]
         try session.log(record)
         progress.update(step: iteration + 1, loss: (pgSum + hyper.vfCoef * vfSum) / n, lr: session.currentLR,
+                        tokens: generated.reduce(0) { $0 + $1.count },
                         extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
                                 ("len", String(format: "%.1f", roll.meanResponseLength))])
     }

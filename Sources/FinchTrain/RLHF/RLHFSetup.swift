@@ -110,6 +110,11 @@ enum RLHFSetup {
         s.progress.message("resumed from \(last.url.path) (step \(s.state.step))")
     }
 
+    /// Optimizer steps of a reward / DPO run: `steps`, else whole epochs of `pairs / batchSize` batches.
+    static func totalSteps(_ o: RLHFTrainingOptions, pairs: Int) -> Int {
+        o.steps > 0 ? o.steps : max(1, pairs / max(1, o.batchSize)) * max(1, o.epochs)
+    }
+
     /// The indices of batch `step` in an epoch-shuffled order (seeded per epoch, so any step can be rebuilt).
     static func batchIndices(step: Int, count: Int, batchSize: Int, seed: UInt64) -> [Int] {
         let perEpoch = max(1, count / batchSize)

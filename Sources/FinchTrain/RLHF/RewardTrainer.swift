@@ -45,13 +45,12 @@ public final class RewardTrainer {
         let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
         reward = try RewardModel(decoder: decoder, peft: peft, padID: source.padID)
         run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: 0)
+        self.progress = progress ?? Progress(total: RLHFSetup.totalSteps(o, pairs: train.count))
     }
 
     /// Optimizer steps of the run.
     public var totalSteps: Int {
-        let o = options.common
-        return o.steps > 0 ? o.steps : max(1, train.count / max(1, o.batchSize)) * max(1, o.epochs)
+        RLHFSetup.totalSteps(options.common, pairs: train.count)
     }
 
     /// Rewards (chosen, rejected) of pairs, in batches, without gradients.
