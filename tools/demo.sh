@@ -12,6 +12,7 @@
 #   FINCH_DEMO_OUT=DIR    run folder (default runs/demo-<timestamp>)
 #   FINCH_BIN=PATH        use this finch binary: skips tools/setup.sh and the build
 #   FINCH_NO_CHAT=1       never open the chat at the end
+# Re-running with the same FINCH_DEMO_OUT continues after the last finished stage (each writes STAGE/timing.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,9 @@ timing() {
   echo "$1: ${secs} s" >> "$RUN/timings.txt"
   echo "   $1 took ${secs} s"
 }
+
+# done STAGE: true when an earlier run into the same folder finished STAGE.
+finished() { [ -f "$RUN/$1/timing.json" ] && echo "   $1: already done in $RUN (skipped)"; }
 
 if [ -z "$FINCH" ]; then
   say "setup and release build"
@@ -74,26 +78,30 @@ fi
 
 # ---- 1. Tokenizer ---------------------------------------------------------------------------------------------
 say "1/7 tokenizer ($VOCAB pieces, chat-template specials) on $PRETRAIN_TEXT"
+finished tokenizer || {
 t=$(now)
 "$FINCH" tokenizer train --input "$PRETRAIN_TEXT" "${INSTRUCTIONS[@]}" --vocab-size "$VOCAB" --out "$RUN/tokenizer"
-timing tokenizer "$t"
+timing tokenizer "$t"; }
 
 # ---- 2. Pretraining -------------------------------------------------------------------------------------------
 say "2/7 pretrain the base model on $PRETRAIN_TEXT"
+finished base || {
 t=$(now)
 "$FINCH" pretrain --config recipes/demo-pretrain.yaml --model-config "$MODEL_CONFIG" --tokenizer "$RUN/tokenizer" \
   --data "$PRETRAIN_TEXT" --out "$RUN/base" "${FLAGS_PT[@]}"
-timing base "$t"
+timing base "$t"; }
 
 # ---- 3. SFT with LoRA -----------------------------------------------------------------------------------------
 say "3/7 SFT (LoRA) on ${INSTRUCTIONS[*]}"
+finished sft || {
 t=$(now)
 "$FINCH" sft --config recipes/demo-sft.yaml --model "$RUN/base/final" --data "${INSTRUCTIONS[@]}" --out "$RUN/sft" "${FLAGS_SFT[@]}"
-timing sft "$t"
+timing sft "$t"; }
 SFT_MODEL="$RUN/sft/final/merged"
 
 # ---- 4. No-transfer baseline: same shape, random init, SFT data only -------------------------------------------
 say "4/7 no-transfer baseline: the same model from scratch on the SFT data alone"
+finished scratch || {
 t=$(now)
 # A randomly initialised model folder (one step at a negligible rate writes the folder), then full fine-tuning.
 head -c 20000 "$PRETRAIN_TEXT" > "$RUN/data/init.txt"
@@ -101,20 +109,22 @@ head -c 20000 "$PRETRAIN_TEXT" > "$RUN/data/init.txt"
   --out "$RUN/scratch-init" --max-steps 1 --lr 1e-12 --batch-size 1 --seq-len 64 --eval-every=-1 --seed 3 > "$RUN/scratch-init.log"
 "$FINCH" sft --config recipes/demo-scratch.yaml --model "$RUN/scratch-init/final" --data "${INSTRUCTIONS[@]}" \
   --out "$RUN/scratch" "${FLAGS_SFT[@]}"
-timing scratch "$t"
+timing scratch "$t"; }
 
 # ---- 5. Reward model ------------------------------------------------------------------------------------------
 say "5/7 reward model on $PREFS"
+finished reward || {
 t=$(now)
 "$FINCH" reward --model "$SFT_MODEL" --data "$PREFS" --out "$RUN/reward" --lr 3e-4 "${RM_FLAGS[@]}"
-timing reward "$t"
+timing reward "$t"; }
 
 # ---- 6. PPO ---------------------------------------------------------------------------------------------------
 say "6/7 PPO on $PPO_PROMPTS against tools/reward_check.py"
+finished ppo || {
 t=$(now)
 "$FINCH" ppo --policy "$SFT_MODEL" --reward-command "python3 tools/reward_check.py" --prompts "$PPO_PROMPTS" \
   --out "$RUN/ppo" --lr 5e-5 --temperature 0.7 --kl-coef 0.05 "${PPO_FLAGS[@]}"
-timing ppo "$t"
+timing ppo "$t"; }
 
 # ---- 7. Evaluation and report ---------------------------------------------------------------------------------
 say "7/7 evaluation on $EVAL (held out)"
