@@ -99,6 +99,21 @@ final class PPOTrainingTests: XCTestCase {
         }
     }
 
+    /// KL above --max-kl stops the run with a clear message; the checkpoint of the last complete iteration stays.
+    func testExplodingKLStopsAndKeepsLastCheckpoint() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        var o = options(iterations: 4)
+        o.maxKL = 1e-6          // iteration 1 has KL 0 (policy == reference); later ones exceed it
+        o.common.lr = 5e-3
+        let t = try trainer(dir, model, try prompts(in: dir), o)
+        XCTAssertThrowsError(try t.run()) { e in XCTAssertTrue("\(e)".contains("KL to the reference exploded"), "\(e)") }
+        let last = try XCTUnwrap(t.run.latestCheckpoint())
+        XCTAssertEqual(last.step % (o.ppoEpochs * o.minibatches), 0)
+        XCTAssertNoThrow(try Checkpoint.state(at: last.url))
+        t.rewards.close()
+    }
+
     func testRewardCommandScoresInOrder() throws {
         let c = try RewardCommand(command: Self.rewardScript, timeout: 10)
         defer { c.close() }
