@@ -147,7 +147,10 @@ def margin(a, b, key, pct):
     d = x - y
     verdict = "beats" if d > 0 else ("ties" if d == 0 else "does NOT beat")
     f = (lambda v: "%.1f%%" % (100 * v)) if pct else (lambda v: "%.3f" % v)
-    return "%s %s %s: %s vs %s (margin %s%s)" % (a, verdict, b, f(x), f(y), "+" if d >= 0 else "", f(d) if not pct else "%.1f points" % (100 * d))
+    se = {"exactMatch": "exactMatchStderr", "meanReward": "rewardStderr"}[key]
+    noise = ((val(a, se) or 0) ** 2 + (val(b, se) or 0) ** 2) ** 0.5
+    note = " — within one standard error (%.3f), not a measured difference" % noise if abs(d) <= noise else ""
+    return "%s %s %s: %s vs %s (margin %s%s)%s" % (a, verdict, b, f(x), f(y), "+" if d >= 0 else "", f(d) if not pct else "%.1f points" % (100 * d), note)
 lines = ["# Finch demo run", "", "Scale: `%s`. Total wall time: %d s (%.1f min)." % (scale, total, total / 60), "",
          "## Held-out comparison (`%s`)" % ev["data"], "", open(os.path.join(run, "eval.md")).read().strip(), "",
          "![metrics](eval.svg)", "", "## Margins", ""]
