@@ -33,16 +33,34 @@ public struct AttentionShape {
     @inline(__always) func visible(_ i: Int) -> Int { Swift.min(keys, queryOffset + i + 1) }
 }
 
+/// Per-key document ids for packed rows: [batch, keys] (row stride `stride`, default `keys`). Query i's
+/// document is the id of key `queryOffset + i` (the queries are the last keys of the row), and it sees
+/// key j only when the ids are equal or key j's id is `Attention.everyDocument` (prefix keys, virtual
+/// prompt tokens). Padding is still hidden by the key mask.
+public struct DocumentIDs {
+    public var base: UnsafePointer<Int32>
+    public var stride: Int?
+    public init(_ base: UnsafePointer<Int32>, stride: Int? = nil) { self.base = base; self.stride = stride }
+    @inline(__always) func row(_ b: Int, keys: Int) -> UnsafePointer<Int32> { base + b * (stride ?? keys) }
+}
+
 /// Causal multi-head self-attention with grouped-query heads (query head h uses kv head
 /// h / (heads/kvHeads)), a key padding mask, and scale 1/√headDim. The forward saves one
 /// log-sum-exp per (batch, head, query) so the backward recomputes the probabilities instead of
 /// storing the [T, T] attention matrix.
 public enum Attention {
+    /// The document id of keys every query may see (prefix-tuning keys, prompt-tuning virtual tokens).
+    public static let everyDocument = Int32.min
+
+    /// Whether a query of document `qd` may see a key of document `kd`.
+    @inline(__always) static func sameDocument(_ qd: Int32, _ kd: Int32) -> Bool { kd == qd || kd == everyDocument }
+
     /// out = softmax(q kᵀ/√hd + mask) v. `keyMask`: [batch, keys] (row stride `maskStride`, default `keys`),
     /// 0 = never attend (nil: all real).
+    /// `documents`: packed rows, a query sees only keys of its own document (nil: one document per row).
     /// `lse`: [batch, heads, queries] (written). A query that sees no key gets a zero output.
     public static func forward(_ s: AttentionShape, q: StridedRows, k: StridedRows, v: StridedRows,
-                               keyMask: UnsafePointer<Float>?, maskStride: Int? = nil,
+                               keyMask: UnsafePointer<Float>?, maskStride: Int? = nil, documents: DocumentIDs? = nil,
                                out: StridedRows, lse: UnsafeMutablePointer<Float>) {
         let hd = s.headDim, group = s.heads / s.kvHeads
         let scale = 1 / Float(hd).squareRoot()
@@ -57,9 +75,12 @@ public enum Attention {
                 let o = out.row(b, i) + h * hd
                 let n = s.visible(i)
                 let mask = keyMask.map { $0 + b * (maskStride ?? s.keys) }
+                let docs = documents?.row(b, keys: s.keys)
+                let qd = docs?[s.queryOffset + i] ?? 0
                 var mx = -Float.infinity
                 for j in 0..<n {
                     if let m = mask, m[j] == 0 { scores[j] = -.infinity; continue }
+                    if let d = docs, !sameDocument(qd, d[j]) { scores[j] = -.infinity; continue }
                     let sc = VectorMath.dot(qi, k.row(b, j) + kvh * hd, hd) * scale
                     scores[j] = sc
                     if sc > mx { mx = sc }
@@ -84,7 +105,7 @@ public enum Attention {
     /// the same dk/dv rows.
     public static func backward(_ s: AttentionShape, q: StridedRows, k: StridedRows, v: StridedRows,
                                 out: StridedRows, dOut: StridedRows, keyMask: UnsafePointer<Float>?, maskStride: Int? = nil,
-                                lse: UnsafePointer<Float>, dq: StridedRows, dk: StridedRows, dv: StridedRows) {
+                                documents: DocumentIDs? = nil, lse: UnsafePointer<Float>, dq: StridedRows, dk: StridedRows, dv: StridedRows) {
         let hd = s.headDim, group = s.heads / s.kvHeads
         let scale = 1 / Float(hd).squareRoot()
         ThreadPool.shared.parallelFor(s.batch * s.kvHeads) { _, range in
@@ -95,6 +116,7 @@ public enum Attention {
                     (dv.row(b, j) + kvh * hd).update(repeating: 0, count: hd)
                 }
                 let mask = keyMask.map { $0 + b * (maskStride ?? s.keys) }
+                let docs = documents?.row(b, keys: s.keys)
                 for h in (kvh * group)..<((kvh + 1) * group) {
                     for i in 0..<s.queries {
                         let qi = q.row(b, i) + h * hd, dqi = dq.row(b, i) + h * hd
@@ -104,8 +126,10 @@ public enum Attention {
                         let doi = dOut.row(b, i) + h * hd
                         let delta = VectorMath.dot(doi, out.row(b, i) + h * hd, hd)
                         let n = s.visible(i)
+                        let qd = docs?[s.queryOffset + i] ?? 0
                         for j in 0..<n {
                             if let m = mask, m[j] == 0 { continue }
+                            if let d = docs, !sameDocument(qd, d[j]) { continue }
                             let kj = k.row(b, j) + kvh * hd, vj = v.row(b, j) + kvh * hd
                             let pj = expf(VectorMath.dot(qi, kj, hd) * scale - l)
                             VectorMath.axpy(pj, doi, dv.row(b, j) + kvh * hd, hd)

@@ -13,6 +13,8 @@ import FinchKernels
 //     let logits = decoder.lmHead()                       // [B, T, V]
 //     let loss = decoder.causalLMLoss(labels: labels)      // HF shift, ignore -100, batch mean; keeps dlogits
 //     decoder.backward()                                   // LM head + trunk; accumulates into `gradients`
+// Packed rows (several documents in one row): pass `positionIds` that restart at each document and
+// `documentIds`; a token then attends only within its document, forward and backward alike.
 // A reward / value / classification head uses the trunk only: `forwardHidden`, its own head on the
 // returned [B, T, C] hidden states, then `backwardHidden(dHidden)` with its gradient w.r.t. them.
 //

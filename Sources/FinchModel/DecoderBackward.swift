@@ -197,10 +197,12 @@ extension Decoder {
             prefixAttentionBackward(l, bf, prefix)
         } else {
             let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
-            Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
-                               out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
-                               keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, lse: bf.lse[l].ptr,
-                               dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
+            withAttentionDocuments(bf) { docs in
+                Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
+                                   out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
+                                   keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, documents: docs, lse: bf.lse[l].ptr,
+                                   dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
+            }
         }
         if let rope = rope {
             rope.apply(dqkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions, inverse: true)
@@ -226,11 +228,13 @@ extension Decoder {
         let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads,
                                    headDim: cfg.headDim, queryOffset: P)
         func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int, _ len: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: len * ld) }
-        Attention.backward(shape, q: rows(bf.qkv[l].ptr, W, T), k: rows(bf.prefixedKeys[l].ptr, kv, P + T),
-                           v: rows(bf.prefixedValues[l].ptr, kv, P + T),
-                           out: rows(bf.attn[l].ptr, cfg.qDim, T), dOut: rows(bf.dAttn.ptr, cfg.qDim, T),
-                           keyMask: bf.prefixedMask!.ptr, lse: bf.lse[l].ptr,
-                           dq: rows(bf.dQKV.ptr, W, T), dk: rows(dK, kv, P + T), dv: rows(dV, kv, P + T))
+        withAttentionDocuments(bf) { docs in
+            Attention.backward(shape, q: rows(bf.qkv[l].ptr, W, T), k: rows(bf.prefixedKeys[l].ptr, kv, P + T),
+                               v: rows(bf.prefixedValues[l].ptr, kv, P + T),
+                               out: rows(bf.attn[l].ptr, cfg.qDim, T), dOut: rows(bf.dAttn.ptr, cfg.qDim, T),
+                               keyMask: bf.prefixedMask!.ptr, documents: docs, lse: bf.lse[l].ptr,
+                               dq: rows(bf.dQKV.ptr, W, T), dk: rows(dK, kv, P + T), dv: rows(dV, kv, P + T))
+        }
         let dqkv = bf.dQKV.ptr
         for b in 0..<B {
             VectorMath.add(dK + b * (P + T) * kv, into: prefix.keyGradients[l].ptr, P * kv)

@@ -13,6 +13,9 @@ final class DecoderBuffers {
     var hasPadding = false
     /// Prompt tuning: the first `promptLength` positions of every row are virtual (id −1).
     var promptLength = 0
+    /// Packed rows: the document id of every attention key, [B, keys] (keys = prefix length + T with a
+    /// prefix, else T), prefix and virtual positions `Attention.everyDocument`; nil = one document per row.
+    var attentionDocuments: [Int32]?
 
     // Per layer (residual[l] is the input of layer l, residual[L] the output of the last layer).
     let residual: [Tensor]         // L+1 × [N, C]

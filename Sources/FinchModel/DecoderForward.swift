@@ -13,9 +13,13 @@ extension Decoder {
     ///   - prependEmbeddings: prompt tuning: [P, C] embeddings placed before the tokens of every row; the
     ///     sequence becomes P + T long (hidden states, logits and labels then cover P + T positions,
     ///     positions default to 0..<P+T, the mask gets P ones in front; `positionIds` must cover P + T).
+    ///   - documentIds: B·T document ids of packed rows (the real tokens only, without virtual positions):
+    ///     a token attends only to earlier tokens with the same id (plus prefix keys and virtual prompt
+    ///     tokens, which every document sees). Give position ids that restart at each document too, so each
+    ///     document gets exactly the outputs it would get alone. nil = one document per row.
     @discardableResult
     public func forwardHidden(ids: [Int], batch: Int, length: Int, attentionMask: [Int]? = nil,
-                              positionIds: [Int]? = nil, prependEmbeddings: Tensor? = nil) -> Tensor {
+                              positionIds: [Int]? = nil, prependEmbeddings: Tensor? = nil, documentIds: [Int]? = nil) -> Tensor {
         let P = prependEmbeddings?.shape[0] ?? 0
         if let e = prependEmbeddings {
             precondition(e.shape.count == 2 && e.shape[1] == config.hiddenSize, "Decoder: prompt embeddings \(e.shape), expected [P, \(config.hiddenSize)]")
@@ -35,6 +39,7 @@ extension Decoder {
         bf.promptLength = P
         promptEmbeddings = prependEmbeddings
         if P > 0 { for b in 0..<batch { for t in 0..<P { bf.ids[b * (P + length) + t] = -1 } } }
+        bf.attentionDocuments = documentIds.map { attentionDocuments($0, batch: batch, length: length, virtual: P) }
         runTrunk(bf, cache: nil)
         dlogitsReady = false
         sparseHead = nil
@@ -53,8 +58,9 @@ extension Decoder {
     /// `forwardHidden` followed by `lmHead`: logits [B, T, V].
     @discardableResult
     public func forward(ids: [Int], batch: Int, length: Int, attentionMask: [Int]? = nil,
-                        positionIds: [Int]? = nil) -> Tensor {
-        forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds)
+                        positionIds: [Int]? = nil, documentIds: [Int]? = nil) -> Tensor {
+        forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds,
+                      documentIds: documentIds)
         return lmHead()
     }
 
@@ -70,6 +76,30 @@ extension Decoder {
     }
 
     // MARK: internals
+
+    /// The attention kernel's per-key document ids [B, keys] from the caller's [B, T]: `virtual` prompt
+    /// positions and the prefix keys (when a prefix is set) go in front of every row as `everyDocument`.
+    func attentionDocuments(_ docs: [Int], batch: Int, length: Int, virtual: Int) -> [Int32] {
+        precondition(docs.count == batch * length, "Decoder: \(docs.count) document ids for batch \(batch) × length \(length)")
+        let front = virtual + (prefix?.length ?? 0)
+        var out: [Int32] = []
+        out.reserveCapacity(batch * (front + length))
+        for b in 0..<batch {
+            out += [Int32](repeating: Attention.everyDocument, count: front)
+            for t in 0..<length {
+                let d = docs[b * length + t]
+                precondition(d > Int(Int32.min) && d <= Int(Int32.max), "Decoder: document id \(d) at index \(b * length + t) out of range")
+                out.append(Int32(d))
+            }
+        }
+        return out
+    }
+
+    /// Runs `body` with the kernel view of the last forward's document ids (nil when not packed).
+    func withAttentionDocuments<R>(_ bf: DecoderBuffers, _ body: (DocumentIDs?) -> R) -> R {
+        guard let docs = bf.attentionDocuments else { return body(nil) }
+        return docs.withUnsafeBufferPointer { body(DocumentIDs($0.baseAddress!)) }
+    }
 
     func trainingBuffers(batch: Int, length: Int) -> DecoderBuffers {
         if let b = buffers, b.batch == batch, b.length == length { return b }
@@ -175,15 +205,19 @@ extension Decoder {
             }
             let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads,
                                        kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: P)
-            Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: (P + T) * kv),
-                              v: StridedRows(V, rowStride: kv, batchStride: (P + T) * kv),
-                              keyMask: mask, out: out, lse: bf.lse[l].ptr)
+            withAttentionDocuments(bf) { docs in
+                Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: (P + T) * kv),
+                                  v: StridedRows(V, rowStride: kv, batchStride: (P + T) * kv),
+                                  keyMask: mask, documents: docs, out: out, lse: bf.lse[l].ptr)
+            }
         } else {
             let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads,
                                        kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
-            Attention.forward(shape, q: q, k: StridedRows(qkv + cfg.qDim, rowStride: W, batchStride: T * W),
-                              v: StridedRows(qkv + cfg.qDim + cfg.kvDim, rowStride: W, batchStride: T * W),
-                              keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, out: out, lse: bf.lse[l].ptr)
+            withAttentionDocuments(bf) { docs in
+                Attention.forward(shape, q: q, k: StridedRows(qkv + cfg.qDim, rowStride: W, batchStride: T * W),
+                                  v: StridedRows(qkv + cfg.qDim + cfg.kvDim, rowStride: W, batchStride: T * W),
+                                  keyMask: bf.hasPadding ? bf.keyMask.ptr : nil, documents: docs, out: out, lse: bf.lse[l].ptr)
+            }
         }
         linearForward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, y: bf.attnOut[l].ptr, ldy: C, rows: N)
         addResidual(x, sub: bf.attnOut[l].ptr, into: bf.mid[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)

@@ -8,7 +8,8 @@ final class AttentionTests: XCTestCase {
     struct Ref { var out: [Double]; var dq: [Double]; var dk: [Double]; var dv: [Double] }
 
     /// q [B,Tq,H,hd], k/v [B,Tk,Hkv,hd], mask [B,Tk]; straightforward softmax in Double.
-    func reference(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], mask: [Float], dOut: [Float]) -> Ref {
+    /// `docs` [B,Tk]: document ids (query i's is that of key queryOffset + i; `everyDocument` keys are seen by all).
+    func reference(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], mask: [Float], dOut: [Float], docs: [Int32]? = nil) -> Ref {
         let hd = s.headDim, g = s.heads / s.kvHeads, scale = 1 / Double(hd).squareRoot()
         var r = Ref(out: .init(repeating: 0, count: q.count), dq: .init(repeating: 0, count: q.count),
                     dk: .init(repeating: 0, count: k.count), dv: .init(repeating: 0, count: v.count))
@@ -17,7 +18,12 @@ final class AttentionTests: XCTestCase {
                 let kh = h / g
                 for i in 0..<s.queries {
                     let qi = ((b * s.queries + i) * s.heads + h) * hd
-                    let keys = (0..<s.keys).filter { $0 <= s.queryOffset + i && mask[b * s.keys + $0] != 0 }
+                    let keys = (0..<s.keys).filter { j in
+                        guard j <= s.queryOffset + i && mask[b * s.keys + j] != 0 else { return false }
+                        guard let d = docs else { return true }
+                        let kd = d[b * s.keys + j]
+                        return kd == Attention.everyDocument || kd == d[b * s.keys + s.queryOffset + i]
+                    }
                     if keys.isEmpty { continue }
                     func ki(_ j: Int) -> Int { ((b * s.keys + j) * s.kvHeads + kh) * hd }
                     let sc = keys.map { j in (0..<hd).reduce(0.0) { $0 + Double(q[qi + $1]) * Double(k[ki(j) + $1]) } * scale }
@@ -42,21 +48,40 @@ final class AttentionTests: XCTestCase {
         return r
     }
 
-    func check(batch: Int, tq: Int, tk: Int, heads: Int, kvHeads: Int, hd: Int, seed: UInt64) {
+    /// Random packed-row document ids [B, Tk]: keys before the queries are `everyDocument` (prefix keys),
+    /// the rest contiguous documents of random lengths.
+    func randomDocuments(batch: Int, tq: Int, tk: Int, rng: inout MKRNG) -> [Int32] {
+        var docs = [Int32](repeating: Attention.everyDocument, count: batch * tk)
+        for b in 0..<batch {
+            var d: Int32 = 0
+            for j in (tk - tq)..<tk {
+                if j > tk - tq && rng.next() % 4 == 0 { d += 1 }
+                docs[b * tk + j] = d
+            }
+        }
+        return docs
+    }
+
+    func check(batch: Int, tq: Int, tk: Int, heads: Int, kvHeads: Int, hd: Int, seed: UInt64, documents: Bool = false) {
         var rng = MKRNG(seed)
         let s = AttentionShape(batch: batch, queries: tq, keys: tk, heads: heads, kvHeads: kvHeads, headDim: hd)
         let q = rng.tensor([batch, tq, heads * hd]), k = rng.tensor([batch, tk, kvHeads * hd])
         let v = rng.tensor([batch, tk, kvHeads * hd]), dOut = rng.tensor([batch, tq, heads * hd])
         let mask = Tensor(shape: [batch, tk])
         for b in 0..<batch { for j in 0..<tk { mask[b * tk + j] = (b == 1 && j >= tk - 2 && tk > 2) ? 0 : 1 } }
+        let docs = documents ? randomDocuments(batch: batch, tq: tq, tk: tk, rng: &rng) : nil
         let out = Tensor(shape: q.shape), lse = Tensor(shape: [batch, heads, tq])
         func rows(_ t: Tensor, _ len: Int) -> StridedRows { StridedRows(t.ptr, rowStride: t.shape[2], batchStride: len * t.shape[2]) }
-        Attention.forward(s, q: rows(q, tq), k: rows(k, tk), v: rows(v, tk), keyMask: mask.ptr, out: rows(out, tq), lse: lse.ptr)
         let dq = rng.tensor(q.shape), dk = rng.tensor(k.shape), dv = rng.tensor(v.shape)   // garbage: must be overwritten
-        Attention.backward(s, q: rows(q, tq), k: rows(k, tk), v: rows(v, tk), out: rows(out, tq), dOut: rows(dOut, tq),
-                           keyMask: mask.ptr, lse: lse.ptr, dq: rows(dq, tq), dk: rows(dk, tk), dv: rows(dv, tk))
-        let r = reference(s, q: q.array, k: k.array, v: v.array, mask: mask.array, dOut: dOut.array)
-        let tag = "B\(batch) Tq\(tq) Tk\(tk) H\(heads)/\(kvHeads) hd\(hd)"
+        func run(_ d: DocumentIDs?) {
+            Attention.forward(s, q: rows(q, tq), k: rows(k, tk), v: rows(v, tk), keyMask: mask.ptr, documents: d,
+                              out: rows(out, tq), lse: lse.ptr)
+            Attention.backward(s, q: rows(q, tq), k: rows(k, tk), v: rows(v, tk), out: rows(out, tq), dOut: rows(dOut, tq),
+                               keyMask: mask.ptr, documents: d, lse: lse.ptr, dq: rows(dq, tq), dk: rows(dk, tk), dv: rows(dv, tk))
+        }
+        if let docs = docs { docs.withUnsafeBufferPointer { run(DocumentIDs($0.baseAddress!)) } } else { run(nil) }
+        let r = reference(s, q: q.array, k: k.array, v: v.array, mask: mask.array, dOut: dOut.array, docs: docs)
+        let tag = "B\(batch) Tq\(tq) Tk\(tk) H\(heads)/\(kvHeads) hd\(hd)\(documents ? " docs" : "")"
         mkAssertClose(out.array, r.out.map(Float.init), "attention out \(tag)")
         mkAssertClose(dq.array, r.dq.map(Float.init), "attention dq \(tag)")
         mkAssertClose(dk.array, r.dk.map(Float.init), "attention dk \(tag)")
@@ -74,5 +99,62 @@ final class AttentionTests: XCTestCase {
         // Prefix / KV-cache shape: 5 earlier keys every query sees.
         check(batch: 2, tq: 7, tk: 12, heads: 3, kvHeads: 3, hd: 7, seed: 7)
         check(batch: 2, tq: 1, tk: 33, heads: 4, kvHeads: 1, hd: 33, seed: 8)
+    }
+
+    func testDocumentIDsOddSizes() {
+        for (i, t) in [1, 7, 33].enumerated() {
+            for hd in [1, 7] { check(batch: 2, tq: t, tk: t, heads: 4, kvHeads: 2, hd: hd, seed: UInt64(50 + 10 * i + hd), documents: true) }
+        }
+        check(batch: 1, tq: 130, tk: 130, heads: 2, kvHeads: 1, hd: 16, seed: 97, documents: true)
+        check(batch: 2, tq: 7, tk: 12, heads: 3, kvHeads: 3, hd: 7, seed: 71, documents: true)   // prefix keys seen by every document
+    }
+
+    /// A row packing documents A (length a) and B after 3 prefix keys gives, for each document, the outputs
+    /// and gradients of running it alone after the same prefix keys.
+    func testPackedRowEqualsSeparateDocuments() {
+        let P = 3, a = 5, bLen = 8, H = 4, KV = 2, hd = 7
+        var rng = MKRNG(123)
+        func rows(_ t: Tensor, _ len: Int) -> StridedRows { StridedRows(t.ptr, rowStride: t.shape[2], batchStride: len * t.shape[2]) }
+        let prefixK = rng.tensor([1, P, KV * hd]), prefixV = rng.tensor([1, P, KV * hd])
+        let T = a + bLen
+        let q = rng.tensor([1, T, H * hd]), kReal = rng.tensor([1, T, KV * hd]), vReal = rng.tensor([1, T, KV * hd])
+        let dOut = rng.tensor([1, T, H * hd])
+        /// Runs queries `range` of the packed tensors with the prefix keys in front; returns out, dq, dk, dv (real keys).
+        func run(_ range: Range<Int>, docs: [Int32]?) -> [[Float]] {
+            let n = range.count, W = KV * hd
+            let k = Tensor(shape: [1, P + n, W]), v = Tensor(shape: [1, P + n, W])
+            k.ptr.update(from: prefixK.ptr, count: P * W); v.ptr.update(from: prefixV.ptr, count: P * W)
+            (k.ptr + P * W).update(from: kReal.ptr + range.lowerBound * W, count: n * W)
+            (v.ptr + P * W).update(from: vReal.ptr + range.lowerBound * W, count: n * W)
+            let qs = Tensor(shape: [1, n, H * hd]), dO = Tensor(shape: [1, n, H * hd])
+            qs.ptr.update(from: q.ptr + range.lowerBound * H * hd, count: n * H * hd)
+            dO.ptr.update(from: dOut.ptr + range.lowerBound * H * hd, count: n * H * hd)
+            let s = AttentionShape(batch: 1, queries: n, keys: P + n, heads: H, kvHeads: KV, headDim: hd)
+            let out = Tensor(shape: qs.shape), lse = Tensor(shape: [1, H, n])
+            let dq = Tensor(shape: qs.shape), dk = Tensor(shape: k.shape), dv = Tensor(shape: v.shape)
+            func go(_ d: DocumentIDs?) {
+                Attention.forward(s, q: rows(qs, n), k: rows(k, P + n), v: rows(v, P + n), keyMask: nil, documents: d,
+                                  out: rows(out, n), lse: lse.ptr)
+                Attention.backward(s, q: rows(qs, n), k: rows(k, P + n), v: rows(v, P + n), out: rows(out, n), dOut: rows(dO, n),
+                                   keyMask: nil, documents: d, lse: lse.ptr, dq: rows(dq, n), dk: rows(dk, P + n), dv: rows(dv, P + n))
+            }
+            if let docs = docs { docs.withUnsafeBufferPointer { go(DocumentIDs($0.baseAddress!)) } } else { go(nil) }
+            return [out.array, dq.array, Array(dk.array[(P * W)...]), Array(dv.array[(P * W)...]), Array(dk.array[..<(P * W)])]
+        }
+        let docs = [Int32](repeating: Attention.everyDocument, count: P) + [Int32](repeating: 0, count: a) + [Int32](repeating: 1, count: bLen)
+        let packed = run(0..<T, docs: docs)
+        let alone = [run(0..<a, docs: nil), run(a..<T, docs: nil)]
+        let widths = [H * hd, H * hd, KV * hd, KV * hd]
+        for (d, range) in [0..<a, a..<T].enumerated() {
+            for (n, name) in ["out", "dq", "dk", "dv"].enumerated() {
+                let w = widths[n]
+                mkAssertClose(Array(packed[n][(range.lowerBound * w)..<(range.upperBound * w)]), alone[d][n], "packed doc \(d) \(name)")
+            }
+        }
+        // The prefix keys' gradient is the sum over both documents.
+        mkAssertClose(packed[4], zip(alone[0][4], alone[1][4]).map { $0 + $1 }, "packed prefix dk")
+        // Without document ids, document B's queries see document A: the outputs differ.
+        let leaky = run(0..<T, docs: nil)
+        XCTAssertNotEqual(Array(leaky[0][(a * H * hd)...]), alone[1][0])
     }
 }

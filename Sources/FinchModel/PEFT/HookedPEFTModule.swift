@@ -6,8 +6,9 @@ public protocol HookedPEFTModule: PEFTModule {}
 
 public extension HookedPEFTModule {
     func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
-                       attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
-        decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds)
+                       attentionMask: [Int]?, positionIds: [Int]?, documentIds: [Int]?) -> Tensor {
+        decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask, positionIds: positionIds,
+                              documentIds: documentIds)
     }
 
     func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {

@@ -22,8 +22,10 @@ public protocol PEFTModule: AnyObject {
     var enabled: Bool { get set }
 
     /// Runs the trunk with the method active; returns hidden states for the real tokens [B, T, C].
+    /// `positionIds` are the real tokens' positions (methods with virtual tokens shift them);
+    /// `documentIds` [B·T] keep packed documents from attending to each other (see `Decoder.forwardHidden`).
     func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
-                       attentionMask: [Int]?, positionIds: [Int]?) -> Tensor
+                       attentionMask: [Int]?, positionIds: [Int]?, documentIds: [Int]?) -> Tensor
     /// LM head + HF causal-LM loss over the real tokens' labels [B·T] (virtual tokens handled inside).
     func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss
     /// Backward of the last loss (or of `dHidden` for a head on the trunk) into `gradients`.
@@ -50,6 +52,13 @@ public protocol PEFTModule: AnyObject {
 // MARK: - Defaults of the later requirements
 
 public extension PEFTModule {
+    /// `forwardHidden` over rows of one document each.
+    func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
+                       attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
+        forwardHidden(decoder, ids: ids, batch: batch, length: length, attentionMask: attentionMask,
+                      positionIds: positionIds, documentIds: nil)
+    }
+
     func setTraining(_ training: Bool) {}
     func logits(_ decoder: Decoder) -> Tensor { decoder.lmHead() }
     func primeCache(_ decoder: Decoder, cache: KVCache) {}

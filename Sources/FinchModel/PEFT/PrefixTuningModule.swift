@@ -94,12 +94,12 @@ public final class PrefixTuningModule: PEFTModule {
     }
 
     public func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
-                              attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
+                              attentionMask: [Int]?, positionIds: [Int]?, documentIds: [Int]?) -> Tensor {
         refresh()
         decoder.prefix = enabled ? prefix : nil
         let n = enabled ? virtualTokens : 0
         return decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask,
-                                     positionIds: positionIds.map { $0.map { $0 + n } })
+                                     positionIds: positionIds.map { $0.map { $0 + n } }, documentIds: documentIds)
     }
 
     public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {

@@ -88,7 +88,7 @@ public final class PromptTuningModule: PEFTModule {
     private let reachHooks = ReachEveryLayer()
 
     public func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
-                              attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {
+                              attentionMask: [Int]?, positionIds: [Int]?, documentIds: [Int]?) -> Tensor {
         let n = enabled ? virtualTokens : 0
         self.batch = batch; self.length = length; prepended = n; headFresh = false
         if n > 0 && decoder.hooks == nil { decoder.hooks = reachHooks }
@@ -100,7 +100,8 @@ public final class PromptTuningModule: PEFTModule {
             positions = positionIds
         }
         let hidden = decoder.forwardHidden(ids: ids, batch: batch, length: length, attentionMask: attentionMask,
-                                           positionIds: positions, prependEmbeddings: n > 0 ? embeddings : nil)
+                                           positionIds: positions, prependEmbeddings: n > 0 ? embeddings : nil,
+                                           documentIds: documentIds)
         return n > 0 ? realRows(hidden, width: decoder.config.hiddenSize) : hidden
     }
 

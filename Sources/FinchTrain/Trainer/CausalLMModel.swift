@@ -59,22 +59,26 @@ public final class CausalLMModel {
 
     /// Forward and HF causal-LM loss of a batch. With `gradientScale` the per-token gradient is scaled by it
     /// (1/trained tokens of the whole optimizer step), ready for `backward()`.
-    /// Positions are 0..<T on every row (packed rows attend across their documents, as in plain chunked
-    /// pretraining: the decoder has no per-document mask).
+    /// Positions are the batch's (restarting at every document of a packed row) and a packed row's documents
+    /// do not attend to each other, so each document trains as if it were alone in its row.
     public func loss(_ batch: Batch, gradientScale: Float?, measureAccuracy: Bool = false) -> BatchLoss {
         let ids = batch.ids.map { Int($0) }, labels = batch.labels.map { Int($0) }
         let mask = batch.attentionMask.contains(0) ? batch.attentionMask.map { Int($0) } : nil
+        let inputs = Self.packing(batch)
         if let cache = featureCache {
-            return cache.loss(batch, ids: ids, mask: mask, gradientScale: gradientScale, measureAccuracy: measureAccuracy)
+            return cache.loss(batch, ids: ids, mask: mask, positions: inputs.positions, documents: inputs.documents,
+                              gradientScale: gradientScale, measureAccuracy: measureAccuracy)
         }
         let result: CausalLMLoss
         var logits: Tensor? = nil
         if let p = peft {
-            p.forwardHidden(decoder, ids: ids, batch: batch.size, length: batch.length, attentionMask: mask, positionIds: nil)
+            _ = p.forwardHidden(decoder, ids: ids, batch: batch.size, length: batch.length, attentionMask: mask,
+                            positionIds: inputs.positions, documentIds: inputs.documents)
             result = p.causalLMLoss(decoder, labels: labels, gradientScale: gradientScale)
             if measureAccuracy { logits = decoder.lmHead() }
         } else {
-            decoder.forwardHidden(ids: ids, batch: batch.size, length: batch.length, attentionMask: mask)
+            decoder.forwardHidden(ids: ids, batch: batch.size, length: batch.length, attentionMask: mask,
+                                  positionIds: inputs.positions, documentIds: inputs.documents)
             logits = decoder.lmHead()
             result = decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
         }
@@ -82,6 +86,37 @@ public final class CausalLMModel {
         for x in result.tokenNLL { sum += Double(x) }
         let correct = measureAccuracy ? logits.flatMap { Self.correctPredictions($0, batch: batch, vocab: decoder.config.vocabSize) } : nil
         return BatchLoss(nllSum: sum, count: result.count, correct: correct)
+    }
+
+    /// The decoder's position and document ids for `batch`: the batch's own when a row packs several
+    /// documents, nil otherwise (a single-document row's positions are 0..<T either way, and the
+    /// unpacked attention is the faster path).
+    static func packing(_ batch: Batch) -> (positions: [Int]?, documents: [Int]?) {
+        guard batch.records.contains(where: { $0.count > 1 }) else { return (nil, nil) }
+        return (batch.positionIDs.map { Int($0) }, batch.documentIDs.map { Int($0) })
+    }
+
+    /// Virtual tokens the method places before every row (prompt / prefix tuning), 0 for others.
+    public var virtualTokens: Int {
+        if let p = peft as? PromptTuningModule, p.enabled { return p.virtualTokens }
+        if let p = peft as? PrefixTuningModule, p.enabled { return p.virtualTokens }
+        return 0
+    }
+
+    /// Throws when rows of `seqLen` tokens plus the method's virtual tokens need more positions than the
+    /// model has (the position table would be read past its end and the gradient norm turn NaN).
+    public func checkPositions(seqLen: Int) throws {
+        try Self.checkPositions(seqLen: seqLen, virtualTokens: virtualTokens, maxPositions: decoder.config.maxPositions)
+    }
+
+    /// `checkPositions` before the model is built (jobs call it before packing data).
+    public static func checkPositions(seqLen: Int, virtualTokens n: Int, maxPositions maxPos: Int) throws {
+        guard seqLen + n > maxPos else { return }
+        let what = n > 0 ? "--seq-len \(seqLen) + \(n) virtual tokens (--num-virtual-tokens) = \(seqLen + n) positions"
+                         : "--seq-len \(seqLen) positions"
+        let fix = n > 0 ? "use --seq-len \(max(maxPos - n, 1)) or less, or fewer virtual tokens"
+                        : "use --seq-len \(maxPos) or less"
+        throw TrainingError("\(what), but the model has only \(maxPos) (max_position_embeddings): \(fix)")
     }
 
     /// Backward of the last `loss` into `gradients`.

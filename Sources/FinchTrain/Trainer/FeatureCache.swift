@@ -7,7 +7,8 @@ import FinchData
 /// of a row never changes, so it is computed once per distinct row and reused across epochs. The head's
 /// forward, loss and weight gradient then run on the cached rows alone.
 ///
-/// Rows are keyed by their ids and attention mask (right padding does not change real tokens' states).
+/// Rows are keyed by their ids, attention mask and (packed rows) document ids (right padding does not
+/// change real tokens' states).
 /// Memory: rows × T × hidden floats.
 public final class FeatureCache {
     let decoder: Decoder
@@ -22,11 +23,19 @@ public final class FeatureCache {
 
     var headName: String { decoder.config.tieWordEmbeddings ? TrainableSet.embeddingName(decoder.config) : "lm_head.weight" }
 
-    func loss(_ batch: Batch, ids: [Int], mask: [Int]?, gradientScale: Float?, measureAccuracy: Bool) -> BatchLoss {
+    /// `positions`, `documents`: a packed batch's ids (nil when every row holds one document).
+    func loss(_ batch: Batch, ids: [Int], mask: [Int]?, positions: [Int]?, documents: [Int]?,
+              gradientScale: Float?, measureAccuracy: Bool) -> BatchLoss {
         let B = batch.size, T = batch.length, C = decoder.config.hiddenSize, V = decoder.config.vocabSize
-        let keys = (0..<B).map { b in Array(batch.ids[(b * T)..<((b + 1) * T)]) + Array(batch.attentionMask[(b * T)..<((b + 1) * T)]) }
+        // The document ids join the key: the same tokens packed with other boundaries have other states
+        // (positions follow from the documents).
+        let keys = (0..<B).map { b in
+            Array(batch.ids[(b * T)..<((b + 1) * T)]) + Array(batch.attentionMask[(b * T)..<((b + 1) * T)])
+                + (documents == nil ? [] : Array(batch.documentIDs[(b * T)..<((b + 1) * T)]))
+        }
         if keys.contains(where: { rows[$0] == nil }) {
-            let h = decoder.forwardHidden(ids: ids, batch: B, length: T, attentionMask: mask)
+            let h = decoder.forwardHidden(ids: ids, batch: B, length: T, attentionMask: mask, positionIds: positions,
+                                          documentIds: documents)
             for (b, k) in keys.enumerated() where rows[k] == nil {
                 rows[k] = Array(UnsafeBufferPointer(start: h.ptr + b * T * C, count: T * C))
                 misses += 1

@@ -51,6 +51,9 @@ public enum SFTJob {
         guard let tokURL = folder.tokenizerModel else {
             throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder (finch sft needs the model's SentencePiece tokenizer)")
         }
+        // Before packing data: rows plus prompt/prefix virtual tokens must fit the model's positions.
+        try CausalLMModel.checkPositions(seqLen: config.seqLen, virtualTokens: ["prompt", "prefix"].contains(config.method) ? peft.numVirtualTokens : 0,
+                                         maxPositions: folder.config.maxPositions)
         let tokenizer = try SentencePieceTokenizer(contentsOf: tokURL)
         let template = try job.template.map { try ChatTemplate.load($0) } ?? ChatTemplate.forModel(modelURL)
         let dataDir = runURL.appendingPathComponent("data")

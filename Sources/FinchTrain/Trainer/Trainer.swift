@@ -50,10 +50,7 @@ public final class Trainer {
     public init(config: TrainerConfig, model: CausalLMModel, train: DatasetReader, eval: DatasetReader? = nil,
                 replay: DatasetReader? = nil, run: RunFolder, progress: Progress = Progress(total: 0, mode: .quiet)) throws {
         try config.validate()
-        let maxPos = model.decoder.config.maxPositions - (model.decoder.prefix?.length ?? 0)
-        guard config.seqLen <= maxPos else {
-            throw TrainingError("--seq-len \(config.seqLen) exceeds the model's \(maxPos) positions (max_position_embeddings)")
-        }
+        try model.checkPositions(seqLen: config.seqLen)
         guard train.count > 0 else { throw TrainingError("\(train.folder.path): the training split holds no entries") }
         if config.replayRatio > 0 && replay == nil { throw TrainingError("--replay-ratio needs --replay DATA") }
         self.config = config
