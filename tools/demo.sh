@@ -124,7 +124,25 @@ finished ppo || {
 t=$(now)
 "$FINCH" ppo --policy "$SFT_MODEL" --reward-command "python3 tools/reward_check.py" --prompts "$PPO_PROMPTS" \
   --out "$RUN/ppo" --lr 5e-5 --temperature 0.7 --kl-coef 0.05 "${PPO_FLAGS[@]}"
-timing ppo "$t"; }
+timing ppo "$t"
+# PPO trains every policy weight (--method full) and a value head: record the count for the table.
+python3 - "$RUN/ppo" <<'PY'
+import json, os, struct, sys
+run = sys.argv[1]; n = 0
+for f in ["model.safetensors", "value_head.safetensors"]:
+    p = os.path.join(run, "final", f)
+    if not os.path.exists(p): continue
+    with open(p, "rb") as fh:
+        head = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+    for k, v in head.items():
+        if k != "__metadata__":
+            c = 1
+            for d in v["shape"]: c *= d
+            n += c
+t = json.load(open(os.path.join(run, "timing.json"))); t["trainable_parameters"] = n
+json.dump(t, open(os.path.join(run, "timing.json"), "w"))
+PY
+}
 
 # ---- 7. Evaluation and report ---------------------------------------------------------------------------------
 say "7/7 evaluation on $EVAL (held out)"
@@ -157,6 +175,9 @@ lines = ["# Finch demo run", "", "Scale: `%s`. Total wall time: %d s (%.1f min).
 for a, b in [("sft", "base-4shot"), ("ppo", "sft")]:
     lines.append("- exact match: " + margin(a, b, "exactMatch", True))
     lines.append("- mean reward: " + margin(a, b, "meanReward", False))
+lines += ["", "Train time is each model's own stage: SFT and PPO build on the base's pretraining (and PPO on SFT); "
+          "the scratch baseline never saw the pretraining text. KL is the mean per-token KL(model ‖ SFT) over the "
+          "model's own greedy replies. Exact match is task-aware (case kept for uppercase / title_case).", ""]
 lines += ["", "## Stage timings", "", "```", open(os.path.join(run, "timings.txt")).read().strip(), "```", "", "## Training curves", ""]
 for stage in ["base", "sft", "scratch", "reward", "ppo"]:
     if os.path.exists(os.path.join(run, stage, "loss.svg")):
