@@ -142,6 +142,7 @@ def main():
         expect("[max_tokens reached]", "reply after dropping old turns")
         child.send("/system be brief\r")
         expect("system prompt set", "/system")
+        expect(PROMPT, "prompt after /system")   # keys sent before the editor is back in raw mode could be lost
 
         # Ctrl-D on an empty line exits cleanly.
         child.sendcontrol("d")
