@@ -71,7 +71,7 @@ PY
 else
   VOCAB=2048; FLAGS_PT=(); FLAGS_SFT=()
   RM_FLAGS=(--steps 100 --batch-size 16 --max-length 128 --eval-fraction 0.05)
-  PPO_FLAGS=(--iterations 50 --batch-size 16 --max-new-tokens 24 --max-length 160 --eval-prompts 32 --ppo-epochs 2)
+  PPO_FLAGS=(--iterations 80 --batch-size 16 --max-new-tokens 24 --max-length 160 --eval-prompts 32 --ppo-epochs 2)
   EVAL_FLAGS=(--max-tokens 32)
   MODEL_CONFIG=recipes/demo-model.json
 fi
