@@ -55,6 +55,21 @@ public final class Decoder {
     /// the gradient w.r.t. them (accumulated until reset to nil or `zeroGradients()`).
     public internal(set) var promptEmbeddings: Tensor?
     public internal(set) var promptEmbeddingGradient: Tensor?
+    /// Training-only inverted dropout (Hugging Face GPT-2 `resid_pdrop` positions): probability p of
+    /// zeroing each element of the attention and MLP sub-layer outputs before their residual add
+    /// (kept elements scaled by 1/(1-p)). Takes effect only in `forwardHidden` while `training` is true;
+    /// 0 = the exact no-dropout path.
+    public var dropout: Float = 0
+    /// Seed of the dropout masks.
+    public var dropoutSeed: UInt64 = 0
+    /// Counter the masks are drawn from (a trainer sets it to its micro-batch count before each
+    /// training forward, so a resumed run draws the same masks). Masks are a function of
+    /// (seed, step, layer, site) only, and the backward re-derives the forward's.
+    public var dropoutStep: UInt64 = 0
+    /// Training mode: dropout is applied only when true. Evaluation, KV-cached decoding and generation never drop.
+    public var training = false
+    /// The dropout of the last `forwardHidden` (nil = none), which its backward re-derives.
+    var forwardDropout: DropoutStream?
 
     let rope: RopeTable?
     var buffers: DecoderBuffers?

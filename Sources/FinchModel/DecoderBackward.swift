@@ -176,7 +176,8 @@ extension Decoder {
         let dRes = bf.dResidual.ptr
 
         // MLP sub-layer: residual[l+1] = mid + mlpOut(adapter).
-        let dMlpOut = subLayerGradient(dRes, input: bf.mlpOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+        var dMlpOut = subLayerGradient(dRes, input: bf.mlpOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+        if let d = forwardDropout { dMlpOut = dropoutGradient(d, layer: l, site: .mlp, dDropped: dMlpOut, bf) }
         linearBackward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, dy: dMlpOut, ldy: C, dx: bf.dAct.ptr, lddx: F, accumulate: false, rows: N)
         if cfg.flavour == .gpt2 {
             GELU.backward(dy: bf.dAct.ptr, x: bf.mlpIn[l].ptr, dx: bf.dMlpIn.ptr, count: N * F)
@@ -189,7 +190,8 @@ extension Decoder {
         normBackward(lay.norm2, dy: bf.dNorm.ptr, x: bf.mid[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, dx: dRes, rows: N)
 
         // Attention sub-layer: mid = residual[l] + attnOut(adapter).
-        let dAttnOut = subLayerGradient(dRes, input: bf.attnOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+        var dAttnOut = subLayerGradient(dRes, input: bf.attnOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+        if let d = forwardDropout { dAttnOut = dropoutGradient(d, layer: l, site: .attention, dDropped: dAttnOut, bf) }
         linearBackward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, dy: dAttnOut, ldy: C, dx: bf.dAttn.ptr, lddx: cfg.qDim, accumulate: false, rows: N)
         let qkv = bf.qkv[l].ptr, dqkv = bf.dQKV.ptr
         func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: T * ld) }

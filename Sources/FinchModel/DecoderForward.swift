@@ -40,7 +40,8 @@ extension Decoder {
         promptEmbeddings = prependEmbeddings
         if P > 0 { for b in 0..<batch { for t in 0..<P { bf.ids[b * (P + length) + t] = -1 } } }
         bf.attentionDocuments = documentIds.map { attentionDocuments($0, batch: batch, length: length, virtual: P) }
-        runTrunk(bf, cache: nil)
+        forwardDropout = activeDropout
+        runTrunk(bf, cache: nil, dropout: forwardDropout)
         dlogitsReady = false
         sparseHead = nil
         return bf.hidden
@@ -137,7 +138,8 @@ extension Decoder {
 
     /// Embeddings, every layer, final norm. With a cache, new keys/values are appended to it and
     /// attention runs over the cached positions too.
-    func runTrunk(_ bf: DecoderBuffers, cache: KVCache?) {
+    /// `dropout`: the training dropout of this forward (nil = none).
+    func runTrunk(_ bf: DecoderBuffers, cache: KVCache?, dropout: DropoutStream? = nil) {
         let N = bf.rows, C = config.hiddenSize
         let x0 = bf.residual[0].ptr
         let wte = w(config.embeddingName)
@@ -151,13 +153,13 @@ extension Decoder {
             }
             if let wpe = wpe { VectorMath.add(wpe + Int(bf.positions[n]) * C, into: dst, C) }
         }
-        for l in 0..<config.numLayers { layerForward(l, bf, cache: cache) }
+        for l in 0..<config.numLayers { layerForward(l, bf, cache: cache, dropout: dropout) }
         normForward(config.finalNorm, x: bf.residual[config.numLayers].ptr, y: bf.hidden.ptr,
                     mean: bf.meanF.ptr, rstd: bf.rstdF.ptr, rows: N)
         if let cache = cache { cache.length += bf.length }
     }
 
-    func layerForward(_ l: Int, _ bf: DecoderBuffers, cache: KVCache?) {
+    func layerForward(_ l: Int, _ bf: DecoderBuffers, cache: KVCache?, dropout: DropoutStream? = nil) {
         let cfg = config, N = bf.rows, C = cfg.hiddenSize, T = bf.length, B = bf.batch
         let lay = cfg.blockLayout(l)
         let x = bf.residual[l].ptr
@@ -220,6 +222,7 @@ extension Decoder {
             }
         }
         linearForward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, y: bf.attnOut[l].ptr, ldy: C, rows: N)
+        dropout?.apply(layer: l, site: .attention, to: bf.attnOut[l].ptr, count: N * C)
         addResidual(x, sub: bf.attnOut[l].ptr, into: bf.mid[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
 
         let mid = bf.mid[l].ptr
@@ -232,6 +235,7 @@ extension Decoder {
             SiLU.swigluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
         }
         linearForward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, y: bf.mlpOut[l].ptr, ldy: C, rows: N)
+        dropout?.apply(layer: l, site: .mlp, to: bf.mlpOut[l].ptr, count: N * C)
         addResidual(mid, sub: bf.mlpOut[l].ptr, into: bf.residual[l + 1].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
     }
 

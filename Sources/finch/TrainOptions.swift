@@ -16,6 +16,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Micro-batches per optimizer step (gradients equal the large batch's).") var gradAccum: Int?
     @Option(help: "AdamW weight decay (not on norms and biases).") var weightDecay: Double?
     @Option(help: "Global gradient-norm clip (0 = off).") var maxGradNorm: Double?
+    @Option(help: "Dropout probability on attention / MLP outputs during training (0 = off).") var dropout: Double?
     @Option(help: "Evaluate every N steps (0 = every epoch, -1 = never).") var evalEvery: Int?
     @Option(help: "At most N micro-batches per evaluation (0 = the whole held-out split).") var evalBatches: Int?
     @Option(help: "Stop after N evaluations without improvement (0 = never).") var patience: Int?
@@ -33,7 +34,7 @@ struct TrainOptions: ParsableArguments {
         func put(_ k: String, _ v: Any?) { if let v { f[k] = v } }
         put("epochs", epochs); put("max-steps", maxSteps); put("batch-size", batchSize); put("seq-len", seqLen)
         put("lr", lr); put("warmup", warmup); put("schedule", schedule); put("grad-accum", gradAccum)
-        put("weight-decay", weightDecay); put("max-grad-norm", maxGradNorm); put("eval-every", evalEvery)
+        put("weight-decay", weightDecay); put("max-grad-norm", maxGradNorm); put("dropout", dropout); put("eval-every", evalEvery)
         put("eval-batches", evalBatches); put("patience", patience); put("checkpoint-every", checkpointEvery)
         put("keep-checkpoints", keepCheckpoints); put("seed", seed.map { Int(truncatingIfNeeded: $0) }); put("log-every", logEvery)
         put("threads", threads)

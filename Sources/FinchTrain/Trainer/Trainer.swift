@@ -145,12 +145,15 @@ public final class Trainer {
 
     /// Forward + backward of the micro-batches of one optimizer step into the model's gradients, each
     /// token's loss scaled by 1/(trained tokens over all of them), so the sum equals the large batch.
-    /// Returns the step's mean loss. Gradients are accumulated (zero them before).
-    public static func accumulateGradients(_ model: CausalLMModel, microBatches: [Batch]) -> (loss: Double, trainedTokens: Int) {
+    /// Returns the step's mean loss. Gradients are accumulated (zero them before). Micro-batch i draws its
+    /// dropout masks (when the decoder is in training mode) from counter `firstMicroBatch + i`.
+    public static func accumulateGradients(_ model: CausalLMModel, microBatches: [Batch],
+                                           firstMicroBatch: Int = 0) -> (loss: Double, trainedTokens: Int) {
         let total = microBatches.reduce(0) { $0 + $1.trainedTokens }
         let scale = GradientAccumulation.lossScale(totalTrainedTokens: total)
         var nll = 0.0
-        for mb in microBatches {
+        for (i, mb) in microBatches.enumerated() {
+            model.decoder.dropoutStep = UInt64(firstMicroBatch + i)
             let r = model.loss(mb, gradientScale: scale)
             nll += r.nllSum
             model.backward()
@@ -165,7 +168,12 @@ public final class Trainer {
         for _ in 0..<config.gradAccum { batches.append(try nextMicroBatch()) }
         model.zeroGradients()
         let lr = session.currentLR
-        let (loss, tokens) = Self.accumulateGradients(model, microBatches: batches)
+        // Dropout only for the training forwards; evaluation runs with `training` off.
+        model.decoder.dropout = Float(config.dropout)
+        model.decoder.dropoutSeed = config.seed
+        model.decoder.training = true
+        let (loss, tokens) = Self.accumulateGradients(model, microBatches: batches, firstMicroBatch: session.state.microBatches)
+        model.decoder.training = false
         let report = try session.step(gradients: model.gradients)
         session.state.microBatches += batches.count
         session.state.tokensSeen += tokens

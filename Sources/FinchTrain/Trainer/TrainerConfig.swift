@@ -21,6 +21,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var beta1: Double = 0.9
     public var beta2: Double = 0.999
     public var adamEps: Double = 1e-8
+    /// Training-only dropout probability on the attention and MLP sub-layer outputs (0 = off).
+    public var dropout: Double = 0
     /// Evaluate every N optimizer steps (0 = once per epoch; negative = never).
     public var evalEvery: Int = 0
     /// Cap on evaluation micro-batches per evaluation (0 = the whole held-out split, streamed).
@@ -63,6 +65,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         try need(LRSchedule.Kind(name: schedule) != nil, "--schedule must be cosine, linear or constant (got '\(schedule)')")
         try need(maxSteps.map { $0 >= 1 } ?? (epochs > 0), "--max-steps must be >= 1, or --epochs > 0")
         try need(layerLrDecay > 0 && layerLrDecay <= 1, "--layer-lr-decay must be in (0, 1] (got \(layerLrDecay))")
+        try need(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1) (got \(dropout))")
         try need(replayRatio >= 0 && replayRatio < 1, "--replay-ratio must be in [0, 1) (got \(replayRatio))")
         try need(trainLayers >= 0, "--train-layers must be >= 0 (got \(trainLayers))")
         try need(unfreezeEvery >= 0, "--unfreeze-every must be >= 0 (got \(unfreezeEvery))")
