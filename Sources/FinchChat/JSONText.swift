@@ -1,25 +1,11 @@
 import Foundation
+import FinchModel
 
 /// Writes JSON text by hand so that key order is fixed and non-ASCII characters appear as themselves
 /// (the same convention as the shared data files).
 public enum JSONText {
     /// `s` as a JSON string literal.
-    public static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    public static func quote(_ s: String) -> String { JSONNode.quote(s) }
 
     /// `[{"role":…,"content":…},…]`
     public static func messages(_ messages: [Message]) -> String {

@@ -113,7 +113,8 @@ public enum JSONNode: Equatable, Sendable, Decodable {
         }
     }
 
-    private static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal; non-ASCII characters appear as themselves (as Python's ensure_ascii=False).
+    public static func quote(_ s: String) -> String {
         var r = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -123,7 +124,7 @@ public enum JSONNode: Equatable, Sendable, Decodable {
             case "\r": r += "\\r"
             case "\t": r += "\\t"
             default:
-                if u.value < 0x20 { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
+                if u.value < 0x20 || u.value == 0x7F { r += String(format: "\\u%04x", u.value) } else { r.unicodeScalars.append(u) }
             }
         }
         return r + "\""
