@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
         .target(name: "CSentencePiece",
@@ -28,7 +29,7 @@ let package = Package(
                                  .linkedLibrary("stdc++")]),
         .target(name: "FinchKernels", swiftSettings: fast),
         .target(name: "FinchModel", dependencies: ["FinchKernels"], swiftSettings: fast),
-        .target(name: "FinchData", dependencies: ["CZstd", "CSentencePiece"], swiftSettings: fast),
+        .target(name: "FinchData", dependencies: ["CZstd", "CSentencePiece", "CCrypto"], swiftSettings: fast),
         .target(name: "FinchTrain", dependencies: ["FinchKernels", "FinchModel", "FinchData",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),

@@ -80,22 +80,49 @@ struct DataCommand: ParsableCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure pack throughput (MB of input per second) and read throughput (tokens per second through shuffle and batching).",
-            discussion: "Example: finch data bench --input ../shared/data/instructions/gsm8k-train.jsonl --tokenizer tok/ --template chatml")
-        @Option(name: .long, parsing: .upToNextOption, help: "Record files.") var input: [String]
-        @Option(name: .long, help: "Tokenizer.") var tokenizer: String
-        @Option(name: .long, help: "Chat template.") var template: String?
-        @Option(name: .long, help: "Maximum tokens per sequence.") var maxLength: Int = 1024
-        @Option(name: .long, help: "Batch rows for the read benchmark.") var batch: Int = 8
-        @Option(name: .long, help: "Scratch folder (default: a temp folder).") var out: String?
+            discussion: "Example: finch data bench --input ../shared/data/instructions/gsm8k-train.jsonl --tokenizer tok/ --template chatml\nSame as `finch bench data`.")
+        @OptionGroup var options: DataBenchOptions
+        func run() throws { try options.run() }
+    }
+}
 
-        func run() throws {
-            let tok = try SentencePieceTokenizer.load(path: tokenizer)
-            let t = try template.map { try ChatTemplate.load($0) }
-            let dir = URL(fileURLWithPath: out ?? NSTemporaryDirectory() + "finch-data-bench-\(getpid())")
-            defer { if out == nil { try? FileManager.default.removeItem(at: dir) } }
-            let r = try DataBenchmark.run(inputs: input.map { URL(fileURLWithPath: $0) }, tokenizer: tok, template: t,
-                                          maxLength: maxLength, batchSize: batch, folder: dir)
-            print(r.description)
+/// Options and run of the data benchmark (`finch data bench` and `finch bench data`).
+struct DataBenchOptions: ParsableArguments {
+    @Option(name: .long, parsing: .upToNextOption, help: "Record files.") var input: [String]
+    @Option(name: .long, help: "Tokenizer.") var tokenizer: String
+    @Option(name: .long, help: "Chat template.") var template: String?
+    @Option(name: .long, help: "Maximum tokens per sequence.") var maxLength: Int = 1024
+    @Option(name: .long, help: "Batch rows for the read benchmark.") var batch: Int = 8
+    @Option(name: .long, help: "Scratch folder (default: a temp folder).") var out: String?
+    @Option(name: .long, help: "Python reference run side by side when present (empty: skip).")
+    var reference: String = "tools/sentencepiece_bench.py"
+
+    func run() throws {
+        let tok = try SentencePieceTokenizer.load(path: tokenizer)
+        let t = try template.map { try ChatTemplate.load($0) }
+        let dir = URL(fileURLWithPath: out ?? NSTemporaryDirectory() + "finch-data-bench-\(getpid())")
+        defer { if out == nil { try? FileManager.default.removeItem(at: dir) } }
+        let r = try DataBenchmark.run(inputs: input.map { URL(fileURLWithPath: $0) }, tokenizer: tok, template: t,
+                                      maxLength: maxLength, batchSize: batch, folder: dir)
+        print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, words memoised: \(tok.memoizesWords ? "yes (BPE)" : "no")")
+        print(r.description)
+        guard !reference.isEmpty, FileManager.default.fileExists(atPath: reference) else { return }
+        // The Python package encoding the same text, run now on the same machine.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", reference, tok.source] + input
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { print("python reference: not run (python3 with sentencepiece needed)"); return }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard let mbs = parts.last.flatMap({ Double($0) }) else { continue }
+            print(String(format: "%@ %@: %.2f MB JSONL/s (encode only) → finch pack/python = %.2f×", String(parts[0]) + " " + String(parts[1]),
+                         String(parts[2]), mbs, r.packMBPerSecond / mbs))
         }
     }
 }

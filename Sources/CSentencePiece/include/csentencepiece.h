@@ -27,6 +27,14 @@ void csp_free_buffer(void *buffer);
 
 /// Encodes text (no BOS/EOS, no sampling). *ids is malloc'ed. Returns 0 on success.
 int csp_encode_ids(const csp_processor *p, const char *text, size_t length, int32_t **ids, size_t *count, char **error);
+/// Encodes text into `out` (capacity ids) and sets *count to the number of ids, which may exceed capacity: then
+/// call again with a larger buffer. Same ids as csp_encode_ids; memoises words per thread when that is exact
+/// for the model (csp_word_cache_enabled). Returns 0 on success.
+int csp_encode_ids_into(const csp_processor *p, const char *text, size_t length, int32_t *out, size_t capacity,
+                        size_t *count, char **error);
+/// 1 when csp_encode_ids_into may memoise words for this model (identity normaliser, no piece with "▁" after
+/// another character), else 0.
+int csp_word_cache_enabled(const csp_processor *p);
 /// Encodes text to pieces: *pieces receives all pieces, each followed by a NUL byte; *bytes is the buffer size.
 int csp_encode_pieces(const csp_processor *p, const char *text, size_t length, char **pieces, size_t *count,
                       size_t *bytes, char **error);

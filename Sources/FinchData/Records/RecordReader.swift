@@ -17,6 +17,8 @@ public enum RecordReader {
         public var skipInvalid = false
         /// Plain text files are cut at blank lines into records of about this many characters.
         public var textChunkCharacters = 8192
+        /// Threads parsing JSON lines.
+        public var threads = ProcessInfo.processInfo.activeProcessorCount
         public init(format: RecordFormat? = nil, skipInvalid: Bool = false) {
             self.format = format; self.skipInvalid = skipInvalid
         }
@@ -38,15 +40,23 @@ public enum RecordReader {
         if format == .text && !isJSONL(name) {
             return RecordFile(url: url, format: .text, records: try textRecords(name: name, data: data, chunk: options.textChunkCharacters), skipped: [])
         }
-        var records: [Record] = []
-        var skipped: [RecordError] = []
-        try forEachLine(data) { lineNumber, line in
+        // Lines are parsed on all cores; errors are still reported (or skipped) in line order.
+        let lines = nonBlankLines(data)
+        let parsed = try parallelMap(lines, threads: options.threads) { (lineNumber, range) -> Result<Record, RecordError> in
             let loc = SourceLocation(file: name, line: lineNumber)
             do {
-                let object = try parseObject(line, loc)
-                records.append(Record(location: loc, body: try RecordParser.body(object, format: format, loc)))
-            } catch let e as RecordError {
-                if options.skipInvalid { skipped.append(e) } else { throw e }
+                let object = try parseObject(data.subdata(in: range), loc)
+                return .success(Record(location: loc, body: try RecordParser.body(object, format: format, loc)))
+            } catch let e as RecordError { return .failure(e) }
+            catch { return .failure(RecordError(loc, "\(error)")) }
+        }
+        var records: [Record] = []
+        var skipped: [RecordError] = []
+        records.reserveCapacity(parsed.count)
+        for result in parsed {
+            switch result {
+            case .success(let r): records.append(r)
+            case .failure(let e): if options.skipInvalid { skipped.append(e) } else { throw e }
             }
         }
         return RecordFile(url: url, format: format, records: records, skipped: skipped)
@@ -78,23 +88,29 @@ public enum RecordReader {
 
     /// Calls `body` with (1-based line number, bytes) for every non-blank line.
     static func forEachLine(_ data: Data, _ body: (Int, Data) throws -> Void) throws {
+        for (n, range) in nonBlankLines(data) { try body(n, data.subdata(in: range)) }
+    }
+
+    /// (1-based line number, byte range without the line break) of every line that is not blank.
+    static func nonBlankLines(_ data: Data) -> [(Int, Range<Data.Index>)] {
         // Line boundaries found with memchr over raw bytes (Data slicing per byte is slow).
-        var bounds: [(Int, Int)] = []
+        var lines: [(Int, Range<Data.Index>)] = []
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             guard let base = raw.baseAddress else { return }
-            var start = 0
+            var start = 0, number = 0
             while start < raw.count {
                 let p = memchr(base + start, 0x0A, raw.count - start)
                 let end = p.map { base.distance(to: UnsafeRawPointer($0)) } ?? raw.count
-                bounds.append((start, end))
+                number += 1
+                var e = end
+                if e > start && raw[e - 1] == 0x0D { e -= 1 }
+                var blank = true
+                for k in start..<e where raw[k] != 0x20 && raw[k] != 0x09 { blank = false; break }
+                if !blank { lines.append((number, (data.startIndex + start)..<(data.startIndex + e))) }
                 start = end + 1
             }
         }
-        for (i, (s, e)) in bounds.enumerated() {
-            var line = data.subdata(in: (data.startIndex + s)..<(data.startIndex + e))
-            if line.last == 0x0D { line.removeLast() }
-            if line.contains(where: { $0 != 0x20 && $0 != 0x09 }) { try body(i + 1, line) }
-        }
+        return lines
     }
 
     static func parseObject(_ line: Data, _ loc: SourceLocation) throws -> [String: Any] {

@@ -32,42 +32,55 @@ public struct Batch: Equatable, Sendable {
     public init(_ examples: [Example], length fixed: Int? = nil, padID: Int32) {
         size = examples.count
         length = fixed ?? examples.map(\.ids.count).max() ?? 0
-        let n = size * length
-        ids = Array(repeating: padID, count: n)
-        labels = Array(repeating: Self.ignoreIndex, count: n)
-        targets = Array(repeating: Self.ignoreIndex, count: n)
-        attentionMask = Array(repeating: 0, count: n)
-        positionIDs = Array(repeating: 0, count: n)
-        documentIDs = Array(repeating: -1, count: n)
+        let n = size * length, length = self.length
+        var ids = [Int32](repeating: padID, count: n)
+        var labels = [Int32](repeating: Self.ignoreIndex, count: n)
+        var targets = [Int32](repeating: Self.ignoreIndex, count: n)
+        var attention = [Int32](repeating: 0, count: n)
+        var positions = [Int32](repeating: 0, count: n)
+        var documents = [Int32](repeating: -1, count: n)
         records = examples.map { $0.documents.map(\.record) }
-        trainedTokens = 0
-        realTokens = 0
-        for (b, ex) in examples.enumerated() {
-            let row = b * length
-            let m = min(ex.ids.count, length)
-            var t = 0
-            for (d, doc) in ex.documents.enumerated() {
-                for p in 0..<doc.length where t < m {
-                    ids[row + t] = ex.ids[t]
-                    attentionMask[row + t] = 1
-                    positionIDs[row + t] = Int32(p)
-                    documentIDs[row + t] = Int32(d)
-                    if ex.mask[t] != 0 && p > 0 { labels[row + t] = ex.ids[t] }
-                    t += 1
+        var trained = 0, real = 0
+        // One pass per row over raw buffers (subscripting six arrays per token was the reader's main cost).
+        ids.withUnsafeMutableBufferPointer { I in
+        labels.withUnsafeMutableBufferPointer { L in
+        targets.withUnsafeMutableBufferPointer { T in
+        attention.withUnsafeMutableBufferPointer { A in
+        positions.withUnsafeMutableBufferPointer { P in
+        documents.withUnsafeMutableBufferPointer { D in
+            for (b, ex) in examples.enumerated() {
+                let row = b * length
+                let m = min(ex.ids.count, length)
+                ex.ids.withUnsafeBufferPointer { E in
+                ex.mask.withUnsafeBufferPointer { M in
+                    var t = 0
+                    for (d, doc) in ex.documents.enumerated() {
+                        var p = 0
+                        while p < doc.length && t < m {
+                            let k = row + t
+                            I[k] = E[t]; A[k] = 1; P[k] = Int32(p); D[k] = Int32(d)
+                            if M[t] != 0 && p > 0 { L[k] = E[t] }
+                            t += 1; p += 1
+                        }
+                    }
+                }
+                }
+                var pos = m > 0 ? P[row + m - 1] + 1 : 0
+                for k in m..<length { P[row + k] = pos; pos += 1 }
+                real += m
+                for k in 0..<max(0, length - 1) {
+                    let label = L[row + k + 1]
+                    T[row + k] = label
+                    if label != Self.ignoreIndex { trained += 1 }
                 }
             }
-            var pos = m > 0 ? positionIDs[row + m - 1] + 1 : 0
-            for k in m..<length { positionIDs[row + k] = pos; pos += 1 }
-            realTokens += m
-            for k in 0..<(length - 1) {
-                targets[row + k] = labels[row + k + 1]
-                if targets[row + k] != Self.ignoreIndex { trainedTokens += 1 }
-            }
-        }
+        }}}}}}
+        self.ids = ids; self.labels = labels; self.targets = targets
+        attentionMask = attention; positionIDs = positions; documentIDs = documents
+        trainedTokens = trained; realTokens = real
     }
 }
 
-/// Preference rows: prompt + chosen and prompt + rejected, labels on the replies only (DPO / reward models).
 public struct PreferenceBatch: Equatable, Sendable {
     public var chosen: Batch
     public var rejected: Batch
@@ -78,10 +91,7 @@ public struct PreferenceBatch: Equatable, Sendable {
 extension DatasetReader {
     /// The next `size` entries as a batch (sequence datasets).
     public func nextBatch(size: Int, length: Int? = nil) throws -> Batch {
-        var examples: [Example] = []
-        examples.reserveCapacity(size)
-        for _ in 0..<size { examples.append(try next()) }
-        return Batch(examples, length: length, padID: padID)
+        Batch(try next(size), length: length, padID: padID)
     }
 
     /// The next `size` preference records.
@@ -90,8 +100,7 @@ extension DatasetReader {
             throw ShardError.manifest(file: folder.path, message: "dataset kind is \(manifest.kind.rawValue), not preference")
         }
         var chosen: [Example] = [], rejected: [Example] = [], prompts: [Int] = []
-        for _ in 0..<size {
-            let e = try next()
+        for e in try next(size) {
             let p = e.documents[0], c = e.documents[1], r = e.documents[2]
             let pIDs = Array(e.documentSlice(0)), cIDs = Array(e.documentSlice(1)), rIDs = Array(e.documentSlice(2))
             let one = DocumentInfo(length: 0, record: p.record, source: p.source, line: p.line)

@@ -15,16 +15,18 @@ public enum DataBenchmark {
         public var readCPUSeconds: Double
         /// A second epoch through the same reader (shard checksums already verified, shuffle reseeded).
         public var secondEpochCPUSeconds: Double
+        public var secondEpochSeconds: Double
         public var secondEpochTokens: Int
         public var packMBPerSecond: Double { Double(inputBytes) / 1e6 / packSeconds }
         public var readTokensPerSecond: Double { Double(readTokens) / readSeconds }
         /// Shard bytes over the bytes of the same tokens as raw 32-bit ids.
         public var sizeRatio: Double { Double(shardBytes) / Double(4 * tokens) }
         public var description: String {
-            String(format: "pack: %.1f MB in %.2f s wall = %.2f MB/s (%d tokens); %.2f CPU s = %.2f MB per CPU second\nshards: %d bytes = %.1f%% of raw 32-bit ids\nread: %d tokens in %.3f s wall = %.1f M tokens/s; %.3f CPU s = %.1f M tokens per CPU second (shuffle + batching, checksums verified)\nread, 2nd epoch: %.1f M tokens per CPU second (checksums already verified)",
+            String(format: "pack: %.1f MB in %.2f s wall = %.2f MB/s (%d tokens); %.2f CPU s = %.2f MB per CPU second\nshards: %d bytes = %.1f%% of raw 32-bit ids\nread: %d tokens in %.3f s wall = %.1f M tokens/s; %.3f CPU s = %.1f M tokens per CPU second (shuffle + batching, checksums verified)\nread, 2nd epoch: %.1f M tokens/s wall; %.1f M tokens per CPU second (checksums already verified)",
                    Double(inputBytes) / 1e6, packSeconds, packMBPerSecond, tokens, packCPUSeconds, Double(inputBytes) / 1e6 / packCPUSeconds,
                    shardBytes, 100 * sizeRatio, readTokens, readSeconds, readTokensPerSecond / 1e6, readCPUSeconds,
-                   Double(readTokens) / readCPUSeconds / 1e6, Double(secondEpochTokens) / secondEpochCPUSeconds / 1e6)
+                   Double(readTokens) / readCPUSeconds / 1e6, Double(secondEpochTokens) / secondEpochSeconds / 1e6,
+                   Double(secondEpochTokens) / secondEpochCPUSeconds / 1e6)
         }
     }
 
@@ -47,13 +49,14 @@ public enum DataBenchmark {
         }
         let readSeconds = Date().timeIntervalSince(t1), readCPU = cpuSeconds() - c1
         reader.cursor = Cursor(epoch: 1, position: 0)
-        let c2 = cpuSeconds()
+        let c2 = cpuSeconds(), t2 = Date()
         var tokens2 = 0
         if m.kind != .preference { for _ in 0..<batches { tokens2 += try reader.nextBatch(size: batchSize).realTokens } }
-        let epoch2CPU = cpuSeconds() - c2
+        let epoch2CPU = cpuSeconds() - c2, epoch2 = Date().timeIntervalSince(t2)
         return Result(inputBytes: inBytes, packSeconds: packSeconds, tokens: m.tokens, shardBytes: m.shards.reduce(0) { $0 + $1.bytes },
                       readTokens: tokens, readSeconds: readSeconds, packCPUSeconds: packCPU, readCPUSeconds: readCPU,
-                      secondEpochCPUSeconds: max(epoch2CPU, 1e-9), secondEpochTokens: tokens2)
+                      secondEpochCPUSeconds: max(epoch2CPU, 1e-9), secondEpochSeconds: max(epoch2, 1e-9),
+                      secondEpochTokens: tokens2)
     }
 
     /// User + system CPU seconds of this process, all threads.

@@ -53,6 +53,7 @@ public final class DatasetReader {
     private var shardData = Data()
     private var verified = Set<Int>()
     private let codec = ZstdCodec()
+    private let secondCodec = ZstdCodec()
 
     /// Opens a dataset folder. With `tokenizer`, refuses a dataset packed with a different one.
     public init(_ folder: URL, options: Options = Options(), tokenizer: SentencePieceTokenizer? = nil) throws {
@@ -117,9 +118,54 @@ public final class DatasetReader {
         return try entry(shard: s, index: e)
     }
 
+    /// The next `count` entries, in cursor order. Runs of entries from one shard are decoded on two threads.
+    public func next(_ count: Int) throws -> [Example] {
+        guard !selected.isEmpty else { throw ShardError.manifest(file: folder.path, message: "the split holds no entries") }
+        var out: [Example] = []
+        out.reserveCapacity(count)
+        while out.count < count {
+            if cursor.position >= selected.count { cursor = Cursor(epoch: cursor.epoch + 1, position: 0) }
+            ensureOrder()
+            // The run of upcoming entries in the same shard (and epoch).
+            let shard = order[cursor.position].shard
+            var end = cursor.position
+            while end < selected.count && end - cursor.position < count - out.count && order[end].shard == shard { end += 1 }
+            let run = Array(order[cursor.position..<end])
+            try open(shard: shard)
+            if run.count < 4 {
+                for (s, e) in run { out.append(try entry(shard: s, index: e)) }
+            } else {
+                var decoded = [Example?](repeating: nil, count: run.count)
+                var failure: Error? = nil
+                let lock = NSLock()
+                let codecs = [codec, secondCodec]
+                decoded.withUnsafeMutableBufferPointer { slots in
+                    let slots = slots
+                    DispatchQueue.concurrentPerform(iterations: 2) { w in
+                        for i in stride(from: w, to: run.count, by: 2) {
+                            do { slots[i] = try decode(shard: shard, index: run[i].entry, codec: codecs[w]) } catch {
+                                lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                                return
+                            }
+                        }
+                    }
+                }
+                if let failure { throw failure }
+                out += decoded.map { $0! }
+            }
+            cursor.position = end
+        }
+        return out
+    }
+
     /// Random access to entry `index` of shard `shard` (only that frame is decoded).
     public func entry(shard s: Int, index e: Int) throws -> Example {
         try open(shard: s)
+        return try decode(shard: s, index: e, codec: codec)
+    }
+
+    /// Decodes one entry of the open shard.
+    private func decode(shard s: Int, index e: Int, codec: ZstdCodec) throws -> Example {
         let file = folder.appendingPathComponent(manifest.shards[s].file).path
         let idx = indexes[s]
         let start = Int(idx.offsets[e]), size = Int(idx.sizes[e])

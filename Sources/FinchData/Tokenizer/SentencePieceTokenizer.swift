@@ -80,6 +80,41 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
     /// Token ids of `text` (no BOS/EOS).
     public func encode(_ text: String) throws -> [Int32] {
         var text = text
+        var ids: [Int32] = []
+        try text.withUTF8 { try encode(utf8: UnsafeRawBufferPointer($0), appendingTo: &ids) }
+        return ids
+    }
+
+    /// Appends the ids of UTF-8 `bytes` to `ids` (the fast path used when packing: no String round trip).
+    /// Repeated words are served from a per-thread cache when that gives exactly the library's ids
+    /// (`memoizesWords`); `libraryEncode` is the uncached call.
+    public func encode(utf8 bytes: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws {
+        if bytes.isEmpty { return }
+        let text = bytes.baseAddress!.assumingMemoryBound(to: CChar.self)
+        // Identity-normalised text never has more ids than bytes; other normalisers may expand, so retry.
+        var capacity = bytes.count + 2
+        while true {
+            var count = 0
+            var err: UnsafeMutablePointer<CChar>? = nil
+            let done = try withUnsafeTemporaryAllocation(of: Int32.self, capacity: capacity) { buf -> Bool in
+                let rc = csp_encode_ids_into(handle, text, bytes.count, buf.baseAddress, capacity, &count, &err)
+                guard rc == 0 else { throw TokenizerError.encode(Self.take(err)) }
+                guard count <= capacity else { return false }
+                ids.append(contentsOf: UnsafeBufferPointer(rebasing: buf[0..<count]))
+                return true
+            }
+            if done { return }
+            capacity = count
+        }
+    }
+
+    /// Whether `encode` memoises words for this model (see csp_encode_ids_into: identity normaliser and no
+    /// piece with "▁" after another character, which makes each cut one the library itself would make).
+    public var memoizesWords: Bool { csp_word_cache_enabled(handle) != 0 }
+
+    /// The library's own Encode, uncached (tests compare it with `encode`).
+    public func libraryEncode(_ text: String) throws -> [Int32] {
+        var text = text
         return try text.withUTF8 { utf8 in
             var ids: UnsafeMutablePointer<Int32>? = nil
             var count = 0
@@ -91,18 +126,6 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
             defer { csp_free_buffer(ids) }
             return Array(UnsafeBufferPointer(start: ids, count: count))
         }
-    }
-
-    /// Appends the ids of UTF-8 `bytes` to `ids` (the fast path used when packing: no String round trip).
-    public func encode(utf8 bytes: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws {
-        if bytes.isEmpty { return }
-        var out: UnsafeMutablePointer<Int32>? = nil
-        var count = 0
-        var err: UnsafeMutablePointer<CChar>? = nil
-        let rc = csp_encode_ids(handle, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count, &out, &count, &err)
-        guard rc == 0, let out else { throw TokenizerError.encode(Self.take(err)) }
-        defer { csp_free_buffer(out) }
-        ids.append(contentsOf: UnsafeBufferPointer(start: out, count: count))
     }
 
     /// Piece strings of `text` (no BOS/EOS), as sentencepiece's EncodeAsPieces returns them.
