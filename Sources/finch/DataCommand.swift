@@ -94,6 +94,7 @@ struct DataBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Maximum tokens per sequence.") var maxLength: Int = 1024
     @Option(name: .long, help: "Batch rows for the read benchmark.") var batch: Int = 8
     @Option(name: .long, help: "Scratch folder (default: a temp folder).") var out: String?
+    @Option(name: .long, help: "Runs; each figure is the median.") var repeats: Int = 3
     @Option(name: .long, help: "Python reference run side by side when present (empty: skip).")
     var reference: String = "tools/sentencepiece_bench.py"
 
@@ -103,7 +104,7 @@ struct DataBenchOptions: ParsableArguments {
         let dir = URL(fileURLWithPath: out ?? NSTemporaryDirectory() + "finch-data-bench-\(getpid())")
         defer { if out == nil { try? FileManager.default.removeItem(at: dir) } }
         let r = try DataBenchmark.run(inputs: input.map { URL(fileURLWithPath: $0) }, tokenizer: tok, template: t,
-                                      maxLength: maxLength, batchSize: batch, folder: dir)
+                                      maxLength: maxLength, batchSize: batch, folder: dir, repeats: repeats)
         print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, words memoised: \(tok.memoizesWords ? "yes (BPE)" : "no")")
         print(r.description)
         guard !reference.isEmpty, FileManager.default.fileExists(atPath: reference) else { return }

@@ -96,13 +96,15 @@ enum ExampleCodec {
                 guard s + l <= n else { throw bad("mask span out of range") }
                 for k in s..<(s + l) { mask[k] = 1 }
             }
-            var ids = [Int32](repeating: 0, count: n)
-            ids.withUnsafeMutableBufferPointer { dst in
-                for plane in 0..<idBytes {
+            // Byte planes (low bytes of every id, then the next bytes…): the first plane initialises.
+            let ids = [Int32](unsafeUninitializedCapacity: n) { dst, count in
+                for k in 0..<n { dst[k] = Int32(raw[p + k]) }
+                for plane in 1..<max(1, idBytes) {
                     let shift = UInt32(8 * plane)
                     let base = p + plane * n
                     for k in 0..<n { dst[k] = Int32(bitPattern: UInt32(bitPattern: dst[k]) | UInt32(raw[base + k]) << shift) }
                 }
+                count = n
             }
             guard docs.reduce(0, { $0 + $1.length }) == n else { throw bad("document lengths do not add up to \(n) tokens") }
             return Example(ids: ids, mask: mask, documents: docs)

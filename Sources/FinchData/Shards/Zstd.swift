@@ -37,13 +37,13 @@ public final class ZstdCodec {
         if size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1 << 34) {
             throw ShardError.zstd(file: file, message: "not a zstd frame with a known size")
         }
-        var out = [UInt8](repeating: 0, count: Int(size))
-        let n = out.withUnsafeMutableBytes { dst in
-            ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, frame.baseAddress, frame.count)
+        // Uninitialised: the frame fills every byte, or we throw.
+        return try [UInt8](unsafeUninitializedCapacity: Int(size)) { dst, count in
+            let n = ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, frame.baseAddress, frame.count)
+            if ZSTD_isError(n) != 0 { throw ShardError.zstd(file: file, message: String(cString: ZSTD_getErrorName(n))) }
+            guard n == dst.count else { throw ShardError.zstd(file: file, message: "frame decoded to \(n) bytes, header says \(dst.count)") }
+            count = n
         }
-        if ZSTD_isError(n) != 0 { throw ShardError.zstd(file: file, message: String(cString: ZSTD_getErrorName(n))) }
-        guard n == out.count else { throw ShardError.zstd(file: file, message: "frame decoded to \(n) bytes, header says \(out.count)") }
-        return out
     }
 }
 
