@@ -16,7 +16,7 @@ public enum TokenizerTrainer {
     public struct Options: Sendable {
         public var inputs: [URL]
         public var vocabSize: Int
-        public var type: ModelType = .unigram
+        public var type: ModelType = .bpe
         public var byteFallback = true
         public var userDefinedSymbols: [String] = TokenizerTrainer.chatSymbols
         public var characterCoverage = 0.9995
@@ -38,7 +38,7 @@ public enum TokenizerTrainer {
         /// Extra raw `key=value` trainer options (override everything above).
         public var extra: [String: String] = [:]
 
-        public init(inputs: [URL], vocabSize: Int, type: ModelType = .unigram) {
+        public init(inputs: [URL], vocabSize: Int, type: ModelType = .bpe) {
             self.inputs = inputs; self.vocabSize = vocabSize; self.type = type
         }
 
