@@ -16,7 +16,7 @@ struct ExportCommand: ParsableCommand {
     // TODO: --adapter DIR to merge a LoRA adapter into the weights before writing (merge math lives with the trainer).
 
     /// Files beside the weights that describe the tokenizer or chat format; copied when present.
-    static let companionFiles = ["chat_template.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+    static let companionFiles = LoRAMerger.companionFiles
 
     func validate() throws {
         guard shardSize >= 1 else { throw ValidationError("--shard-size must be at least 1 MB") }

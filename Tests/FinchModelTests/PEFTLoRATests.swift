@@ -239,6 +239,8 @@ final class PEFTLoRATests: XCTestCase {
         let baseURL = root.appendingPathComponent("base"), adapterURL = root.appendingPathComponent("adapter")
         let outURL = root.appendingPathComponent("merged")
         try HFModelFolder.save(config: config, parameters: decoder.parameters, to: baseURL)
+        let template = Data(#"{"chat_template": "{{ messages }}"}"#.utf8)
+        try template.write(to: baseURL.appendingPathComponent("chat_template.json"))
         let lora = try LoRAModule(config: LoRAAdapterConfig(r: 2, loraAlpha: 5, targetModules: ["q_proj", "up_proj"], useDora: true),
                                   decoder: decoder, seed: 3)
         Self.perturb(lora, seed: 4)
@@ -246,6 +248,7 @@ final class PEFTLoRATests: XCTestCase {
         let summary = try LoRAMerger.mergeFolder(model: baseURL, adapter: adapterURL, out: outURL)
         XCTAssertEqual(summary.method, "DoRA")
         XCTAssertEqual(summary.modules, 2 * config.numLayers)
+        XCTAssertEqual(try Data(contentsOf: outURL.appendingPathComponent("chat_template.json")), template, "template file carried over")
         lora.attach(to: decoder)
         let ids = [1, 5, 9, 2, 30, 7]
         let adapted = decoder.forward(ids: ids, batch: 1, length: 6).array

@@ -45,6 +45,9 @@ public enum LoRAMerger {
         public let architecture: String
     }
 
+    /// Tokenizer/template files of a model folder that a merged folder keeps (copied when present).
+    public static let companionFiles = ["chat_template.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
     /// `finch merge`: reads the base model folder and the PEFT LoRA/DoRA adapter folder, folds the adapter in
     /// and writes a plain Hugging Face folder to `out` (generation config, finch.json and tokenizer carried over).
     @discardableResult
@@ -53,7 +56,9 @@ public enum LoRAMerger {
         let (config, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
         let merged = try merge(base.parameters, config: base.config, weights: weights)
         try HFModelFolder.save(config: base.config, parameters: merged, to: out, generationConfig: base.generationConfig,
-                               finchInfo: base.finchInfo, tokenizerModel: base.tokenizerModel)
+                               finchInfo: base.finchInfo, tokenizerModel: base.tokenizerModel,
+                               extraFiles: companionFiles.map { model.appendingPathComponent($0) }
+                                   .filter { FileManager.default.fileExists(atPath: $0.path) })
         return FolderSummary(method: config.useDora ? "DoRA" : "LoRA", rank: config.r, modules: weights.modules.count,
                              architecture: base.config.hfArchitecture)
     }
