@@ -238,3 +238,25 @@ final class PackReaderTests: XCTestCase {
         XCTAssertEqual(try TestSupport.tokenizer.decode(all).replacingOccurrences(of: "\n\n", with: "\n").count > 1000, true)
     }
 }
+
+extension PackReaderTests {
+    /// `nextBatch` decodes a batch lying in one shard on two threads, straight into the batch; it must equal
+    /// the batch built from the same entries read one by one, across shard boundaries and epochs, with and
+    /// without a fixed length.
+    func testParallelBatchesEqualEntryByEntryBatches() throws {
+        let dir = try TestSupport.tempDir()
+        let (out, m) = try packGSM(dir, records: 160, pack: false, shardMB: 0.01)
+        XCTAssertGreaterThan(m.shards.count, 2)
+        let fast = try DatasetReader(out, options: .init(seed: 5))
+        let slow = try DatasetReader(out, options: .init(seed: 5))
+        for round in 0..<60 {
+            let size = [1, 3, 8, 13][round % 4]
+            let length: Int? = round % 3 == 0 ? 96 : nil
+            let a = try fast.nextBatch(size: size, length: length)
+            let b = Batch(try (0..<size).map { _ in try slow.next() }, length: length, padID: slow.padID)
+            XCTAssertEqual(a, b, "round \(round)")
+            XCTAssertEqual(fast.cursor, slow.cursor)
+        }
+        XCTAssertGreaterThan(fast.cursor.epoch, 0, "the rounds crossed an epoch")
+    }
+}

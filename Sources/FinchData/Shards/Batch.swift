@@ -30,17 +30,27 @@ public struct Batch: Equatable, Sendable {
 
     /// Builds a batch from entries. `length` fixes T (rows longer are cut); nil = the longest row.
     public init(_ examples: [Example], length fixed: Int? = nil, padID: Int32) {
-        size = examples.count
-        length = fixed ?? examples.map(\.ids.count).max() ?? 0
-        let n = size * length, length = self.length
+        // Serial: `try` cannot fail here.
+        try! self.init(rows: examples.count, length: fixed ?? examples.map(\.ids.count).max() ?? 0, padID: padID,
+                       threads: 1) { b, _ in examples[b] }
+    }
+
+    /// A batch of `rows` rows of `length` columns whose examples come from `row(b)`, called and written on
+    /// `threads` workers (rows are independent, so decoding and filling run in parallel). `row(b, worker)`.
+    init(rows: Int, length: Int, padID: Int32, threads: Int, row: (Int, Int) throws -> Example) throws {
+        size = rows
+        self.length = length
+        let n = rows * length
         var ids = [Int32](repeating: padID, count: n)
         var labels = [Int32](repeating: Self.ignoreIndex, count: n)
         var targets = [Int32](repeating: Self.ignoreIndex, count: n)
         var attention = [Int32](repeating: 0, count: n)
         var positions = [Int32](repeating: 0, count: n)
         var documents = [Int32](repeating: -1, count: n)
-        records = examples.map { $0.documents.map(\.record) }
-        var trained = 0, real = 0
+        var records = [[Int]](repeating: [], count: rows)
+        var counts = [(real: Int, trained: Int)](repeating: (0, 0), count: rows)
+        var failure: Error? = nil
+        let lock = NSLock()
         // One pass per row over raw buffers (subscripting six arrays per token was the reader's main cost).
         ids.withUnsafeMutableBufferPointer { I in
         labels.withUnsafeMutableBufferPointer { L in
@@ -48,8 +58,13 @@ public struct Batch: Equatable, Sendable {
         attention.withUnsafeMutableBufferPointer { A in
         positions.withUnsafeMutableBufferPointer { P in
         documents.withUnsafeMutableBufferPointer { D in
-            for (b, ex) in examples.enumerated() {
-                let row = b * length
+        records.withUnsafeMutableBufferPointer { R in
+        counts.withUnsafeMutableBufferPointer { C in
+            let (I, L, T, A, P, D, R, C) = (I, L, T, A, P, D, R, C)
+            func fill(_ b: Int, _ worker: Int) throws {
+                let ex = try row(b, worker)
+                R[b] = ex.documents.map(\.record)
+                let rowStart = b * length
                 let m = min(ex.ids.count, length)
                 ex.ids.withUnsafeBufferPointer { E in
                 ex.mask.withUnsafeBufferPointer { M in
@@ -57,7 +72,7 @@ public struct Batch: Equatable, Sendable {
                     for (d, doc) in ex.documents.enumerated() {
                         var p = 0
                         while p < doc.length && t < m {
-                            let k = row + t
+                            let k = rowStart + t
                             I[k] = E[t]; A[k] = 1; P[k] = Int32(p); D[k] = Int32(d)
                             if M[t] != 0 && p > 0 { L[k] = E[t] }
                             t += 1; p += 1
@@ -65,19 +80,33 @@ public struct Batch: Equatable, Sendable {
                     }
                 }
                 }
-                var pos = m > 0 ? P[row + m - 1] + 1 : 0
-                for k in m..<length { P[row + k] = pos; pos += 1 }
-                real += m
+                var pos = m > 0 ? P[rowStart + m - 1] + 1 : 0
+                for k in m..<length { P[rowStart + k] = pos; pos += 1 }
+                var trained = 0
                 for k in 0..<max(0, length - 1) {
-                    let label = L[row + k + 1]
-                    T[row + k] = label
+                    let label = L[rowStart + k + 1]
+                    T[rowStart + k] = label
                     if label != Self.ignoreIndex { trained += 1 }
                 }
+                C[b] = (m, trained)
             }
-        }}}}}}
+            let workers = max(1, min(threads, rows))
+            if workers == 1 {
+                do { for b in 0..<rows { try fill(b, 0) } } catch { failure = error }
+            } else {
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    do { for b in stride(from: w, to: rows, by: workers) { try fill(b, w) } } catch {
+                        lock.lock(); if failure == nil { failure = error }; lock.unlock()
+                    }
+                }
+            }
+        }}}}}}}}
+        if let failure { throw failure }
         self.ids = ids; self.labels = labels; self.targets = targets
         attentionMask = attention; positionIDs = positions; documentIDs = documents
-        trainedTokens = trained; realTokens = real
+        self.records = records
+        realTokens = counts.reduce(0) { $0 + $1.real }
+        trainedTokens = counts.reduce(0) { $0 + $1.trained }
     }
 }
 
@@ -91,7 +120,14 @@ public struct PreferenceBatch: Equatable, Sendable {
 extension DatasetReader {
     /// The next `size` entries as a batch (sequence datasets).
     public func nextBatch(size: Int, length: Int? = nil) throws -> Batch {
-        Batch(try next(size), length: length, padID: padID)
+        // Fast path: all rows in one shard, decoded and written on two threads.
+        if let (shard, entries) = try nextRun(size) {
+            let rows = length ?? entries.map { tokens(shard: shard, index: $0) }.max() ?? 0
+            return try Batch(rows: entries.count, length: rows, padID: padID, threads: 2) { b, worker in
+                try decode(shard: shard, index: entries[b], worker: worker)
+            }
+        }
+        return Batch(try next(size), length: length, padID: padID)
     }
 
     /// The next `size` preference records.

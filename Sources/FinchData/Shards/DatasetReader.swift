@@ -158,6 +158,29 @@ public final class DatasetReader {
         return out
     }
 
+    /// When the next `count` entries all lie in one shard (and epoch): advances the cursor past them, opens the
+    /// shard and returns (shard, entries) for decoding with `decode(shard:index:worker:)`; else nil, cursor unchanged.
+    func nextRun(_ count: Int) throws -> (Int, [Int])? {
+        guard !selected.isEmpty, count > 1 else { return nil }
+        if cursor.position >= selected.count { cursor = Cursor(epoch: cursor.epoch + 1, position: 0) }
+        ensureOrder()
+        let start = cursor.position, end = start + count
+        guard end <= selected.count else { return nil }
+        let shard = order[start].shard
+        guard order[start..<end].allSatisfy({ $0.shard == shard }) else { return nil }
+        try open(shard: shard)
+        cursor.position = end
+        return (shard, order[start..<end].map(\.entry))
+    }
+
+    /// Token count of an entry, from the shard index (no decoding).
+    func tokens(shard s: Int, index e: Int) -> Int { Int(indexes[s].tokens[e]) }
+
+    /// Decodes an entry of the open shard with worker `worker`'s codec (0 or 1; one thread per worker).
+    func decode(shard s: Int, index e: Int, worker: Int) throws -> Example {
+        try decode(shard: s, index: e, codec: worker == 0 ? codec : secondCodec)
+    }
+
     /// Random access to entry `index` of shard `shard` (only that frame is decoded).
     public func entry(shard s: Int, index e: Int) throws -> Example {
         try open(shard: s)
