@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
-        .testTarget(name: "FinchChatTests", dependencies: ["FinchChat", "FinchData"]),
+        .testTarget(name: "FinchChatTests", dependencies: ["FinchChat", "FinchData", "FinchModel"]),
     ],
     swiftLanguageModes: [.v5]
 )

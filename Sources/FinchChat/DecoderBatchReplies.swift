@@ -11,8 +11,9 @@ extension DecoderChatEngine {
         let prompts = try conversations.map(promptTokens)
         let longest = prompts.map(\.count).max() ?? 0
         let fitsTogether = longest + settings.maxTokens <= contextLength
-        guard conversations.count > 1, fitsTogether else {
-            // One at a time (also handles prompts too long for the context, one by one).
+        guard conversations.count > 1, fitsTogether, promptAdapter == nil else {
+            // One at a time (also handles prompts too long for the context, and prompt/prefix adapters,
+            // whose virtual tokens the one-at-a-time cache holds).
             return try conversations.map { conversation in
                 var text = ""
                 let stats = try reply(to: conversation, settings: settings) { text += $0; return true }

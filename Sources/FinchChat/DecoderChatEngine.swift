@@ -16,12 +16,17 @@ public final class DecoderChatEngine: ChatEngine {
     public let defaultSettings: SamplingSettings
     public let name: String
     private let cache: KVCache
-    /// The token ids whose keys/values are in `cache`, in order.
+    /// The token ids whose keys/values are in `cache` after the virtual tokens, in order.
     private var cachedTokens: [Int] = []
+    /// A prompt- or prefix-tuning adapter: its virtual tokens (or prefix keys/values) fill the first
+    /// `virtualTokens` cache positions before any text, as in training.
+    let promptAdapter: PEFTModule?
+    private let virtualTokens: Int
 
-    public var usedTokens: Int { cache.length }
+    public var usedTokens: Int { cache.length - virtualTokens }
 
-    /// Loads the model folder (and a LoRA adapter folder, merged into the weights).
+    /// Loads the model folder and an optional PEFT adapter folder: LoRA/DoRA are merged into the weights,
+    /// prompt and prefix tuning are served through the KV cache.
     public init(modelDir: URL, adapterDir: URL?) throws {
         let folder = try HFModelFolder.read(modelDir)
         guard let tokenizerURL = folder.tokenizerModel else {
@@ -34,18 +39,42 @@ public final class DecoderChatEngine: ChatEngine {
         }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         var parameters = folder.parameters
-        if let adapterDir { try LoRAMerge.apply(adapterDir: adapterDir, config: folder.config, to: &parameters) }
+        let adapterType = try adapterDir.map { try LoRAMerge.peftType(of: $0) }
+        if let adapterDir, adapterType == "LORA" { try LoRAMerge.apply(adapterDir: adapterDir, config: folder.config, to: &parameters) }
         decoder = try FinchModel.Decoder(config: folder.config, parameters: parameters)
-        contextLength = folder.config.maxPositions
-        cache = KVCache(config: folder.config, batch: 1, maxLength: contextLength)
+        switch (adapterDir, adapterType) {
+        case (let dir?, "PROMPT_TUNING"?), (let dir?, "PREFIX_TUNING"?):
+            let module = try PEFTLoader.load(folder: dir, decoder: decoder)
+            promptAdapter = module
+            virtualTokens = (module as? PromptTuningModule)?.virtualTokens ?? (module as? PrefixTuningModule)?.virtualTokens ?? 0
+        case (let dir?, let type?) where type != "LORA":
+            throw EngineError("\(dir.path): \(type) adapters are not served by the chat (LoRA/DoRA, prompt and prefix tuning are); "
+                              + "train with one of those, or merge first")
+        default:
+            promptAdapter = nil
+            virtualTokens = 0
+        }
+        guard virtualTokens < folder.config.maxPositions else {
+            throw EngineError("the adapter's \(virtualTokens) virtual tokens fill the model's \(folder.config.maxPositions)-token context")
+        }
+        contextLength = folder.config.maxPositions - virtualTokens
+        cache = KVCache(config: folder.config, batch: 1, maxLength: folder.config.maxPositions)
         defaultSettings = try SamplingSettings.modelDefaults(folder: modelDir)
         name = modelDir.lastPathComponent + (adapterDir.map { " + adapter \($0.lastPathComponent)" } ?? "")
             + " (\(folder.config.flavour.rawValue), template \(template.name), \(contextLength)-token context)"
+        primeCache()
     }
 
     public func reset(system: String?) {
         cache.reset()
         cachedTokens = []
+        primeCache()
+    }
+
+    /// Puts the adapter's virtual tokens into an empty cache (nothing without a prompt/prefix adapter).
+    private func primeCache() {
+        guard let promptAdapter, cache.length == 0 else { return }
+        promptAdapter.primeCache(decoder, cache: cache)
     }
 
     /// The decoder's sampling options for these settings (a random seed when none is set).
@@ -76,8 +105,8 @@ public final class DecoderChatEngine: ChatEngine {
         }
         // Reuse the cached prefix; at least one token must be fed to get next-token logits.
         var keep = 0
-        while keep < min(prompt.count - 1, cachedTokens.count, cache.length), prompt[keep] == cachedTokens[keep] { keep += 1 }
-        cache.truncate(to: keep)
+        while keep < min(prompt.count - 1, cachedTokens.count, cache.length - virtualTokens), prompt[keep] == cachedTokens[keep] { keep += 1 }
+        cache.truncate(to: virtualTokens + keep)
         let fresh = Array(prompt[keep...])
 
         let stopIDs = Set(encoder.stopIDs)
@@ -104,7 +133,7 @@ public final class DecoderChatEngine: ChatEngine {
             return true
         }
         if let failure { throw failure }
-        cachedTokens = Array((prompt + generated).prefix(cache.length))
+        cachedTokens = Array((prompt + generated).prefix(cache.length - virtualTokens))
         if reason == nil {
             switch result.stop {
             case .stopToken: reason = .endOfTurn

@@ -1,6 +1,7 @@
 import XCTest
 import FinchChat
 import FinchData
+import FinchModel
 
 /// The real engine on a tiny Llama (the shared llama-generate weights) with a freshly trained tokenizer
 /// and the chatml template: KV-cache reuse across turns must give exactly what a fresh cache gives.
@@ -106,6 +107,71 @@ final class DecoderChatEngineTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: weights.path) else { throw XCTSkip("no shared weights") }
         XCTAssertThrowsError(try makeChatEngine(modelDir: weights, adapterDir: nil)) {
             XCTAssertTrue("\($0)".contains("tokenizer.model"), "\($0)")
+        }
+    }
+}
+
+extension DecoderChatEngineTests {
+    /// Greedy ids by recomputing the whole sequence with the adapter every step (no cache).
+    private func referenceGreedy(_ module: PEFTModule, _ decoder: FinchModel.Decoder, prompt: [Int], steps: Int, stop: Set<Int>) -> [Int] {
+        var seq = prompt, out: [Int] = []
+        let V = decoder.config.vocabSize
+        for _ in 0..<steps {
+            _ = module.forwardHidden(decoder, ids: seq, batch: 1, length: seq.count, attentionMask: nil, positionIds: nil)
+            let logits = module.logits(decoder)
+            let last = logits.ptr + (seq.count - 1) * V
+            var best = 0
+            for v in 1..<V where last[v] > last[best] { best = v }
+            out.append(best)
+            if stop.contains(best) { break }
+            seq.append(best)
+        }
+        return out
+    }
+
+    /// Prompt- and prefix-tuning adapters are served through the KV cache: the chat's greedy replies equal
+    /// a cache-free recomputation with the adapter, on the first turn and on a second turn reusing the cache.
+    func testPromptAndPrefixAdaptersMatchRecomputation() throws {
+        let dir = try modelFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let folder = try HFModelFolder.read(dir)
+        for kind in ["prompt", "prefix"] {
+            let base = try FinchModel.Decoder(config: folder.config, parameters: folder.parameters)
+            let module: PEFTModule
+            if kind == "prompt" {
+                module = PromptTuningModule(virtualTokens: 5, decoder: base, seed: 7)
+            } else {
+                module = PrefixTuningModule(virtualTokens: 4, decoder: base, seed: 7)
+            }
+            let adapterDir = dir.appendingPathComponent("adapter-\(kind)")
+            try module.save(to: adapterDir, baseModel: dir.path)
+
+            let engine = try XCTUnwrap(try makeChatEngine(modelDir: dir, adapterDir: adapterDir) as? DecoderChatEngine)
+            XCTAssertEqual(engine.contextLength, folder.config.maxPositions - (kind == "prompt" ? 5 : 4))
+            var settings = SamplingSettings()
+            settings.temperature = 0; settings.maxTokens = 6; settings.repetitionPenalty = 1
+
+            let served = try PEFTLoader.load(folder: adapterDir, decoder: base)
+            var conversation = Conversation(system: "Be brief.", turns: [Message(role: .user, content: "Hello there")])
+            for turn in 0..<2 {
+                var reply = ""
+                _ = try engine.reply(to: conversation, settings: settings) { reply += $0; return true }
+                let messages = conversation.messages.map { FinchData.Message(FinchData.Role(rawValue: $0.role.rawValue)!, $0.content) }
+                let prompt = try engine.encoder.generationPrompt(messages).map(Int.init)
+                let ids = referenceGreedy(served, base, prompt: prompt, steps: 6, stop: Set(engine.encoder.stopIDs))
+                let expected = try engine.encoder.tokenizer.decode(ids.filter { !engine.encoder.stopIDs.contains($0) })
+                XCTAssertEqual(reply, expected, "\(kind) adapter, turn \(turn)")
+                conversation.turns.append(Message(role: .assistant, content: reply))
+                conversation.turns.append(Message(role: .user, content: "And then?"))
+            }
+            // Without the adapter the replies differ (the adapter is really applied).
+            let plain = try makeChatEngine(modelDir: dir, adapterDir: nil)
+            var withAdapter = "", without = ""
+            let first = Conversation(system: "Be brief.", turns: [Message(role: .user, content: "Hello there")])
+            engine.reset(system: nil)
+            _ = try engine.reply(to: first, settings: settings) { withAdapter += $0; return true }
+            _ = try plain.reply(to: first, settings: settings) { without += $0; return true }
+            XCTAssertNotEqual(withAdapter, without, "\(kind) adapter changes the reply")
         }
     }
 }
