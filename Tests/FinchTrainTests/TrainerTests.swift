@@ -47,13 +47,32 @@ final class TrainerTests: XCTestCase {
     }
 
     /// N steps == N/2 steps, Ctrl-C (checkpoint), resume, N/2 steps: identical losses and weights, bitwise.
-    func testExactResume() throws {
+    func testExactResume() throws { try checkExactResume(dropout: 0, lora: false) }
+
+    /// The same with residual dropout and a LoRA adapter with LoRA dropout: the masks are drawn from the
+    /// seed and the micro-batch counter, so the resumed half sees exactly the uninterrupted run's masks.
+    func testExactResumeWithDropoutAndLoRA() throws { try checkExactResume(dropout: 0.1, lora: true) }
+    func testExactResumeWithDropout() throws { try checkExactResume(dropout: 0.1, lora: false) }
+    func testExactResumeWithLoRADropout() throws { try checkExactResume(dropout: 0, lora: true) }
+    func testExactResumeWithLoRANoDropout() throws { try checkExactResume(dropout: 0, lora: true, loraDropout: 0) }
+
+    private func checkExactResume(dropout: Double, lora: Bool, loraDropout: Double = 0.1) throws {
         let dir = try F.tempDir()
         let data = try F.dataset(20, in: dir)
         var cfg = F.trainerConfig(steps: 6)
         cfg.gradAccum = 2
         cfg.evalEvery = 2
         cfg.replayRatio = 0.25
+        cfg.dropout = dropout
+        func model() throws -> CausalLMModel {
+            let decoder = F.decoder()
+            guard lora else { return CausalLMModel(decoder: decoder) }
+            var o = PEFTOptions()
+            o.loraDropout = loraDropout
+            let peft = try XCTUnwrap(try PEFTMethods.make("lora", options: o, decoder: decoder, tokenizer: nil, seed: 4))
+            peft.attach(to: decoder)
+            return CausalLMModel(decoder: decoder, peft: peft)
+        }
         func reader() throws -> DatasetReader {
             try DatasetReader(data, options: .init(seed: 5, shuffle: true, split: .train(heldOut: 0.2)), tokenizer: F.tokenizer)
         }
@@ -63,7 +82,7 @@ final class TrainerTests: XCTestCase {
         func replay() throws -> DatasetReader { try DatasetReader(data, options: .init(seed: 9), tokenizer: F.tokenizer) }
 
         // Uninterrupted.
-        let fullModel = CausalLMModel(decoder: F.decoder())
+        let fullModel = try model()
         let full = try Trainer(config: cfg, model: fullModel, train: reader(), eval: evalReader(), replay: replay(),
                                run: RunFolder(url: dir.appendingPathComponent("full")))
         full.handleSignals = false
@@ -71,7 +90,7 @@ final class TrainerTests: XCTestCase {
 
         // Interrupted after 3 steps by a stop request (as Ctrl-C), then resumed in a fresh process state.
         let runB = dir.appendingPathComponent("split")
-        let m1 = CausalLMModel(decoder: F.decoder())
+        let m1 = try model()
         let progress = Progress(total: 6, mode: .plain, every: 1, write: { line in
             if line.hasPrefix("step 3/") { StopSignal.request() }
         })
@@ -83,7 +102,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(s1.endReason, "interrupted")
         XCTAssertEqual(s1.steps, 3)
 
-        let m2 = CausalLMModel(decoder: F.decoder())
+        let m2 = try model()
         let second = try Trainer(config: cfg, model: m2, train: reader(), eval: evalReader(), replay: replay(),
                                  run: RunFolder(url: runB))
         second.handleSignals = false
@@ -95,6 +114,11 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(full.stepLosses, first.stepLosses + second.stepLosses, "losses differ after resume")
         for (name, t) in fullModel.decoder.parameters {
             XCTAssertEqual(t.array, m2.decoder.parameters[name]!.array, "weight \(name) differs after resume")
+        }
+        if lora {
+            let a = try XCTUnwrap(fullModel.peft).parameters, b = try XCTUnwrap(m2.peft).parameters
+            XCTAssertFalse(a.isEmpty)
+            for (name, t) in a { XCTAssertEqual(t.array, b[name]?.array, "adapter \(name) differs after resume") }
         }
         XCTAssertEqual(full.session.state.bestEvalLoss, second.session.state.bestEvalLoss)
         XCTAssertEqual(full.session.state.rng, second.session.state.rng)

@@ -21,9 +21,12 @@ public final class LoRALinear: LinearAdapter {
     /// The base weight (needed by DoRA only) and its layout.
     let baseWeight: Tensor?
     let conv1D: Bool
-    /// Dropout is applied only while training; `seed` and a call counter make each forward's mask reproducible.
+    /// Dropout is applied only while training. Each forward's mask comes from (`seed`, `step`, the number of
+    /// forwards since `step` last changed), so a resumed run, which sets the trainer's micro-batch counter as
+    /// `step`, draws exactly the masks of an uninterrupted one.
     public var training = false
     public var seed: UInt64 = 0
+    public var step: UInt64 = 0 { didSet { if step != oldValue { calls = 0 } } }
     private var calls: UInt64 = 0
     /// The seed and row count of the last training forward's mask; the backward regenerates the mask
     /// from them instead of keeping [rows, in] floats per adapted projection alive between the passes.
@@ -57,7 +60,7 @@ public final class LoRALinear: LinearAdapter {
         var xd = x, ldxd = ldx
         var dropped: [Float] = []
         if dropoutActive {
-            maskSeed = seed &+ calls &* 0x9E37_79B9_7F4A_7C15
+            maskSeed = Self.mix(seed ^ Self.mix(step &+ 0x632B_E59B_D9B4_E019) ^ Self.mix(calls &+ 0x9E37_79B9_7F4A_7C15))
             calls &+= 1
             maskRows = rows
             let mask = makeMask(rows: rows)
@@ -231,6 +234,14 @@ public final class LoRALinear: LinearAdapter {
     // MARK: helpers
 
     public func zeroGradients() { gradA.zero(); gradB.zero(); gradMagnitude?.zero() }
+
+    /// SplitMix64's finaliser: nearby inputs give unrelated seeds.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 
     /// The inverted-dropout multipliers (0 or 1/(1-p)) [rows, in] of the last training forward.
     private func makeMask(rows: Int) -> [Float] {

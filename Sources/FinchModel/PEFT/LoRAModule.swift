@@ -95,7 +95,16 @@ public final class LoRAModule: HookedPEFTModule, DecoderHooks {
 
     // MARK: DecoderHooks
 
-    public func linearAdapter(module: String) -> LinearAdapter? { enabled ? modules[module] : nil }
+    /// The adapter of `module`, told the decoder's dropout step (the trainer's micro-batch counter) so its
+    /// dropout masks follow the step, not how many forwards this process has run.
+    public func linearAdapter(module: String) -> LinearAdapter? {
+        guard enabled, let m = modules[module] else { return nil }
+        if let d = attachedDecoder { m.step = d.dropoutStep }
+        return m
+    }
+
+    /// The decoder the hooks are installed in (for its dropout step).
+    private weak var attachedDecoder: Decoder?
 
     // MARK: PEFTModule
 
@@ -106,6 +115,7 @@ public final class LoRAModule: HookedPEFTModule, DecoderHooks {
     public func attach(to decoder: Decoder) {
         decoder.hooks = self
         decoder.trainable = []
+        attachedDecoder = decoder
     }
 
     public func setTraining(_ training: Bool) { modules.values.forEach { $0.training = training } }

@@ -125,11 +125,14 @@ public final class DPOTrainer {
         if let b = before { try session.log(["eval_loss": b.loss, "eval_accuracy": b.rewardAccuracy, "eval_margin": b.meanMargin]) }
         StopSignal.install()
         defer { StopSignal.uninstall() }
+        // LoRA dropout on while training, with masks following the step (so a resumed run draws the same).
+        policy.setTraining(true)
         while session.state.step < total {
             if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
             let part = idx.map { train[$0] }
             pm.zeroGradients()
+            pm.decoder.dropoutStep = UInt64(session.state.step)
             let x = sequenceLogProbs(part)
             let r = DPOLoss.compute(policyChosen: x.chosen, policyRejected: x.rejected,
                                     referenceChosen: idx.map { refTrain.chosen[$0] }, referenceRejected: idx.map { refTrain.rejected[$0] },

@@ -172,6 +172,7 @@ public final class Trainer {
         model.decoder.dropout = Float(config.dropout)
         model.decoder.dropoutSeed = config.seed
         model.decoder.training = true
+        PEFTMethods.setTraining(model.peft, true)   // LoRA dropout on from the first step (and after a resume)
         let (loss, tokens) = Self.accumulateGradients(model, microBatches: batches, firstMicroBatch: session.state.microBatches)
         model.decoder.training = false
         let report = try session.step(gradients: model.gradients)
