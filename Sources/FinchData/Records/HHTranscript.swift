@@ -6,38 +6,49 @@ public enum HHTranscript {
 
     /// Whether `text` looks like an HH transcript (starts with a Human or System marker after optional blanks).
     public static func looks(_ text: String) -> Bool {
-        let t = "\n\n" + text.drop(while: { $0 == "\n" })
-        return t.hasPrefix("\n\nHuman:") || t.hasPrefix("\n\nSystem:")
+        let t = text.drop(while: { $0 == "\n" })
+        return t.hasPrefix("Human:") || t.hasPrefix("System:")
     }
 
     /// The turns of a transcript, contents trimmed. A trailing empty assistant turn (the open
     /// `\n\nAssistant:` a prompt ends with) is dropped, so a prompt parses to turns ending with the user.
     public static func parse(_ text: String) -> [Message] {
-        let t = "\n\n" + text.drop(while: { $0 == "\n" })
+        // One pass over the UTF-8 bytes: every marker starts with "\n\n", so the first marker found at each
+        // "\n\n" in order is the earliest (three String searches per turn were quadratic in the length).
+        // JSONSerialization's strings are bridged UTF-16 on Linux: make the bytes native and contiguous once.
+        var text = text
+        text.makeContiguousUTF8()
+        let t = text.withUTF8 { buf -> [UInt8] in
+            var start = 0
+            while start < buf.count && buf[start] == 0x0A { start += 1 }
+            var bytes: [UInt8] = [0x0A, 0x0A]
+            bytes.reserveCapacity(2 + buf.count - start)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start...]))   // a memcpy
+            return bytes
+        }
         var out: [Message] = []
         var current: Role? = nil
-        var contentStart = t.startIndex
-        var searchFrom = t.startIndex
-        func flush(upTo end: String.Index) {
+        var contentStart = 0
+        func flush(upTo end: Int) {
             guard let r = current else { return }
-            out.append(Message(r, t[contentStart..<end].trimmingCharacters(in: .whitespacesAndNewlines)))
+            out.append(Message(r, String(decoding: t[contentStart..<end], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
         }
-        while true {
-            // The earliest marker at or after searchFrom.
-            var next: (Range<String.Index>, Role)? = nil
-            for (marker, role) in markers {
-                if let r = t.range(of: marker, range: searchFrom..<t.endIndex), next == nil || r.lowerBound < next!.0.lowerBound {
-                    next = (r, role)
-                }
+        var i = 0
+        while i + 1 < t.count {
+            if t[i] == 0x0A && t[i + 1] == 0x0A,
+               let (marker, role) = markerBytes.first(where: { m in i + m.0.count <= t.count && (0..<m.0.count).allSatisfy { t[i + $0] == m.0[$0] } }) {
+                flush(upTo: i)
+                current = role
+                contentStart = i + marker.count
+                i = contentStart
+                continue
             }
-            guard let (range, role) = next else { break }
-            flush(upTo: range.lowerBound)
-            current = role
-            contentStart = range.upperBound
-            searchFrom = range.upperBound
+            i += 1
         }
-        flush(upTo: t.endIndex)
+        flush(upTo: t.count)
         if let last = out.last, last.role == .assistant, last.content.isEmpty { out.removeLast() }
         return out
     }
+
+    static let markerBytes: [([UInt8], Role)] = markers.map { (Array($0.0.utf8), $0.1) }
 }

@@ -75,7 +75,11 @@ public enum DataBenchmark {
         reader.cursor = Cursor(epoch: 1, position: 0)
         let c2 = cpuSeconds(), t2 = Date()
         var tokens2 = 0
-        if m.kind != .preference { for _ in 0..<batches { tokens2 += try reader.nextBatch(size: batchSize).realTokens } }
+        if m.kind == .preference {
+            for _ in 0..<batches { let b = try reader.nextPreferenceBatch(size: batchSize); tokens2 += b.chosen.realTokens + b.rejected.realTokens }
+        } else {
+            for _ in 0..<batches { tokens2 += try reader.nextBatch(size: batchSize).realTokens }
+        }
         let epoch2CPU = cpuSeconds() - c2, epoch2 = Date().timeIntervalSince(t2)
         return Result(inputBytes: inBytes, packSeconds: packSeconds, tokens: m.tokens, shardBytes: m.shards.reduce(0) { $0 + $1.bytes },
                       readTokens: tokens, readSeconds: readSeconds, packCPUSeconds: packCPU, readCPUSeconds: readCPU,
