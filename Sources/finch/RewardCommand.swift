@@ -63,6 +63,7 @@ struct RewardTrain: ParsableCommand {
     @Option(help: "Reward-centering coefficient (TRL center_rewards_coefficient).") var centerRewards = 0.0
     @Flag(help: "Ignore the data's margin column.") var noMargin = false
     @Option(help: "Read at most N pairs.") var limit: Int?
+    @Option(help: "Held-out preference JSONL evaluated instead of an --eval-fraction split of --data; repeatable.") var evalData: [String] = []
     @OptionGroup var common: RLHFCommonOptions
 
     func run() throws {
@@ -71,11 +72,12 @@ struct RewardTrain: ParsableCommand {
         o.centerRewardsCoefficient = centerRewards
         o.useMargin = !noMargin
         o.limit = limit
+        o.evalData = evalData.isEmpty ? nil : evalData
         let t = try RewardTrainer(model: URL(fileURLWithPath: model), data: data.map { URL(fileURLWithPath: $0) },
                                   out: URL(fileURLWithPath: out), options: o)
         t.progress.message("reward model: \(t.train.count) training pairs, \(t.eval.count) held out, \(t.totalSteps) steps")
         let (b, a) = try t.run(resume: common.resume)
-        func f(_ e: PairwiseEvaluation?) -> String { e.map { String(format: "accuracy %.3f, margin %.3f", $0.accuracy, $0.meanMargin) } ?? "-" }
+        func f(_ e: PairwiseEvaluation?) -> String { e.map { String(format: "accuracy %.3f ± %.3f, margin %.3f", $0.accuracy, $0.accuracyStandardError, $0.meanMargin) } ?? "-" }
         print("held-out pairwise: before \(f(b)) → after \(f(a)); model: \(t.run.url.appendingPathComponent("final").path)")
     }
 }

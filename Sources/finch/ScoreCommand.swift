@@ -14,15 +14,19 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Output file (default: stdout).") var out: String?
     @Option(help: "Rows per forward.") var batchSize = 16
     @Option(help: "Chat template (default: the model's).") var template: String?
+    @Option(help: "Maximum tokens per sequence, cut as in training (default: the model's max positions; give finch reward's --max-length to score as trained).") var maxLength: Int?
 
     func run() throws {
         let scorer = try RewardScorer(rewardModel: URL(fileURLWithPath: reward), templateName: template)
-        let result = try scorer.scoreFile(URL(fileURLWithPath: data), batchSize: batchSize)
+        let result = try scorer.scoreFile(URL(fileURLWithPath: data), batchSize: batchSize, maxLength: maxLength)
         let text = result.lines.joined(separator: "\n") + (result.lines.isEmpty ? "" : "\n")
         if let o = out { try text.write(to: URL(fileURLWithPath: o), atomically: true, encoding: .utf8) }
         else { FileHandle.standardOutput.write(Data(text.utf8)) }
         var summary = "scored \(result.lines.count) rows"
-        if let acc = result.pairwiseAccuracy { summary += String(format: "; pairwise accuracy %.3f, mean margin %.3f", acc, result.meanMargin ?? 0) }
+        if let acc = result.pairwiseAccuracy, let se = result.accuracyStandardError {
+            summary += String(format: "; pairwise accuracy %.3f ± %.3f (standard error, %d pairs), mean margin %.3f",
+                              acc, se, result.pairs, result.meanMargin ?? 0)
+        }
         FileHandle.standardError.write(Data((summary + "\n").utf8))
     }
 }

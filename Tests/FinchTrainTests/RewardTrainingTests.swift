@@ -86,4 +86,67 @@ final class RewardTrainingTests: XCTestCase {
         XCTAssertNotNil(after)
         XCTAssertEqual(try HFModelFolder.read(t.run.url.appendingPathComponent("final")).config.numLabels, 1)
     }
+
+    /// HH transcripts in a held-out file given with `evalData`: the trainer evaluates exactly those pairs, and
+    /// `finch score` parses them as training does (turns, trimmed replies, same truncation), so its scores of
+    /// the saved model equal the trainer's.
+    func testEvalDataFileAndScoreFileAgreeOnHHTranscripts() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let prefs = try RLHFFixture.preferences(16, in: dir)
+        let heldOut = dir.appendingPathComponent("heldout.jsonl")
+        let rows = (0..<6).map { i -> String in
+            let t = TrainerFixture.things[i], c = TrainerFixture.colours[i], x = TrainerFixture.things[7 - i]
+            return #"{"prompt": "\n\nHuman: Hi \#(i)\n\nAssistant: Hello.\n\nHuman: The \#(t)?\n\nAssistant:", "chosen": " The \#(t) is \#(c).", "rejected": " The \#(t) is \#(x)."}"#
+        }
+        try (rows.joined(separator: "\n") + "\n").write(to: heldOut, atomically: true, encoding: .utf8)
+        var o = RewardTrainer.Options()
+        o.common.lr = 3e-3
+        o.common.steps = 3
+        o.common.batchSize = 4
+        o.common.maxLength = 128   // the model's max positions: nothing is cut from these pairs
+        o.evalData = [heldOut.path]
+        let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
+                                  progress: Progress(total: 3, mode: .quiet))
+        XCTAssertEqual(t.train.count, 16)   // nothing split off the training data
+        XCTAssertEqual(t.eval.count, 6)
+        XCTAssertEqual(t.eval[0].prompt.count, try t.source.encoder.generationPrompt(HHTranscript.parse(
+            "\n\nHuman: Hi 0\n\nAssistant: Hello.\n\nHuman: The cat?\n\nAssistant:")).count)
+        let (_, after) = try t.run()
+        XCTAssertEqual(after?.pairs, 6)
+
+        let scorer = try RewardScorer(rewardModel: t.run.url.appendingPathComponent("final"))
+        let result = try scorer.scoreFile(heldOut)
+        XCTAssertEqual(result.pairs, 6)
+        let (chosen, rejected) = t.score(t.eval)
+        for (k, line) in result.lines.enumerated() {
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(o["line"] as? Int, k + 1)
+            XCTAssertEqual((o["chosen_score"] as? NSNumber)?.floatValue ?? .nan, chosen[k], accuracy: 1e-4)
+            XCTAssertEqual((o["rejected_score"] as? NSNumber)?.floatValue ?? .nan, rejected[k], accuracy: 1e-4)
+        }
+        XCTAssertEqual(result.pairwiseAccuracy ?? -1, after?.accuracy ?? -2, accuracy: 1e-9)
+        XCTAssertEqual(result.accuracyStandardError ?? -1, after?.accuracyStandardError ?? -2, accuracy: 1e-9)
+
+        // {prompt, response} rows: the transcript prompt is split into turns too (same ids as the chosen reply above).
+        let single = dir.appendingPathComponent("single.jsonl")
+        let o0 = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(rows[0].utf8)) as? [String: Any])
+        let one = try JSONSerialization.data(withJSONObject: ["prompt": o0["prompt"]!, "response": o0["chosen"]!])
+        try (String(decoding: one, as: UTF8.self) + "\n").write(to: single, atomically: true, encoding: .utf8)
+        let s = try scorer.scoreFile(single)
+        XCTAssertEqual(s.pairs, 0)
+        let so = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(s.lines[0].utf8)) as? [String: Any])
+        XCTAssertEqual((so["score"] as? NSNumber)?.floatValue ?? .nan, chosen[0], accuracy: 1e-4)
+    }
+
+    /// Long pairs keep the end of the prompt (the question being answered) and the replies' beginnings.
+    func testFitKeepsPromptEndAndReplyHeads() {
+        let short = PreferencePairs.fit(prompt: Array(0..<100), replies: [[200, 201, 202], [300]], maxLength: 20)
+        XCTAssertEqual(short.prompt, Array(83..<100))
+        XCTAssertEqual(short.replies, [[200, 201, 202], [300]])
+        let long = PreferencePairs.fit(prompt: Array(0..<100), replies: [Array(200..<230), [300]], maxLength: 20)
+        XCTAssertEqual(long.replies, [Array(200..<210), [300]])
+        XCTAssertEqual(long.prompt, Array(90..<100))
+        XCTAssertEqual(PreferencePairs.fit(prompt: [1, 2], replies: [[3], [4, 5]], maxLength: 20).prompt, [1, 2])
+    }
 }

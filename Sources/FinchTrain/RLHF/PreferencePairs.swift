@@ -15,9 +15,8 @@ public struct EncodedPair: Sendable {
 
 /// Preference files → tokenized pairs, held-out split, padded batches.
 public enum PreferencePairs {
-    /// Reads `{prompt, chosen, rejected[, margin]}` records (text or message forms) and tokenizes them with
-    /// the chat template: prompt = generation prompt, reply = content + assistant suffix. Pairs longer than
-    /// `maxLength` keep the reply (cut at its end when needed) and the end of the prompt.
+    /// Reads `{prompt, chosen, rejected[, margin]}` records (text or message forms, HH transcripts split into
+    /// turns) and tokenizes them with the chat template (see `encode`).
     public static func load(_ urls: [URL], encoder: ChatEncoder, maxLength: Int, limit: Int? = nil) throws -> [EncodedPair] {
         var out: [EncodedPair] = []
         for url in urls {
@@ -26,18 +25,32 @@ public enum PreferencePairs {
             for r in file.records {
                 if let l = limit, out.count >= l { break }
                 guard case .preference(let prompt, let chosen, let rejected) = r.body else { continue }
-                let p = try encoder.generationPrompt(prompt).map(Int.init)
-                let c = try encoder.encodeReply(chosen).map(Int.init)
-                let j = try encoder.encodeReply(rejected).map(Int.init)
-                let keepReply = max(1, maxLength - min(p.count, maxLength / 2))
-                let cc = Array(c.prefix(keepReply)), jj = Array(j.prefix(keepReply))
-                let pp = Array(p.suffix(max(1, maxLength - max(cc.count, jj.count))))
-                out.append(EncodedPair(prompt: pp, chosen: cc, rejected: jj, margin: margins[r.location.line] ?? 0,
+                let (p, replies) = try encode(prompt: prompt, replies: [chosen, rejected], encoder: encoder, maxLength: maxLength)
+                out.append(EncodedPair(prompt: p, chosen: replies[0], rejected: replies[1], margin: margins[r.location.line] ?? 0,
                                        location: r.location.description))
             }
         }
         guard !out.isEmpty else { throw TrainingError("\(urls.map(\.path).joined(separator: ", ")): no preference pairs") }
         return out
+    }
+
+    /// A prompt and its competing replies as token ids: prompt = generation prompt, reply = content +
+    /// assistant suffix, fitted into `maxLength` by `fit`. Training (`load`) and `finch score` both use it,
+    /// so a saved reward model scores a pair exactly as it was trained on it.
+    public static func encode(prompt: [Message], replies: [String], encoder: ChatEncoder, maxLength: Int) throws -> (prompt: [Int], replies: [[Int]]) {
+        let p = try encoder.generationPrompt(prompt).map(Int.init)
+        let r = try replies.map { try encoder.encodeReply($0).map(Int.init) }
+        return fit(prompt: p, replies: r, maxLength: maxLength)
+    }
+
+    /// Fits prompt + each reply into `maxLength` tokens. Replies differ from their first token, so what is
+    /// cut is the front of the prompt (its end, the question being answered, stays) and, only when a reply
+    /// alone needs more than what is left after at most half the budget for the prompt, the reply's tail.
+    public static func fit(prompt p: [Int], replies: [[Int]], maxLength: Int) -> (prompt: [Int], replies: [[Int]]) {
+        let keepReply = max(1, maxLength - min(p.count, maxLength / 2))
+        let r = replies.map { Array($0.prefix(keepReply)) }
+        let longest = r.map(\.count).max() ?? 0
+        return (Array(p.suffix(max(1, maxLength - longest))), r)
     }
 
     /// `margin` values by line number (JSONL files only).

@@ -16,10 +16,13 @@ public final class RewardScorer {
         model = try RewardModel(decoder: try folder.decoder(), padID: folder.folder.config.padTokenId ?? folder.padID)
     }
 
-    /// Token ids of a prompt (messages) followed by a reply, as the reward model was trained on them.
-    public func sequence(prompt: [Message], reply: String) throws -> [Int] {
-        let ids = try folder.encoder.generationPrompt(prompt).map(Int.init) + folder.encoder.encodeReply(reply).map(Int.init)
-        return Array(ids.suffix(folder.folder.config.maxPositions))
+    /// Token ids of a prompt (messages) followed by a reply, as the reward model was trained on them
+    /// (`PreferencePairs.encode`: the end of a long prompt is kept), at most `maxLength` tokens
+    /// (default: the model's maximum positions).
+    public func sequence(prompt: [Message], reply: String, maxLength: Int? = nil) throws -> [Int] {
+        let (p, r) = try PreferencePairs.encode(prompt: prompt, replies: [reply], encoder: folder.encoder,
+                                                maxLength: maxLength ?? folder.folder.config.maxPositions)
+        return p + r[0]
     }
 
     /// Scores of sequences, `batchSize` at a time.
@@ -36,48 +39,63 @@ public final class RewardScorer {
     public struct FileResult {
         /// One JSON object per input row.
         public var lines: [String]
+        /// Pairs scored (rows with chosen and rejected).
+        public var pairs: Int = 0
         public var pairwiseAccuracy: Double?
         public var meanMargin: Double?
+        /// Standard error of the pairwise accuracy, sqrt(p(1 − p)/n).
+        public var accuracyStandardError: Double? {
+            pairwiseAccuracy.map { ($0 * (1 - $0) / Double(max(1, pairs))).squareRoot() }
+        }
     }
 
-    public func scoreFile(_ url: URL, batchSize: Int = 16) throws -> FileResult {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("cannot read \(url.path)") }
-        enum Row { case single(Int, Int), pair(Int, Int, Int) }   // line, sequence indices
-        var seqs: [[Int]] = [], rows: [Row] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.isEmpty { continue }
-            let loc = "\(url.path):\(i + 1)"
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { throw TrainingError("\(loc): not a JSON object") }
-            let prompt: [Message]
-            if let p = o["prompt"] as? String { prompt = [Message(.user, p)] }
-            else if let list = o["prompt"] as? [[String: Any]] {
-                prompt = list.compactMap { m in (m["role"] as? String).flatMap(Role.init(rawValue:)).map { Message($0, m["content"] as? String ?? "") } }
-            } else { throw TrainingError("\(loc): field 'prompt' is missing") }
-            if let c = o["chosen"] as? String, let r = o["rejected"] as? String {
-                seqs.append(try sequence(prompt: prompt, reply: c)); seqs.append(try sequence(prompt: prompt, reply: r))
-                rows.append(.pair(i + 1, seqs.count - 2, seqs.count - 1))
-            } else if let r = o["response"] as? String {
-                seqs.append(try sequence(prompt: prompt, reply: r))
-                rows.append(.single(i + 1, seqs.count - 1))
-            } else {
-                throw TrainingError("\(loc): needs 'response' (or 'chosen' and 'rejected')")
+    /// Scores a JSONL file of `{prompt, chosen, rejected}` rows (both replies, their margin, pairwise accuracy) or
+    /// of `{prompt, response}` rows (one score each). Rows are read by the same record parser as training data
+    /// (HH transcripts split into turns, HH replies trimmed) and fitted into `maxLength` tokens as in training,
+    /// so the scores of a held-out preference file are the ones `finch reward` evaluates.
+    public func scoreFile(_ url: URL, batchSize: Int = 16, maxLength: Int? = nil) throws -> FileResult {
+        let file = try RecordReader.read(url)
+        let limit = maxLength ?? folder.folder.config.maxPositions
+        var seqs: [[Int]] = []
+        var rows: [(line: Int, first: Int, count: Int)] = []
+        switch file.format {
+        case .preference:
+            for r in file.records {
+                guard case .preference(let prompt, let chosen, let rejected) = r.body else { continue }
+                let (p, replies) = try PreferencePairs.encode(prompt: prompt, replies: [chosen, rejected], encoder: folder.encoder, maxLength: limit)
+                rows.append((r.location.line, seqs.count, 2))
+                seqs += replies.map { p + $0 }
             }
+        case .prompt:
+            let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            for r in file.records {
+                guard case .prompt(let prompt) = r.body else { continue }
+                let o = try JSONSerialization.jsonObject(with: Data(lines[r.location.line - 1].utf8)) as? [String: Any]
+                guard let response = o?["response"] as? String else { throw TrainingError("\(r.location): needs 'response' (or 'chosen' and 'rejected')") }
+                rows.append((r.location.line, seqs.count, 1))
+                seqs.append(try sequence(prompt: prompt, reply: response.trimmingCharacters(in: .whitespacesAndNewlines), maxLength: limit))
+            }
+        default:
+            throw TrainingError("\(url.path): needs {prompt, response} or {prompt, chosen, rejected} rows (found \(file.format.rawValue) records)")
         }
         let s = score(seqs, batchSize: batchSize)
-        var lines: [String] = [], correct = 0, pairs = 0, margin = 0.0
+        var result = FileResult(lines: [])
+        var correct = 0, margin = 0.0
         for r in rows {
-            switch r {
-            case .single(let line, let k):
-                lines.append("{\"line\": \(line), \"score\": \(s[k])}")
-            case .pair(let line, let c, let j):
-                pairs += 1
-                if s[c] > s[j] { correct += 1 }
-                margin += Double(s[c] - s[j])
-                lines.append("{\"line\": \(line), \"chosen_score\": \(s[c]), \"rejected_score\": \(s[j]), \"margin\": \(s[c] - s[j])}")
+            if r.count == 1 {
+                result.lines.append("{\"line\": \(r.line), \"score\": \(s[r.first])}")
+            } else {
+                let c = s[r.first], j = s[r.first + 1]
+                result.pairs += 1
+                if c > j { correct += 1 }
+                margin += Double(c - j)
+                result.lines.append("{\"line\": \(r.line), \"chosen_score\": \(c), \"rejected_score\": \(j), \"margin\": \(c - j)}")
             }
         }
-        return FileResult(lines: lines, pairwiseAccuracy: pairs > 0 ? Double(correct) / Double(pairs) : nil,
-                          meanMargin: pairs > 0 ? margin / Double(pairs) : nil)
+        if result.pairs > 0 {
+            result.pairwiseAccuracy = Double(correct) / Double(result.pairs)
+            result.meanMargin = margin / Double(result.pairs)
+        }
+        return result
     }
 }

@@ -9,6 +9,9 @@ public struct PairwiseEvaluation: Codable, Equatable, Sendable {
     public var accuracy: Double
     public var meanMargin: Double
     public var loss: Double
+
+    /// Standard error of the accuracy, sqrt(p(1 − p)/n).
+    public var accuracyStandardError: Double { (accuracy * (1 - accuracy) / Double(max(1, pairs))).squareRoot() }
 }
 
 /// `finch reward`: trains a scalar score head (and the trunk, full or LoRA) with the Bradley–Terry loss
@@ -23,6 +26,9 @@ public final class RewardTrainer {
         public var useMargin = true
         /// Pairs read (nil = all).
         public var limit: Int?
+        /// Held-out preference files: when given, every pair of the training data is trained on and these are
+        /// evaluated instead of an `evalFraction` split (nil = split the training data).
+        public var evalData: [String]?
         public init() {}
     }
 
@@ -39,7 +45,12 @@ public final class RewardTrainer {
         let o = options.common
         source = try LoadedModelFolder(model, templateName: o.template)
         let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit)
-        (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
+        if let files = options.evalData, !files.isEmpty {
+            train = pairs
+            eval = try PreferencePairs.load(files.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength)
+        } else {
+            (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
+        }
         let decoder = try RewardModel.sequenceClassifier(config: source.folder.config, parameters: source.folder.parameters,
                                                          padID: source.padID, seed: o.seed)
         let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
@@ -90,7 +101,7 @@ public final class RewardTrainer {
         try RLHFSetup.resumeIfAsked(session, resume: resume)
         let before = session.state.step == 0 ? evaluate(eval) : nil
         if let b = before {
-            progress.message(String(format: "eval before: pairwise accuracy %.3f, mean margin %.3f on %d pairs", b.accuracy, b.meanMargin, b.pairs))
+            progress.message(String(format: "eval before: pairwise accuracy %.3f ± %.3f, mean margin %.3f on %d pairs", b.accuracy, b.accuracyStandardError, b.meanMargin, b.pairs))
             try session.log(["eval_loss": b.loss, "eval_accuracy": b.accuracy, "eval_margin": b.meanMargin])
         }
         StopSignal.install()
@@ -125,7 +136,7 @@ public final class RewardTrainer {
         let after = evaluate(eval)
         if let a = after {
             try session.log(["eval_loss": a.loss, "eval_accuracy": a.accuracy, "eval_margin": a.meanMargin], forceCurve: true)
-            progress.message(String(format: "eval after: pairwise accuracy %.3f, mean margin %.3f on %d pairs", a.accuracy, a.meanMargin, a.pairs))
+            progress.message(String(format: "eval after: pairwise accuracy %.3f ± %.3f, mean margin %.3f on %d pairs", a.accuracy, a.accuracyStandardError, a.meanMargin, a.pairs))
         }
         try session.writeLossCurve()
         try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) {
