@@ -16,9 +16,11 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Chat template (default: the model's).") var template: String?
     @Option(help: "Maximum tokens per sequence, cut as in training (default: the model's max positions; give finch reward's --max-length to score as trained).") var maxLength: Int?
 
+    @Flag(help: "Also write the token ids each score was computed on (for tools/hf_reward_check.py).") var withIds = false
+
     func run() throws {
         let scorer = try RewardScorer(rewardModel: URL(fileURLWithPath: reward), templateName: template)
-        let result = try scorer.scoreFile(URL(fileURLWithPath: data), batchSize: batchSize, maxLength: maxLength)
+        let result = try scorer.scoreFile(URL(fileURLWithPath: data), batchSize: batchSize, maxLength: maxLength, withIDs: withIds)
         let text = result.lines.joined(separator: "\n") + (result.lines.isEmpty ? "" : "\n")
         if let o = out { try text.write(to: URL(fileURLWithPath: o), atomically: true, encoding: .utf8) }
         else { FileHandle.standardOutput.write(Data(text.utf8)) }

@@ -53,7 +53,7 @@ public final class RewardScorer {
     /// of `{prompt, response}` rows (one score each). Rows are read by the same record parser as training data
     /// (HH transcripts split into turns, HH replies trimmed) and fitted into `maxLength` tokens as in training,
     /// so the scores of a held-out preference file are the ones `finch reward` evaluates.
-    public func scoreFile(_ url: URL, batchSize: Int = 16, maxLength: Int? = nil) throws -> FileResult {
+    public func scoreFile(_ url: URL, batchSize: Int = 16, maxLength: Int? = nil, withIDs: Bool = false) throws -> FileResult {
         let file = try RecordReader.read(url)
         let limit = maxLength ?? folder.folder.config.maxPositions
         var seqs: [[Int]] = []
@@ -82,14 +82,19 @@ public final class RewardScorer {
         var result = FileResult(lines: [])
         var correct = 0, margin = 0.0
         for r in rows {
+            // With `withIDs`, each row also carries the token ids it was scored on (for checks outside Finch,
+            // e.g. tools/hf_reward_check.py running the same ids through transformers).
+            func ids(_ k: Int) -> String { "[" + seqs[k].map(String.init).joined(separator: ", ") + "]" }
             if r.count == 1 {
-                result.lines.append("{\"line\": \(r.line), \"score\": \(s[r.first])}")
+                let extra = withIDs ? ", \"ids\": \(ids(r.first))" : ""
+                result.lines.append("{\"line\": \(r.line), \"score\": \(s[r.first])\(extra)}")
             } else {
                 let c = s[r.first], j = s[r.first + 1]
                 result.pairs += 1
                 if c > j { correct += 1 }
                 margin += Double(c - j)
-                result.lines.append("{\"line\": \(r.line), \"chosen_score\": \(c), \"rejected_score\": \(j), \"margin\": \(c - j)}")
+                let extra = withIDs ? ", \"chosen_ids\": \(ids(r.first)), \"rejected_ids\": \(ids(r.first + 1))" : ""
+                result.lines.append("{\"line\": \(r.line), \"chosen_score\": \(c), \"rejected_score\": \(j), \"margin\": \(c - j)\(extra)}")
             }
         }
         if result.pairs > 0 {

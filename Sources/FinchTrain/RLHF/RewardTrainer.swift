@@ -106,6 +106,8 @@ public final class RewardTrainer {
         }
         StopSignal.install()
         defer { StopSignal.uninstall() }
+        // LoRA dropout on while training (also after a resume), masks following the step.
+        PEFTMethods.setTraining(rm.model.peft, true)
         while session.state.step < total {
             if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
@@ -113,6 +115,7 @@ public final class RewardTrainer {
             let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
             let (ids, T, _) = PreferencePairs.pad(rows, padID: rm.padID)
             rm.zeroGradients()
+            rm.decoder.dropoutStep = UInt64(session.state.step)
             let rewards = rm.rewards(ids: ids, batch: rows.count, length: T)
             let (loss, grad) = RewardLoss.compute(stackedRewards: rewards, margin: options.useMargin ? part.map(\.margin) : nil,
                                                   centeringCoefficient: options.centerRewardsCoefficient)
