@@ -75,6 +75,30 @@ final class PPOTrainingTests: XCTestCase {
         }
     }
 
+    func testSamplesPerPromptRunsAndMustDivideTheBatch() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let p = try prompts(in: dir)
+        var o = options(iterations: 2)
+        o.samplesPerPrompt = 3   // does not divide the batch of 4
+        XCTAssertThrowsError(try trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--samples-per-prompt 3"), "\($0)") }
+        o.groupBaseline = true   // also needs ≥ 2 replies per prompt
+        o.samplesPerPrompt = 1
+        XCTAssertThrowsError(try trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--group-baseline"), "\($0)") }
+        o.samplesPerPrompt = 2   // 2 prompts × 2 replies per iteration
+        let t = try trainer(dir, model, p, o)
+        try t.run()
+        let rec = try MetricsLog.read(t.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(rec.count, 2)
+        XCTAssertNotNil(try HFModelFolder.read(t.run.url.appendingPathComponent("final")))
+    }
+
+    func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {
+        let s = PPOTrainer.leaveOneOutBaseline([1, 0, 0, 0.5, 0.5, 0.5], groupSize: 3)
+        let want: [Float] = [1, -0.5, -0.5, 0, 0, 0]
+        for (a, b) in zip(s, want) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+    }
+
     func testFailingOrNonNumericRewardCommandStopsWithClearError() throws {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)

@@ -15,8 +15,15 @@ import FinchData
 public final class PPOTrainer {
     public struct Options: Codable, Equatable, Sendable {
         public var common = RLHFTrainingOptions()
-        /// PPO iterations (rollout batches); `common.batchSize` prompts each.
+        /// PPO iterations (rollout batches); `common.batchSize` responses each.
         public var iterations = 20
+        /// Responses sampled per prompt: a batch holds `batchSize / samplesPerPrompt` distinct prompts, so that
+        /// right and wrong replies to the same prompt meet in one batch and the whitened advantages contrast them.
+        public var samplesPerPrompt = 1
+        /// Leave-one-out baseline (RLOO): each score minus the mean score of the other replies to the same prompt
+        /// (needs `samplesPerPrompt` ≥ 2). Prompts whose replies all score alike then add no policy-gradient noise,
+        /// which matters when most rollouts of a weak policy score 0.
+        public var groupBaseline = false
         public var ppoEpochs = 4
         public var minibatches = 1
         public var maxNewTokens = 32
@@ -64,6 +71,12 @@ public final class PPOTrainer {
     public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
         self.options = options
         let o = options.common
+        guard options.samplesPerPrompt >= 1, o.batchSize % options.samplesPerPrompt == 0 else {
+            throw TrainingError("--samples-per-prompt \(options.samplesPerPrompt) must be at least 1 and divide the batch size \(o.batchSize)")
+        }
+        if options.groupBaseline, options.samplesPerPrompt < 2 {
+            throw TrainingError("--group-baseline needs --samples-per-prompt 2 or more")
+        }
         guard options.minibatches >= 1, options.minibatches <= o.batchSize else {
             throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
         }
@@ -249,8 +262,10 @@ public final class PPOTrainer {
     /// One PPO iteration: rollout, rewards, advantages, `ppoEpochs × minibatches` optimizer steps, metrics.
     func iterate(iteration: Int, session: TrainingSession, kl: inout KLController) throws {
         let o = options.common
-        let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize, seed: o.seed)
-        let prompts = idx.map { train[$0] }
+        let k = options.samplesPerPrompt
+        let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize / k, seed: o.seed)
+        // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ.
+        let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: k) }
         let promptIds = try prompts.map { try promptIDs($0) }
         let generated = try generate(prompts, seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false)
         let R = max(1, generated.map(\.count).max() ?? 1)
@@ -265,6 +280,7 @@ public final class PPOTrainer {
         if let p = options.missingEOSPenalty {
             PPOMath.applyMissingEOSPenalty(scores: &scores, responses: generated, eosTokenID: source.encoder.endOfTurnID, penalty: p)
         }
+        if options.groupBaseline { scores = PPOTrainer.leaveOneOutBaseline(scores, groupSize: k) }
         if options.normalizeRewards, B > 1 {
             let m = scores.reduce(0, +) / Float(B)
             let sd = (scores.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(B - 1)).squareRoot()
@@ -344,6 +360,17 @@ public final class PPOTrainer {
                         tokens: generated.reduce(0) { $0 + $1.count },
                         extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
                                 ("len", String(format: "%.1f", roll.meanResponseLength))])
+    }
+
+    /// Each score minus the mean of the other scores in its group (consecutive runs of `groupSize`).
+    public static func leaveOneOutBaseline(_ scores: [Float], groupSize k: Int) -> [Float] {
+        precondition(k >= 2 && scores.count % k == 0, "leaveOneOutBaseline: \(scores.count) scores in groups of \(k)")
+        var out = scores
+        for g in stride(from: 0, to: scores.count, by: k) {
+            let sum = scores[g..<(g + k)].reduce(0, +)
+            for i in g..<(g + k) { out[i] = scores[i] - (sum - scores[i]) / Float(k - 1) }
+        }
+        return out
     }
 
     /// Adds `ptxCoef` × the causal-LM loss of a `maxLength`-token chunk of the pretraining text to the gradients.
