@@ -168,9 +168,23 @@ def margin(a, b, key, pct):
     d = x - y
     verdict = "beats" if d > 0 else ("ties" if d == 0 else "does NOT beat")
     f = (lambda v: "%.1f%%" % (100 * v)) if pct else (lambda v: "%.3f" % v)
-    se = {"exactMatch": "exactMatchStderr", "meanReward": "rewardStderr"}[key]
-    noise = ((val(a, se) or 0) ** 2 + (val(b, se) or 0) ** 2) ** 0.5
-    note = " — within one standard error (%.3f), not a measured difference" % noise if abs(d) <= noise else ""
+    # Both models answered the same rows: the standard error of the mean per-row difference (paired) when
+    # eval.json has per-row scores, else the unpaired sqrt(se_a² + se_b²).
+    rows = {"exactMatch": "rowExactMatch", "meanReward": "rowRewards"}[key]
+    ra, rb = m.get(a, {}).get(rows), m.get(b, {}).get(rows)
+    if ra and rb and len(ra) == len(rb) and len(ra) > 1:
+        diffs = [p - q for p, q in zip(ra, rb)]
+        mean = sum(diffs) / len(diffs)
+        noise = (sum((x - mean) ** 2 for x in diffs) / (len(diffs) - 1) / len(diffs)) ** 0.5
+        changed = sum(1 for x in diffs if x != 0)
+        kind = "paired standard error over %d rows, %d of them scored differently" % (len(diffs), changed)
+    else:
+        se = {"exactMatch": "exactMatchStderr", "meanReward": "rewardStderr"}[key]
+        noise = ((val(a, se) or 0) ** 2 + (val(b, se) or 0) ** 2) ** 0.5
+        kind = "standard error"
+    shown = "%.1f points" % (100 * noise) if pct else "%.3f" % noise
+    note = (" — within one %s (%s), not a measured difference" % (kind, shown) if abs(d) <= noise
+            else " (%.1f× the %s, %s)" % (abs(d) / noise if noise > 0 else float("inf"), kind, shown))
     return "%s %s %s: %s vs %s (margin %s%s)%s" % (a, verdict, b, f(x), f(y), "+" if d >= 0 else "", f(d) if not pct else "%.1f points" % (100 * d), note)
 lines = ["# Finch demo run", "", "Scale: `%s`. Total wall time: %d s (%.1f min)." % (scale, total, total / 60), "",
          "## Held-out comparison (`%s`)" % ev["data"], "", open(os.path.join(run, "eval.md")).read().strip(), "",

@@ -41,6 +41,10 @@ public struct ModelScores: Codable, Sendable {
     public var fewShot: Int
     /// A few (prompt, reference, response) triples for the report.
     public var samples: [Sample]
+    /// Per-row exact match (checkable rows, in file order) and reward (generated rows, in file order):
+    /// two models evaluated on the same file can then be compared row by row (a paired standard error).
+    public var rowExactMatch: [Double]?
+    public var rowRewards: [Double]?
 
     public struct Sample: Codable, Sendable {
         public var prompt: String
@@ -156,6 +160,7 @@ public enum ModelEvaluation {
             exactMatchByTask: byTask.mapValues { EvalMetrics.mean($0) },
             trainableParameters: model.trainableParameters, totalParameters: model.totalParameters,
             trainingSeconds: model.trainingSeconds, evalSeconds: Date().timeIntervalSince(start),
-            fewShot: plain ? shots.count : 0, samples: Array(samples))
+            fewShot: plain ? shots.count : 0, samples: Array(samples),
+            rowExactMatch: em.isEmpty ? nil : em, rowRewards: rewards.isEmpty ? nil : rewards)
     }
 }
