@@ -33,9 +33,29 @@ final class DPOTrainingTests: XCTestCase {
     }
 
     /// The sequence log-prob gradient (policy backward from d loss / d logprobs) matches finite differences.
-    func testPolicyLogProbGradientMatchesFiniteDifferences() throws {
+    func testPolicyLogProbGradientMatchesFiniteDifferences() throws { try checkPolicyGradient(temperature: 1) }
+
+    /// The same at a sampling temperature (log-probs of logits / τ, as TRL's PPO), and the log-probs themselves
+    /// are those of the scaled softmax.
+    func testPolicyLogProbsAtATemperature() throws {
+        try checkPolicyGradient(temperature: 0.7)
         let d = TrainerFixture.decoder(.llama, seed: 3)
         let policy = PolicyModel(model: CausalLMModel(decoder: d))
+        let ids = [1, 5, 9, 14]
+        policy.temperature = 0.7
+        let lp = policy.forward(ids: ids, batch: 1, length: 4, mask: nil).logprobs
+        let logits = d.forward(ids: ids, batch: 1, length: 4).array, V = d.config.vocabSize
+        for t in 1..<4 {
+            let row = logits[((t - 1) * V)..<(t * V)].map { Double($0) / 0.7 }
+            let m = row.max()!, lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            XCTAssertEqual(Double(lp[t]), row[ids[t]] - lse, accuracy: 1e-4, "t \(t)")
+        }
+    }
+
+    private func checkPolicyGradient(temperature: Float) throws {
+        let d = TrainerFixture.decoder(.llama, seed: 3)
+        let policy = PolicyModel(model: CausalLMModel(decoder: d))
+        policy.temperature = temperature
         d.allocateGradients()
         let ids = [1, 5, 9, 14, 3, 7, 2, 8], T = 4
         let weights: [Float] = [0, 0.5, -1, 2, 0, 1, 1, 0]

@@ -89,6 +89,11 @@ public final class PPOTrainer {
             ref.trainable = []
             referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref))
         } else { referenceCopy = nil }
+        // Rollouts sampled at a temperature are scored (policy, old and new, and reference) under logits / τ.
+        if options.temperature > 0 {
+            policy.temperature = Float(options.temperature)
+            referenceCopy?.temperature = Float(options.temperature)
+        }
         valueHead = ValueHead(name: "v_head.weight", hiddenSize: decoder.config.hiddenSize, bias: true, seed: o.seed &+ 17)
         self.rewards = rewards
         let all = try PPOPrompts.load(prompts)

@@ -30,6 +30,10 @@ public final class PolicyModel {
         set { model.peft?.enabled = newValue }
     }
 
+    /// Log-probs are those of `logits / temperature` (TRL's PPO scores rollouts sampled at a temperature
+    /// with the same scaled distribution, for the policy and the reference alike). 1 = the model's own.
+    public var temperature: Float = 1
+
     /// Training mode (LoRA dropout) on or off.
     public func setTraining(_ on: Bool) { PEFTMethods.setTraining(model.peft, on) }
 
@@ -53,22 +57,24 @@ public final class PolicyModel {
             let entPtr = UnsafeMutablePointer<Float>.allocate(capacity: N)
             defer { entPtr.deallocate() }
             entPtr.initialize(repeating: 0, count: N)
-            ThreadPool.shared.parallelFor(N, minChunk: 8) { _, range in
+            let invT = 1 / temperature
+        ThreadPool.shared.parallelFor(N, minChunk: 8) { _, range in
                 for n in range {
                     let t = n % T
                     let row = logits.ptr + n * V
                     var m = -Float.infinity
-                    for v in 0..<V { m = max(m, row[v]) }
+                    for v in 0..<V { m = max(m, row[v] * invT) }
                     var s = 0.0, sz = 0.0
                     for v in 0..<V {
-                        let e = Double(exp(row[v] - m))
+                        let z = row[v] * invT
+                        let e = Double(exp(z - m))
                         s += e
-                        if entropy { sz += e * Double(row[v]) }
+                        if entropy { sz += e * Double(z) }
                     }
-                    let l = m + Float(log(s))
+                    let l = m + Float(log(s))   // logsumexp of the scaled logits
                     lseb[n] = l
                     if entropy { entPtr[n] = Float(Double(l) - sz / s) }
-                    if t + 1 < T { lpb[n + 1] = row[ids[n + 1]] - l }
+                    if t + 1 < T { lpb[n + 1] = row[ids[n + 1]] * invT - l }
                 }
             }
             if entropy {
@@ -92,14 +98,15 @@ public final class PolicyModel {
         precondition(dLogprobs.count == N, "PolicyModel.backward: \(dLogprobs.count) gradients for \(N) tokens")
         let logits = l.logits, hidden = l.hidden
         let dlogits = Tensor(shape: [N, V])
+        let invT = 1 / temperature
         ThreadPool.shared.parallelFor(N, minChunk: 8) { _, range in
             for n in range where n % T + 1 < T {
-                let g = dLogprobs[n + 1]
+                let g = dLogprobs[n + 1] * invT
                 if g == 0 { continue }
                 let row = logits.ptr + n * V, d = dlogits.ptr + n * V
                 let lse = l.lse[n]
-                // d log p(y) / d z_v = [v = y] − softmax_v
-                for v in 0..<V { d[v] = -g * exp(row[v] - lse) }
+                // d log p(y) / d z_v = ([v = y] − softmax(z/τ)_v) / τ
+                for v in 0..<V { d[v] = -g * exp(row[v] * invT - lse) }
                 d[l.ids[n + 1]] += g
             }
         }
