@@ -39,7 +39,7 @@ public final class DecoderChatEngine: ChatEngine {
         }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         var parameters = folder.parameters
-        let adapterType = try adapterDir.map { try LoRAMerge.peftType(of: $0) }
+        let adapterType = try adapterDir.map { try PEFTAdapterFolder.peftType(of: $0) }
         if let adapterDir, adapterType == "LORA" { try LoRAMerge.apply(adapterDir: adapterDir, config: folder.config, to: &parameters) }
         decoder = try FinchModel.Decoder(config: folder.config, parameters: parameters)
         switch (adapterDir, adapterType) {

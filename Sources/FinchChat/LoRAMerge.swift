@@ -6,18 +6,6 @@ import FinchModel
 /// the merged model computes what base + adapter computes, at no extra cost per token.
 /// Prompt/prefix-tuning adapters are not served by the chat yet.
 enum LoRAMerge {
-    /// The `peft_type` of an adapter folder ("LORA", "PROMPT_TUNING", "PREFIX_TUNING", "ADAPTER"…).
-    static func peftType(of adapterDir: URL) throws -> String {
-        let url = adapterDir.appendingPathComponent(PEFTAdapterFolder.configFile)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw EngineError("\(adapterDir.path): not an adapter folder (no \(PEFTAdapterFolder.configFile))")
-        }
-        guard let type = try JSONNode.read(url)["peft_type"]?.string else {
-            throw EngineError("\(url.path): no peft_type")
-        }
-        return type
-    }
-
     static func apply(adapterDir: URL, config: DecoderConfig, to parameters: inout [String: Tensor]) throws {
         let adapter = try PEFTAdapterFolder.load(adapterDir)
         guard case .lora(_, let weights) = adapter else {

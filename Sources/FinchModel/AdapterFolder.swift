@@ -70,6 +70,15 @@ public enum PEFTAdapterFolder {
     /// The PEFT release whose file layout Finch writes (`peft_version` in adapter_config.json).
     public static let peftFormatVersion = "0.21.2"
 
+    /// The `peft_type` of an adapter folder ("LORA", "PROMPT_TUNING", "PREFIX_TUNING", "ADAPTER"…), "?" when absent.
+    public static func peftType(of folder: URL) throws -> String {
+        let configURL = folder.appendingPathComponent(configFile)
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw ModelFileError("\(folder.path): not an adapter folder (no \(configFile))")
+        }
+        return try JSONNode.read(configURL)["peft_type"]?.string ?? "?"
+    }
+
     /// Reads an adapter folder, checking every tensor's name and shape against adapter_config.json.
     public static func load(_ url: URL) throws -> PEFTAdapter {
         let configURL = url.appendingPathComponent(configFile), weightsURL = url.appendingPathComponent(weightsFile)

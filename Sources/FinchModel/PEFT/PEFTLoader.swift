@@ -5,11 +5,7 @@ public enum PEFTLoader {
     /// A `LoRAModule` (LORA), `PromptTuningModule` (PROMPT_TUNING), `PrefixTuningModule` (PREFIX_TUNING) or
     /// `AdapterModule` (Finch's ADAPTER) for `decoder`. Call `attach(to: decoder)` before use.
     public static func load(folder: URL, decoder: Decoder) throws -> PEFTModule {
-        let configURL = folder.appendingPathComponent(PEFTAdapterFolder.configFile)
-        guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw ModelFileError("\(folder.path): not an adapter folder (no \(PEFTAdapterFolder.configFile))")
-        }
-        switch try JSONNode.read(configURL)["peft_type"]?.string ?? "?" {
+        switch try PEFTAdapterFolder.peftType(of: folder) {
         case "ADAPTER": return try AdapterModule(folder: folder, config: decoder.config)
         case "PROMPT_TUNING": return try PromptTuningModule(folder: folder, decoder: decoder)
         case "PREFIX_TUNING": return try PrefixTuningModule(folder: folder, decoder: decoder)
