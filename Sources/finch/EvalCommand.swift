@@ -30,6 +30,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Examples for --few-shot (JSONL; default: DATA rows are never used).") var fewShotData: String?
     @Option(help: "Longest reply in tokens.") var maxTokens = 48
     @Option(help: "Rows generated together.") var batch = 8
+    @Option(help: "Sampling temperature for the replies (0 = greedy, the default).") var temperature: Float = 0
+    @Option(help: "Top-p when sampling.") var topP: Float = 1
+    @Option(help: "Replies sampled per prompt when --temperature > 0 (each row's scores are averaged over them).") var samples = 1
+    @Option(help: "Seed of the sampled replies.") var seed: UInt64 = 0
     @Option(help: "Evaluate only the first N rows.") var limit: Int?
     @Option(help: "Output folder.") var out: String?
     @Option(help: "Threads (default: all cores).") var threads: Int?
@@ -41,6 +45,8 @@ struct EvalCommand: ParsableCommand {
         if fewShot.count > 1 && fewShot.count != model.count { throw ValidationError("--few-shot takes one value or one per --model") }
         if fewShot.contains(where: { $0 > 0 }) && fewShotData == nil { throw ValidationError("--few-shot K needs --few-shot-data FILE") }
         if reward != nil && rewardCommand != nil { throw ValidationError("give --reward or --reward-command, not both") }
+        if temperature < 0 || samples < 1 || topP <= 0 || topP > 1 { throw ValidationError("need --temperature ≥ 0, --samples ≥ 1 and 0 < --top-p ≤ 1") }
+        if samples > 1 && temperature == 0 { throw ValidationError("--samples \(samples) needs --temperature > 0 (greedy replies are all the same)") }
     }
 
     func run() throws {
@@ -58,12 +64,15 @@ struct EvalCommand: ParsableCommand {
                 let adapterURL = adapter.isEmpty || adapter[i] == "-" ? nil : URL(fileURLWithPath: adapter[i])
                 let m = try EvalModel(folder: URL(fileURLWithPath: path), adapter: adapterURL, name: name.isEmpty ? nil : name[i])
                 let k = fewShot.isEmpty ? 0 : fewShot.count == 1 ? fewShot[0] : fewShot[i]
-                let settings = EvalSettings(maxTokens: maxTokens, fewShot: k, batch: batch)
+                let settings = EvalSettings(maxTokens: maxTokens, fewShot: k, batch: batch, temperature: temperature, topP: topP,
+                                            samples: samples, seed: seed)
                 print("model \(m.name): \(path)\(k > 0 ? " (\(k)-shot plain prompting)" : "")")
                 scores.append(try ModelEvaluation.evaluate(m, rows: rows, settings: settings, fewShotPool: pool, reward: scorer,
                                                            klReference: reference))
             }
-            let comparison = EvalComparison(data: data, models: scores)
+            let decoding = EvalSettings(temperature: temperature, topP: topP, samples: samples).decodingDescription
+            let comparison = EvalComparison(data: data, models: scores, decoding: decoding)
+            print("replies: \(decoding)")
             print(comparison.textTable())
             if let out {
                 try comparison.write(to: URL(fileURLWithPath: out))

@@ -23,6 +23,7 @@ struct PPOCommand: ParsableCommand {
     @Option(help: "PPO iterations (rollout batches).") var iterations = 20
     @Option(help: "Responses sampled per prompt (divides --batch-size; the batch holds batch-size / N prompts).") var samplesPerPrompt = 1
     @Flag(help: "RLOO baseline: subtract from each score the mean score of the other replies to its prompt (needs --samples-per-prompt ≥ 2).") var groupBaseline = false
+    @Option(help: "Dynamic sampling: draw up to N batches' worth of prompts and keep only groups whose replies score differently (needs --samples-per-prompt ≥ 2; 1 = off).") var oversample = 1
     @Option(help: "PPO epochs per rollout batch.") var ppoEpochs = 4
     @Option(help: "Minibatches per rollout batch.") var minibatches = 1
     @Option(help: "Maximum new tokens per response.") var maxNewTokens = 32
@@ -52,7 +53,7 @@ struct PPOCommand: ParsableCommand {
         var o = PPOTrainer.Options()
         common.apply(to: &o.common)
         if common.loraDropout == nil { o.common.peft.loraDropout = 0 }
-        o.iterations = iterations; o.samplesPerPrompt = samplesPerPrompt; o.groupBaseline = groupBaseline; o.ppoEpochs = ppoEpochs; o.minibatches = minibatches
+        o.iterations = iterations; o.samplesPerPrompt = samplesPerPrompt; o.groupBaseline = groupBaseline; o.oversample = oversample; o.ppoEpochs = ppoEpochs; o.minibatches = minibatches
         o.maxNewTokens = maxNewTokens; o.temperature = temperature; o.topK = topK; o.topP = topP
         guard let est = PPOMath.KLEstimator(rawValue: klEstimator) else { throw ValidationError("--kl-estimator must be k1 or k3") }
         o.hyper = PPOMath.Hyperparameters(klCoef: klCoef, gamma: gamma, lam: lam, cliprange: cliprange, cliprangeValue: cliprangeValue,

@@ -48,6 +48,52 @@ final class EvalTests: XCTestCase {
         }
     }
 
+    /// Sampled batched decoding: row i equals batch-1 generation with the row's own seed, whatever its batch-mates.
+    func testBatchedSamplingEqualsOneAtATimeWithTheRowSeed() throws {
+        let d = TrainerFixture.decoder(seed: 11)
+        let prompts = [[1, 5, 9, 20], [1, 7], [1, 30, 31, 32, 33, 34, 35], [2], [1, 5, 9, 20]]
+        let seeds: [UInt64] = [3, 99, 4, 12, 77]
+        let o = SamplingOptions(temperature: 1.3, topP: 0.95)
+        let batched = GreedyGeneration.run(d, prompts: prompts, maxNewTokens: 7, stopIDs: [], batch: 2, sampling: o, seeds: seeds)
+        for (i, p) in prompts.enumerated() {
+            var one = o
+            one.seed = seeds[i]
+            let single = d.generate(prompt: p, options: GenerationOptions(maxNewTokens: 7, sampling: one))
+            XCTAssertEqual(batched[i], single.tokens, "row \(i)")
+        }
+        XCTAssertNotEqual(batched[0], batched[4], "same prompt, other seed: another sample (at temperature 1.3)")
+    }
+
+    /// --temperature/--samples: each row's exact match and reward are the mean over its replies; the same seed
+    /// gives the same scores, and the table says how replies were chosen.
+    func testSampledEvaluationAveragesRepliesPerRow() throws {
+        let dir = try TrainerFixture.tempDir()
+        let data = try Self.evalFile(in: dir)
+        let rows = try EvalRow.read(data)
+        let a = try EvalModel(folder: try Self.modelFolder(seed: 7), name: "a")
+        // Reward: the reply's length in characters (differs between samples).
+        let rewards = try EvalRewards(command: "python3 -u -c 'import sys, json\nfor l in sys.stdin: print(len(json.loads(l)[\"response\"]), flush=True)'")
+        defer { rewards.close() }
+        let settings = EvalSettings(maxTokens: 5, batch: 3, temperature: 1.5, samples: 4, seed: 5)
+        let s1 = try ModelEvaluation.evaluate(a, rows: rows, settings: settings, reward: rewards, log: { _ in })
+        let s2 = try ModelEvaluation.evaluate(a, rows: rows, settings: settings, reward: rewards, log: { _ in })
+        XCTAssertEqual(s1.rowRewards, s2.rowRewards)
+        let gen = rows.filter { $0.label == nil }
+        XCTAssertEqual(s1.rowRewards?.count, gen.count)
+        XCTAssertEqual(s1.rowResponses?.count, gen.count)
+        // Non-integer per-row means show that replies were averaged (lengths are integers).
+        XCTAssertTrue(s1.rowRewards!.contains { $0 != $0.rounded() }, "\(s1.rowRewards!)")
+        for em in s1.rowExactMatch ?? [] { XCTAssertTrue([0, 0.25, 0.5, 0.75, 1].contains(em)) }
+        let greedy = try ModelEvaluation.evaluate(a, rows: rows, settings: EvalSettings(maxTokens: 5, batch: 3), reward: rewards, log: { _ in })
+        XCTAssertTrue(greedy.rowRewards!.allSatisfy { $0 == $0.rounded() })
+        XCTAssertEqual(settings.decodingDescription, "sampled at temperature 1.5, 4 per prompt, scores averaged per prompt")
+        let cmp = EvalComparison(data: data.path, models: [s1], decoding: settings.decodingDescription)
+        try cmp.write(to: dir.appendingPathComponent("out"))
+        let md = try String(contentsOf: dir.appendingPathComponent("out/eval.md"), encoding: .utf8)
+        XCTAssertTrue(md.hasPrefix("Replies: sampled at temperature 1.5"), md)
+        XCTAssertEqual(try EvalComparison.read(dir.appendingPathComponent("out/eval.json")).decoding, settings.decodingDescription)
+    }
+
     func testNLLMatchesFullForwardAndSelfKLIsZero() throws {
         let d = TrainerFixture.decoder(seed: 5)
         let ids = [1, 4, 8, 15, 16, 23, 42, 7, 9]

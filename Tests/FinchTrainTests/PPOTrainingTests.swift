@@ -93,6 +93,42 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertNotNil(try HFModelFolder.read(t.run.url.appendingPathComponent("final")))
     }
 
+    /// Dynamic sampling: groups whose replies all score alike are skipped while others remain; the batch keeps its
+    /// size, the metrics say how many prompts were drawn, and a resumed run makes the same batches.
+    func testOversampleKeepsGroupsWithDifferingScoresAndResumesExactly() throws {
+        let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dirA)
+        let p = try prompts(in: dirA)
+        var o = options(iterations: 3)
+        o.samplesPerPrompt = 2
+        o.groupBaseline = true
+        o.oversample = 3
+        o.common.method = "lora"
+        o.maxNewTokens = 4
+        // Reward: 1 when the reply is longer than 8 characters, else 0 — ties are common among random replies.
+        let cmd = "python3 -u -c 'import sys, json\nfor l in sys.stdin: print(1 if len(json.loads(l)[\"response\"]) > 8 else 0, flush=True)'"
+        let a = try trainer(dirA, model, p, o, command: cmd)
+        try a.run()
+        let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recA.count, 3)
+        for r in recA {
+            let drawn = (r["prompts_drawn"] as? NSNumber)?.intValue ?? -1
+            XCTAssertTrue((2...6).contains(drawn), "drawn \(drawn): between the batch's 2 prompts and 3 × 2")
+        }
+        var two = o; two.iterations = 2
+        try trainer(dirB, model, p, two, command: cmd).run()
+        let b = try trainer(dirB, model, p, o, command: cmd)
+        try b.run(resume: true)
+        let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+        for (x, y) in zip(recA, recB) {
+            for key in ["reward", "kl", "policy_loss", "prompts_drawn"] {
+                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
+            }
+        }
+        var bad = o; bad.samplesPerPrompt = 1; bad.groupBaseline = false
+        XCTAssertThrowsError(try trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
+    }
+
     func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {
         let s = PPOTrainer.leaveOneOutBaseline([1, 0, 0, 0.5, 0.5, 0.5], groupSize: 3)
         let want: [Float] = [1, -0.5, -0.5, 0, 0, 0]

@@ -5,8 +5,12 @@ import FinchModel
 public struct EvalComparison: Codable, Sendable {
     public var data: String
     public var models: [ModelScores]
+    /// How replies were chosen (`EvalSettings.decodingDescription`); nil in files from before it was recorded.
+    public var decoding: String?
 
-    public init(data: String, models: [ModelScores]) { self.data = data; self.models = models }
+    public init(data: String, models: [ModelScores], decoding: String? = nil) {
+        self.data = data; self.models = models; self.decoding = decoding
+    }
 
     /// Columns that at least one model measured: (header, value of a model, formatted).
     var columns: [(String, (ModelScores) -> String)] {
@@ -82,7 +86,8 @@ public struct EvalComparison: Codable, Sendable {
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         try AtomicFile.write(try enc.encode(self), to: folder.appendingPathComponent("eval.json"))
-        try AtomicFile.write(Data((markdownTable() + "\n").utf8), to: folder.appendingPathComponent("eval.md"))
+        let note = decoding.map { "Replies: \($0).\n\n" } ?? ""
+        try AtomicFile.write(Data((note + markdownTable() + "\n").utf8), to: folder.appendingPathComponent("eval.md"))
         try BarChart.write(chartSVG(), to: folder.appendingPathComponent("eval.svg"))
     }
 

@@ -2,15 +2,17 @@ import Foundation
 import FinchKernels
 import FinchModel
 
-/// Batched greedy decoding for evaluation (the same scheme as `finch generate`'s batched replies): prompts are
+/// Batched decoding for evaluation (the same scheme as `finch generate`'s batched replies): prompts are
 /// left-padded to one length with padding masked out of attention and positions counting real tokens only,
-/// prefilled together, then decoded one step for the whole batch. Greedy choice makes a row's output
-/// independent of its batch-mates.
+/// prefilled together, then decoded one step for the whole batch. Greedy by default; with `sampling`, row i
+/// draws from its own generator seeded by `seeds[i]`, so a row's output never depends on its batch-mates.
 public enum GreedyGeneration {
     /// New token ids per prompt (stop token excluded). Stops a row at any of `stopIDs` or, when `stopAtNewline`,
     /// once its decoded text contains a newline (plain few-shot prompting).
     public static func run(_ decoder: Decoder, prompts: [[Int]], maxNewTokens: Int, stopIDs: Set<Int>,
-                           batch: Int = 8, stopWhen: (([Int]) -> Bool)? = nil) -> [[Int]] {
+                           batch: Int = 8, stopWhen: (([Int]) -> Bool)? = nil,
+                           sampling: SamplingOptions? = nil, seeds: [UInt64]? = nil) -> [[Int]] {
+        precondition(seeds == nil || seeds!.count == prompts.count, "GreedyGeneration.run: one seed per prompt")
         var out: [[Int]] = []
         let limit = decoder.config.maxPositions
         for start in stride(from: 0, to: prompts.count, by: max(1, batch)) {
@@ -19,13 +21,20 @@ public enum GreedyGeneration {
                 let room = max(1, limit - maxNewTokens)
                 return p.count > room ? Array(p.suffix(room)) : p
             }
-            out += generateBatch(decoder, prompts: chunk, maxNewTokens: min(maxNewTokens, limit - 1), stopIDs: stopIDs, stopWhen: stopWhen)
+            let samplers = sampling.map { o in (start..<(start + chunk.count)).map { i -> Sampler in
+                var r = o
+                r.seed = seeds?[i] ?? (o.seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+                return Sampler(r)
+            } }
+            out += generateBatch(decoder, prompts: chunk, maxNewTokens: min(maxNewTokens, limit - 1), stopIDs: stopIDs, stopWhen: stopWhen,
+                                 samplers: samplers)
         }
         return out
     }
 
     static func generateBatch(_ decoder: Decoder, prompts: [[Int]], maxNewTokens: Int, stopIDs: Set<Int>,
-                              stopWhen: (([Int]) -> Bool)?) -> [[Int]] {
+                              stopWhen: (([Int]) -> Bool)?, samplers: [Sampler]? = nil) -> [[Int]] {
+        var samplers = samplers
         let B = prompts.count, T = prompts.map(\.count).max() ?? 1, V = decoder.config.vocabSize
         let steps = max(0, min(maxNewTokens, decoder.config.maxPositions - T))
         guard steps > 0 else { return Array(repeating: [], count: B) }
@@ -43,7 +52,8 @@ public enum GreedyGeneration {
         for step in 0..<steps {
             var next = Array(repeating: 0, count: B)
             for b in 0..<B where !done[b] {
-                let token = argmax(logits.ptr + b * V, V)
+                let token = samplers == nil ? argmax(logits.ptr + b * V, V)
+                    : samplers![b].next(logits: logits.ptr + b * V, vocab: V, history: prompts[b] + generated[b])
                 next[b] = token
                 if stopIDs.contains(token) { done[b] = true; continue }
                 generated[b].append(token)

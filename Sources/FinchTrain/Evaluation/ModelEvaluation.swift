@@ -12,8 +12,24 @@ public struct EvalSettings: Sendable {
     public var batch: Int = 8
     /// Evaluate at most this many rows (nil = all).
     public var limit: Int?
-    public init(maxTokens: Int = 48, fewShot: Int = 0, batch: Int = 8, limit: Int? = nil) {
+    /// Decoding: greedy when `temperature` is 0; otherwise `samples` replies per prompt drawn at `temperature`
+    /// (top-p `topP`), reply s of row r seeded from (`seed`, r, s), and each row's scores averaged over its replies.
+    public var temperature: Float = 0
+    public var topP: Float = 1
+    public var samples: Int = 1
+    public var seed: UInt64 = 0
+    public init(maxTokens: Int = 48, fewShot: Int = 0, batch: Int = 8, limit: Int? = nil,
+                temperature: Float = 0, topP: Float = 1, samples: Int = 1, seed: UInt64 = 0) {
         self.maxTokens = maxTokens; self.fewShot = fewShot; self.batch = batch; self.limit = limit
+        self.temperature = temperature; self.topP = topP; self.samples = max(1, samples); self.seed = seed
+    }
+    /// Replies generated per prompt.
+    public var repliesPerPrompt: Int { temperature > 0 ? samples : 1 }
+    /// How replies were chosen, for tables and reports.
+    public var decodingDescription: String {
+        temperature > 0 ? String(format: "sampled at temperature %g%@, %d per prompt, scores averaged per prompt",
+                                 Double(temperature), topP < 1 ? String(format: ", top-p %g", Double(topP)) : "", repliesPerPrompt)
+                        : "greedy"
     }
 }
 
@@ -45,6 +61,8 @@ public struct ModelScores: Codable, Sendable {
     /// two models evaluated on the same file can then be compared row by row (a paired standard error).
     public var rowExactMatch: [Double]?
     public var rowRewards: [Double]?
+    /// Every generated row's reply (file order; its first reply when sampling), for reading what a model got wrong.
+    public var rowResponses: [String]?
 
     public struct Sample: Codable, Sendable {
         public var prompt: String
@@ -74,10 +92,17 @@ public enum ModelEvaluation {
             nllSum += r.sum; nllCount += r.count
         }
 
-        // Greedy replies.
+        // Replies: greedy, or `repliesPerPrompt` samples per row (row-major: row r's replies are adjacent).
+        let n = settings.repliesPerPrompt
         var responses: [String] = []
         if !genRows.isEmpty {
-            let prompts = try genRows.map { try model.promptIDs($0, plain: plain, fewShot: shots) }
+            let rowPrompts = try genRows.map { try model.promptIDs($0, plain: plain, fewShot: shots) }
+            let prompts = rowPrompts.flatMap { [[Int]](repeating: $0, count: n) }
+            let sampling = settings.temperature > 0
+                ? SamplingOptions(temperature: settings.temperature, topP: settings.topP, seed: settings.seed) : nil
+            let seeds = (0..<prompts.count).map { i in
+                settings.seed &+ UInt64(i / n) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i % n) &* 0xD6E8_FEB8_6659_FD93
+            }
             var stops = Set(model.encoder?.stopIDs ?? [])
             if model.tokenizer.eosID >= 0 { stops.insert(model.tokenizer.eosID) }
             let tokenizer = model.tokenizer
@@ -85,40 +110,46 @@ public enum ModelEvaluation {
             let newlineStop: (([Int]) -> Bool)? = plain ? { ids in ((try? tokenizer.decode(ids)) ?? "").contains("\n") } : nil
             var done = 0
             for chunkStart in stride(from: 0, to: prompts.count, by: max(1, settings.batch)) {
-                let chunk = Array(prompts[chunkStart..<min(prompts.count, chunkStart + settings.batch)])
-                let ids = GreedyGeneration.run(model.decoder, prompts: chunk, maxNewTokens: settings.maxTokens, stopIDs: stops,
-                                               batch: settings.batch, stopWhen: newlineStop)
+                let range = chunkStart..<min(prompts.count, chunkStart + settings.batch)
+                let ids = GreedyGeneration.run(model.decoder, prompts: Array(prompts[range]), maxNewTokens: settings.maxTokens, stopIDs: stops,
+                                               batch: settings.batch, stopWhen: newlineStop, sampling: sampling, seeds: Array(seeds[range]))
                 for r in ids {
                     var text = try tokenizer.decode(r)
                     if plain, let nl = text.firstIndex(of: "\n") { text = String(text[..<nl]) }
                     responses.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
                 }
-                done += chunk.count
+                done += range.count
                 log("  \(model.name): generated \(done)/\(prompts.count)")
             }
         }
+        /// Row r's replies.
+        func replies(_ r: Int) -> ArraySlice<String> { responses[(r * n)..<((r + 1) * n)] }
+        let expandedRows = genRows.flatMap { [EvalRow](repeating: $0, count: n) }
+        func perRow(_ values: [Double]) -> [Double] {
+            stride(from: 0, to: values.count, by: n).map { values[$0..<($0 + n)].reduce(0, +) / Double(n) }
+        }
 
-        // Text metrics.
+        // Text metrics (per row: the mean over its replies).
         var em: [Double] = [], f1: [Double] = [], byTask: [String: [Double]] = [:]
         var hyps: [String] = [], refs: [String] = [], rouge: [Double] = []
-        for (row, response) in zip(genRows, responses) {
+        for (r, row) in genRows.enumerated() {
             if row.isOpenEnded {
-                hyps.append(response); refs.append(row.reference)
-                rouge.append(EvalMetrics.rougeL(response, row.reference))
+                for response in replies(r) { hyps.append(response); refs.append(row.reference) }
+                rouge.append(EvalMetrics.mean(replies(r).map { EvalMetrics.rougeL($0, row.reference) }))
             } else {
-                let hit = EvalMetrics.exactMatch(response, row.answer, task: row.task) ? 1.0 : 0.0
+                let hit = EvalMetrics.mean(replies(r).map { EvalMetrics.exactMatch($0, row.answer, task: row.task) ? 1.0 : 0.0 })
                 em.append(hit); byTask[row.task, default: []].append(hit)
-                f1.append(EvalMetrics.tokenF1(response, row.answer))
+                f1.append(EvalMetrics.mean(replies(r).map { EvalMetrics.tokenF1($0, row.answer) }))
             }
         }
 
-        // Rewards and KL.
+        // Rewards and KL (KL over every reply).
         var rewards: [Double] = []
-        if let reward, !genRows.isEmpty { rewards = try reward.rewards(genRows, responses: responses) }
+        if let reward, !genRows.isEmpty { rewards = perRow(try reward.rewards(expandedRows, responses: responses)) }
         var kl: Double?
         if let ref = klReference, !genRows.isEmpty {
             var sum = 0.0, count = 0
-            for (row, response) in zip(genRows, responses) {
+            for (row, response) in zip(expandedRows, responses) {
                 let s = try model.sequence(row, response: response, plain: plain, fewShot: shots)
                 let r = SequenceScoring.kl(policy: model.decoder, reference: ref.decoder, ids: s.ids, from: s.responseStart)
                 sum += r.sum; count += r.count
@@ -147,7 +178,8 @@ public enum ModelEvaluation {
         }
 
         func opt(_ v: [Double]) -> Double? { v.isEmpty ? nil : EvalMetrics.mean(v) }
-        let samples = zip(genRows, responses).prefix(6).map {
+        let firstReplies = (0..<genRows.count).map { responses[$0 * n] }
+        let samples = zip(genRows, firstReplies).prefix(6).map {
             ModelScores.Sample(prompt: $0.0.prompt, reference: $0.0.reference, response: $0.1, task: $0.0.task)
         }
         return ModelScores(
@@ -161,6 +193,7 @@ public enum ModelEvaluation {
             trainableParameters: model.trainableParameters, totalParameters: model.totalParameters,
             trainingSeconds: model.trainingSeconds, evalSeconds: Date().timeIntervalSince(start),
             fewShot: plain ? shots.count : 0, samples: Array(samples),
-            rowExactMatch: em.isEmpty ? nil : em, rowRewards: rewards.isEmpty ? nil : rewards)
+            rowExactMatch: em.isEmpty ? nil : em, rowRewards: rewards.isEmpty ? nil : rewards,
+            rowResponses: firstReplies.isEmpty ? nil : firstReplies)
     }
 }

@@ -24,6 +24,10 @@ public final class PPOTrainer {
         /// (needs `samplesPerPrompt` ≥ 2). Prompts whose replies all score alike then add no policy-gradient noise,
         /// which matters when most rollouts of a weak policy score 0.
         public var groupBaseline = false
+        /// Dynamic sampling (DAPO): when > 1, up to `oversample × batchSize / samplesPerPrompt` prompts are drawn per
+        /// iteration and a prompt's group of replies enters the batch only if its scores differ (a group that is all
+        /// right or all wrong carries no signal under a group baseline); tied groups fill any slots left over.
+        public var oversample = 1
         public var ppoEpochs = 4
         public var minibatches = 1
         public var maxNewTokens = 32
@@ -76,6 +80,10 @@ public final class PPOTrainer {
         }
         if options.groupBaseline, options.samplesPerPrompt < 2 {
             throw TrainingError("--group-baseline needs --samples-per-prompt 2 or more")
+        }
+        guard options.oversample >= 1 else { throw TrainingError("--oversample \(options.oversample) must be at least 1") }
+        if options.oversample > 1, options.samplesPerPrompt < 2 {
+            throw TrainingError("--oversample needs --samples-per-prompt 2 or more (groups of replies to compare)")
         }
         guard options.minibatches >= 1, options.minibatches <= o.batchSize else {
             throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
@@ -268,11 +276,8 @@ public final class PPOTrainer {
     func iterate(iteration: Int, session: TrainingSession, kl: inout KLController) throws {
         let o = options.common
         let k = options.samplesPerPrompt
-        let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize / k, seed: o.seed)
-        // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ.
-        let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: k) }
+        let (prompts, generated, raw, drawn) = try rollout(iteration: iteration)
         let promptIds = try prompts.map { try promptIDs($0) }
-        let generated = try generate(prompts, seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false)
         let R = max(1, generated.map(\.count).max() ?? 1)
         let pad = source.padID
         let responses = generated.map { $0 + [Int](repeating: pad, count: R - $0.count) }
@@ -280,7 +285,6 @@ public final class PPOTrainer {
         let B = prompts.count
 
         // Scores.
-        let raw = try score(prompts, generated)
         var scores = raw
         if let p = options.missingEOSPenalty {
             PPOMath.applyMissingEOSPenalty(scores: &scores, responses: generated, eosTokenID: source.encoder.endOfTurnID, penalty: p)
@@ -358,13 +362,49 @@ public final class PPOTrainer {
             "loss": (pgSum + hyper.vfCoef * vfSum) / n, "clip_fraction": clipSum / n, "value_clip_fraction": vclipSum / n,
             "approx_kl": approxSum / n, "response_length": roll.meanResponseLength, "kl_coef": hyper.klCoef,
             "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.rlhfReward,
-            "lr": session.schedule.lr(at: session.state.step - 1),
+            "lr": session.schedule.lr(at: session.state.step - 1), "prompts_drawn": drawn,
         ]
         try session.log(record)
         progress.update(step: iteration + 1, loss: (pgSum + hyper.vfCoef * vfSum) / n, lr: session.currentLR,
                         tokens: generated.reduce(0) { $0 + $1.count },
                         extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
                                 ("len", String(format: "%.1f", roll.meanResponseLength))])
+    }
+
+    /// The iteration's rollout batch: prompts (each `samplesPerPrompt` times in a row), sampled replies, raw scores,
+    /// and how many prompts were drawn. Without oversampling: the next `batchSize / k` prompts of the shuffled order.
+    /// With it: candidates are drawn `oversample` batches deep and generated a group at a time; groups whose scores
+    /// differ are kept until the batch is full, and tied groups fill what is left. Every draw and sampling seed is
+    /// a function of the iteration, so a resumed run makes the same batches.
+    func rollout(iteration: Int) throws -> (prompts: [PPOPrompt], generated: [[Int]], raw: [Float], drawn: Int) {
+        let o = options.common
+        let k = options.samplesPerPrompt, groups = o.batchSize / k
+        let seed = o.seed &+ UInt64(iteration) &* 1_000_003
+        guard options.oversample > 1 else {
+            let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: groups, seed: o.seed)
+            // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ.
+            let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: k) }
+            let generated = try generate(prompts, seed: seed, greedy: false)
+            return (prompts, generated, try score(prompts, generated), idx.count)
+        }
+        let depth = min(train.count, groups * options.oversample)
+        let candidates = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: depth, seed: o.seed ^ 0x5DA3)
+        typealias Group = (prompts: [PPOPrompt], generated: [[Int]], raw: [Float])
+        var kept: [Group] = [], tied: [Group] = []
+        var drawn = 0
+        for (j, i) in candidates.enumerated() where kept.count < groups {
+            let g = [PPOPrompt](repeating: train[i], count: k)
+            let gen = try generate(g, seed: seed &+ UInt64(j) &* 0xD6E8_FEB8_6659_FD93, greedy: false)
+            let s = try score(g, gen)
+            drawn += 1
+            if (s.max() ?? 0) - (s.min() ?? 0) > 1e-6 { kept.append((g, gen, s)) }
+            else if tied.count < groups { tied.append((g, gen, s)) }
+        }
+        let batch = kept + tied.prefix(max(0, groups - kept.count))
+        guard batch.count == groups else {
+            throw TrainingError("iteration \(iteration + 1): only \(batch.count) prompt groups for a batch of \(groups) (too few training prompts for --batch-size)")
+        }
+        return (batch.flatMap(\.prompts), batch.flatMap(\.generated), batch.flatMap(\.raw), drawn)
     }
 
     /// Each score minus the mean of the other scores in its group (consecutive runs of `groupSize`).
