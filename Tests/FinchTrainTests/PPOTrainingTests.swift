@@ -129,6 +129,30 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertThrowsError(try trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
     }
 
+    /// A LoRA policy with LoRA dropout: masks follow the optimizer step, so stopping and resuming gives the same run.
+    func testLoRADropoutPPOResumesExactly() throws {
+        let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dirA)
+        let p = try prompts(in: dirA)
+        var o = options(iterations: 3)
+        o.common.method = "lora"
+        o.common.peft.loraDropout = 0.3
+        let a = try trainer(dirA, model, p, o)
+        try a.run()
+        var two = o; two.iterations = 2
+        try trainer(dirB, model, p, two).run()
+        let b = try trainer(dirB, model, p, o)
+        try b.run(resume: true)
+        let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
+        let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recA.count, 3); XCTAssertEqual(recB.count, 3)
+        for (x, y) in zip(recA, recB) {
+            for key in ["reward", "kl", "policy_loss", "value_loss", "entropy"] {
+                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
+            }
+        }
+    }
+
     func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {
         let s = PPOTrainer.leaveOneOutBaseline([1, 0, 0, 0.5, 0.5, 0.5], groupSize: 3)
         let want: [Float] = [1, -0.5, -0.5, 0, 0, 0]

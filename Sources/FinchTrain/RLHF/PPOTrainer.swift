@@ -53,7 +53,7 @@ public final class PPOTrainer {
         public init() {
             common.lr = 1e-5
             common.batchSize = 8
-            common.peft.loraDropout = 0   // keeps resume exact (dropout masks are not checkpointed)
+            common.peft.loraDropout = 0   // as TRL's PPO examples; masks follow the step when it is set
             common.evalFraction = 0.1
         }
     }
@@ -329,6 +329,8 @@ public final class PPOTrainer {
                 let mb = roll.batch.rows(rows)
                 let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
                 policy.model.zeroGradients(); valueHead.zeroGradients()
+                // LoRA dropout masks follow the optimizer step, so a resumed run draws the same ones.
+                policy.decoder.dropoutStep = UInt64(session.state.step)
                 let now = responseStats(policy, sub, values: true, entropy: true)
                 let loss = PPOMath.minibatchLoss(batch: mb, newLogprobs: now.logprobs, vpred: now.values, hyper: hyper)
                 try RLHFSetup.requireFinite(loss.loss, "PPO loss", step: session.state.step + 1)
@@ -424,6 +426,7 @@ public final class PPOTrainer {
         var rng = SeededRNG(seed: options.common.seed ^ UInt64(step) &* 0x2545_F491)
         let start = rng.int(below: max(1, ptxTokens.count - T))
         let ids = Array(ptxTokens[start..<(start + T)])
+        policy.decoder.dropoutStep = UInt64(step) | (1 << 62)   // other masks than the step's PPO forward
         let f = policy.forward(ids: ids, batch: 1, length: T, mask: nil)
         try RLHFSetup.requireFinite(Double(f.logprobs.reduce(0, +)), "pretraining loss", step: step)
         let g = Float(-options.ptxCoef / Double(T - 1))
