@@ -27,9 +27,9 @@ public struct EvalSettings: Sendable {
     public var repliesPerPrompt: Int { temperature > 0 ? samples : 1 }
     /// How replies were chosen, for tables and reports.
     public var decodingDescription: String {
-        temperature > 0 ? String(format: "sampled at temperature %g%@, %d per prompt, scores averaged per prompt",
-                                 Double(temperature), topP < 1 ? String(format: ", top-p %g", Double(topP)) : "", repliesPerPrompt)
-                        : "greedy"
+        guard temperature > 0 else { return "greedy" }
+        let p = topP < 1 ? String(format: ", top-p %g", Double(topP)) : ""
+        return String(format: "sampled at temperature %g", Double(temperature)) + p + ", \(repliesPerPrompt) per prompt, scores averaged per prompt"
     }
 }
 
