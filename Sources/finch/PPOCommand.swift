@@ -24,6 +24,8 @@ struct PPOCommand: ParsableCommand {
     @Option(help: "Responses sampled per prompt (divides --batch-size; the batch holds batch-size / N prompts).") var samplesPerPrompt = 1
     @Flag(help: "RLOO baseline: subtract from each score the mean score of the other replies to its prompt (needs --samples-per-prompt ≥ 2).") var groupBaseline = false
     @Option(help: "Dynamic sampling: draw up to N batches' worth of prompts and keep only groups whose replies score differently (needs --samples-per-prompt ≥ 2; 1 = off).") var oversample = 1
+    @Option(help: "Advantage estimate: gae (PPO with a value head, as TRL's PPOTrainer) or rloo (no critic: each reply's KL-penalised reward minus the mean of the other replies to its prompt, as TRL's RLOOTrainer; needs --samples-per-prompt ≥ 2).") var estimator = "gae"
+    @Flag(help: "rloo: whiten the advantages over each batch.") var normalizeAdvantage = false
     @Option(help: "PPO epochs per rollout batch.") var ppoEpochs = 4
     @Option(help: "Minibatches per rollout batch.") var minibatches = 1
     @Option(help: "Maximum new tokens per response.") var maxNewTokens = 32
@@ -55,6 +57,8 @@ struct PPOCommand: ParsableCommand {
         if common.loraDropout == nil { o.common.peft.loraDropout = 0 }
         o.iterations = iterations; o.samplesPerPrompt = samplesPerPrompt; o.groupBaseline = groupBaseline; o.oversample = oversample; o.ppoEpochs = ppoEpochs; o.minibatches = minibatches
         o.maxNewTokens = maxNewTokens; o.temperature = temperature; o.topK = topK; o.topP = topP
+        guard let adv = AdvantageEstimator(rawValue: estimator) else { throw ValidationError("--estimator must be gae or rloo") }
+        o.estimator = adv; o.normalizeAdvantage = normalizeAdvantage
         guard let est = PPOMath.KLEstimator(rawValue: klEstimator) else { throw ValidationError("--kl-estimator must be k1 or k3") }
         o.hyper = PPOMath.Hyperparameters(klCoef: klCoef, gamma: gamma, lam: lam, cliprange: cliprange, cliprangeValue: cliprangeValue,
                                           vfCoef: vfCoef, klEstimator: est, whitenRewards: whitenRewards)

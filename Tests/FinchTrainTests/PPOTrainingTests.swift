@@ -153,6 +153,40 @@ final class PPOTrainingTests: XCTestCase {
         }
     }
 
+    /// The critic-free estimator: runs, learns nothing into a value head (none is trained or saved), resumes exactly,
+    /// and refuses one reply per prompt.
+    func testRLOOEstimatorRunsWithoutValueHeadAndResumesExactly() throws {
+        let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dirA)
+        let p = try prompts(in: dirA)
+        var o = options(iterations: 3)
+        o.estimator = .rloo
+        o.samplesPerPrompt = 2
+        o.common.method = "lora"
+        let a = try trainer(dirA, model, p, o)
+        XCTAssertFalse(a.trainableParameters.keys.contains { $0.hasPrefix("v_head") })
+        try a.run()
+        let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recA.count, 3)
+        XCTAssertTrue(recA.contains { abs(($0["policy_loss"] as? NSNumber)?.doubleValue ?? 0) > 0 }, "some policy gradient")
+        let final = a.run.url.appendingPathComponent("final")
+        XCTAssertNotNil(try HFModelFolder.read(final))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: final.appendingPathComponent("value_head.safetensors").path))
+        var two = o; two.iterations = 2
+        try trainer(dirB, model, p, two).run()
+        let b = try trainer(dirB, model, p, o)
+        try b.run(resume: true)
+        let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertEqual(recB.count, 3)
+        for (x, y) in zip(recA, recB) {
+            for key in ["reward", "kl", "policy_loss", "rlhf_reward", "entropy", "kl_coef"] {
+                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
+            }
+        }
+        var bad = o; bad.samplesPerPrompt = 1
+        XCTAssertThrowsError(try trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
+    }
+
     func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {
         let s = PPOTrainer.leaveOneOutBaseline([1, 0, 0, 0.5, 0.5, 0.5], groupSize: 3)
         let want: [Float] = [1, -0.5, -0.5, 0, 0, 0]

@@ -8,6 +8,8 @@ import FinchData
 /// reference (LoRA: the adapter switched off; full: a frozen copy) and values from a value head on the policy
 /// trunk, turns them into KL-penalised rewards, GAE advantages and returns (`PPOMath.processRollout`), then
 /// runs `ppoEpochs` passes of clipped policy + value losses over shuffled minibatches (one optimizer step each).
+/// With `estimator == .rloo` there is no value head: leave-one-out advantages of the KL-penalised rewards and a
+/// clipped sequence-ratio loss (`RLOOMath`, TRL's RLOO trainer) replace GAE and the value loss.
 ///
 /// Checkpoints are written only at iteration boundaries, so a run stopped mid-iteration (NaN loss, exploding
 /// KL, a failing reward command, Ctrl-C) keeps its last complete checkpoint; `--resume` continues exactly
@@ -28,6 +30,11 @@ public final class PPOTrainer {
         /// iteration and a prompt's group of replies enters the batch only if its scores differ (a group that is all
         /// right or all wrong carries no signal under a group baseline); tied groups fill any slots left over.
         public var oversample = 1
+        /// gae (TRL PPO: value head, GAE) or rloo (TRL RLOO: no critic, leave-one-out advantage per reply;
+        /// needs `samplesPerPrompt` ≥ 2 and implies the group baseline).
+        public var estimator = AdvantageEstimator.gae
+        /// rloo: whiten the advantages over the batch (TRL `normalize_advantage`).
+        public var normalizeAdvantage = false
         public var ppoEpochs = 4
         public var minibatches = 1
         public var maxNewTokens = 32
@@ -81,6 +88,9 @@ public final class PPOTrainer {
         if options.groupBaseline, options.samplesPerPrompt < 2 {
             throw TrainingError("--group-baseline needs --samples-per-prompt 2 or more")
         }
+        if options.estimator == .rloo, options.samplesPerPrompt < 2 {
+            throw TrainingError("--estimator rloo needs --samples-per-prompt 2 or more (the baseline is the other replies to the same prompt)")
+        }
         guard options.oversample >= 1 else { throw TrainingError("--oversample \(options.oversample) must be at least 1") }
         if options.oversample > 1, options.samplesPerPrompt < 2 {
             throw TrainingError("--oversample needs --samples-per-prompt 2 or more (groups of replies to compare)")
@@ -120,11 +130,16 @@ public final class PPOTrainer {
 
     var optimizerStepsPerIteration: Int { max(1, options.ppoEpochs) * max(1, options.minibatches) }
 
-    /// Every tensor the optimizer updates: the policy's (decoder or adapter) and the value head.
+    /// Every tensor the optimizer updates: the policy's (decoder or adapter) and, with GAE, the value head.
     public var trainableParameters: [String: Tensor] {
-        policy.model.trainableParameters.merging(valueHead.parameters) { a, _ in a }
+        guard usesValueHead else { return policy.model.trainableParameters }
+        return policy.model.trainableParameters.merging(valueHead.parameters) { a, _ in a }
     }
-    var gradients: [String: Tensor] { policy.model.gradients.merging(valueHead.gradients) { a, _ in a } }
+    var gradients: [String: Tensor] {
+        guard usesValueHead else { return policy.model.gradients }
+        return policy.model.gradients.merging(valueHead.gradients) { a, _ in a }
+    }
+    var usesValueHead: Bool { options.estimator == .gae }
 
     // MARK: rollouts
 
@@ -220,7 +235,7 @@ public final class PPOTrainer {
                                finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
                                tokenizerModel: source.tokenizerURL)
         try source.template.save(toModel: folder)
-        try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors"))
+        if usesValueHead { try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors")) }
     }
 
     /// Runs the remaining iterations; returns the held-out mean reward before and after.
@@ -289,7 +304,8 @@ public final class PPOTrainer {
         if let p = options.missingEOSPenalty {
             PPOMath.applyMissingEOSPenalty(scores: &scores, responses: generated, eosTokenID: source.encoder.endOfTurnID, penalty: p)
         }
-        if options.groupBaseline { scores = PPOTrainer.leaveOneOutBaseline(scores, groupSize: k) }
+        // RLOO takes its leave-one-out baseline on the KL-penalised reward instead (below).
+        if options.groupBaseline, options.estimator == .gae { scores = PPOTrainer.leaveOneOutBaseline(scores, groupSize: k) }
         if options.normalizeRewards, B > 1 {
             let m = scores.reduce(0, +) / Float(B)
             let sd = (scores.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(B - 1)).squareRoot()
@@ -299,7 +315,7 @@ public final class PPOTrainer {
 
         // Log-probs, reference, values (no gradients).
         policy.setTraining(false)
-        let cur = responseStats(policy, l, values: true)
+        let cur = responseStats(policy, l, values: usesValueHead)
         let ref: [Float]
         if let copy = referenceCopy { ref = responseStats(copy, l, values: false).logprobs }
         else {
@@ -310,6 +326,12 @@ public final class PPOTrainer {
         policy.setTraining(true)
         var hyper = options.hyper
         hyper.klCoef = kl.value
+        if options.estimator == .rloo {
+            try iterateRLOO(iteration: iteration, session: session, kl: &kl, hyper: hyper, promptIds: promptIds,
+                            generated: generated, responses: responses, raw: raw, scores: scores, logprobs: cur.logprobs,
+                            ref: ref, drawn: drawn)
+            return
+        }
         let roll = PPOMath.processRollout(responses: responses, padTokenID: pad, logprobs: cur.logprobs, refLogprobs: ref,
                                           values: cur.values, scores: scores, hyper: hyper)
         try RLHFSetup.requireFinite(roll.meanKL, "rollout KL", step: session.state.step)
@@ -368,6 +390,68 @@ public final class PPOTrainer {
         ]
         try session.log(record)
         progress.update(step: iteration + 1, loss: (pgSum + hyper.vfCoef * vfSum) / n, lr: session.currentLR,
+                        tokens: generated.reduce(0) { $0 + $1.count },
+                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
+                                ("len", String(format: "%.1f", roll.meanResponseLength))])
+    }
+
+    /// The RLOO half of an iteration (after sampling, scoring and the rollout log-probs): leave-one-out advantages
+    /// of the KL-penalised rewards, then `ppoEpochs × minibatches` clipped sequence-ratio steps, metrics.
+    func iterateRLOO(iteration: Int, session: TrainingSession, kl: inout KLController, hyper: PPOMath.Hyperparameters,
+                     promptIds: [[Int]], generated: [[Int]], responses: [[Int]], raw: [Float], scores: [Float],
+                     logprobs: [Float], ref: [Float], drawn: Int) throws {
+        let o = options.common
+        let B = responses.count, R = responses.first?.count ?? 1
+        let roll = RLOOMath.processRollout(responses: responses, padTokenID: source.padID, logprobs: logprobs, refLogprobs: ref,
+                                           scores: scores, groupSize: options.samplesPerPrompt, klCoef: hyper.klCoef,
+                                           klEstimator: hyper.klEstimator, normalizeAdvantage: options.normalizeAdvantage)
+        try RLHFSetup.requireFinite(roll.meanKL, "rollout KL", step: session.state.step)
+        guard roll.meanKL <= options.maxKL else {
+            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, roll.meanKL, options.maxKL))
+        }
+        var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
+        let mbCount = max(1, min(options.minibatches, B))
+        var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0, n = 0.0
+        for _ in 0..<max(1, options.ppoEpochs) {
+            var order = Array(0..<B)
+            rng.shuffle(&order)
+            for m in 0..<mbCount {
+                let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
+                let mb = roll.rows(rows)
+                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
+                policy.model.zeroGradients()
+                policy.decoder.dropoutStep = UInt64(session.state.step)
+                let now = responseStats(policy, sub, values: false, entropy: true)
+                let loss = RLOOMath.minibatchLoss(oldLogprobs: mb.logprobs, paddingMask: mb.paddingMask, advantages: mb.advantages,
+                                                  newLogprobs: now.logprobs, cliprange: hyper.cliprange)
+                try RLHFSetup.requireFinite(loss.pgLoss, "RLOO loss", step: session.state.step + 1)
+                var dLP = [Float](repeating: 0, count: rows.count * sub.T)
+                for b in 0..<rows.count {
+                    for t in 0..<R { dLP[sub.tokenIndex(b, t)] = loss.gradNewLogprobs[b * R + t] }
+                }
+                policy.backward(dLogprobs: dLP)
+                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
+                let report = try session.step(gradients: gradients)
+                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+                var entMean = 0.0, entN = 0.0
+                for i in 0..<(rows.count * R) where !mb.paddingMask[i] { entMean += Double(now.entropy[i]); entN += 1 }
+                pgSum += loss.pgLoss; clipSum += loss.pgClipfrac; approxSum += loss.approxKL
+                entSum += entN > 0 ? entMean / entN : 0; n += 1
+            }
+        }
+        kl.update(currentKL: roll.meanKL, nSteps: B)
+        session.state.microBatches += Int(n)
+        let meanRaw = raw.reduce(0.0) { $0 + Double($1) } / Double(B)
+        let record: [String: Any] = [
+            "iteration": iteration + 1, "reward": meanRaw, "score": roll.meanScore, "kl": roll.meanKL,
+            "entropy": entSum / n, "rollout_entropy": roll.meanEntropy, "policy_loss": pgSum / n, "value_loss": 0.0,
+            "loss": pgSum / n, "clip_fraction": clipSum / n, "value_clip_fraction": 0.0,
+            "approx_kl": approxSum / n, "response_length": roll.meanResponseLength, "kl_coef": hyper.klCoef,
+            "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.meanRLHFReward,
+            "lr": session.schedule.lr(at: session.state.step - 1), "prompts_drawn": drawn,
+        ]
+        try session.log(record)
+        progress.update(step: iteration + 1, loss: pgSum / n, lr: session.currentLR,
                         tokens: generated.reduce(0) { $0 + $1.count },
                         extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
                                 ("len", String(format: "%.1f", roll.meanResponseLength))])
