@@ -334,10 +334,7 @@ public final class PPOTrainer {
         }
         let roll = PPOMath.processRollout(responses: responses, padTokenID: pad, logprobs: cur.logprobs, refLogprobs: ref,
                                           values: cur.values, scores: scores, hyper: hyper)
-        try RLHFSetup.requireFinite(roll.meanKL, "rollout KL", step: session.state.step)
-        guard roll.meanKL <= options.maxKL else {
-            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, roll.meanKL, options.maxKL))
-        }
+        try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
 
         // PPO epochs over minibatches.
         var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
@@ -379,20 +376,34 @@ public final class PPOTrainer {
         }
         kl.update(currentKL: roll.meanKL, nSteps: B)
         session.state.microBatches += Int(n)
-        let meanRaw = raw.reduce(0.0) { $0 + Double($1) } / Double(B)
-        let record: [String: Any] = [
-            "iteration": iteration + 1, "reward": meanRaw, "score": roll.meanScore, "kl": roll.meanKL,
-            "entropy": entSum / n, "rollout_entropy": roll.meanEntropy, "policy_loss": pgSum / n, "value_loss": vfSum / n,
-            "loss": (pgSum + hyper.vfCoef * vfSum) / n, "clip_fraction": clipSum / n, "value_clip_fraction": vclipSum / n,
-            "approx_kl": approxSum / n, "response_length": roll.meanResponseLength, "kl_coef": hyper.klCoef,
-            "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.rlhfReward,
-            "lr": session.schedule.lr(at: session.state.step - 1), "prompts_drawn": drawn,
-        ]
+        try logIteration(iteration, session: session, raw: raw, generated: generated, drawn: drawn, klCoef: hyper.klCoef, [
+            "score": roll.meanScore, "kl": roll.meanKL, "entropy": entSum / n, "rollout_entropy": roll.meanEntropy,
+            "policy_loss": pgSum / n, "value_loss": vfSum / n, "loss": (pgSum + hyper.vfCoef * vfSum) / n,
+            "clip_fraction": clipSum / n, "value_clip_fraction": vclipSum / n, "approx_kl": approxSum / n,
+            "response_length": roll.meanResponseLength, "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.rlhfReward,
+        ])
+    }
+
+    /// Stops the run (before any update of this iteration) on a non-finite or exploding rollout KL.
+    func checkRolloutKL(_ meanKL: Double, iteration: Int, step: Int) throws {
+        try RLHFSetup.requireFinite(meanKL, "rollout KL", step: step)
+        guard meanKL <= options.maxKL else {
+            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, meanKL, options.maxKL))
+        }
+    }
+
+    /// One metrics.jsonl record per iteration (the estimator's statistics plus the common fields) and the progress line.
+    func logIteration(_ iteration: Int, session: TrainingSession, raw: [Float], generated: [[Int]], drawn: Int, klCoef: Double,
+                      _ stats: [String: Double]) throws {
+        let meanRaw = raw.reduce(0.0) { $0 + Double($1) } / Double(max(1, raw.count))
+        var record: [String: Any] = stats
+        record["iteration"] = iteration + 1; record["reward"] = meanRaw; record["kl_coef"] = klCoef
+        record["lr"] = session.schedule.lr(at: session.state.step - 1); record["prompts_drawn"] = drawn
         try session.log(record)
-        progress.update(step: iteration + 1, loss: (pgSum + hyper.vfCoef * vfSum) / n, lr: session.currentLR,
+        progress.update(step: iteration + 1, loss: stats["loss"] ?? 0, lr: session.currentLR,
                         tokens: generated.reduce(0) { $0 + $1.count },
-                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
-                                ("len", String(format: "%.1f", roll.meanResponseLength))])
+                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", stats["kl"] ?? 0)),
+                                ("len", String(format: "%.1f", stats["response_length"] ?? 0))])
     }
 
     /// The RLOO half of an iteration (after sampling, scoring and the rollout log-probs): leave-one-out advantages
@@ -405,10 +416,7 @@ public final class PPOTrainer {
         let roll = RLOOMath.processRollout(responses: responses, padTokenID: source.padID, logprobs: logprobs, refLogprobs: ref,
                                            scores: scores, groupSize: options.samplesPerPrompt, klCoef: hyper.klCoef,
                                            klEstimator: hyper.klEstimator, normalizeAdvantage: options.normalizeAdvantage)
-        try RLHFSetup.requireFinite(roll.meanKL, "rollout KL", step: session.state.step)
-        guard roll.meanKL <= options.maxKL else {
-            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, roll.meanKL, options.maxKL))
-        }
+        try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
         var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
         let mbCount = max(1, min(options.minibatches, B))
         var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0, n = 0.0
@@ -441,20 +449,12 @@ public final class PPOTrainer {
         }
         kl.update(currentKL: roll.meanKL, nSteps: B)
         session.state.microBatches += Int(n)
-        let meanRaw = raw.reduce(0.0) { $0 + Double($1) } / Double(B)
-        let record: [String: Any] = [
-            "iteration": iteration + 1, "reward": meanRaw, "score": roll.meanScore, "kl": roll.meanKL,
-            "entropy": entSum / n, "rollout_entropy": roll.meanEntropy, "policy_loss": pgSum / n, "value_loss": 0.0,
-            "loss": pgSum / n, "clip_fraction": clipSum / n, "value_clip_fraction": 0.0,
-            "approx_kl": approxSum / n, "response_length": roll.meanResponseLength, "kl_coef": hyper.klCoef,
+        try logIteration(iteration, session: session, raw: raw, generated: generated, drawn: drawn, klCoef: hyper.klCoef, [
+            "score": roll.meanScore, "kl": roll.meanKL, "entropy": entSum / n, "rollout_entropy": roll.meanEntropy,
+            "policy_loss": pgSum / n, "value_loss": 0, "loss": pgSum / n, "clip_fraction": clipSum / n,
+            "value_clip_fraction": 0, "approx_kl": approxSum / n, "response_length": roll.meanResponseLength,
             "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.meanRLHFReward,
-            "lr": session.schedule.lr(at: session.state.step - 1), "prompts_drawn": drawn,
-        ]
-        try session.log(record)
-        progress.update(step: iteration + 1, loss: pgSum / n, lr: session.currentLR,
-                        tokens: generated.reduce(0) { $0 + $1.count },
-                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", roll.meanKL)),
-                                ("len", String(format: "%.1f", roll.meanResponseLength))])
+        ])
     }
 
     /// The iteration's rollout batch: prompts (each `samplesPerPrompt` times in a row), sampled replies, raw scores,
