@@ -289,7 +289,6 @@ public final class PPOTrainer {
 
     /// One PPO iteration: rollout, rewards, advantages, `ppoEpochs × minibatches` optimizer steps, metrics.
     func iterate(iteration: Int, session: TrainingSession, kl: inout KLController) throws {
-        let o = options.common
         let k = options.samplesPerPrompt
         let (prompts, generated, raw, drawn) = try rollout(iteration: iteration)
         let promptIds = try prompts.map { try promptIDs($0) }
@@ -337,42 +336,26 @@ public final class PPOTrainer {
         try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
 
         // PPO epochs over minibatches.
-        var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
-        let mbCount = max(1, min(options.minibatches, B))
-        var pgSum = 0.0, vfSum = 0.0, clipSum = 0.0, vclipSum = 0.0, entSum = 0.0, approxSum = 0.0, n = 0.0
-        for _ in 0..<max(1, options.ppoEpochs) {
-            var order = Array(0..<B)
-            rng.shuffle(&order)
-            for m in 0..<mbCount {
-                let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
-                let mb = roll.batch.rows(rows)
-                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
-                policy.model.zeroGradients(); valueHead.zeroGradients()
-                // LoRA dropout masks follow the optimizer step, so a resumed run draws the same ones.
-                policy.decoder.dropoutStep = UInt64(session.state.step)
-                let now = responseStats(policy, sub, values: true, entropy: true)
-                let loss = PPOMath.minibatchLoss(batch: mb, newLogprobs: now.logprobs, vpred: now.values, hyper: hyper)
-                try RLHFSetup.requireFinite(loss.loss, "PPO loss", step: session.state.step + 1)
-                var dLP = [Float](repeating: 0, count: rows.count * sub.T)
-                var vRows: [Int] = []
-                for b in 0..<rows.count {
-                    for t in 0..<R {
-                        let i = sub.tokenIndex(b, t)
-                        dLP[i] = loss.gradNewLogprobs[b * R + t]
-                        vRows.append(i - 1)
-                    }
+        var pgSum = 0.0, vfSum = 0.0, clipSum = 0.0, vclipSum = 0.0, entSum = 0.0, approxSum = 0.0
+        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub in
+            let mb = roll.batch.rows(rows)
+            let now = responseStats(policy, sub, values: true, entropy: true)
+            let loss = PPOMath.minibatchLoss(batch: mb, newLogprobs: now.logprobs, vpred: now.values, hyper: hyper)
+            try RLHFSetup.requireFinite(loss.loss, "PPO loss", step: session.state.step + 1)
+            var dLP = [Float](repeating: 0, count: rows.count * sub.T)
+            var vRows: [Int] = []
+            for b in 0..<rows.count {
+                for t in 0..<R {
+                    let i = sub.tokenIndex(b, t)
+                    dLP[i] = loss.gradNewLogprobs[b * R + t]
+                    vRows.append(i - 1)
                 }
-                let dHidden = Tensor(shape: [rows.count * sub.T, policy.decoder.config.hiddenSize])
-                valueHead.backward(hidden: now.hidden.ptr, rows: vRows, dOut: loss.gradVpred, dHidden: dHidden.ptr)
-                policy.backward(dLogprobs: dLP, extraDHidden: dHidden)
-                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
-                let report = try session.step(gradients: gradients)
-                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
-                var entMean = 0.0, entN = 0.0
-                for i in 0..<(rows.count * R) where !mb.paddingMask[i] { entMean += Double(now.entropy[i]); entN += 1 }
-                pgSum += loss.pgLoss; vfSum += loss.vfLoss; clipSum += loss.pgClipfrac; vclipSum += loss.vfClipfrac
-                approxSum += loss.approxKL; entSum += entN > 0 ? entMean / entN : 0; n += 1
             }
+            let dHidden = Tensor(shape: [rows.count * sub.T, policy.decoder.config.hiddenSize])
+            valueHead.backward(hidden: now.hidden.ptr, rows: vRows, dOut: loss.gradVpred, dHidden: dHidden.ptr)
+            policy.backward(dLogprobs: dLP, extraDHidden: dHidden)
+            pgSum += loss.pgLoss; vfSum += loss.vfLoss; clipSum += loss.pgClipfrac; vclipSum += loss.vfClipfrac
+            approxSum += loss.approxKL; entSum += PPOTrainer.meanEntropy(now.entropy, paddingMask: mb.paddingMask)
         }
         kl.update(currentKL: roll.meanKL, nSteps: B)
         session.state.microBatches += Int(n)
@@ -382,6 +365,43 @@ public final class PPOTrainer {
             "clip_fraction": clipSum / n, "value_clip_fraction": vclipSum / n, "approx_kl": approxSum / n,
             "response_length": roll.meanResponseLength, "non_score_reward": roll.meanNonScoreReward, "rlhf_reward": roll.rlhfReward,
         ])
+    }
+
+    /// `ppoEpochs` passes over the iteration's rollout rows in shuffled minibatches (the order a function of the
+    /// iteration, so resume is exact), one optimizer step each. `minibatch` runs the forward and backward of the
+    /// given rows (with their layout); gradients are zeroed before it, and pretraining-loss mixing and the step
+    /// follow it. Returns the number of steps taken.
+    func optimiseMinibatches(iteration: Int, session: TrainingSession, promptIds: [[Int]], generated: [[Int]], R: Int,
+                             _ minibatch: ([Int], RowLayout) throws -> Void) throws -> Double {
+        let B = generated.count
+        var rng = SeededRNG(seed: options.common.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
+        let mbCount = max(1, min(options.minibatches, B))
+        var n = 0.0
+        for _ in 0..<max(1, options.ppoEpochs) {
+            var order = Array(0..<B)
+            rng.shuffle(&order)
+            for m in 0..<mbCount {
+                let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
+                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
+                policy.model.zeroGradients()
+                if usesValueHead { valueHead.zeroGradients() }
+                // LoRA dropout masks follow the optimizer step, so a resumed run draws the same ones.
+                policy.decoder.dropoutStep = UInt64(session.state.step)
+                try minibatch(rows, sub)
+                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
+                let report = try session.step(gradients: gradients)
+                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+                n += 1
+            }
+        }
+        return n
+    }
+
+    /// Mean per-token entropy over a minibatch's real (unpadded) response tokens.
+    static func meanEntropy(_ entropy: [Float], paddingMask: [Bool]) -> Double {
+        var sum = 0.0, count = 0.0
+        for i in paddingMask.indices where !paddingMask[i] { sum += Double(entropy[i]); count += 1 }
+        return count > 0 ? sum / count : 0
     }
 
     /// Stops the run (before any update of this iteration) on a non-finite or exploding rollout KL.
@@ -411,41 +431,25 @@ public final class PPOTrainer {
     func iterateRLOO(iteration: Int, session: TrainingSession, kl: inout KLController, hyper: PPOMath.Hyperparameters,
                      promptIds: [[Int]], generated: [[Int]], responses: [[Int]], raw: [Float], scores: [Float],
                      logprobs: [Float], ref: [Float], drawn: Int) throws {
-        let o = options.common
         let B = responses.count, R = responses.first?.count ?? 1
         let roll = RLOOMath.processRollout(responses: responses, padTokenID: source.padID, logprobs: logprobs, refLogprobs: ref,
                                            scores: scores, groupSize: options.samplesPerPrompt, klCoef: hyper.klCoef,
                                            klEstimator: hyper.klEstimator, normalizeAdvantage: options.normalizeAdvantage)
         try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
-        var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
-        let mbCount = max(1, min(options.minibatches, B))
-        var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0, n = 0.0
-        for _ in 0..<max(1, options.ppoEpochs) {
-            var order = Array(0..<B)
-            rng.shuffle(&order)
-            for m in 0..<mbCount {
-                let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
-                let mb = roll.rows(rows)
-                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
-                policy.model.zeroGradients()
-                policy.decoder.dropoutStep = UInt64(session.state.step)
-                let now = responseStats(policy, sub, values: false, entropy: true)
-                let loss = RLOOMath.minibatchLoss(oldLogprobs: mb.logprobs, paddingMask: mb.paddingMask, advantages: mb.advantages,
-                                                  newLogprobs: now.logprobs, cliprange: hyper.cliprange)
-                try RLHFSetup.requireFinite(loss.pgLoss, "RLOO loss", step: session.state.step + 1)
-                var dLP = [Float](repeating: 0, count: rows.count * sub.T)
-                for b in 0..<rows.count {
-                    for t in 0..<R { dLP[sub.tokenIndex(b, t)] = loss.gradNewLogprobs[b * R + t] }
-                }
-                policy.backward(dLogprobs: dLP)
-                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
-                let report = try session.step(gradients: gradients)
-                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
-                var entMean = 0.0, entN = 0.0
-                for i in 0..<(rows.count * R) where !mb.paddingMask[i] { entMean += Double(now.entropy[i]); entN += 1 }
-                pgSum += loss.pgLoss; clipSum += loss.pgClipfrac; approxSum += loss.approxKL
-                entSum += entN > 0 ? entMean / entN : 0; n += 1
+        var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0
+        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub in
+            let mb = roll.rows(rows)
+            let now = responseStats(policy, sub, values: false, entropy: true)
+            let loss = RLOOMath.minibatchLoss(oldLogprobs: mb.logprobs, paddingMask: mb.paddingMask, advantages: mb.advantages,
+                                              newLogprobs: now.logprobs, cliprange: hyper.cliprange)
+            try RLHFSetup.requireFinite(loss.pgLoss, "RLOO loss", step: session.state.step + 1)
+            var dLP = [Float](repeating: 0, count: rows.count * sub.T)
+            for b in 0..<rows.count {
+                for t in 0..<R { dLP[sub.tokenIndex(b, t)] = loss.gradNewLogprobs[b * R + t] }
             }
+            policy.backward(dLogprobs: dLP)
+            pgSum += loss.pgLoss; clipSum += loss.pgClipfrac; approxSum += loss.approxKL
+            entSum += PPOTrainer.meanEntropy(now.entropy, paddingMask: mb.paddingMask)
         }
         kl.update(currentKL: roll.meanKL, nSteps: B)
         session.state.microBatches += Int(n)
