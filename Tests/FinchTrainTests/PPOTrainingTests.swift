@@ -187,6 +187,37 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertThrowsError(try trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
     }
 
+    /// The tests above check arithmetic, resume and errors; this one checks that training optimises. Reward: the
+    /// share of vowels in the reply, which a random tiny policy can learn to raise by preferring vowel-heavy pieces.
+    /// Both estimators must raise the held-out mean reward of greedy replies to prompts never trained on.
+    func testBothEstimatorsRaiseHeldOutRewardOfALearnableObjective() throws {
+        let vowels = """
+        python3 -u -c 'import sys, json
+        for line in sys.stdin:
+            r = json.loads(line)["response"]
+            print(sum(c in "aeiou" for c in r) / max(1, len(r)), flush=True)'
+        """
+        for estimator in [AdvantageEstimator.gae, .rloo] {
+            let dir = try TrainerFixture.tempDir()
+            let model = try RLHFFixture.policyFolder(in: dir)
+            let p = try prompts(in: dir)
+            var o = options(iterations: 24)
+            o.estimator = estimator
+            o.samplesPerPrompt = 4
+            o.groupBaseline = estimator == .gae
+            o.common.batchSize = 8
+            o.common.lr = 1e-2
+            o.common.checkpointEvery = 0
+            o.klTarget = nil
+            o.hyper.klCoef = 0.01
+            let t = try trainer(dir, model, p, o, command: vowels)
+            let (before, after) = try t.run()
+            let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
+            print("PPO learnable reward (\(estimator)): held-out vowel share \(b) → \(a)")
+            XCTAssertGreaterThan(a, b + 0.15, "\(estimator)")
+        }
+    }
+
     func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {
         let s = PPOTrainer.leaveOneOutBaseline([1, 0, 0, 0.5, 0.5, 0.5], groupSize: 3)
         let want: [Float] = [1, -0.5, -0.5, 0, 0, 0]
