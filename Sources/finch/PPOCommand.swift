@@ -46,7 +46,7 @@ struct PPOCommand: ParsableCommand {
     @Flag(help: "Whiten scores over each batch.") var normalizeRewards = false
     @Option(help: "Clip scores to ±C.") var rewardClip: Double?
     @Option(help: "Pretraining-loss coefficient.") var ptxCoef = 0.0
-    @Option(help: "Pretraining text file for --ptx-coef.") var ptxData: String?
+    @Option(help: "Data for --ptx-coef: a text file (every token trained) or instruction/chat JSONL (rendered with the chat template, replies trained, as in SFT).") var ptxData: String?
     @Option(help: "Stop when the rollout KL exceeds this (nats per response).") var maxKl = 50.0
     @Option(help: "Held-out prompts evaluated before/after.") var evalPrompts = 64
     @OptionGroup var common: RLHFCommonOptions

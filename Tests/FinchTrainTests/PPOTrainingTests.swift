@@ -46,6 +46,25 @@ final class PPOTrainingTests: XCTestCase {
                        out: dir.appendingPathComponent("run"), options: o, progress: Progress(total: o.iterations, mode: .quiet))
     }
 
+    /// Records of a run of `o.iterations` made as 2 iterations, then a new trainer resuming from their checkpoint.
+    func resumedRecords(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options) throws -> [[String: Any]] {
+        var two = o; two.iterations = 2
+        try trainer(dir, model, prompts, two).run()
+        let b = try trainer(dir, model, prompts, o)
+        try b.run(resume: true)
+        return try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+    }
+
+    /// The per-iteration records of two runs agree on `keys` (an uninterrupted run and a resumed one).
+    func assertSameRecords(_ a: [[String: Any]], _ b: [[String: Any]], keys: [String], file: StaticString = #filePath, line: UInt = #line) {
+        for (x, y) in zip(a, b) {
+            for key in keys {
+                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key,
+                               file: file, line: line)
+            }
+        }
+    }
+
     func testPPORunsWritesMetricsAndResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
@@ -68,11 +87,7 @@ final class PPOTrainingTests: XCTestCase {
         try b.run(resume: true)
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recB.count, 3)
-        for (x, y) in zip(recA, recB) {
-            for key in ["reward", "kl", "policy_loss", "value_loss", "kl_coef"] {
-                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
-            }
-        }
+        assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "value_loss", "kl_coef"])
     }
 
     func testSamplesPerPromptRunsAndMustDivideTheBatch() throws {
@@ -120,11 +135,7 @@ final class PPOTrainingTests: XCTestCase {
         let b = try trainer(dirB, model, p, o, command: cmd)
         try b.run(resume: true)
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
-        for (x, y) in zip(recA, recB) {
-            for key in ["reward", "kl", "policy_loss", "prompts_drawn"] {
-                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
-            }
-        }
+        assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "prompts_drawn"])
         var bad = o; bad.samplesPerPrompt = 1; bad.groupBaseline = false
         XCTAssertThrowsError(try trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
     }
@@ -146,11 +157,7 @@ final class PPOTrainingTests: XCTestCase {
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3); XCTAssertEqual(recB.count, 3)
-        for (x, y) in zip(recA, recB) {
-            for key in ["reward", "kl", "policy_loss", "value_loss", "entropy"] {
-                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
-            }
-        }
+        assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "value_loss", "entropy"])
     }
 
     /// The critic-free estimator: runs, learns nothing into a value head (none is trained or saved), resumes exactly,
@@ -172,17 +179,9 @@ final class PPOTrainingTests: XCTestCase {
         let final = a.run.url.appendingPathComponent("final")
         XCTAssertNotNil(try HFModelFolder.read(final))
         XCTAssertFalse(FileManager.default.fileExists(atPath: final.appendingPathComponent("value_head.safetensors").path))
-        var two = o; two.iterations = 2
-        try trainer(dirB, model, p, two).run()
-        let b = try trainer(dirB, model, p, o)
-        try b.run(resume: true)
-        let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
+        let recB = try resumedRecords(dirB, model, p, o)
         XCTAssertEqual(recB.count, 3)
-        for (x, y) in zip(recA, recB) {
-            for key in ["reward", "kl", "policy_loss", "rlhf_reward", "entropy", "kl_coef"] {
-                XCTAssertEqual((x[key] as? NSNumber)?.doubleValue ?? .nan, (y[key] as? NSNumber)?.doubleValue ?? -1, accuracy: 1e-9, key)
-            }
-        }
+        assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "rlhf_reward", "entropy", "kl_coef"])
         var bad = o; bad.samplesPerPrompt = 1
         XCTAssertThrowsError(try trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
     }
@@ -216,6 +215,66 @@ final class PPOTrainingTests: XCTestCase {
             print("PPO learnable reward (\(estimator)): held-out vowel share \(b) → \(a)")
             XCTAssertGreaterThan(a, b + 0.15, "\(estimator)")
         }
+    }
+
+    /// `--ptx-data` as instruction JSONL: rendered with the chat template as SFT renders it, replies trained only; as
+    /// plain text: every token trained, each window's loss a mean over its T − 1 predicted positions.
+    func testPTXDataFromRecordsTrainsRepliesAndFromTextEveryToken() throws {
+        let dir = try TrainerFixture.tempDir()
+        let encoder = try ChatEncoder(tokenizer: SentencePieceTokenizer(contentsOf: TrainerFixture.tokenizerURL),
+                                      template: ChatTemplate.load("chatml"))
+        let jsonl = dir.appendingPathComponent("sft.jsonl")
+        try ("{\"instruction\": \"Name a colour.\", \"input\": \"\", \"output\": \"red\"}\n" +
+             "{\"instruction\": \"What colour is the cat?\", \"input\": \"\", \"output\": \"The cat is blue.\"}\n")
+            .write(to: jsonl, atomically: true, encoding: .utf8)
+        let d = try PTXData.load(jsonl.path, encoder: encoder, tokenizer: encoder.tokenizer)
+        var want = try encoder.encodeConversation([Message(.user, "Name a colour."), Message(.assistant, "red")])
+        want.append(try encoder.encodeConversation([Message(.user, "What colour is the cat?"),
+                                                    Message(.assistant, "The cat is blue.")]))
+        XCTAssertEqual(d.ids, want.ids.map(Int.init))
+        XCTAssertEqual(d.mask, want.mask)
+        XCTAssertTrue(d.mask.contains(0) && d.mask.contains(1))
+        let (ids, grad) = d.window(start: 0, length: d.ids.count, coef: 0.5)
+        XCTAssertEqual(ids, d.ids)
+        for t in 0..<ids.count where grad[t] != 0 { XCTAssertEqual(d.mask[t], 1, "gradient on an untrained token at \(t)") }
+        XCTAssertEqual(grad.reduce(0, +), -0.5, accuracy: 1e-5)
+
+        let text = dir.appendingPathComponent("text.txt")
+        try String(repeating: "The dog is red. The bird is green.\n", count: 20).write(to: text, atomically: true, encoding: .utf8)
+        let t = try PTXData.load(text.path, encoder: encoder, tokenizer: encoder.tokenizer)
+        XCTAssertTrue(t.mask.allSatisfy { $0 == 1 })
+        let (_, g) = t.window(start: 3, length: 16, coef: 2)
+        XCTAssertEqual(g[0], 0)
+        for x in g.dropFirst() { XCTAssertEqual(x, -2 / 15, accuracy: 1e-7) }
+
+        let prefs = try RLHFFixture.preferences(4, in: dir)
+        XCTAssertThrowsError(try PTXData.load(prefs.path, encoder: encoder, tokenizer: encoder.tokenizer)) {
+            XCTAssertTrue("\($0)".contains("prefs.jsonl:1"), "\($0)")
+        }
+    }
+
+    /// A PPO-ptx run on instruction records changes training and still resumes exactly.
+    func testPTXMixingOnInstructionRecordsResumesExactly() throws {
+        let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dirA)
+        let p = try prompts(in: dirA)
+        let sft = dirA.appendingPathComponent("sft.jsonl")
+        try (0..<12).map { i in "{\"instruction\": \"What colour is the \(TrainerFixture.things[i % 8])?\", \"input\": \"\", \"output\": \"It is \(TrainerFixture.colours[i % 8]).\"}" }
+            .joined(separator: "\n").write(to: sft, atomically: true, encoding: .utf8)
+        var o = options(iterations: 3)
+        let plain = try trainer(TrainerFixture.tempDir("plain"), model, p, o)
+        try plain.run()
+        o.ptxCoef = 1
+        o.ptxData = sft.path
+        let a = try trainer(dirA, model, p, o)
+        try a.run()
+        let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
+        let recPlain = try MetricsLog.read(plain.run.metricsURL).filter { $0["kl"] != nil }
+        XCTAssertNotEqual((recA.last?["kl"] as? NSNumber)?.doubleValue, (recPlain.last?["kl"] as? NSNumber)?.doubleValue,
+                          "the ptx gradient changes the policy")
+        let recB = try resumedRecords(dirB, model, p, o)
+        XCTAssertEqual(recB.count, 3)
+        assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "value_loss", "entropy"])
     }
 
     func testLeaveOneOutBaselineSubtractsTheOtherRepliesMean() {

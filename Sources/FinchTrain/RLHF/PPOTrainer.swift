@@ -76,7 +76,7 @@ public final class PPOTrainer {
     public let eval: [PPOPrompt]
     public let run: RunFolder
     public let progress: Progress
-    private var ptxTokens: [Int] = []
+    private var ptx = PTXData(ids: [], mask: [])
     private var encodedPrompts: [String: [Int]] = [:]
 
     public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
@@ -121,10 +121,8 @@ public final class PPOTrainer {
         run = try RunFolder(url: out)
         self.progress = progress ?? Progress(total: options.iterations, every: max(1, options.iterations / 25))
         if options.ptxCoef > 0 {
-            guard let p = options.ptxData else { throw TrainingError("--ptx-coef needs --ptx-data (a text file)") }
-            let text = try String(contentsOf: URL(fileURLWithPath: p), encoding: .utf8)
-            ptxTokens = try source.tokenizer.encode(String(text.prefix(2_000_000))).map(Int.init)
-            guard ptxTokens.count > 8 else { throw TrainingError("\(p): too little text for pretraining-loss mixing") }
+            guard let p = options.ptxData else { throw TrainingError("--ptx-coef needs --ptx-data (a text file, or instruction/chat JSONL)") }
+            ptx = try PTXData.load(p, encoder: source.encoder, tokenizer: source.tokenizer)
         }
     }
 
@@ -508,16 +506,16 @@ public final class PPOTrainer {
         return out
     }
 
-    /// Adds `ptxCoef` × the causal-LM loss of a `maxLength`-token chunk of the pretraining text to the gradients.
+    /// Adds `ptxCoef` × the causal-LM loss of a `maxLength`-token window of the `--ptx-data` tokens (mean over the
+    /// window's trained positions) to the gradients.
     func pretrainingLoss(step: Int) throws {
-        let T = min(options.common.maxLength, ptxTokens.count)
+        let T = min(options.common.maxLength, ptx.ids.count)
         var rng = SeededRNG(seed: options.common.seed ^ UInt64(step) &* 0x2545_F491)
-        let start = rng.int(below: max(1, ptxTokens.count - T))
-        let ids = Array(ptxTokens[start..<(start + T)])
+        let start = rng.int(below: max(1, ptx.ids.count - T))
+        let (ids, dLogprobs) = ptx.window(start: start, length: T, coef: options.ptxCoef)
         policy.decoder.dropoutStep = UInt64(step) | (1 << 62)   // other masks than the step's PPO forward
         let f = policy.forward(ids: ids, batch: 1, length: T, mask: nil)
         try RLHFSetup.requireFinite(Double(f.logprobs.reduce(0, +)), "pretraining loss", step: step)
-        let g = Float(-options.ptxCoef / Double(T - 1))
-        policy.backward(dLogprobs: (0..<T).map { $0 == 0 ? 0 : g })
+        policy.backward(dLogprobs: dLogprobs)
     }
 }
