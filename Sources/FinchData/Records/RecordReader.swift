@@ -67,7 +67,8 @@ public enum RecordReader {
         try detectFormat(name: url.path, data: try Data(contentsOf: url))
     }
 
-    static func isJSONL(_ name: String) -> Bool {
+    /// Whether a file name is a JSONL record file (`.jsonl`, `.json`, `.ndjson`) rather than plain text.
+    public static func isJSONL(_ name: String) -> Bool {
         let ext = (name as NSString).pathExtension.lowercased()
         return ext == "jsonl" || ext == "json" || ext == "ndjson"
     }

@@ -20,7 +20,7 @@ public struct PTXData: Sendable {
     public static func load(_ path: String, encoder: ChatEncoder, tokenizer: SentencePieceTokenizer) throws -> PTXData {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: path) else { throw TrainingError("--ptx-data \(path): no such file") }
-        if !path.lowercased().hasSuffix(".jsonl") && !path.lowercased().hasSuffix(".json") {
+        if !RecordReader.isJSONL(path) {
             let text = try String(contentsOf: url, encoding: .utf8)
             let ids = try tokenizer.encode(String(text.prefix(maxCharacters))).map(Int.init)
             return try checked(PTXData(ids: ids, mask: Array(repeating: 1, count: ids.count)), path)
