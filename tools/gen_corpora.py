@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import sys
 
 DEFAULT_SEED = 20240607
@@ -411,6 +412,10 @@ def sample_instance(r, task, heldout):
         if is_heldout(key) == heldout:
             return key, fields, answer
     raise RuntimeError("task %s: no %s instance found" % (task, "held-out" if heldout else "training"))
+
+
+# Instructions that say what form the reply takes; their demonstrations are always the bare answer.
+ASKS_FOR_FORM = re.compile(r"\bonly\b|answer with|one word", re.IGNORECASE)
 
 
 def make_records(r, task, count, heldout, seen):
@@ -984,6 +989,8 @@ def main():
     ap.add_argument("--per-task", type=int, default=160, help="instruction records per task (default 160)")
     ap.add_argument("--eval-per-task", type=int, default=15, help="held-out evaluation records per task (default 15)")
     ap.add_argument("--pref-per-task", type=int, default=80, help="preference pairs per task (default 80)")
+    ap.add_argument("--sentence-share", type=float, default=0.3,
+                    help="share of instruction replies written as a sentence instead of the bare answer (default 0.3)")
     ap.add_argument("--ppo-per-task", type=int, default=40, help="PPO prompts per task (default 40)")
     args = ap.parse_args()
     out = os.path.normpath(args.out)
@@ -1005,6 +1012,15 @@ def main():
     instr_rows, seen = [], set()
     for task in tasks:
         instr_rows += make_records(random.Random("%d/instr/%s" % (args.seed, task)), task, args.per_task, False, seen)
+    # Reply style: people who write demonstrations often answer in a sentence ("The sum of 23 and 45 is 68.")
+    # rather than with the bare answer the checker and the evaluation want. A seeded share of the replies is
+    # written that way (own stream: the other files do not move); `answer` stays the canonical answer. This is the
+    # preference the demonstrations do not express and PPO against tools/reward_check.py can learn. Instructions
+    # that ask for a form ("Answer with the number only.") always get the bare answer, as a careful writer gives.
+    rs = random.Random("%d/instr-style" % args.seed)
+    for rec in instr_rows:
+        if rs.random() < args.sentence_share and not ASKS_FOR_FORM.search(rec["instruction"]):
+            rec["output"] = prose_example(rs, rec["task"], rec["fields"], rec["answer"])
     random.Random("%d/instr-shuffle" % args.seed).shuffle(instr_rows)
 
     pref_rows = []
@@ -1099,12 +1115,12 @@ elsewhere). Regenerate with
     python3 tools/gen_corpora.py            # seed %(seed)d (the default); --seed N for another draw
 
 The output is byte-identical for the same seed. Options: `--pretrain-bytes`, `--per-task`,
-`--eval-per-task`, `--pref-per-task`, `--ppo-per-task`, `--out`.
+`--eval-per-task`, `--pref-per-task`, `--ppo-per-task`, `--sentence-share`, `--out`.
 
 | file | records | fields |
 |---|---|---|
 | `pretrain.txt` | %(pretrain.txt)d bytes | plain text: descriptions, facts, short stories, worked task examples as prose, `Question: … / Answer: …` drills, and chat logs in the demo's ChatML template (`<|im_start|>user … <|im_end|>`, task questions with one-line replies); paragraphs separated by a blank line |
-| `instructions.jsonl` | %(instructions.jsonl)d | `instruction`, `input`, `output`, `task`, `answer` (alpaca format; `output` == `answer`) |
+| `instructions.jsonl` | %(instructions.jsonl)d | `instruction`, `input`, `output`, `task`, `answer` (alpaca format; `answer` is the canonical answer; `output` is the reply: the bare answer, or, with probability %(share)d%% when the instruction does not ask for a form (such as "Answer with the number only."), a sentence that gives it, as people often write, e.g. "The sum of 23 and 45 is 68.") |
 | `open_ended.jsonl` | %(open_ended.jsonl)d | `instruction`, `input`, `output` (hand-written explanations, descriptions, advice, short poems) |
 | `preferences.jsonl` | %(preferences.jsonl)d | `prompt`, `chosen`, `rejected`, `task` (`chosen` correct, `rejected` plausibly wrong: off by one, wrong unit or factor, reversed, truncated, other name; for `open_ended` a cut-short or off-topic answer) |
 | `ppo_prompts.jsonl` | %(ppo_prompts.jsonl)d | `prompt`, `task`, `answer` |
@@ -1135,9 +1151,12 @@ The generator asserts this at the end, and also that no evaluation prompt text o
 data. The last %(open)d hand-written open-ended examples are held out into `eval.jsonl`.
 
 Rewards for PPO on these tasks: `tools/reward_check.py` (reads `{prompt, response}` JSONL on stdin,
-looks the answer up here when the line carries none).
+looks the answer up here when the line carries none). It pays 1 for the bare answer and 0.5 for the right
+answer inside a sentence, so it expresses a preference that the instruction replies (some bare, some
+sentences) do not: SFT imitates the mix, PPO can learn the preferred form. The held-out `eval.jsonl`
+replies are always the bare answer.
 """ % dict(counts, seed=args.seed, families=families, labels=", ".join("`%s`" % l for l in labels),
-           buckets=HELDOUT_BUCKETS, open=OPEN_HELDOUT)
+           buckets=HELDOUT_BUCKETS, open=OPEN_HELDOUT, share=round(100 * args.sentence_share))
 
 
 if __name__ == "__main__":
