@@ -23,6 +23,7 @@ public final class Progress {
     public let every: Int
     private let write: (String) -> Void
     private let clock: () -> Double
+    private let columns: () -> Int?
     private var start: (time: Double, step: Int, tokens: Int)?
     private var tokens = 0
     private var lineOpen = false
@@ -32,13 +33,23 @@ public final class Progress {
     ///   - every: plain-mode line interval in steps.
     ///   - write: where text goes (default: stderr, unbuffered).
     ///   - clock: seconds, monotonic (injectable for tests).
+    ///   - columns: the terminal's width (default: stderr's window size; nil when unknown). A line rewritten in
+    ///     place must not wrap, or `\r` returns to its last row only and the terminal fills with copies.
     public init(total: Int, mode: Mode = .auto, every: Int = 10,
-                write: ((String) -> Void)? = nil, clock: (() -> Double)? = nil) {
+                write: ((String) -> Void)? = nil, clock: (() -> Double)? = nil, columns: (() -> Int?)? = nil) {
         self.total = total
         self.every = max(1, every)
         if mode == .auto { self.mode = isatty(STDERR_FILENO) != 0 ? .terminal : .plain } else { self.mode = mode }
         self.write = write ?? { s in FileHandle.standardError.write(Data(s.utf8)) }
         self.clock = clock ?? { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        self.columns = columns ?? Self.terminalColumns
+    }
+
+    /// stderr's terminal width, or nil when it is not a terminal or reports none.
+    static func terminalColumns() -> Int? {
+        var size = winsize()
+        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
+        return Int(size.ws_col)
     }
 
     /// Reports that optimizer step `step` (1-based) finished.
@@ -51,14 +62,14 @@ public final class Progress {
         guard let s = start else {
             // The first report only starts the clock (its duration is unknown).
             start = (now, step, tokens)
-            emit(line(step: step, loss: loss, lr: lr, rate: nil, eta: nil, extra: extra), step: step)
+            emit(step: step, extras: extra.count) { self.line(step: step, loss: loss, lr: lr, rate: nil, eta: nil, extra: Array(extra.prefix($0))) }
             return
         }
         let elapsed = max(now - s.time, 1e-9)
         let steps = step - s.step
         let rate = steps > 0 ? Double(tokens - s.tokens) / elapsed : nil
         let eta = steps > 0 ? elapsed / Double(steps) * Double(max(0, total - step)) : nil
-        emit(line(step: step, loss: loss, lr: lr, rate: rate, eta: eta, extra: extra), step: step)
+        emit(step: step, extras: extra.count) { self.line(step: step, loss: loss, lr: lr, rate: rate, eta: eta, extra: Array(extra.prefix($0))) }
     }
 
     /// Prints a message on its own line (ends the in-place line first on a terminal).
@@ -80,14 +91,23 @@ public final class Progress {
         return e > 0 ? Double(tokens - s.tokens) / e : nil
     }
 
-    private func emit(_ text: String, step: Int) {
+    /// `render(n)` builds the line with the first `n` of `extras` extra fields. On a terminal the extras are
+    /// dropped from the end until the line fits the width (step, loss, lr, rate and ETA stay, cut to the width if
+    /// even they do not fit); a log line keeps everything.
+    private func emit(step: Int, extras: Int, _ render: (Int) -> String) {
         switch mode {
         case .quiet, .auto: return
         case .terminal:
+            var keep = extras
+            var text = render(keep)
+            if let width = columns(), width > 1 {
+                while text.count >= width && keep > 0 { keep -= 1; text = render(keep) }
+                if text.count >= width { text = String(text.prefix(width - 1)) }
+            }
             write("\r" + text + "\u{1B}[K")
             lineOpen = true
         case .plain:
-            if step % every == 0 || step == total { write(text + "\n") }
+            if step % every == 0 || step == total { write(render(extras) + "\n") }
         }
     }
 

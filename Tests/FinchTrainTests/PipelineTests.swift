@@ -58,5 +58,6 @@ final class PipelineTests: XCTestCase {
         }
         let report = try String(contentsOf: out.appendingPathComponent("report.md"), encoding: .utf8)
         XCTAssertTrue(report.contains("sft") && report.contains("Margins"))
+        XCTAssertTrue(report.contains("## Reply form") && report.contains("- ppo: "), "report.md counts sentence replies per model")
     }
 }

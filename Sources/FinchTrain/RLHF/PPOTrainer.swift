@@ -420,8 +420,19 @@ public final class PPOTrainer {
         try session.log(record)
         progress.update(step: iteration + 1, loss: stats["loss"] ?? 0, lr: session.currentLR,
                         tokens: generated.reduce(0) { $0 + $1.count },
-                        extra: [("reward", String(format: "%.3f", meanRaw)), ("kl", String(format: "%.3f", stats["kl"] ?? 0)),
-                                ("len", String(format: "%.1f", stats["response_length"] ?? 0))])
+                        extra: progressFields(meanReward: meanRaw, stats))
+    }
+
+    /// The per-iteration statistics shown on the progress line, most wanted first (a terminal too narrow for all
+    /// drops them from the end; a log line has every one): mean reward, KL to the reference, response length,
+    /// entropy, policy loss, value loss (value head only) and clip fraction.
+    func progressFields(meanReward: Double, _ stats: [String: Double]) -> [(String, String)] {
+        func f(_ key: String, _ format: String) -> String { String(format: format, stats[key] ?? 0) }
+        var fields = [("reward", String(format: "%.3f", meanReward)), ("kl", f("kl", "%.3f")), ("len", f("response_length", "%.1f")),
+                      ("ent", f("entropy", "%.2f")), ("pg", f("policy_loss", "%.4f"))]
+        if usesValueHead { fields.append(("vf", f("value_loss", "%.4f"))) }
+        fields.append(("clip", f("clip_fraction", "%.3f")))
+        return fields
     }
 
     /// The RLOO half of an iteration (after sampling, scoring and the rollout log-probs): leave-one-out advantages
