@@ -72,7 +72,7 @@ else
   VOCAB=2048; FLAGS_PT=(); FLAGS_SFT=()
   RM_FLAGS=(--steps 100 --batch-size 16 --max-length 128 --eval-fraction 0.05)
   # 120 rollout batches of 4 prompts × 8 sampled replies (480 prompts, 3840 replies).
-  PPO_FLAGS=(--iterations 120 --batch-size 32 --samples-per-prompt 8 --max-new-tokens 24 --max-length 160 --eval-prompts 32 --ppo-epochs 2)
+  PPO_FLAGS=(--iterations 120 --batch-size 32 --samples-per-prompt 8 --max-new-tokens 24 --max-length 160 --eval-prompts 96 --ppo-epochs 2)
   EVAL_FLAGS=(--max-tokens 32)
   MODEL_CONFIG=recipes/demo-model.json
 fi
