@@ -987,7 +987,7 @@ def main():
                     help="output folder (default: corpora/ next to tools/)")
     ap.add_argument("--pretrain-bytes", type=int, default=2_000_000, help="size of pretrain.txt (default 2000000)")
     ap.add_argument("--per-task", type=int, default=160, help="instruction records per task (default 160)")
-    ap.add_argument("--eval-per-task", type=int, default=15, help="held-out evaluation records per task (default 15)")
+    ap.add_argument("--eval-per-task", type=int, default=40, help="held-out evaluation records per task (default 40)")
     ap.add_argument("--pref-per-task", type=int, default=80, help="preference pairs per task (default 80)")
     ap.add_argument("--sentence-share", type=float, default=0.3,
                     help="share of instruction replies written as a sentence instead of the bare answer (default 0.3)")

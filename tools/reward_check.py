@@ -11,6 +11,8 @@ one number per line on stdout, flushed after each line:
           number off by a little (within 2 % of the answer; small answers such as counts and
           lengths get no credit for being one off, so a near miss never pays half of a hit)
     0.25  a number off by a little, with extra text
+          (extra text earns nothing when the answer occurs in the question itself, as the largest of a
+          list does: a reply that restates the question would hold it without answering)
     0.0   anything else (including hedging between the candidates of a reasoning question)
     open_ended rows: SQuAD token F1 against the reference answer, in [0, 1]
 
@@ -120,10 +122,16 @@ def score(prompt, response, task, answer):
                 return 1.0
         except ValueError:
             pass
+    # A longer reply earns partial credit for holding the answer only when it could not hold it by restating the
+    # question: "The largest of 86, 43, 28 is 96." names 86 because the question does. An answer that occurs in
+    # the question earns credit only as the bare answer (the reasoning tasks name their candidates in the question
+    # and have their own rule below).
+    given = normalize(prompt, keep_case)
     want_num = as_number(want)
     if want_num is not None:
         got_num = as_number(got)
-        numbers = [float(x) for x in NUMBER.findall(got)]
+        asked = {float(x) for x in NUMBER.findall(given)}
+        numbers = [float(x) for x in NUMBER.findall(got) if got_num is not None or float(x) not in asked]
         if got_num is None and want_num in numbers:
             return 0.5
         close = [x for x in numbers if abs(x - want_num) <= 0.02 * abs(want_num)]
@@ -135,6 +143,8 @@ def score(prompt, response, task, answer):
         return 0.5
     if contains_word(got, want):
         options = {normalize(c, keep_case) for c in candidates(task, prompt)}
+        if not options and contains_word(given, want):
+            return 0.0
         named = {o for o in options if contains_word(got, o)}
         if named - {want}:
             return 0.0
@@ -209,6 +219,15 @@ def self_test():
         ("Uppercase nest", "NEST.", "uppercase", "NEST", 1.0),
         ("Title case", "follow red", "title_case", "Follow Red", 0.0),
         ("Title case", "It is Follow Red", "title_case", "Follow Red", 0.5),
+        # Restating the question is no partial credit: the answer is among the question's own numbers or words.
+        ("What is the largest number in 86, 43, 28?", "The largest of 86, 43, 28 is 96.", "list_max", "86", 0.0),
+        ("What is the largest number in 86, 43, 28?", "86", "list_max", "86", 1.0),
+        ("What is the largest number in 86, 43, 28?", "87", "list_max", "86", 0.5),
+        ("What is the smallest number in 15, 78, 9?", "The smallest of 15, 78, 9 is 1.", "list_min", "9", 0.0),
+        ("Which word comes first: red, tan?", "The first word is red", "first_word", "red", 0.0),
+        ("What is the last letter of 'forest'?", "The word forest ends with the letter t.", "last_letter", "t", 0.5),
+        ("Convert 13 hours to minutes.", "There are 780 minutes in 13 hours.", "hours_to_minutes", "780", 0.5),
+        ("Convert 13 hours to minutes.", "There are 781 minutes in 13 hours.", "hours_to_minutes", "780", 0.25),
     ]
     for prompt, response, task, answer, want in cases:
         got = score(prompt, response, task, answer)
