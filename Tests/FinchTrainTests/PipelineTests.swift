@@ -25,20 +25,12 @@ final class PipelineTests: XCTestCase {
         guard let finch = Self.finchBinary() else { throw XCTSkip("no built finch binary next to the tests (swift build first)") }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("finch-pipeline-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: out) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = [Self.repoRoot.appendingPathComponent("tools/demo.sh").path]
-        p.currentDirectoryURL = Self.repoRoot
         var env = ProcessInfo.processInfo.environment
         env["FINCH_DEMO_SCALE"] = "ci"; env["FINCH_BIN"] = finch.path; env["FINCH_DEMO_OUT"] = out.path; env["FINCH_NO_CHAT"] = "1"
-        p.environment = env
-        let log = Pipe()
-        p.standardOutput = log; p.standardError = log
-        try p.run()
-        let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "tools/demo.sh (ci) failed:\n\(text.suffix(3000))")
-        guard p.terminationStatus == 0 else { return }
+        let run = try ToolProcess.run("/bin/bash", [Self.repoRoot.appendingPathComponent("tools/demo.sh").path],
+                                      in: Self.repoRoot, environment: env)
+        XCTAssertEqual(run.status, 0, "tools/demo.sh (ci) failed:\n\(run.output.suffix(3000))")
+        guard run.status == 0 else { return }
 
         // Every model folder reloads.
         for folder in ["base/final", "sft/final/merged", "scratch/final", "reward/final", "ppo/final"] {
