@@ -205,6 +205,14 @@ for x in ev["models"]:
     long = [(d, r, w) for d, r, w in rows if len(r.split()) >= len(d["answer"].split()) + 3]
     half = sum(1 for d, r, w in long if w == 0.5)
     lines.append("- %s: %d of %d replies are sentences; %d of them hold the right answer (half credit)" % (x["name"], len(long), len(rows), half))
+# The reward model is measured on its own held-out pairs (PPO above is rewarded by the checker, not by it).
+evals = [json.loads(l) for l in open(os.path.join(run, "reward", "metrics.jsonl")) if '"eval_accuracy"' in l] \
+    if os.path.exists(os.path.join(run, "reward", "metrics.jsonl")) else []
+if len(evals) >= 2:
+    a, b = evals[0], evals[-1]
+    lines += ["", "## Reward model (held-out preference pairs)", "",
+              "- pairwise accuracy %.3f before training, %.3f after; mean margin %.3f → %.3f" %
+              (a["eval_accuracy"], b["eval_accuracy"], a["eval_margin"], b["eval_margin"])]
 lines += ["", "Train time is each model's own stage: SFT and PPO build on the base's pretraining (and PPO on SFT); "
           "the scratch baseline never saw the pretraining text. KL is the mean per-token KL(model ‖ SFT) over the "
           "model's own greedy replies. Exact match is task-aware (case kept for uppercase / title_case).", ""]
