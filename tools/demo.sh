@@ -206,8 +206,8 @@ for x in ev["models"]:
     half = sum(1 for d, r, w in long if w == 0.5)
     lines.append("- %s: %d of %d replies are sentences; %d of them hold the right answer (half credit)" % (x["name"], len(long), len(rows), half))
 # The reward model is measured on its own held-out pairs (PPO above is rewarded by the checker, not by it).
-evals = [json.loads(l) for l in open(os.path.join(run, "reward", "metrics.jsonl")) if '"eval_accuracy"' in l] \
-    if os.path.exists(os.path.join(run, "reward", "metrics.jsonl")) else []
+rm_metrics = os.path.join(run, "reward", "metrics.jsonl")
+evals = [json.loads(l) for l in open(rm_metrics) if '"eval_accuracy"' in l] if os.path.exists(rm_metrics) else []
 if len(evals) >= 2:
     a, b = evals[0], evals[-1]
     lines += ["", "## Reward model (held-out preference pairs)", "",
