@@ -28,17 +28,22 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train"),
                                  .linkedLibrary("stdc++")]),
         .target(name: "FinchKernels", swiftSettings: fast),
-        .target(name: "FinchModel", dependencies: ["FinchKernels"], swiftSettings: fast),
-        .target(name: "FinchData", dependencies: ["CZstd", "CSentencePiece", "CCrypto"], swiftSettings: fast),
+        // The GGUF container (header, metadata, tensor infos, memory-mapped data) and ggml's block formats:
+        // shared by FinchModel (weights) and FinchData (vocabularies, chat templates).
+        .target(name: "FinchGGUF", swiftSettings: fast),
+        .target(name: "FinchData", dependencies: ["CZstd", "CSentencePiece", "CCrypto", "FinchGGUF"], swiftSettings: fast),
+        // FinchModel reads whole models (weights, tokenizer, chat template), so it sits above FinchData (DESIGN.md).
+        .target(name: "FinchModel", dependencies: ["FinchKernels", "FinchGGUF", "FinchData"], swiftSettings: fast),
         .target(name: "FinchTrain", dependencies: ["FinchKernels", "FinchModel", "FinchData",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "FinchConformance", dependencies: ["FinchModel"], swiftSettings: fast),
         .target(name: "FinchChat", dependencies: ["FinchModel", "FinchData"]),
         .executableTarget(name: "finch", dependencies: [
-            "FinchKernels", "FinchModel", "FinchData", "FinchTrain", "FinchChat",
+            "FinchKernels", "FinchGGUF", "FinchModel", "FinchData", "FinchTrain", "FinchChat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
+        .testTarget(name: "FinchGGUFTests", dependencies: ["FinchGGUF"], swiftSettings: fast),
         .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),

@@ -14,14 +14,18 @@ public enum BatchGeneration {
     /// Generates `batch` prompts at a time through `engine.replies(to:settings:)`. Each prompt uses the
     /// same seed, so the output does not depend on the batch size. The output file is written atomically
     /// when everything is done; `progress` receives (done, total) after each batch.
+    /// `raw`: each prompt's text as it is (its messages' contents joined by blank lines), no chat template.
     public static func run(engine: ChatEngine, prompts: [GenerationPrompt], settings: SamplingSettings, batch: Int,
-                           out: URL, progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+                           out: URL, raw: Bool = false, progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
+        if raw, !(engine is DecoderChatEngine) { throw EngineError("--raw needs a model (--model)") }
         let start = Date()
         var lines: [String] = []
         var tokens = 0
         for chunkStart in stride(from: 0, to: prompts.count, by: max(1, batch)) {
             let chunk = Array(prompts[chunkStart..<min(prompts.count, chunkStart + max(1, batch))])
-            let results = try engine.replies(to: chunk.map(\.conversation), settings: settings)
+            let results = raw
+                ? try (engine as! DecoderChatEngine).rawReplies(to: chunk.map { rawText($0.conversation) }, settings: settings)
+                : try engine.replies(to: chunk.map(\.conversation), settings: settings)
             for (prompt, result) in zip(chunk, results) {
                 tokens += result.stats.generatedTokens
                 lines.append(record(prompt: prompt, reply: result.text, stats: result.stats))
@@ -43,6 +47,10 @@ public enum BatchGeneration {
         if let reference = prompt.reference { fields.append("\"reference\":\(JSONText.quote(reference))") }
         fields.append("\"stop\":\(JSONText.quote(stats.stopReason.description))")
         fields.append("\"tokens\":\(stats.generatedTokens)")
+        if !stats.tokenIDs.isEmpty { fields.append("\"ids\":[\(stats.tokenIDs.map(String.init).joined(separator: ","))]") }
         return "{" + fields.joined(separator: ",") + "}"
     }
+
+    /// The plain text of a prompt for `--raw`: its messages' contents, blank-line separated.
+    static func rawText(_ c: Conversation) -> String { c.messages.map(\.content).joined(separator: "\n\n") }
 }

@@ -35,9 +35,12 @@ public struct ReplyStats: Equatable, Sendable {
     /// Wall time from the call to the first streamed token, in seconds (nil when no token came).
     public var firstTokenSeconds: Double?
     public var stopReason: StopReason
+    /// The generated token ids, stop token included (engines that work on text leave it empty).
+    public var tokenIDs: [Int]
 
     public init(promptTokens: Int, generatedTokens: Int, seconds: Double, firstTokenSeconds: Double?,
-                stopReason: StopReason) {
+                stopReason: StopReason, tokenIDs: [Int] = []) {
+        self.tokenIDs = tokenIDs
         self.promptTokens = promptTokens
         self.generatedTokens = generatedTokens
         self.seconds = seconds

@@ -20,6 +20,31 @@ extension DecoderChatEngine {
                 return (text, stats)
             }
         }
+        return try replies(toPrompts: prompts, settings: settings)
+    }
+
+    /// `finch generate --raw`: each text as it is, no chat template, BOS in front exactly when the tokenizer's
+    /// runtime adds one (transformers' post-processor, GGUF add_bos_token).
+    public func rawReplies(to texts: [String], settings: SamplingSettings) throws -> [(text: String, stats: ReplyStats)] {
+        let tokenizer = encoder.tokenizer
+        let prompts: [[Int]] = try texts.map { text in
+            (tokenizer.addsBOS && tokenizer.bosID >= 0 ? [tokenizer.bosID] : []) + (try tokenizer.encode(text)).map(Int.init)
+        }
+        guard promptAdapter == nil else {
+            throw EngineError("--raw does not serve prompt or prefix tuning adapters; merge a LoRA adapter or drop --raw")
+        }
+        var out: [(text: String, stats: ReplyStats)] = []
+        for p in prompts where p.count + settings.maxTokens > contextLength {
+            throw EngineError("a raw prompt of \(p.count) tokens plus --max-tokens \(settings.maxTokens) exceeds the model's \(contextLength)-token context")
+        }
+        out = try replies(toPrompts: prompts, settings: settings)
+        return out
+    }
+
+    /// Batched decoding of token prompts (see `replies(to:settings:)`).
+    func replies(toPrompts prompts: [[Int]], settings: SamplingSettings) throws -> [(text: String, stats: ReplyStats)] {
+        guard !prompts.isEmpty else { return [] }
+        let longest = prompts.map(\.count).max() ?? 0
         let start = Date()
         let B = prompts.count, T = longest, V = decoder.config.vocabSize
         let cache = KVCache(config: decoder.config, batch: B, maxLength: T + settings.maxTokens)
@@ -34,7 +59,7 @@ extension DecoderChatEngine {
         let firstToken = Date().timeIntervalSince(start)
 
         let options = samplingOptions(settings)
-        let stopIDs = Set(encoder.stopIDs)
+        let stopIDs = self.stopIDs
         let tokenizer = encoder.tokenizer
         var samplers = Array(repeating: Sampler(options), count: B)
         var histories = prompts
@@ -67,7 +92,8 @@ extension DecoderChatEngine {
                 texts[b] += filters[b].feed(try detokenizers[b].finish()).text + filters[b].flush()
             }
             return (texts[b], ReplyStats(promptTokens: prompts[b].count, generatedTokens: generated[b].count,
-                                         seconds: seconds, firstTokenSeconds: firstToken, stopReason: reasons[b]!))
+                                         seconds: seconds, firstTokenSeconds: firstToken, stopReason: reasons[b]!,
+                                         tokenIDs: generated[b]))
         }
     }
 }

@@ -27,17 +27,27 @@ public final class DecoderChatEngine: ChatEngine {
 
     /// Loads the model folder and an optional PEFT adapter folder: LoRA/DoRA are merged into the weights,
     /// prompt and prefix tuning are served through the KV cache.
-    public init(modelDir: URL, adapterDir: URL?) throws {
+    /// Ids that end a reply: the template's end of turn, the tokenizer's EOS, and every `eos_token_id` of the
+    /// model's generation config (GGUF: eos, eot and eom), as transformers and llama.cpp stop on all of them.
+    public let stopIDs: Set<Int>
+
+    /// `raw`: a model without a chat template is accepted (for `finch generate --raw`); chatting needs one.
+    public init(modelDir: URL, adapterDir: URL?, raw: Bool = false) throws {
         let folder = try HFModelFolder.read(modelDir)
         guard let tokenizerURL = folder.tokenizerModel else {
-            throw EngineError("\(modelDir.path): no \(HFModelFolder.tokenizerFile); the chat needs the model's tokenizer")
+            throw EngineError("\(modelDir.path): no tokenizer (tokenizer.model or tokenizer.json); the chat needs the model's tokenizer")
         }
-        let tokenizer = try SentencePieceTokenizer(contentsOf: tokenizerURL)
-        guard let template = try ChatTemplate.forModel(modelDir) else {
+        let tokenizer = try Tokenizers.load(path: tokenizerURL.path)
+        let recorded = try ChatTemplate.forModel(modelDir)
+        guard let template = try recorded ?? (raw ? DatasetPacker.plainTemplate(tokenizer) : nil) else {
             throw EngineError("\(modelDir.path): no chat template recorded (chat_template.json, or chat_template in finch.json); "
                               + "a model must be chatted with the template it was trained with")
         }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
+        var stops = Set(encoder.stopIDs)
+        for id in (folder.generationConfig?.eosTokenIds ?? []) + (folder.config.eosTokenIds ?? folder.config.eosTokenId.map { [$0] } ?? [])
+        where id >= 0 && id < folder.config.vocabSize { stops.insert(id) }
+        stopIDs = stops
         var parameters = folder.parameters
         let adapterType = try adapterDir.map { try PEFTAdapterFolder.peftType(of: $0) }
         if let adapterDir, adapterType == "LORA" { try LoRAMerge.apply(adapterDir: adapterDir, config: folder.config, to: &parameters) }
@@ -109,7 +119,7 @@ public final class DecoderChatEngine: ChatEngine {
         cache.truncate(to: virtualTokens + keep)
         let fresh = Array(prompt[keep...])
 
-        let stopIDs = Set(encoder.stopIDs)
+        let stopIDs = self.stopIDs
         let options = GenerationOptions(
             maxNewTokens: settings.maxTokens,
             sampling: samplingOptions(settings),
@@ -145,6 +155,7 @@ public final class DecoderChatEngine: ChatEngine {
             if !rest.isEmpty { _ = onToken(rest) }
         }
         return ReplyStats(promptTokens: fresh.count, generatedTokens: generated.count,
-                          seconds: Date().timeIntervalSince(start), firstTokenSeconds: firstToken, stopReason: reason!)
+                          seconds: Date().timeIntervalSince(start), firstTokenSeconds: firstToken, stopReason: reason!,
+                          tokenIDs: generated)
     }
 }

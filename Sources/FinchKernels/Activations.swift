@@ -137,3 +137,38 @@ public enum SiLU {
         }
     }
 }
+
+/// GeGLU with the tanh GELU (Gemma: `gelu_pytorch_tanh(gate)·up`).
+extension GELU {
+    /// `gateUp` is [rows, 2·width] (gate columns first, then up); out[r, j] = gelu(gate[r, j])·up[r, j].
+    public static func gegluForward(gateUp: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 4096 / max(width, 1))) { _, range in
+            for r in range {
+                let g = gateUp + r * 2 * width, u = g + width, o = out + r * width
+                for i in 0..<width {
+                    let xv = g[i]
+                    o[i] = 0.5 * xv * (1 + tanhf(k * (xv + c * xv * xv * xv))) * u[i]
+                }
+            }
+        }
+    }
+
+    /// Backward of `gegluForward`: writes dGateUp [rows, 2·width] (overwritten) from dOut [rows, width].
+    public static func gegluBackward(dOut: UnsafePointer<Float>, gateUp: UnsafePointer<Float>,
+                                     dGateUp: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 4096 / max(width, 1))) { _, range in
+            for r in range {
+                let g = gateUp + r * 2 * width, u = g + width, d = dOut + r * width
+                let dg = dGateUp + r * 2 * width, du = dg + width
+                for i in 0..<width {
+                    let xv = g[i]
+                    let t = tanhf(k * (xv + c * xv * xv * xv))
+                    let gelu = 0.5 * xv * (1 + t)
+                    let dgelu = 0.5 * (1 + t) + 0.5 * xv * (1 - t * t) * k * (1 + 3 * c * xv * xv)
+                    du[i] = d[i] * gelu
+                    dg[i] = d[i] * u[i] * dgelu
+                }
+            }
+        }
+    }
+}

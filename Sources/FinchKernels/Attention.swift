@@ -24,13 +24,27 @@ public struct AttentionShape {
     public var kvHeads: Int
     public var headDim: Int
     public var queryOffset: Int
-    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int? = nil) {
+    /// Sliding window: query i (absolute key index `queryOffset + i`) sees key j only when
+    /// `queryOffset + i − j < window`; nil = no window.
+    public var window: Int?
+    /// Score scale; nil = 1/√headDim.
+    public var scale: Float?
+    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int? = nil,
+                window: Int? = nil, scale: Float? = nil) {
         precondition(heads % kvHeads == 0, "attention: \(heads) heads not a multiple of \(kvHeads) kv heads")
+        precondition(window.map { $0 > 0 } ?? true, "attention: window must be positive")
         self.batch = batch; self.queries = queries; self.keys = keys; self.heads = heads
         self.kvHeads = kvHeads; self.headDim = headDim; self.queryOffset = queryOffset ?? (keys - queries)
+        self.window = window; self.scale = scale
     }
     /// How many keys query i may see (causal bound), before the key mask.
     @inline(__always) func visible(_ i: Int) -> Int { Swift.min(keys, queryOffset + i + 1) }
+    /// The first key query i may see (the sliding window's lower bound; 0 without a window).
+    @inline(__always) func firstVisible(_ i: Int) -> Int {
+        guard let w = window else { return 0 }
+        return Swift.min(Swift.max(0, queryOffset + i - w + 1), visible(i))
+    }
+    @inline(__always) var scoreScale: Float { scale ?? 1 / Float(headDim).squareRoot() }
 }
 
 /// Per-key document ids for packed rows: [batch, keys] (row stride `stride`, default `keys`). Query i's
@@ -63,7 +77,7 @@ public enum Attention {
                                keyMask: UnsafePointer<Float>?, maskStride: Int? = nil, documents: DocumentIDs? = nil,
                                out: StridedRows, lse: UnsafeMutablePointer<Float>) {
         let hd = s.headDim, group = s.heads / s.kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = s.scoreScale
         let tasks = s.batch * s.heads
         ThreadPool.shared.parallelFor(tasks * s.queries, minChunk: 8) { _, range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(s.keys, 1))
@@ -73,12 +87,12 @@ public enum Attention {
                 let b = bh / s.heads, h = bh % s.heads, kvh = h / group
                 let qi = q.row(b, i) + h * hd
                 let o = out.row(b, i) + h * hd
-                let n = s.visible(i)
+                let n = s.visible(i), j0 = s.firstVisible(i)
                 let mask = keyMask.map { $0 + b * (maskStride ?? s.keys) }
                 let docs = documents?.row(b, keys: s.keys)
                 let qd = docs?[s.queryOffset + i] ?? 0
                 var mx = -Float.infinity
-                for j in 0..<n {
+                for j in j0..<n {
                     if let m = mask, m[j] == 0 { scores[j] = -.infinity; continue }
                     if let d = docs, !sameDocument(qd, d[j]) { scores[j] = -.infinity; continue }
                     let sc = VectorMath.dot(qi, k.row(b, j) + kvh * hd, hd) * scale
@@ -88,11 +102,11 @@ public enum Attention {
                 o.update(repeating: 0, count: hd)
                 if mx == -.infinity { lse[bh * s.queries + i] = .infinity; continue }
                 var sum: Float = 0
-                for j in 0..<n where scores[j] != -.infinity {
+                for j in j0..<n where scores[j] != -.infinity {
                     let e = expf(scores[j] - mx); scores[j] = e; sum += e
                 }
                 let inv = 1 / sum
-                for j in 0..<n where scores[j] != -.infinity {
+                for j in j0..<n where scores[j] != -.infinity {
                     VectorMath.axpy(scores[j] * inv, v.row(b, j) + kvh * hd, o, hd)
                 }
                 lse[bh * s.queries + i] = mx + logf(sum)
@@ -107,7 +121,7 @@ public enum Attention {
                                 out: StridedRows, dOut: StridedRows, keyMask: UnsafePointer<Float>?, maskStride: Int? = nil,
                                 documents: DocumentIDs? = nil, lse: UnsafePointer<Float>, dq: StridedRows, dk: StridedRows, dv: StridedRows) {
         let hd = s.headDim, group = s.heads / s.kvHeads
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = s.scoreScale
         ThreadPool.shared.parallelFor(s.batch * s.kvHeads) { _, range in
             for task in range {
                 let b = task / s.kvHeads, kvh = task % s.kvHeads
@@ -125,9 +139,9 @@ public enum Attention {
                         if l == .infinity { continue }
                         let doi = dOut.row(b, i) + h * hd
                         let delta = VectorMath.dot(doi, out.row(b, i) + h * hd, hd)
-                        let n = s.visible(i)
+                        let n = s.visible(i), j0 = s.firstVisible(i)
                         let qd = docs?[s.queryOffset + i] ?? 0
-                        for j in 0..<n {
+                        for j in j0..<n {
                             if let m = mask, m[j] == 0 { continue }
                             if let d = docs, !sameDocument(qd, d[j]) { continue }
                             let kj = k.row(b, j) + kvh * hd, vj = v.row(b, j) + kvh * hd

@@ -140,3 +140,52 @@ public enum RMSNorm {
         }
     }
 }
+
+extension RMSNorm {
+    /// Per-head RMSNorm (Qwen3 / Gemma 3 q_norm, k_norm): each of the `heads` consecutive `dim`-wide slices
+    /// of every row is normalised with the same [dim] weight. x: rows with stride `ldx`, y: stride `ldy`
+    /// (y may not alias x); saves `rstd` [rows, heads].
+    public static func forwardHeads(x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>,
+                                    y: UnsafeMutablePointer<Float>, ldy: Int, rstd: UnsafeMutablePointer<Float>,
+                                    rows: Int, heads: Int, dim: Int, eps: Float) {
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 64 / max(heads, 1))) { _, range in
+            for r in range {
+                for h in 0..<heads {
+                    let xr = x + r * ldx + h * dim, yr = y + r * ldy + h * dim
+                    let ms = VectorMath.dot(xr, xr, dim) / Float(dim)
+                    let s = 1 / (ms + eps).squareRoot()
+                    rstd[r * heads + h] = s
+                    for i in 0..<dim { yr[i] = weight[i] * (xr[i] * s) }
+                }
+            }
+        }
+    }
+
+    /// Backward of `forwardHeads`: `dweight += Σ dy·x·rstd` (when given), then dx = ∂L/∂x, **overwritten**
+    /// (dx may alias dy: each slice is read before it is written).
+    public static func backwardHeads(dy: UnsafePointer<Float>, ldy: Int, x: UnsafePointer<Float>, ldx: Int,
+                                     weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+                                     dx: UnsafeMutablePointer<Float>, lddx: Int, dweight: UnsafeMutablePointer<Float>?,
+                                     rows: Int, heads: Int, dim: Int) {
+        if let dw = dweight {
+            for r in 0..<rows {
+                for h in 0..<heads {
+                    let xr = x + r * ldx + h * dim, dyr = dy + r * ldy + h * dim, s = rstd[r * heads + h]
+                    for i in 0..<dim { dw[i] += dyr[i] * xr[i] * s }
+                }
+            }
+        }
+        ThreadPool.shared.parallelFor(rows, minChunk: max(1, 64 / max(heads, 1))) { _, range in
+            for r in range {
+                for h in 0..<heads {
+                    let xr = x + r * ldx + h * dim, dyr = dy + r * ldy + h * dim, dxr = dx + r * lddx + h * dim
+                    let s = rstd[r * heads + h]
+                    var d: Float = 0
+                    for i in 0..<dim { d += dyr[i] * weight[i] * xr[i] }
+                    let c = d / Float(dim) * s * s * s
+                    for i in 0..<dim { dxr[i] = s * dyr[i] * weight[i] - c * xr[i] }
+                }
+            }
+        }
+    }
+}

@@ -9,15 +9,28 @@ public final class RopeTable {
     let cos: UnsafeMutablePointer<Float>   // [maxPositions, headDim/2]
     let sin: UnsafeMutablePointer<Float>
 
-    public init(headDim: Int, theta: Float, maxPositions: Int) {
+    public convenience init(headDim: Int, theta: Float, maxPositions: Int) {
+        self.init(headDim: headDim, inverseFrequencies: RopeTable.defaultInverseFrequencies(headDim: headDim, theta: theta),
+                  maxPositions: maxPositions)
+    }
+
+    /// `inv_freq[i] = 1/θ^(2i/hd)` in float32, i < hd/2 (HF `_compute_default_rope_parameters`).
+    public static func defaultInverseFrequencies(headDim: Int, theta: Float) -> [Float] {
+        let half = headDim / 2
+        var invFreq = [Float](repeating: 0, count: half)
+        for i in 0..<half { invFreq[i] = 1 / powf(theta, Float(2 * i) / Float(headDim)) }
+        return invFreq
+    }
+
+    /// A table over given inverse frequencies (hd/2 of them), e.g. scaled ones (linear, Llama 3).
+    public init(headDim: Int, inverseFrequencies invFreq: [Float], maxPositions: Int) {
         precondition(headDim % 2 == 0, "RoPE needs an even head dimension, got \(headDim)")
+        precondition(invFreq.count == headDim / 2, "RoPE: \(invFreq.count) inverse frequencies for head dimension \(headDim)")
         self.headDim = headDim
         self.maxPositions = max(maxPositions, 1)
         let half = headDim / 2
         cos = .allocate(capacity: self.maxPositions * max(half, 1))
         sin = .allocate(capacity: self.maxPositions * max(half, 1))
-        var invFreq = [Float](repeating: 0, count: half)
-        for i in 0..<half { invFreq[i] = 1 / powf(theta, Float(2 * i) / Float(headDim)) }
         for p in 0..<self.maxPositions {
             for i in 0..<half {
                 let angle = Float(p) * invFreq[i]   // float32 product, as HF computes it

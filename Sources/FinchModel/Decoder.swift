@@ -3,10 +3,17 @@ import FinchKernels
 
 // MARK: - Design
 //
-// `Decoder` is a GPT-2 or Llama decoder (see `DecoderConfig.flavour`) with an explicit forward and
-// backward per layer, in the style of llm.c: every activation the backward needs lives in
+// `Decoder` is a GPT-2, Llama, Qwen2, Qwen3 or Gemma 3 decoder (see `DecoderConfig.flavour`) with an explicit
+// forward and backward per layer, in the style of llm.c: every activation the backward needs lives in
 // preallocated buffers (`DecoderBuffers`) reused by every call with the same batch × length.
 // Parameters are held under their Hugging Face names (GPT-2 Conv1D weights stay [in, out]).
+//
+// The Llama family shares one block: [q|k|v] projections (Qwen2: with biases) → per-head q/k RMSNorm
+// (Qwen3, Gemma 3) → RoPE (per-layer table: Gemma 3's sliding layers have their own base; Llama 3 /
+// linear frequency scaling) → attention (sliding window on `sliding_attention` layers; Gemma scale
+// query_pre_attn_scalar^-0.5) → o_proj (→ Gemma post-attention norm) → residual; MLP likewise
+// (SwiGLU, or Gemma's gelu_tanh(gate)·up and post-feedforward norm). Gemma norms multiply by (1 + w)
+// and token embeddings are scaled by √hidden.
 //
 // Training step:
 //     let hidden = decoder.forwardHidden(ids: ids, batch: B, length: T, attentionMask: mask)
@@ -36,7 +43,8 @@ import FinchKernels
 //     token embeddings of every row; their gradient is `promptEmbeddingGradient` after a backward.
 // Incremental decoding: `KVCache` + `prefill`/`step` (DecoderGeneration.swift), `generate` (Generation.swift).
 
-/// A GPT-2 / Llama decoder with forward, backward, KV-cached decoding and PEFT extension points.
+/// A GPT-2 / Llama-family (Llama, Qwen2, Qwen3, Gemma 3) decoder with forward, backward, KV-cached decoding
+/// and PEFT extension points.
 public final class Decoder {
     public let config: DecoderConfig
     /// Every parameter under its Hugging Face name (shapes as `config.parameterShapes()`).
@@ -72,6 +80,8 @@ public final class Decoder {
     var forwardDropout: DropoutStream?
 
     let rope: RopeTable?
+    /// RoPE of the sliding-window layers when they have their own base (Gemma 3), else nil.
+    let localRope: RopeTable?
     var buffers: DecoderBuffers?
     var inferenceBuffers: DecoderBuffers?
     var stepBuffers: DecoderBuffers?
@@ -97,8 +107,25 @@ public final class Decoder {
         self.config = config
         self.parameters = parameters
         self.trainable = Set(config.parameterShapes().map { $0.name })
-        self.rope = config.flavour == .llama
-            ? RopeTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositions) : nil
+        if !config.flavour.usesRoPE {
+            self.rope = nil
+        } else if let scaling = config.ropeScaling {
+            let inv = RopeTable.defaultInverseFrequencies(headDim: config.headDim, theta: config.ropeTheta)
+            self.rope = RopeTable(headDim: config.headDim, inverseFrequencies: scaling.apply(inv), maxPositions: config.maxPositions)
+        } else {
+            self.rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositions)
+        }
+        let sliding = (0..<config.numLayers).contains { config.isSlidingLayer($0) }
+        if config.flavour.usesRoPE, sliding, let local = config.localRopeTheta {
+            self.localRope = RopeTable(headDim: config.headDim, theta: local, maxPositions: config.maxPositions)
+        } else {
+            self.localRope = nil
+        }
+    }
+
+    /// The rotary table of layer `l` (sliding layers may have their own base), nil for GPT-2.
+    func ropeTable(_ l: Int) -> RopeTable? {
+        config.isSlidingLayer(l) ? (localRope ?? rope) : rope
     }
 
     /// A randomly initialised decoder: matrices and embeddings normal(0, 0.02), residual output
@@ -112,7 +139,8 @@ public final class Decoder {
             if name.hasSuffix(".bias") {
                 // zero
             } else if shape.count == 1 {
-                t.buffer.update(repeating: 1)
+                // Gemma norms scale by (1 + w): HF initialises w to 0.
+                t.buffer.update(repeating: config.gemmaStyle ? 0 : 1)
             } else {
                 let residual = name.hasSuffix("attn.c_proj.weight") || name.hasSuffix("mlp.c_proj.weight")
                     || name.hasSuffix("o_proj.weight") || name.hasSuffix("down_proj.weight")
@@ -217,7 +245,7 @@ public final class Decoder {
             LayerNorm.forward(x: x, weight: w(module + ".weight"), bias: w(module + ".bias"), y: y,
                               mean: mean, rstd: rstd, rows: rows, dim: C, eps: config.normEps)
         } else {
-            RMSNorm.forward(x: x, weight: w(module + ".weight"), y: y, rstd: rstd, rows: rows, dim: C, eps: config.normEps)
+            withNormWeight(module) { RMSNorm.forward(x: x, weight: $0, y: y, rstd: rstd, rows: rows, dim: C, eps: config.normEps) }
         }
     }
 
@@ -229,8 +257,21 @@ public final class Decoder {
             LayerNorm.backward(dy: dy, x: x, weight: w(module + ".weight"), mean: mean, rstd: rstd, dx: dx,
                                dweight: grad(module + ".weight"), dbias: grad(module + ".bias"), rows: rows, dim: C)
         } else {
-            RMSNorm.backward(dy: dy, x: x, weight: w(module + ".weight"), rstd: rstd, dx: dx,
-                             dweight: grad(module + ".weight"), rows: rows, dim: C)
+            withNormWeight(module) {
+                RMSNorm.backward(dy: dy, x: x, weight: $0, rstd: rstd, dx: dx, dweight: grad(module + ".weight"), rows: rows, dim: C)
+            }
         }
+    }
+
+    /// Runs `body` with the multiplier an RMSNorm applies: its weight, or for Gemma `1 + weight`
+    /// (float32, as Gemma3RMSNorm computes it). The weight gradient is the same in both cases.
+    func withNormWeight<R>(_ module: String, _ body: (UnsafePointer<Float>) -> R) -> R {
+        let weight = w(module + ".weight")
+        guard config.gemmaStyle else { return body(weight) }
+        let n = parameters[module + ".weight"]!.count
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { scratch.deallocate() }
+        for i in 0..<n { scratch[i] = 1 + weight[i] }
+        return body(scratch)
     }
 }

@@ -176,11 +176,15 @@ extension Decoder {
         let dRes = bf.dResidual.ptr
 
         // MLP sub-layer: residual[l+1] = mid + mlpOut(adapter).
-        var dMlpOut = subLayerGradient(dRes, input: bf.mlpOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+        var dMlpOut = subLayerGradient(dRes, input: lay.postMLPNorm == nil ? bf.mlpOut[l].ptr : bf.mlpPost[l].ptr,
+                                       adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
         if let d = forwardDropout { dMlpOut = dropoutGradient(d, layer: l, site: .mlp, dDropped: dMlpOut, bf) }
+        if let post = lay.postMLPNorm { dMlpOut = postNormBackward(post, dy: dMlpOut, x: bf.mlpOut[l].ptr, rstd: bf.rstd4[l].ptr, bf) }
         linearBackward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, dy: dMlpOut, ldy: C, dx: bf.dAct.ptr, lddx: F, accumulate: false, rows: N)
         if cfg.flavour == .gpt2 {
             GELU.backward(dy: bf.dAct.ptr, x: bf.mlpIn[l].ptr, dx: bf.dMlpIn.ptr, count: N * F)
+        } else if cfg.gemmaStyle {
+            GELU.gegluBackward(dOut: bf.dAct.ptr, gateUp: bf.mlpIn[l].ptr, dGateUp: bf.dMlpIn.ptr, rows: N, width: F)
         } else {
             SiLU.swigluBackward(dOut: bf.dAct.ptr, gateUp: bf.mlpIn[l].ptr, dGateUp: bf.dMlpIn.ptr, rows: N, width: F)
         }
@@ -190,15 +194,20 @@ extension Decoder {
         normBackward(lay.norm2, dy: bf.dNorm.ptr, x: bf.mid[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, dx: dRes, rows: N)
 
         // Attention sub-layer: mid = residual[l] + attnOut(adapter).
-        var dAttnOut = subLayerGradient(dRes, input: bf.attnOut[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+        var dAttnOut = subLayerGradient(dRes, input: lay.postAttentionNorm == nil ? bf.attnOut[l].ptr : bf.attnPost[l].ptr,
+                                        adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
         if let d = forwardDropout { dAttnOut = dropoutGradient(d, layer: l, site: .attention, dDropped: dAttnOut, bf) }
+        if let post = lay.postAttentionNorm {
+            dAttnOut = postNormBackward(post, dy: dAttnOut, x: bf.attnOut[l].ptr, rstd: bf.rstd3[l].ptr, bf)
+        }
         linearBackward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, dy: dAttnOut, ldy: C, dx: bf.dAttn.ptr, lddx: cfg.qDim, accumulate: false, rows: N)
         let qkv = bf.qkv[l].ptr, dqkv = bf.dQKV.ptr
         func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: T * ld) }
         if let prefix = prefix {
             prefixAttentionBackward(l, bf, prefix)
         } else {
-            let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
+            let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads, headDim: cfg.headDim,
+                                       window: cfg.attentionWindow(l), scale: cfg.attentionScale)
             withAttentionDocuments(bf) { docs in
                 Attention.backward(shape, q: rows(qkv, W), k: rows(qkv + cfg.qDim, W), v: rows(qkv + cfg.qDim + cfg.kvDim, W),
                                    out: rows(bf.attn[l].ptr, cfg.qDim), dOut: rows(bf.dAttn.ptr, cfg.qDim),
@@ -206,9 +215,21 @@ extension Decoder {
                                    dq: rows(dqkv, W), dk: rows(dqkv + cfg.qDim, W), dv: rows(dqkv + cfg.qDim + cfg.kvDim, W))
             }
         }
-        if let rope = rope {
+        if let rope = ropeTable(l) {
             rope.apply(dqkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions, inverse: true)
             rope.apply(dqkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions, inverse: true)
+        }
+        if let qn = lay.qNorm, let kn = lay.kNorm {   // Qwen3 / Gemma 3: back through the per-head q/k norms, in place
+            let QK = cfg.qDim + cfg.kvDim, raw = bf.qkRaw[l].ptr, rstd = bf.qkRstd[l].ptr
+            withNormWeight(qn) {
+                RMSNorm.backwardHeads(dy: dqkv, ldy: W, x: raw, ldx: QK, weight: $0, rstd: rstd, dx: dqkv, lddx: W,
+                                      dweight: grad(qn + ".weight"), rows: N, heads: cfg.numHeads, dim: cfg.headDim)
+            }
+            withNormWeight(kn) {
+                RMSNorm.backwardHeads(dy: dqkv + cfg.qDim, ldy: W, x: raw + cfg.qDim, ldx: QK, weight: $0, rstd: rstd + N * cfg.numHeads,
+                                      dx: dqkv + cfg.qDim, lddx: W, dweight: grad(kn + ".weight"), rows: N,
+                                      heads: cfg.numKVHeads, dim: cfg.headDim)
+            }
         }
         // The norm's input gradient is needed below this layer, its output gradient also for its own weights.
         let needNormGrad = needInputGrad || trainable.contains(lay.norm1 + ".weight") || trainable.contains(lay.norm1 + ".bias")
@@ -228,7 +249,7 @@ extension Decoder {
         let cfg = config, T = bf.length, B = bf.batch, W = cfg.qkvWidth, P = prefix.length, kv = cfg.kvDim
         let dK = bf.dPrefixedKeys!.ptr, dV = bf.dPrefixedValues!.ptr
         let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads, kvHeads: cfg.numKVHeads,
-                                   headDim: cfg.headDim, queryOffset: P)
+                                   headDim: cfg.headDim, queryOffset: P, window: cfg.attentionWindow(l), scale: cfg.attentionScale)
         func rows(_ p: UnsafeMutablePointer<Float>, _ ld: Int, _ len: Int) -> StridedRows { StridedRows(p, rowStride: ld, batchStride: len * ld) }
         withAttentionDocuments(bf) { docs in
             Attention.backward(shape, q: rows(bf.qkv[l].ptr, W, T), k: rows(bf.prefixedKeys[l].ptr, kv, P + T),
@@ -249,6 +270,16 @@ extension Decoder {
         }
     }
 
+    /// Gemma's post-attention / post-MLP norm: the gradient w.r.t. the norm's input (in `dPreNorm`) from `dy`
+    /// w.r.t. its output; accumulates the norm weight's gradient.
+    private func postNormBackward(_ module: String, dy: UnsafeMutablePointer<Float>, x: UnsafePointer<Float>,
+                                  rstd: UnsafePointer<Float>, _ bf: DecoderBuffers) -> UnsafeMutablePointer<Float> {
+        let out = bf.dPreNorm
+        out.zero()
+        normBackward(module, dy: dy, x: x, mean: rstd, rstd: rstd, dx: out.ptr, rows: bf.rows)
+        return out.ptr
+    }
+
     /// The gradient w.r.t. a sub-layer's output given dL/d(residual sum): itself, or through the adapter.
     private func subLayerGradient(_ dRes: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
                                   adapter: ResidualAdapter?, _ bf: DecoderBuffers) -> UnsafeMutablePointer<Float> {
@@ -262,7 +293,14 @@ extension Decoder {
     func embeddingBackward(_ bf: DecoderBuffers) {
         let C = config.hiddenSize, dRes = bf.dResidual.ptr
         if let g = grad(config.embeddingName) {
-            for n in 0..<bf.rows where bf.ids[n] >= 0 { VectorMath.add(dRes + n * C, into: g + Int(bf.ids[n]) * C, C) }
+            if let sc = config.embeddingScale {   // Gemma: x = embedding · √hidden
+                for n in 0..<bf.rows where bf.ids[n] >= 0 {
+                    let src = dRes + n * C, dst = g + Int(bf.ids[n]) * C
+                    for c in 0..<C { dst[c] += src[c] * sc }
+                }
+            } else {
+                for n in 0..<bf.rows where bf.ids[n] >= 0 { VectorMath.add(dRes + n * C, into: g + Int(bf.ids[n]) * C, C) }
+            }
         }
         if bf.promptLength > 0, let prompt = promptEmbeddings {
             if promptEmbeddingGradient?.shape != prompt.shape { promptEmbeddingGradient = Tensor(shape: prompt.shape) }

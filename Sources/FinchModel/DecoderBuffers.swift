@@ -29,6 +29,12 @@ final class DecoderBuffers {
     let mlpIn: [Tensor]            // [N, F] (gpt2 pre-GELU) or [N, 2F] (gate | up)
     let act: [Tensor]              // [N, F]
     let mlpOut: [Tensor]           // [N, C]
+    // Qwen3 / Gemma 3 per-head q/k norms: the q|k projection outputs before the norm, and the norms' rstd.
+    let qkRaw: [Tensor]            // [N, qDim + kvDim] (empty without q/k norms)
+    let qkRstd: [Tensor]           // [N, heads + kvHeads]
+    // Gemma 3: norms on the attention / MLP outputs (input attnOut / mlpOut, output attnPost / mlpPost).
+    let attnPost: [Tensor], mlpPost: [Tensor]   // [N, C] (empty unless Gemma)
+    let rstd3: [Tensor], rstd4: [Tensor]        // [N]
     let hidden: Tensor             // [N, C] after the final norm
     let meanF: Tensor, rstdF: Tensor
     var logits: Tensor?            // [N, V], allocated on first use
@@ -42,6 +48,7 @@ final class DecoderBuffers {
     lazy var dMlpIn = Tensor(shape: [rows, cfg.mlpInWidth])
     lazy var dAct = Tensor(shape: [rows, cfg.intermediateSize])
     lazy var dHidden = Tensor(shape: [rows, cfg.hiddenSize])
+    lazy var dPreNorm = Tensor(shape: [rows, cfg.hiddenSize])
 
     // Prefix tuning: per layer [B, P+T, kvDim] keys/values (prefix rows first) and their [B, P+T] mask.
     private(set) var prefixLength = 0
@@ -73,6 +80,10 @@ final class DecoderBuffers {
         mean1 = per([N]); rstd1 = per([N]); mean2 = per([N]); rstd2 = per([N])
         qkv = per([N, c.qkvWidth]); attn = per([N, c.qDim]); lse = per([batch, c.numHeads, length])
         attnOut = per([N, C]); mlpIn = per([N, c.mlpInWidth]); act = per([N, c.intermediateSize]); mlpOut = per([N, C])
+        func perIf(_ on: Bool, _ shape: [Int]) -> [Tensor] { on ? per(shape) : [] }
+        qkRaw = perIf(c.qkNorm, [N, c.qDim + c.kvDim]); qkRstd = perIf(c.qkNorm, [N, c.numHeads + c.numKVHeads])
+        attnPost = perIf(c.gemmaStyle, [N, C]); mlpPost = perIf(c.gemmaStyle, [N, C])
+        rstd3 = perIf(c.gemmaStyle, [N]); rstd4 = perIf(c.gemmaStyle, [N])
         hidden = Tensor(shape: [N, C]); meanF = Tensor(shape: [N]); rstdF = Tensor(shape: [N])
     }
 

@@ -144,10 +144,12 @@ extension Decoder {
         let x0 = bf.residual[0].ptr
         let wte = w(config.embeddingName)
         let wpe = config.positionEmbeddingName.map { w($0) }
+        let embScale = config.embeddingScale
         for n in 0..<N {
             let dst = x0 + n * C
             if bf.ids[n] >= 0 {
                 dst.update(from: wte + Int(bf.ids[n]) * C, count: C)
+                if let sc = embScale { for c in 0..<C { dst[c] *= sc } }
             } else {   // a virtual prompt-tuning position
                 dst.update(from: promptEmbeddings!.ptr + (n % bf.length) * C, count: C)
             }
@@ -166,7 +168,8 @@ extension Decoder {
         normForward(lay.norm1, x: x, y: bf.norm1[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr, rows: N)
         let qkv = bf.qkv[l].ptr, W = cfg.qkvWidth
         for s in lay.qkv { linearForward(s, x: bf.norm1[l].ptr, ldx: C, y: qkv, ldy: W, rows: N) }
-        if let rope = rope {
+        if let qn = lay.qNorm, let kn = lay.kNorm { qkNormForward(l, bf, qNorm: qn, kNorm: kn) }
+        if let rope = ropeTable(l) {
             rope.apply(qkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions)
             rope.apply(qkv + cfg.qDim, ld: W, rows: N, heads: cfg.numKVHeads, positions: bf.positions)
         }
@@ -185,7 +188,8 @@ extension Decoder {
                 }
             }
             let shape = AttentionShape(batch: B, queries: T, keys: past + T, heads: cfg.numHeads,
-                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: past)
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: past,
+                                       window: cfg.attentionWindow(l), scale: cfg.attentionScale)
             Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: M * kv),
                               v: StridedRows(V, rowStride: kv, batchStride: M * kv),
                               keyMask: cache.keyMask.ptr, maskStride: M, out: out, lse: bf.lse[l].ptr)
@@ -206,7 +210,8 @@ extension Decoder {
                 }
             }
             let shape = AttentionShape(batch: B, queries: T, keys: P + T, heads: cfg.numHeads,
-                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: P)
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim, queryOffset: P,
+                                       window: cfg.attentionWindow(l), scale: cfg.attentionScale)
             withAttentionDocuments(bf) { docs in
                 Attention.forward(shape, q: q, k: StridedRows(K, rowStride: kv, batchStride: (P + T) * kv),
                                   v: StridedRows(V, rowStride: kv, batchStride: (P + T) * kv),
@@ -214,7 +219,8 @@ extension Decoder {
             }
         } else {
             let shape = AttentionShape(batch: B, queries: T, keys: T, heads: cfg.numHeads,
-                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim)
+                                       kvHeads: cfg.numKVHeads, headDim: cfg.headDim,
+                                       window: cfg.attentionWindow(l), scale: cfg.attentionScale)
             withAttentionDocuments(bf) { docs in
                 Attention.forward(shape, q: q, k: StridedRows(qkv + cfg.qDim, rowStride: W, batchStride: T * W),
                                   v: StridedRows(qkv + cfg.qDim + cfg.kvDim, rowStride: W, batchStride: T * W),
@@ -222,8 +228,13 @@ extension Decoder {
             }
         }
         linearForward(lay.out, x: bf.attn[l].ptr, ldx: cfg.qDim, y: bf.attnOut[l].ptr, ldy: C, rows: N)
-        dropout?.apply(layer: l, site: .attention, to: bf.attnOut[l].ptr, count: N * C)
-        addResidual(x, sub: bf.attnOut[l].ptr, into: bf.mid[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
+        var attnSub = bf.attnOut[l].ptr
+        if let post = lay.postAttentionNorm {   // Gemma: norm the attention output before the residual add
+            normForward(post, x: attnSub, y: bf.attnPost[l].ptr, mean: bf.rstd3[l].ptr, rstd: bf.rstd3[l].ptr, rows: N)
+            attnSub = bf.attnPost[l].ptr
+        }
+        dropout?.apply(layer: l, site: .attention, to: attnSub, count: N * C)
+        addResidual(x, sub: attnSub, into: bf.mid[l].ptr, adapter: hooks?.residualAdapter(layer: l, site: .attention), bf)
 
         let mid = bf.mid[l].ptr
         normForward(lay.norm2, x: mid, y: bf.norm2[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, rows: N)
@@ -231,12 +242,35 @@ extension Decoder {
         for s in lay.mlpIn { linearForward(s, x: bf.norm2[l].ptr, ldx: C, y: bf.mlpIn[l].ptr, ldy: FW, rows: N) }
         if cfg.flavour == .gpt2 {
             GELU.forward(x: bf.mlpIn[l].ptr, y: bf.act[l].ptr, count: N * F)
+        } else if cfg.gemmaStyle {
+            GELU.gegluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
         } else {
             SiLU.swigluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
         }
         linearForward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, y: bf.mlpOut[l].ptr, ldy: C, rows: N)
-        dropout?.apply(layer: l, site: .mlp, to: bf.mlpOut[l].ptr, count: N * C)
-        addResidual(mid, sub: bf.mlpOut[l].ptr, into: bf.residual[l + 1].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+        var mlpSub = bf.mlpOut[l].ptr
+        if let post = lay.postMLPNorm {
+            normForward(post, x: mlpSub, y: bf.mlpPost[l].ptr, mean: bf.rstd4[l].ptr, rstd: bf.rstd4[l].ptr, rows: N)
+            mlpSub = bf.mlpPost[l].ptr
+        }
+        dropout?.apply(layer: l, site: .mlp, to: mlpSub, count: N * C)
+        addResidual(mid, sub: mlpSub, into: bf.residual[l + 1].ptr, adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
+    }
+
+    /// Qwen3 / Gemma 3: per-head RMSNorm of the q and k columns of the fused buffer (before RoPE); the
+    /// pre-norm values are kept in `qkRaw` for the backward.
+    func qkNormForward(_ l: Int, _ bf: DecoderBuffers, qNorm: String, kNorm: String) {
+        let cfg = config, N = bf.rows, W = cfg.qkvWidth, QK = cfg.qDim + cfg.kvDim
+        let qkv = bf.qkv[l].ptr, raw = bf.qkRaw[l].ptr, rstd = bf.qkRstd[l].ptr
+        for n in 0..<N { (raw + n * QK).update(from: qkv + n * W, count: QK) }
+        withNormWeight(qNorm) {
+            RMSNorm.forwardHeads(x: raw, ldx: QK, weight: $0, y: qkv, ldy: W, rstd: rstd, rows: N,
+                                 heads: cfg.numHeads, dim: cfg.headDim, eps: cfg.normEps)
+        }
+        withNormWeight(kNorm) {
+            RMSNorm.forwardHeads(x: raw + cfg.qDim, ldx: QK, weight: $0, y: qkv + cfg.qDim, ldy: W, rstd: rstd + N * cfg.numHeads,
+                                 rows: N, heads: cfg.numKVHeads, dim: cfg.headDim, eps: cfg.normEps)
+        }
     }
 
     /// out = x + sub, or x + adapter(sub) when a residual adapter is attached.

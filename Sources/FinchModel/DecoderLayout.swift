@@ -22,6 +22,12 @@ struct BlockLayout {
     let out: LinearSpec          // attention output projection
     let mlpIn: [LinearSpec]      // gpt2: c_fc; llama: gate | up (fused [gate | up] buffer)
     let mlpOut: LinearSpec
+    /// Per-head q/k norms (Qwen3, Gemma 3), module paths.
+    var qNorm: String? = nil
+    var kNorm: String? = nil
+    /// Gemma 3: norms applied to the attention and MLP outputs before the residual add.
+    var postAttentionNorm: String? = nil
+    var postMLPNorm: String? = nil
 }
 
 extension DecoderConfig {
@@ -39,17 +45,21 @@ extension DecoderConfig {
                 out: LinearSpec(module: p + "attn.c_proj", inFeatures: C, outFeatures: C, conv1D: true, hasBias: true, column: 0),
                 mlpIn: [LinearSpec(module: p + "mlp.c_fc", inFeatures: C, outFeatures: F, conv1D: true, hasBias: true, column: 0)],
                 mlpOut: LinearSpec(module: p + "mlp.c_proj", inFeatures: F, outFeatures: C, conv1D: true, hasBias: true, column: 0))
-        case .llama:
+        case .llama, .qwen2, .qwen3, .gemma3:
             let p = "model.layers.\(l)."
+            let qb = qkvBias, ob = outputBias, mb = gatedMLPBias
             return BlockLayout(
-                norm1: p + "input_layernorm", norm2: p + "post_attention_layernorm",
-                qkv: [LinearSpec(module: p + "self_attn.q_proj", inFeatures: C, outFeatures: qDim, conv1D: false, hasBias: false, column: 0),
-                      LinearSpec(module: p + "self_attn.k_proj", inFeatures: C, outFeatures: kvDim, conv1D: false, hasBias: false, column: qDim),
-                      LinearSpec(module: p + "self_attn.v_proj", inFeatures: C, outFeatures: kvDim, conv1D: false, hasBias: false, column: qDim + kvDim)],
-                out: LinearSpec(module: p + "self_attn.o_proj", inFeatures: qDim, outFeatures: C, conv1D: false, hasBias: false, column: 0),
-                mlpIn: [LinearSpec(module: p + "mlp.gate_proj", inFeatures: C, outFeatures: F, conv1D: false, hasBias: false, column: 0),
-                        LinearSpec(module: p + "mlp.up_proj", inFeatures: C, outFeatures: F, conv1D: false, hasBias: false, column: F)],
-                mlpOut: LinearSpec(module: p + "mlp.down_proj", inFeatures: F, outFeatures: C, conv1D: false, hasBias: false, column: 0))
+                norm1: p + "input_layernorm", norm2: p + (gemmaStyle ? "pre_feedforward_layernorm" : "post_attention_layernorm"),
+                qkv: [LinearSpec(module: p + "self_attn.q_proj", inFeatures: C, outFeatures: qDim, conv1D: false, hasBias: qb, column: 0),
+                      LinearSpec(module: p + "self_attn.k_proj", inFeatures: C, outFeatures: kvDim, conv1D: false, hasBias: qb, column: qDim),
+                      LinearSpec(module: p + "self_attn.v_proj", inFeatures: C, outFeatures: kvDim, conv1D: false, hasBias: qb, column: qDim + kvDim)],
+                out: LinearSpec(module: p + "self_attn.o_proj", inFeatures: qDim, outFeatures: C, conv1D: false, hasBias: ob, column: 0),
+                mlpIn: [LinearSpec(module: p + "mlp.gate_proj", inFeatures: C, outFeatures: F, conv1D: false, hasBias: mb, column: 0),
+                        LinearSpec(module: p + "mlp.up_proj", inFeatures: C, outFeatures: F, conv1D: false, hasBias: mb, column: F)],
+                mlpOut: LinearSpec(module: p + "mlp.down_proj", inFeatures: F, outFeatures: C, conv1D: false, hasBias: mb, column: 0),
+                qNorm: qkNorm ? p + "self_attn.q_norm" : nil, kNorm: qkNorm ? p + "self_attn.k_norm" : nil,
+                postAttentionNorm: gemmaStyle ? p + "post_attention_layernorm" : nil,
+                postMLPNorm: gemmaStyle ? p + "post_feedforward_layernorm" : nil)
         }
     }
 

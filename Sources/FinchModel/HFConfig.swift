@@ -1,12 +1,22 @@
 import Foundation
 
 /// Hugging Face `config.json` ⇄ `DecoderConfig`, for the architectures Finch computes exactly:
-/// `LlamaForCausalLM`, `LlamaForSequenceClassification` (reward / classifier head) and `GPT2LMHeadModel`.
+/// `LlamaForCausalLM`, `LlamaForSequenceClassification` (reward / classifier head), `GPT2LMHeadModel`,
+/// `Qwen2ForCausalLM`, `Qwen3ForCausalLM` (and their `…ForSequenceClassification`) and `Gemma3ForCausalLM`
+/// (`gemma3_text`).
 public enum HFConfig {
+    /// The `architectures` values Finch reads and writes, with their model_type and flavour.
+    static let architectures: [(arch: String, modelType: String, flavour: Flavour)] = [
+        ("LlamaForCausalLM", "llama", .llama), ("LlamaForSequenceClassification", "llama", .llama),
+        ("GPT2LMHeadModel", "gpt2", .gpt2),
+        ("Qwen2ForCausalLM", "qwen2", .qwen2), ("Qwen2ForSequenceClassification", "qwen2", .qwen2),
+        ("Qwen3ForCausalLM", "qwen3", .qwen3), ("Qwen3ForSequenceClassification", "qwen3", .qwen3),
+        ("Gemma3ForCausalLM", "gemma3_text", .gemma3),
+    ]
     /// The `architectures` values Finch reads and writes.
-    public static let supportedArchitectures = ["LlamaForCausalLM", "LlamaForSequenceClassification", "GPT2LMHeadModel"]
+    public static let supportedArchitectures = architectures.map { $0.arch }
     /// The `model_type` values Finch reads.
-    public static let supportedModelTypes = ["llama", "gpt2"]
+    public static let supportedModelTypes = ["llama", "gpt2", "qwen2", "qwen3", "gemma3_text"]
 
     /// Reads `config.json` at `url`.
     public static func load(_ url: URL) throws -> DecoderConfig {
@@ -22,62 +32,134 @@ public enum HFConfig {
         if let archs = o["architectures"]?.array, let first = archs.first?.string {
             arch = first
         } else if let mt = modelType {
-            guard let a = ["llama": "LlamaForCausalLM", "gpt2": "GPT2LMHeadModel"][mt] else {
+            guard let a = architectures.first(where: { $0.modelType == mt })?.arch else {
                 throw ModelFileError("\(file): model_type '\(mt)' is not supported (supported model types: \(supportedModelTypes.joined(separator: ", ")); \(supported))")
             }
             arch = a
         } else {
             throw ModelFileError("\(file): neither 'architectures' nor 'model_type' is given; \(supported)")
         }
-        guard supportedArchitectures.contains(arch) else {
+        guard let entry = architectures.first(where: { $0.arch == arch }) else {
             throw ModelFileError("\(file): architecture '\(arch)' is not supported (\(supported))")
         }
-        let expectedType = arch.hasPrefix("GPT2") ? "gpt2" : "llama"
+        let expectedType = entry.modelType
         if let mt = modelType, mt != expectedType {
             throw ModelFileError("\(file): model_type '\(mt)' does not match architecture '\(arch)' (expects '\(expectedType)'); \(supported)")
         }
         let r = Reader(o: o, file: file)
-        return expectedType == "gpt2" ? try gpt2(r) : try llama(r, arch: arch)
+        return entry.flavour == .gpt2 ? try gpt2(r) : try llama(r, arch: arch, flavour: entry.flavour)
     }
 
-    private static func llama(_ r: Reader, arch: String) throws -> DecoderConfig {
+    /// The RoPE settings of one `rope_parameters` entry (or the legacy top-level fields): theta and scaling.
+    private static func rope(_ r: Reader, _ params: [String: JSONNode]?, legacyTheta: String, defaultTheta: Double,
+                             legacyScaling: Bool) throws -> (Double, RopeScaling?) {
+        var theta = r.o[legacyTheta]?.double ?? defaultTheta
+        var scaling: [String: JSONNode]? = nil
+        if legacyScaling, let rs = r.o["rope_scaling"]?.object { scaling = rs }
+        if let p = params {
+            if let t = p["rope_theta"]?.double { theta = t }
+            scaling = p
+        }
+        guard let sc = scaling else { return (theta, nil) }
+        let type = sc["rope_type"]?.string ?? sc["type"]?.string ?? "default"
+        switch type {
+        case "default":
+            return (theta, nil)
+        case "linear":
+            guard let f = sc["factor"]?.double else { throw ModelFileError("\(r.file): linear rope scaling without 'factor'") }
+            return (theta, RopeScaling(type: "linear", factor: f))
+        case "llama3":
+            guard let f = sc["factor"]?.double, let low = sc["low_freq_factor"]?.double, let high = sc["high_freq_factor"]?.double else {
+                throw ModelFileError("\(r.file): llama3 rope scaling needs factor, low_freq_factor and high_freq_factor")
+            }
+            let old = sc["original_max_position_embeddings"]?.int ?? r.o["max_position_embeddings"]?.int ?? 8192
+            return (theta, RopeScaling(type: "llama3", factor: f, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: old))
+        default:
+            throw ModelFileError("\(r.file): rope type '\(type)' is not supported (only 'default', 'linear' and 'llama3')")
+        }
+    }
+
+    private static func llama(_ r: Reader, arch: String, flavour: Flavour) throws -> DecoderConfig {
         let hidden = try r.int("hidden_size"), heads = try r.int("num_attention_heads")
-        try r.expect("hidden_act", .string("silu"), "Finch's Llama MLP is SwiGLU with SiLU")
-        try r.expect("attention_bias", .bool(false), "Finch's Llama has no attention biases")
-        try r.expect("mlp_bias", .bool(false), "Finch's Llama has no MLP biases")
+        let layers = try r.int("num_hidden_layers")
+        if flavour == .gemma3 {
+            let act = r.o["hidden_activation"]?.string ?? r.o["hidden_act"]?.string ?? "gelu_pytorch_tanh"
+            guard act == "gelu_pytorch_tanh" || act == "gelu_tanh" else {
+                throw ModelFileError("\(r.file): hidden_activation '\(act)' is not supported (Finch's Gemma 3 MLP is gelu_pytorch_tanh-gated)")
+            }
+            try r.expect("attn_logit_softcapping", .null, "Finch's attention has no logit softcapping")
+            try r.expect("final_logit_softcapping", .null, "Finch does not softcap the final logits")
+            try r.expect("use_bidirectional_attention", .bool(false), "Finch's Gemma 3 is causal")
+        } else {
+            try r.expect("hidden_act", .string("silu"), "Finch's \(flavour.rawValue) MLP is SwiGLU with SiLU")
+        }
         if let tp = r.o["pretraining_tp"]?.int, tp != 1 {
             throw ModelFileError("\(r.file): pretraining_tp \(tp) is not supported (only 1)")
         }
-        // transformers 5 writes rope_parameters {rope_theta, rope_type}; older versions a top-level rope_theta
-        // and an optional rope_scaling.
-        var theta = r.o["rope_theta"]?.double ?? 10000
-        if let rp = r.o["rope_parameters"]?.object {
-            if let t = rp["rope_theta"]?.double { theta = t }
-            if let type = rp["rope_type"]?.string, type != "default" {
-                throw ModelFileError("\(r.file): rope_parameters.rope_type '\(type)' is not supported (only 'default')")
+        // transformers 5 writes rope_parameters {rope_theta, rope_type, ...} (Gemma 3: one per layer type);
+        // older versions a top-level rope_theta (Gemma 3: + rope_local_base_freq) and an optional rope_scaling.
+        let rp = r.o["rope_parameters"]?.object
+        let theta: Double, scaling: RopeScaling?
+        var localTheta: Double? = nil
+        var slidingWindow: Int? = nil, layerTypes: [String]? = nil
+        if flavour == .gemma3 {
+            (theta, scaling) = try rope(r, rp?["full_attention"]?.object, legacyTheta: "rope_theta", defaultTheta: 1_000_000, legacyScaling: true)
+            let (local, localScaling) = try rope(r, rp?["sliding_attention"]?.object, legacyTheta: "rope_local_base_freq",
+                                                 defaultTheta: 10000, legacyScaling: false)
+            if localScaling != nil { throw ModelFileError("\(r.file): scaled RoPE on sliding layers is not supported") }
+            localTheta = local
+            slidingWindow = try r.optionalInt("sliding_window") ?? 4096
+            let pattern = try r.optionalInt("sliding_window_pattern") ?? r.o["_sliding_window_pattern"]?.int ?? 6
+            layerTypes = (0..<layers).map { ($0 + 1) % pattern != 0 ? "sliding_attention" : "full_attention" }
+        } else {
+            (theta, scaling) = try rope(r, rp, legacyTheta: "rope_theta", defaultTheta: 10000,
+                                        legacyScaling: true)
+            if flavour != .llama, r.o["use_sliding_window"]?.bool == true, let w = try r.optionalInt("sliding_window") {
+                slidingWindow = w
+                let maxWindowLayers = r.o["max_window_layers"]?.int ?? 28
+                layerTypes = (0..<layers).map { $0 >= maxWindowLayers ? "sliding_attention" : "full_attention" }
             }
         }
-        if let rs = r.o["rope_scaling"], !rs.isNull {
-            let type = rs["rope_type"]?.string ?? rs["type"]?.string ?? "?"
-            if type != "default" { throw ModelFileError("\(r.file): rope_scaling of type '\(type)' is not supported") }
+        if let types = r.o["layer_types"]?.array {
+            let t = types.compactMap { $0.string }
+            guard t.count == layers, t.allSatisfy({ $0 == "full_attention" || $0 == "sliding_attention" }) else {
+                throw ModelFileError("\(r.file): layer_types must list 'full_attention' / 'sliding_attention' for each of the \(layers) layers")
+            }
+            layerTypes = t
         }
+        if layerTypes?.contains("sliding_attention") == true, slidingWindow == nil {
+            throw ModelFileError("\(r.file): layer_types has sliding_attention layers but no sliding_window")
+        }
+        if layerTypes?.contains("sliding_attention") != true { layerTypes = nil; slidingWindow = nil }
         var numLabels: Int? = nil
-        if arch == "LlamaForSequenceClassification" {
+        if arch.hasSuffix("ForSequenceClassification") {
             // transformers derives num_labels from id2label (default 2).
             numLabels = r.o["num_labels"]?.int ?? r.o["id2label"]?.object?.count ?? 2
         }
         let eos = try r.ids("eos_token_id")
-        return DecoderConfig(
-            flavour: .llama, vocabSize: try r.int("vocab_size"), hiddenSize: hidden,
-            numLayers: try r.int("num_hidden_layers"), numHeads: heads,
+        let defaultHeadDim = flavour == .gemma3 ? 256 : (flavour == .qwen3 ? 128 : hidden / max(heads, 1))
+        let defaultPositions = [Flavour.llama: 2048, .qwen2: 32768, .qwen3: 32768, .gemma3: 131_072][flavour] ?? 2048
+        var c = DecoderConfig(
+            flavour: flavour, vocabSize: try r.int("vocab_size"), hiddenSize: hidden,
+            numLayers: layers, numHeads: heads,
             numKVHeads: try r.optionalInt("num_key_value_heads") ?? heads,
-            headDim: try r.optionalInt("head_dim") ?? hidden / max(heads, 1),
+            headDim: try r.optionalInt("head_dim") ?? defaultHeadDim,
             intermediateSize: try r.int("intermediate_size"),
-            maxPositions: try r.optionalInt("max_position_embeddings") ?? 2048,
+            maxPositions: try r.optionalInt("max_position_embeddings") ?? defaultPositions,
             normEps: Float(r.o["rms_norm_eps"]?.double ?? 1e-6), ropeTheta: Float(theta),
-            tieWordEmbeddings: r.o["tie_word_embeddings"]?.bool ?? false,
+            tieWordEmbeddings: r.o["tie_word_embeddings"]?.bool ?? (flavour == .gemma3),
             bosTokenId: try r.ids("bos_token_id").first, eosTokenId: eos.first, padTokenId: try r.ids("pad_token_id").first,
             eosTokenIds: eos.count > 1 ? eos : nil, numLabels: numLabels)
+        if flavour != .qwen2, r.o["attention_bias"]?.bool == true { c.attentionBias = true }
+        if flavour == .llama, r.o["mlp_bias"]?.bool == true { c.mlpBias = true }
+        c.ropeScaling = scaling
+        c.slidingWindow = slidingWindow
+        c.layerTypes = layerTypes
+        if flavour == .gemma3 {
+            c.localRopeTheta = localTheta.map { Float($0) }
+            c.queryPreAttnScalar = Float(r.o["query_pre_attn_scalar"]?.double ?? 256)
+        }
+        return c
     }
 
     private static func gpt2(_ r: Reader) throws -> DecoderConfig {
@@ -136,7 +218,7 @@ public enum HFConfig {
     public static func encode(_ c: DecoderConfig) -> JSONNode {
         var o: [String: JSONNode] = [
             "architectures": .array([.string(c.hfArchitecture)]),
-            "model_type": .string(c.flavour == .gpt2 ? "gpt2" : "llama"),
+            "model_type": .string(c.hfModelType),
             "vocab_size": .int(c.vocabSize),
             "tie_word_embeddings": .bool(c.tieWordEmbeddings),
             "bos_token_id": .optionalInt(c.bosTokenId),
@@ -148,22 +230,49 @@ public enum HFConfig {
             "use_cache": .bool(true),
         ]
         switch c.flavour {
-        case .llama:
+        case .llama, .qwen2, .qwen3, .gemma3:
             o["hidden_size"] = .int(c.hiddenSize)
             o["intermediate_size"] = .int(c.intermediateSize)
             o["num_hidden_layers"] = .int(c.numLayers)
             o["num_attention_heads"] = .int(c.numHeads)
             o["num_key_value_heads"] = .int(c.numKVHeads)
             o["head_dim"] = .int(c.headDim)
-            o["hidden_act"] = .string("silu")
             o["max_position_embeddings"] = .int(c.maxPositions)
             o["rms_norm_eps"] = .float(c.normEps)
-            o["rope_parameters"] = .object(["rope_theta": .float(c.ropeTheta), "rope_type": .string("default")])
             o["rope_theta"] = .float(c.ropeTheta)
-            o["attention_bias"] = .bool(false)
             o["attention_dropout"] = .double(0)
-            o["mlp_bias"] = .bool(false)
-            o["pretraining_tp"] = .int(1)
+            let global = ropeNode(c.ropeTheta, c.ropeScaling)
+            if let s = c.ropeScaling { o["rope_scaling"] = .object(global.object!.filter { $0.key != "rope_theta" }); _ = s }
+            switch c.flavour {
+            case .gemma3:
+                o["hidden_activation"] = .string("gelu_pytorch_tanh")
+                let local = c.localRopeTheta ?? 10000
+                o["rope_parameters"] = .object(["full_attention": global, "sliding_attention": ropeNode(local, nil)])
+                o["rope_local_base_freq"] = .float(local)
+                o["query_pre_attn_scalar"] = c.queryPreAttnScalar.map { $0 == $0.rounded() ? .int(Int($0)) : .float($0) } ?? .int(256)
+                o["attn_logit_softcapping"] = .null
+                o["final_logit_softcapping"] = .null
+                o["use_bidirectional_attention"] = .bool(false)
+                o["attention_bias"] = .bool(c.attentionBias ?? false)
+                o["sliding_window"] = .optionalInt(c.slidingWindow)
+            case .qwen2, .qwen3:
+                o["hidden_act"] = .string("silu")
+                o["rope_parameters"] = global
+                if c.flavour == .qwen3 { o["attention_bias"] = .bool(c.attentionBias ?? false) }
+                let sliding = c.layerTypes?.contains("sliding_attention") == true
+                o["use_sliding_window"] = .bool(sliding)
+                o["sliding_window"] = .optionalInt(sliding ? c.slidingWindow : nil)
+                o["max_window_layers"] = .int(c.layerTypes?.firstIndex(of: "sliding_attention") ?? c.numLayers)
+            default:
+                o["hidden_act"] = .string("silu")
+                o["rope_parameters"] = global
+                o["attention_bias"] = .bool(c.attentionBias ?? false)
+                o["mlp_bias"] = .bool(c.mlpBias ?? false)
+                o["pretraining_tp"] = .int(1)
+            }
+            if c.flavour != .llama {
+                o["layer_types"] = .array((0..<c.numLayers).map { .string(c.isSlidingLayer($0) ? "sliding_attention" : "full_attention") })
+            }
             if let n = c.numLabels {
                 o["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("\($0)", JSONNode.string("LABEL_\($0)")) }))
                 o["label2id"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("LABEL_\($0)", JSONNode.int($0)) }))
@@ -190,6 +299,18 @@ public enum HFConfig {
         try AtomicFile.write(encode(c).data(), to: url)
     }
 
+    /// A `rope_parameters` entry: theta, type and the scaling fields.
+    static func ropeNode(_ theta: Float, _ s: RopeScaling?) -> JSONNode {
+        var o: [String: JSONNode] = ["rope_theta": .float(theta), "rope_type": .string(s?.type ?? "default")]
+        if let s = s {
+            o["factor"] = .double(s.factor)
+            if let v = s.lowFreqFactor { o["low_freq_factor"] = .double(v) }
+            if let v = s.highFreqFactor { o["high_freq_factor"] = .double(v) }
+            if let v = s.originalMaxPositions { o["original_max_position_embeddings"] = .int(v) }
+        }
+        return .object(o)
+    }
+
     static func eosNode(_ c: DecoderConfig) -> JSONNode {
         if let all = c.eosTokenIds, all.count > 1 { return .array(all.map { .int($0) }) }
         return .optionalInt(c.eosTokenId)
@@ -202,6 +323,20 @@ extension DecoderConfig {
         switch flavour {
         case .gpt2: return "GPT2LMHeadModel"
         case .llama: return numLabels == nil ? "LlamaForCausalLM" : "LlamaForSequenceClassification"
+        case .qwen2: return numLabels == nil ? "Qwen2ForCausalLM" : "Qwen2ForSequenceClassification"
+        case .qwen3: return numLabels == nil ? "Qwen3ForCausalLM" : "Qwen3ForSequenceClassification"
+        case .gemma3: return "Gemma3ForCausalLM"
+        }
+    }
+
+    /// The Hugging Face `model_type` of this model.
+    public var hfModelType: String {
+        switch flavour {
+        case .gpt2: return "gpt2"
+        case .llama: return "llama"
+        case .qwen2: return "qwen2"
+        case .qwen3: return "qwen3"
+        case .gemma3: return "gemma3_text"
         }
     }
 }

@@ -64,9 +64,16 @@ extension HFModelFolder {
             let gen = generationConfig ?? HFGenerationConfig(from: config)
             try AtomicFile.write(gen.encode().data(), to: url.appendingPathComponent(generationConfigFile))
         }
-        if let tok = tokenizerModel, tok.standardizedFileURL != url.appendingPathComponent(tokenizerFile).standardizedFileURL {
-            guard let data = try? Data(contentsOf: tok) else { throw ModelFileError("cannot read tokenizer \(tok.path)") }
-            try AtomicFile.write(data, to: url.appendingPathComponent(tokenizerFile))
+        if let tok = tokenizerModel {
+            // The tokenizer file under its own name (tokenizer.model / tokenizer.json) and the files beside it that
+            // describe it (tokenizer_config.json with the chat template, special_tokens_map.json, chat_template.jinja).
+            let companions = tokenizerCompanionFiles.map { tok.deletingLastPathComponent().appendingPathComponent($0) }
+            for file in [tok] + companions.filter({ fm.fileExists(atPath: $0.path) }) {
+                let dest = url.appendingPathComponent(file.lastPathComponent)
+                guard file.standardizedFileURL != dest.standardizedFileURL else { continue }
+                guard let data = try? Data(contentsOf: file) else { throw ModelFileError("cannot read tokenizer file \(file.path)") }
+                try AtomicFile.write(data, to: dest)
+            }
         }
         for file in extraFiles where file.standardizedFileURL != url.appendingPathComponent(file.lastPathComponent).standardizedFileURL {
             guard let data = try? Data(contentsOf: file) else { throw ModelFileError("cannot read \(file.path)") }

@@ -78,6 +78,7 @@ extension HFModelFolder {
 
     /// Reads the folder: config, every parameter (validated), generation config, finch.json, tokenizer path.
     public static func read(_ url: URL) throws -> HFModelFolder {
+        if isGGUF(url) { return try GGUFModelImport.read(url) }
         let configURL = url.appendingPathComponent(configFile)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ModelFileError("\(url.path): not a model folder (no \(configFile))")
@@ -107,10 +108,8 @@ extension HFModelFolder {
         let finchURL = url.appendingPathComponent(finchFile)
         var info = FileManager.default.fileExists(atPath: finchURL.path) ? try FinchModelInfo.load(finchURL) : nil
         info?.flavour = config.flavour   // config.json is the authority on the architecture
-        let tok = url.appendingPathComponent(tokenizerFile)
         return HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: gen, finchInfo: info,
-                             tokenizerModel: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,
-                             storedDTypes: dtypes.sorted())
+                             tokenizerModel: tokenizerFile(in: url), storedDTypes: dtypes.sorted())
     }
 
     /// Reads config.json and every parameter; see `read(_:)` for the rest of the folder.
@@ -199,7 +198,7 @@ public struct HFModelSummary {
             config: config, architecture: config.hfArchitecture, dtypeCounts: counts,
             weightFiles: weights.files.map { $0.url.lastPathComponent }, tensorCount: weights.location.count,
             parameterCount: config.parameterCount, weightBytes: bytes,
-            hasTokenizer: fm.fileExists(atPath: url.appendingPathComponent(HFModelFolder.tokenizerFile).path),
+            hasTokenizer: HFModelFolder.tokenizerFile(in: url) != nil,
             generationConfig: fm.fileExists(atPath: gen.path) ? try HFGenerationConfig.load(gen) : nil,
             finchInfo: fm.fileExists(atPath: fin.path) ? try FinchModelInfo.load(fin) : nil,
             problem: problem)

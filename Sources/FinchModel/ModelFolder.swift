@@ -16,7 +16,8 @@ public struct HFModelFolder {
     public let generationConfig: HFGenerationConfig?
     /// finch.json, when present (folders Finch wrote).
     public let finchInfo: FinchModelInfo?
-    /// `tokenizer.model` (SentencePiece) in the folder, when present.
+    /// The tokenizer's file: `tokenizer.model` (SentencePiece) or else `tokenizer.json` in the folder; for a GGUF
+    /// file, the tokenizer folder made from its vocabulary (see `GGUFModelImport`). nil when there is none.
     public let tokenizerModel: URL?
     /// The safetensors dtypes the parameters were stored in (e.g. ["BF16"]), before conversion to float32.
     public let storedDTypes: [String]
@@ -27,6 +28,21 @@ public struct HFModelFolder {
     public static let indexFile = "model.safetensors.index.json"
     public static let finchFile = "finch.json"
     public static let tokenizerFile = "tokenizer.model"
+    public static let tokenizerJSONFile = "tokenizer.json"
+    /// Files that travel with the tokenizer file when a model folder is written from another.
+    public static let tokenizerCompanionFiles = ["tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+
+    /// The tokenizer file of a folder: `tokenizer.model` (the original where both exist) or `tokenizer.json`.
+    public static func tokenizerFile(in folder: URL) -> URL? {
+        for name in [tokenizerFile, tokenizerJSONFile] {
+            let u = folder.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: u.path) { return u }
+        }
+        return nil
+    }
+
+    /// Whether `url` names a GGUF file (by its extension).
+    public static func isGGUF(_ url: URL) -> Bool { url.pathExtension.lowercased() == "gguf" }
 }
 
 /// generation_config.json: the fields Finch uses; other keys are kept in `other` and written back.

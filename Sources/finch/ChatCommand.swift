@@ -40,12 +40,12 @@ struct TestEngineOptions: ParsableArguments {
     @Option(name: .customLong("echo-delay-ms"), help: .hidden) var echoDelayMs: Int = 0
     @Option(name: .customLong("echo-context"), help: .hidden) var echoContext: Int = 4096
 
-    func makeEngine(model: String?, adapter: String?) throws -> ChatEngine {
+    func makeEngine(model: String?, adapter: String?, raw: Bool = false) throws -> ChatEngine {
         switch engine {
         case nil:
             guard let model else { throw ValidationError("--model DIR is required") }
             return try makeChatEngine(modelDir: URL(fileURLWithPath: model),
-                                      adapterDir: adapter.map { URL(fileURLWithPath: $0) })
+                                      adapterDir: adapter.map { URL(fileURLWithPath: $0) }, raw: raw)
         case "echo"?:
             return EchoEngine(contextLength: echoContext, tokenDelay: Double(echoDelayMs) / 1000)
         case let other?:

@@ -37,7 +37,7 @@ struct DataCommand: ParsableCommand {
             }
             o.pack = pack; o.trainOnPrompt = trainOnPrompt; o.skipInvalid = skipInvalid
             o.shardMegabytes = shardSize; o.zstdLevel = zstdLevel
-            let tok = try SentencePieceTokenizer.load(path: tokenizer)
+            let tok = try Tokenizers.load(path: tokenizer)
             let t = try template.map { try ChatTemplate.load($0) }
             let start = Date()
             let m = try DatasetPacker.pack(o, tokenizer: tok, template: t, into: URL(fileURLWithPath: out)) { print($0) }
@@ -61,7 +61,7 @@ struct DataCommand: ParsableCommand {
             let folder = URL(fileURLWithPath: dataset)
             let reader = try DatasetReader(folder, options: .init(shuffle: false))
             print(DatasetInspector.summary(reader.manifest))
-            let tok = try SentencePieceTokenizer.load(path: tokenizer ?? dataset)
+            let tok = try Tokenizers.load(path: tokenizer ?? dataset)
             guard let e = try reader.entry(containingRecord: record) else {
                 print("record \(record): not in the dataset (skipped, or out of range 0..<\(reader.manifest.records + reader.manifest.skipped))")
                 return
@@ -99,13 +99,13 @@ struct DataBenchOptions: ParsableArguments {
     var reference: String = "tools/sentencepiece_bench.py"
 
     func run() throws {
-        let tok = try SentencePieceTokenizer.load(path: tokenizer)
+        let tok = try Tokenizers.load(path: tokenizer)
         let t = try template.map { try ChatTemplate.load($0) }
         let dir = URL(fileURLWithPath: out ?? NSTemporaryDirectory() + "finch-data-bench-\(getpid())")
         defer { if out == nil { try? FileManager.default.removeItem(at: dir) } }
         let r = try DataBenchmark.run(inputs: input.map { URL(fileURLWithPath: $0) }, tokenizer: tok, template: t,
                                       maxLength: maxLength, batchSize: batch, folder: dir, repeats: repeats)
-        print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, words memoised: \(tok.memoizesWords ? "yes (BPE)" : "no")")
+        print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, words memoised: \((tok as? SentencePieceTokenizer)?.memoizesWords ?? true ? "yes" : "no")")
         print(r.description)
         guard !reference.isEmpty, FileManager.default.fileExists(atPath: reference) else { return }
         // The Python package encoding the same text, run now on the same machine.

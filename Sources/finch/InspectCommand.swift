@@ -24,7 +24,7 @@ struct InspectCommand: ParsableCommand {
         line("hidden", "\(c.hiddenSize)  (intermediate \(c.intermediateSize))")
         line("heads", "\(c.numHeads) query, \(c.numKVHeads) key/value, head_dim \(c.headDim)")
         line("vocabulary", "\(c.vocabSize)")
-        line("positions", "\(c.maxPositions)" + (c.flavour == .llama ? "  (RoPE theta \(c.ropeTheta))" : "  (learned)"))
+        line("positions", "\(c.maxPositions)" + (c.flavour.usesRoPE ? "  (RoPE theta \(c.ropeTheta))" : "  (learned)"))
         line("norm eps", "\(c.normEps)")
         line("head", c.numLabels.map { "score, \($0) label(s)" } ?? (c.tieWordEmbeddings ? "tied to the embedding" : "separate lm_head"))
         let ids = [("bos", c.bosTokenId), ("eos", c.eosTokenId), ("pad", c.padTokenId)]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FinchData
 import FinchTrain
 
 /// Options shared by `finch reward`, `finch dpo` and `finch ppo`.
@@ -18,6 +19,7 @@ struct RLHFCommonOptions: ParsableArguments {
     @Option(help: "Epochs when --steps is 0.") var epochs = 1
     @Option(help: "Pairs (reward/dpo) or prompts (ppo) per batch.") var batchSize: Int?
     @Option(help: "Maximum tokens per sequence.") var maxLength = 512
+    @Option(help: "Pairs longer than --max-length: drop (default), truncate or error.") var overlong: OverlongPolicy = .drop
     @Option(help: "Held-out share of the data for evaluation.") var evalFraction: Double?
     @Option(help: "Evaluate every N steps (ppo: iterations); 0 = only before and after.") var evalEvery = 0
     @Option(help: "Checkpoint every N steps (ppo: iterations); 0 = none.") var checkpointEvery = 0
@@ -41,6 +43,7 @@ struct RLHFCommonOptions: ParsableArguments {
         o.epochs = epochs
         if let b = batchSize { o.batchSize = b }
         o.maxLength = maxLength
+        o.overlong = overlong
         if let e = evalFraction { o.evalFraction = e }
         o.evalEvery = evalEvery
         o.checkpointEvery = checkpointEvery

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FinchTrain
+import FinchData
 import Foundation
 
 /// `finch sft`: supervised fine-tuning of a model folder on instruction data.
@@ -15,7 +16,7 @@ struct SFTCommand: ParsableCommand {
         Example: finch sft --model base/ --data train.jsonl --method lora --lora-r 8 --epochs 2 --out runs/lora
         """)
 
-    @Option(help: "Base model folder (Hugging Face layout with tokenizer.model).") var model: String?
+    @Option(help: "Base model: a Hugging Face / Finch folder, or a .gguf file.") var model: String?
     @Option(parsing: .upToNextOption, help: "Instruction JSONL file(s) or a packed dataset folder.") var data: [String] = []
     @Option(help: "Run folder.") var out: String?
     @Option(help: "Method: full, freeze, lora, dora, adapter, prefix, prompt.") var method: String?
@@ -28,6 +29,7 @@ struct SFTCommand: ParsableCommand {
     @Flag(help: "Also write a merged model (LoRA/DoRA) to RUN/final/merged.") var merge = false
     @Flag(inversion: .prefixedNo, help: "Pack several short records per row.") var pack: Bool?
     @Flag(help: "Train on prompt tokens too.") var trainOnPrompt = false
+    @Option(help: "Records longer than --seq-len: drop (default), truncate or error.") var overlong: OverlongPolicy?
     // Layer-wise methods.
     @Option(help: "freeze: also train the top K blocks.") var trainLayers: Int?
     @Flag(help: "freeze (head only): compute the frozen trunk's output once per row and reuse it.") var cacheFeatures = false
@@ -56,6 +58,7 @@ struct SFTCommand: ParsableCommand {
         put("lora-targets", loraTargets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
         put("adapter-size", adapterSize); put("adapter-placement", adapterPlacement); put("num-virtual-tokens", numVirtualTokens)
         put("prompt-init-text", promptInitText); put("pack", pack)
+        put("overlong", overlong?.rawValue)
         if !data.isEmpty { flags["data"] = data }
         if !evalData.isEmpty { flags["eval-data"] = evalData }
         if !replay.isEmpty { flags["replay"] = replay }
@@ -84,3 +87,5 @@ struct SFTCommand: ParsableCommand {
         }
     }
 }
+
+extension OverlongPolicy: ExpressibleByArgument {}

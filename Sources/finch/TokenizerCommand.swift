@@ -46,17 +46,36 @@ struct Tokenizer: ParsableCommand {
     }
 
     struct Encode: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the ids and pieces of TEXT (no BOS/EOS).",
-                                                        discussion: "Example: finch tokenizer encode --model tok/tokenizer.model \"Hello world\"")
-        @Option(name: .long, help: "A .model file or a folder holding tokenizer.model.") var model: String
-        @Argument(help: "Text to encode.") var text: [String]
+        static let configuration = CommandConfiguration(
+            abstract: "Print the ids (and pieces) of TEXT or of a text file (no BOS/EOS).",
+            discussion: """
+            The model's own tokenizer is used: a model folder (tokenizer.model or tokenizer.json), a .gguf file, a .model \
+            file or a tokenizer.json file. Special tokens written in the text map to their ids, as the model's runtime does.
+
+            Example: finch tokenizer encode --model SmolLM2-135M-Instruct.Q4_1.gguf --json "Hello world"
+            """)
+        @Option(name: .long, help: "Model folder, .gguf, .model or tokenizer.json.") var model: String
+        @Option(name: .long, help: "Encode this file's whole text instead of the arguments.") var textFile: String?
+        @Flag(name: .long, help: "Print the ids as one JSON array only.") var json = false
+        @Argument(help: "Text to encode.") var text: [String] = []
+
+        func validate() throws {
+            if textFile == nil && text.isEmpty { throw ValidationError("give TEXT or --text-file FILE") }
+        }
 
         func run() throws {
             let tok = try loadTokenizer(model)
-            let joined = text.joined(separator: " ")
+            let joined: String
+            if let textFile {
+                guard let data = FileManager.default.contents(atPath: textFile) else { throw ValidationError("\(textFile): cannot read") }
+                joined = String(decoding: data, as: UTF8.self)
+            } else {
+                joined = text.joined(separator: " ")
+            }
             let ids = try tok.encode(joined)
+            if json { print("[" + ids.map(String.init).joined(separator: ",") + "]"); return }
             print(ids.map(String.init).joined(separator: " "))
-            print(try tok.encodePieces(joined).joined(separator: " "))
+            print(ids.map { tok.piece(Int($0)) ?? "?" }.joined(separator: " "))
             print("\(ids.count) tokens")
         }
     }
@@ -64,7 +83,7 @@ struct Tokenizer: ParsableCommand {
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the text of token IDS.",
                                                         discussion: "Example: finch tokenizer decode --model tok/tokenizer.model 1 345 22")
-        @Option(name: .long, help: "A .model file or a folder holding tokenizer.model.") var model: String
+        @Option(name: .long, help: "Model folder, .gguf, .model or tokenizer.json.") var model: String
         @Argument(help: "Token ids.") var ids: [Int]
 
         func run() throws {
@@ -78,17 +97,21 @@ struct Tokenizer: ParsableCommand {
 
     struct Vocab: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the vocabulary: id, type, score, piece.")
-        @Option(name: .long, help: "A .model file or a folder holding tokenizer.model.") var model: String
+        @Option(name: .long, help: "Model folder, .gguf, .model or tokenizer.json.") var model: String
 
         func run() throws {
             let tok = try loadTokenizer(model)
             print("# \(tok.vocabSize) pieces, unk \(tok.unkID) bos \(tok.bosID) eos \(tok.eosID) pad \(tok.padID), sha256 \(tok.fingerprint)")
-            for e in tok.vocabulary { print("\(e.id)\t\(e.type.rawValue)\t\(e.score)\t\(e.piece)") }
+            if let sp = tok as? SentencePieceTokenizer {
+                for e in sp.vocabulary { print("\(e.id)\t\(e.type.rawValue)\t\(e.score)\t\(e.piece)") }
+            } else {
+                for id in 0..<tok.vocabSize { print("\(id)\t\(tok.isControl(id) ? "control" : "normal")\t0\t\(tok.piece(id) ?? "")") }
+            }
         }
     }
 }
 
-/// Loads a tokenizer from a `.model` file or a folder containing `tokenizer.model`.
-func loadTokenizer(_ path: String) throws -> SentencePieceTokenizer {
-    try SentencePieceTokenizer.load(path: path)
+/// Loads the tokenizer of a model folder, .gguf, .model or tokenizer.json file.
+func loadTokenizer(_ path: String) throws -> any TextTokenizer {
+    try Tokenizers.load(path: path)
 }

@@ -57,6 +57,7 @@ extension Encodable {
                 value = inner
             }
             if let u = value as? UInt64 { value = Int(truncatingIfNeeded: u) }
+            if let r = value as? any RawRepresentable, let raw = r.rawValue as? String { value = raw }   // enums as their names
             var kebab = ""
             for ch in label { if ch.isUppercase { kebab += "-" + ch.lowercased() } else { kebab.append(ch) } }
             out[kebab] = value

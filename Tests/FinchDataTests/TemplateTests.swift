@@ -13,18 +13,18 @@ final class TemplateTests: XCTestCase {
             XCTAssertTrue(ChatTemplate.available().contains(name))
         }
         let chatml = try ChatTemplate.load("chatml")
-        XCTAssertEqual(ChatTemplate.text(chatml.render(conversation, addGenerationPrompt: false)),
+        XCTAssertEqual(ChatTemplate.text(try chatml.render(conversation, addGenerationPrompt: false)),
                        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n")
-        XCTAssertEqual(ChatTemplate.text(chatml.render([Message(.user, "Hi")], addGenerationPrompt: true)),
+        XCTAssertEqual(ChatTemplate.text(try chatml.render([Message(.user, "Hi")], addGenerationPrompt: true)),
                        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
         let llama2 = try ChatTemplate.load("llama2")
-        XCTAssertEqual(ChatTemplate.text(llama2.render(conversation)),
+        XCTAssertEqual(ChatTemplate.text(try llama2.render(conversation)),
                        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]Hello. </s><s>[INST] 2+2? [/INST]4 </s>")
         let alpaca = try ChatTemplate.load("alpaca")
-        XCTAssertEqual(ChatTemplate.text(alpaca.render([Message(.user, "Add 1 and 2."), Message(.assistant, "3")])),
+        XCTAssertEqual(ChatTemplate.text(try alpaca.render([Message(.user, "Add 1 and 2."), Message(.assistant, "3")])),
                        "<s>Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nAdd 1 and 2.\n\n### Response:\n3</s>")
         // Segments: assistant content + suffix is the only response text.
-        let segs = chatml.render(conversation)
+        let segs = try chatml.render(conversation)
         XCTAssertEqual(segs.filter { $0.kind == .response }.map(\.text), ["Hello.<|im_end|>\n", "4<|im_end|>\n"])
 
         // By path and through FINCH_PROMPTS-style folders.
@@ -67,9 +67,9 @@ final class TemplateTests: XCTestCase {
         }
         for name in ["alpaca", "chatml", "llama2", "zephyr"] {
             let enc = try ChatEncoder(tokenizer: tok, template: try ChatTemplate.load(name))
-            XCTAssertEqual(enc.tokenizer.type(enc.endOfTurnID) == .control || enc.tokenizer.type(enc.endOfTurnID) == .userDefined, true)
+            XCTAssertEqual(tok.type(enc.endOfTurnID) == .control || tok.type(enc.endOfTurnID) == .userDefined, true)
             for conv in conversations {
-                let segs = enc.template.render(conv)
+                let segs = try enc.template.render(conv)
                 let whole = try enc.encode(segments: segs)
                 // Turn by turn.
                 var byTurn = EncodedSequence()

@@ -34,11 +34,12 @@ public enum DataBenchmark {
 
     /// Runs the benchmark `repeats` times and keeps the median of each timing. Every run loads the tokenizer
     /// afresh, so its word cache starts empty as in a real pack.
-    public static func run(inputs: [URL], tokenizer: SentencePieceTokenizer, template: ChatTemplate?, maxLength: Int,
+    public static func run(inputs: [URL], tokenizer: any TextTokenizer, template: ChatTemplate?, maxLength: Int,
                            batchSize: Int, folder: URL, repeats: Int) throws -> Result {
         var runs: [Result] = []
         for _ in 0..<max(1, repeats) {
-            let fresh = try SentencePieceTokenizer(modelBytes: tokenizer.modelBytes, source: tokenizer.source)
+            let fresh: any TextTokenizer = try (tokenizer as? SentencePieceTokenizer)
+                .map { try SentencePieceTokenizer(modelBytes: $0.modelBytes, source: $0.source) } ?? Tokenizers.load(path: tokenizer.source)
             runs.append(try run(inputs: inputs, tokenizer: fresh, template: template, maxLength: maxLength,
                                 batchSize: batchSize, folder: folder))
         }
@@ -54,7 +55,7 @@ public enum DataBenchmark {
         return r
     }
 
-    public static func run(inputs: [URL], tokenizer: SentencePieceTokenizer, template: ChatTemplate?, maxLength: Int,
+    public static func run(inputs: [URL], tokenizer: any TextTokenizer, template: ChatTemplate?, maxLength: Int,
                            batchSize: Int, folder: URL) throws -> Result {
         let inBytes = inputs.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
         var o = DatasetPacker.Options(inputs: inputs, maxLength: maxLength)

@@ -26,7 +26,7 @@ public enum DatasetInspector {
     }
 
     /// One document of an entry decoded, with trained runs wrapped by `mark` (e.g. bold or brackets).
-    public static func render(_ e: Example, document: Int, tokenizer: SentencePieceTokenizer,
+    public static func render(_ e: Example, document: Int, tokenizer: any TextTokenizer,
                               mark: (String) -> String = { "[[" + $0 + "]]" }) throws -> String {
         let start = e.documents[..<document].reduce(0) { $0 + $1.length }
         let end = start + e.documents[document].length
@@ -43,7 +43,7 @@ public enum DatasetInspector {
     }
 
     /// Text of ids keeping special pieces visible (sentencepiece's decode drops control tokens such as </s>).
-    static func pieceText(_ ids: [Int32], _ tok: SentencePieceTokenizer) throws -> String {
+    static func pieceText(_ ids: [Int32], _ tok: any TextTokenizer) throws -> String {
         var out = ""
         var run: [Int32] = []
         func flush() throws {
@@ -53,8 +53,14 @@ public enum DatasetInspector {
             out += lead + (try tok.decode(run)); run = []
         }
         for id in ids {
-            let t = tok.type(Int(id))
-            if t == .control || t == .userDefined || t == .unknown { try flush(); out += tok.piece(Int(id)) ?? "" } else { run.append(id) }
+            let visible: Bool
+            if let sp = tok as? SentencePieceTokenizer {
+                let t = sp.type(Int(id))
+                visible = t == .control || t == .userDefined || t == .unknown
+            } else {
+                visible = tok.isControl(Int(id))
+            }
+            if visible { try flush(); out += tok.piece(Int(id)) ?? "" } else { run.append(id) }
         }
         try flush()
         return out

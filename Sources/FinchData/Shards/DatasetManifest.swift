@@ -53,7 +53,7 @@ public struct DatasetManifest: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case format, formatVersion = "format_version", kind, tokenizer, template, maxLength = "max_length", packed
         case trainOnPrompt = "train_on_prompt", idBytes = "id_bytes", zstdLevel = "zstd_level", sources, records, entries
-        case tokens, trainedTokens = "trained_tokens", truncated, skipped, lengths, shards, createdBy = "created_by"
+        case tokens, trainedTokens = "trained_tokens", truncated, skipped, lengths, shards, createdBy = "created_by", overlong
     }
 
     public var format = "finch-dataset"
@@ -83,6 +83,8 @@ public struct DatasetManifest: Codable, Equatable, Sendable {
     public var lengths: LengthStats
     public var shards: [ShardInfo]
     public var createdBy: String
+    /// Records dropped or cut for length, per file (absent in datasets packed before `--overlong` existed).
+    public var overlong: OverlongReport? = nil
 
     static let fileName = "manifest.json"
 

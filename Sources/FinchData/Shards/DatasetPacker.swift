@@ -17,6 +17,8 @@ public enum DatasetPacker {
         public var zstdLevel: Int32 = 6
         /// Plain text records are cut into chunks of about this many characters before tokenizing.
         public var textChunkCharacters = 8192
+        /// Records longer than `maxLength` (plain text is always split instead).
+        public var overlong = OverlongPolicy.drop
         /// Worker threads for tokenization and compression.
         public var threads = ProcessInfo.processInfo.activeProcessorCount
         public init(inputs: [URL], maxLength: Int) { self.inputs = inputs; self.maxLength = maxLength }
@@ -28,7 +30,7 @@ public enum DatasetPacker {
     /// Packs `options.inputs` into `folder`. Everything is written into a temporary sibling folder that is
     /// renamed into place at the end, so an interrupted pack leaves no half dataset behind.
     @discardableResult
-    public static func pack(_ options: Options, tokenizer: SentencePieceTokenizer, template: ChatTemplate?, into folder: URL,
+    public static func pack(_ options: Options, tokenizer: any TextTokenizer, template: ChatTemplate?, into folder: URL,
                             progress: Progress? = nil) throws -> DatasetManifest {
         guard options.maxLength >= 2 else { throw EncodeError(message: "--max-length must be at least 2") }
         var readOptions = RecordReader.Options(format: options.format, skipInvalid: options.skipInvalid)
@@ -68,15 +70,31 @@ public enum DatasetPacker {
             if !pending.ids.isEmpty { entries.append(pending) }
             pending = Example(ids: [], mask: [], documents: [])
         }
+        var overlong = OverlongReport(policy: options.overlong, maxLength: options.maxLength)
         for (n, result) in encoded.enumerated() {
             let (source, record) = records[n]
             let loc = record.location
             do {
                 let e = try result.get()
                 lengths.append(e.length)
-                var docs = try e.documents(maxLength: options.maxLength, endOfTurn: encoder?.endOfTurnID, location: loc,
-                                           template: encoder?.template.name)
-                if docs.truncated { truncated += 1 }
+                var cutAllowed = false
+                if e.isRecordWithLength, overlong.see(length: e.length, at: loc) {
+                    switch options.overlong {
+                    case .drop: overlong.count(loc, dropped: 1); continue
+                    case .error: throw overlong.error(length: e.length, at: loc)
+                    case .truncate: cutAllowed = true
+                    }
+                }
+                var docs: (parts: [Example], truncated: Bool)
+                do {
+                    docs = try e.documents(maxLength: options.maxLength, endOfTurn: encoder?.endOfTurnID, location: loc,
+                                           template: encoder?.template.name, allowCutEnd: cutAllowed)
+                } catch let error as RecordError where cutAllowed {
+                    _ = error   // nothing trainable survives the cut: dropped after all
+                    overlong.count(loc, dropped: 1)
+                    continue
+                }
+                if docs.truncated { truncated += 1; overlong.count(loc, truncated: 1) }
                 for i in docs.parts.indices {
                     docs.parts[i].documents = docs.parts[i].documents.map {
                         DocumentInfo(length: $0.length, record: n, source: source, line: loc.line)
@@ -103,6 +121,8 @@ public enum DatasetPacker {
             }
         }
         flushPending()
+        if !overlong.summary.isEmpty { progress?(overlong.summary) }
+        if entries.isEmpty, overlong.dropped > 0 { throw overlong.nothingLeft("records") }
         guard !entries.isEmpty else { throw EncodeError(message: "no records to write (all \(skipped.count) skipped?)") }
 
         // Write into a temporary sibling folder, then move it into place.
@@ -130,7 +150,7 @@ public enum DatasetPacker {
                 let report = skipped.map(\.description).joined(separator: "\n") + "\n"
                 try Data(report.utf8).write(to: temp.appendingPathComponent("skipped.txt"), options: .atomic)
             }
-            try tokenizer.write(to: temp.appendingPathComponent("tokenizer.model"))
+            try tokenizer.save(toFolder: temp)
             let manifest = DatasetManifest(
                 kind: kind,
                 tokenizer: .init(sha256: tokenizer.fingerprint, vocabSize: tokenizer.vocabSize, bosID: tokenizer.bosID,
@@ -144,7 +164,8 @@ public enum DatasetPacker {
                 },
                 records: recordCount, entries: entries.count, tokens: entries.reduce(0) { $0 + $1.ids.count },
                 trainedTokens: entries.reduce(0) { $0 + $1.trainedCount }, truncated: truncated, skipped: skipped.count,
-                lengths: DatasetManifest.stats(lengths), shards: writer.shards, createdBy: "finch data pack")
+                lengths: DatasetManifest.stats(lengths), shards: writer.shards, createdBy: "finch data pack",
+                overlong: overlong)
             try manifest.jsonData().write(to: temp.appendingPathComponent(DatasetManifest.fileName), options: .atomic)
             try replace(folder, with: temp)
             progress?("wrote \(entries.count) entries in \(writer.shards.count) shard(s) to \(folder.path)")
@@ -188,7 +209,7 @@ public enum DatasetPacker {
     }
 
     /// A template for tokenizers/datasets with no chat structure (plain text only).
-    static func plainTemplate(_ tok: SentencePieceTokenizer) throws -> ChatTemplate {
+    public static func plainTemplate(_ tok: any TextTokenizer) throws -> ChatTemplate {
         let eos = tok.eosID >= 0 ? (tok.piece(tok.eosID) ?? "</s>") : (tok.piece(0) ?? "<unk>")
         let json = #"{"name":"plain","user":{"prefix":"","suffix":""},"assistant":{"prefix":"","suffix":""},"end_of_turn":"\#(eos)"}"#
         return try JSONDecoder().decode(ChatTemplate.self, from: Data(json.utf8))

@@ -56,7 +56,7 @@ public final class DatasetReader {
     private let secondCodec = ZstdCodec()
 
     /// Opens a dataset folder. With `tokenizer`, refuses a dataset packed with a different one.
-    public init(_ folder: URL, options: Options = Options(), tokenizer: SentencePieceTokenizer? = nil) throws {
+    public init(_ folder: URL, options: Options = Options(), tokenizer: (any TextTokenizer)? = nil) throws {
         self.folder = folder
         self.options = options
         manifest = try DatasetManifest.read(folder)

@@ -18,7 +18,11 @@ enum Encoded {
 
     /// The record's parts as single-document examples (documents' record/source/line filled in later),
     /// truncated or split to `maxLength`, and validated.
-    func documents(maxLength L: Int, endOfTurn: Int?, location: SourceLocation, template: String?) throws
+    /// Whether `length` over the limit makes the record over-long (plain text is split instead).
+    var isRecordWithLength: Bool { if case .text = self { return false } else { return true } }
+
+    /// `allowCutEnd`: the user chose `--overlong truncate`, so a sequence whose end-of-turn token is cut off is kept.
+    func documents(maxLength L: Int, endOfTurn: Int?, location: SourceLocation, template: String?, allowCutEnd: Bool = false) throws
         -> (parts: [Example], truncated: Bool) {
         func doc(_ ids: [Int32], _ mask: [UInt8]) -> Example {
             Example(ids: ids, mask: mask, documents: [DocumentInfo(length: ids.count, record: 0, source: 0, line: location.line)])
@@ -33,7 +37,7 @@ enum Encoded {
             guard s.trainedCount > 0 else {
                 throw RecordError(location, "empty loss mask: no trained token\(cut ? " left after truncating to \(L) tokens" : "") (template \(template ?? "-"))")
             }
-            if checkEOT, let eot = endOfTurn, !zip(s.ids, s.mask).contains(where: { $0.0 == Int32(eot) && $0.1 == 1 }) {
+            if checkEOT, !(cut && allowCutEnd), let eot = endOfTurn, !zip(s.ids, s.mask).contains(where: { $0.0 == Int32(eot) && $0.1 == 1 }) {
                 throw RecordError(location, "end-of-turn token (id \(eot)) is not trained\(cut ? " after truncating to \(L) tokens" : ""); the model would never learn to stop")
             }
             return ([doc(s.ids, s.mask)], cut)

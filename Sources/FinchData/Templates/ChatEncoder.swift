@@ -19,7 +19,7 @@ public struct EncodeError: Error, CustomStringConvertible {
 /// Renders conversations with a chat template and tokenizes them segment by segment, producing ids and
 /// loss masks. This is the one place both training and generation turn messages into tokens.
 public final class ChatEncoder: @unchecked Sendable {
-    public let tokenizer: SentencePieceTokenizer
+    public let tokenizer: any TextTokenizer
     public let template: ChatTemplate
     /// Train on prompt segments too (default: responses only).
     public let trainOnPrompt: Bool
@@ -38,7 +38,7 @@ public final class ChatEncoder: @unchecked Sendable {
     private let cacheLock = NSLock()
     private static let shortChunk = 48, cacheLimit = 4096
 
-    public init(tokenizer: SentencePieceTokenizer, template: ChatTemplate, trainOnPrompt: Bool = false) throws {
+    public init(tokenizer: any TextTokenizer, template: ChatTemplate, trainOnPrompt: Bool = false) throws {
         self.tokenizer = tokenizer
         self.template = template
         self.trainOnPrompt = trainOnPrompt
@@ -140,7 +140,7 @@ public final class ChatEncoder: @unchecked Sendable {
 
     /// Tokens of an assistant reply as it is trained (content + suffix with the end-of-turn token).
     public func encodeReply(_ content: String) throws -> [Int32] {
-        try encode(content + template.assistant.suffix)
+        try encode(content + (template.jinja != nil ? template.endOfTurn : template.assistant.suffix))
     }
 
     /// Text records: BOS + text + EOS, all trained.

@@ -38,11 +38,14 @@ public struct ChatTemplate: Codable, Equatable, Sendable {
     public var defaultSystem: String?
     /// The default system prompt text (resolved from `defaultSystem` at load; stored inline so a saved copy is self-contained).
     public var defaultSystemText: String?
+    /// The model's own Jinja chat template (Hugging Face `chat_template`, GGUF `tokenizer.chat_template`). When set,
+    /// `render` renders prefixes of the conversation with it (see ModelChatTemplate.swift) and the affixes are unused.
+    public var jinja: JinjaChatSpec?
 
     enum CodingKeys: String, CodingKey {
         case name, description, bos, system, user, assistant
         case systemInFirstUser = "system_in_first_user", endOfTurn = "end_of_turn", specialTokens = "special_tokens"
-        case defaultSystem = "default_system", defaultSystemText = "default_system_text"
+        case defaultSystem = "default_system", defaultSystemText = "default_system_text", jinja
     }
 
     public init(from decoder: Decoder) throws {
@@ -58,6 +61,16 @@ public struct ChatTemplate: Codable, Equatable, Sendable {
         specialTokens = try c.decodeIfPresent([String].self, forKey: .specialTokens) ?? []
         defaultSystem = try c.decodeIfPresent(String.self, forKey: .defaultSystem)
         defaultSystemText = try c.decodeIfPresent(String.self, forKey: .defaultSystemText)
+        jinja = try c.decodeIfPresent(JinjaChatSpec.self, forKey: .jinja)
+    }
+
+    public init(name: String, description: String? = nil, bos: Bool = false, system: Affix? = nil, systemInFirstUser: Affix? = nil,
+                user: Affix = Affix(), assistant: Affix = Affix(), endOfTurn: String, specialTokens: [String] = [],
+                defaultSystem: String? = nil, defaultSystemText: String? = nil, jinja: JinjaChatSpec? = nil) {
+        self.name = name; self.description = description; self.bos = bos; self.system = system
+        self.systemInFirstUser = systemInFirstUser; self.user = user; self.assistant = assistant; self.endOfTurn = endOfTurn
+        self.specialTokens = specialTokens; self.defaultSystem = defaultSystem; self.defaultSystemText = defaultSystemText
+        self.jinja = jinja
     }
 
     /// Renders a conversation into tagged segments.
@@ -65,7 +78,8 @@ public struct ChatTemplate: Codable, Equatable, Sendable {
     ///   - messages: the turns; a leading system turn overrides the default system prompt.
     ///   - useDefaultSystem: insert `defaultSystemText` when there is no system turn.
     ///   - addGenerationPrompt: end with the assistant prefix, ready for the model to answer.
-    public func render(_ messages: [Message], useDefaultSystem: Bool = true, addGenerationPrompt: Bool = false) -> [Segment] {
+    public func render(_ messages: [Message], useDefaultSystem: Bool = true, addGenerationPrompt: Bool = false) throws -> [Segment] {
+        if let jinja { return try jinja.segments(messages, addGenerationPrompt: addGenerationPrompt) }
         var out: [Segment] = []
         if bos { out.append(Segment("<s>", .prompt, turn: -1)) }
         var systemText: String? = nil

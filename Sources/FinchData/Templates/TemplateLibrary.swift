@@ -77,7 +77,9 @@ extension ChatTemplate {
     /// copy in `chat_template.json`, both written atomically. Trainers call this when saving a model.
     public func save(toModel folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try jsonData().write(to: folder.appendingPathComponent("chat_template.json"), options: .atomic)
+        // A model's own Jinja template travels in its tokenizer_config.json (copied with the tokenizer); a copy here
+        // too would shadow it for readers that look at chat_template.json first.
+        if jinja == nil { try jsonData().write(to: folder.appendingPathComponent("chat_template.json"), options: .atomic) }
         let finch = folder.appendingPathComponent("finch.json")
         var object: [String: Any] = [:]
         if let d = try? Data(contentsOf: finch), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { object = o }
@@ -87,13 +89,18 @@ extension ChatTemplate {
 
     /// The template a model was trained with: its `chat_template.json` copy, else the name in `finch.json`
     /// resolved in the search folders; nil when the model records none.
+    /// Order: Finch's own copy (`chat_template.json` with Finch's fields), the model's Jinja template
+    /// (tokenizer_config.json, chat_template.jinja, or a GGUF file's `tokenizer.chat_template`), the name in finch.json.
     public static func forModel(_ folder: URL) throws -> ChatTemplate? {
+        if folder.pathExtension.lowercased() == "gguf" { return try modelJinja(folder) }
         let copy = folder.appendingPathComponent("chat_template.json")
-        if let d = try? Data(contentsOf: copy) {
+        if let d = try? Data(contentsOf: copy),
+           let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], o["user"] != nil || o["jinja"] != nil {
             do { return try JSONDecoder().decode(ChatTemplate.self, from: d) } catch {
                 throw TemplateError(message: "\(copy.path): invalid chat template: \(error)")
             }
         }
+        if let model = try modelJinja(folder) { return model }
         let finch = folder.appendingPathComponent("finch.json")
         guard let d = try? Data(contentsOf: finch), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
               let name = o["chat_template"] as? String else { return nil }

@@ -36,7 +36,7 @@ public struct VocabEntry: Equatable, Sendable {
 /// A SentencePiece model loaded through libsentencepiece (any `.model`, including Hugging Face
 /// Llama-family `tokenizer.model` files). Encoding never adds BOS/EOS; callers add them explicitly.
 /// Thread-safe for concurrent encode/decode (the underlying processor is immutable after load).
-public final class SentencePieceTokenizer: @unchecked Sendable {
+public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     private let handle: OpaquePointer
     /// The serialized model exactly as loaded.
     public let modelBytes: Data
@@ -153,8 +153,7 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
     }
 
     /// Text of `ids` (sentencepiece Decode: control pieces vanish, byte pieces are reassembled).
-    public func decode<C: Collection>(_ ids: C) throws -> String where C.Element: BinaryInteger {
-        let ids32 = ids.map { Int32(truncatingIfNeeded: $0) }
+    public func decodeIDs(_ ids32: [Int32]) throws -> String {
         var text: UnsafeMutablePointer<CChar>? = nil
         var length = 0
         var err: UnsafeMutablePointer<CChar>? = nil
@@ -215,11 +214,13 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         (0..<vocabSize).map { VocabEntry(id: $0, piece: piece($0) ?? "", score: score($0), type: type($0)) }
     }
 
-    /// The id of a piece that must exist (e.g. a template's end-of-turn token).
-    public func requireID(_ piece: String) throws -> Int {
-        guard let id = id(of: piece) else { throw TokenizerError.missingPiece(piece: piece, model: source) }
-        return id
-    }
+    /// SentencePiece models (Llama 2, TinyLlama, Gemma, Finch's own) put BOS before a prompt when they have one.
+    public var addsBOS: Bool { bosID >= 0 }
+
+    public func isControl(_ id: Int) -> Bool { type(id) == .control }
+
+    /// Writes `tokenizer.model` into `folder`.
+    public func save(toFolder folder: URL) throws { try write(to: folder.appendingPathComponent("tokenizer.model")) }
 
     /// Writes the model bytes atomically to `url`.
     public func write(to url: URL) throws { try modelBytes.write(to: url, options: .atomic) }

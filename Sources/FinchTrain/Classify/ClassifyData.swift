@@ -9,7 +9,7 @@ public struct ClassifyExample: Sendable {
 
 public enum ClassifyData {
     /// Reads `{text, label}` JSONL; every label must be one of `labels` (the error names file:line).
-    public static func read(_ url: URL, labels: [String], tokenizer: SentencePieceTokenizer, maxLength: Int) throws -> [ClassifyExample] {
+    public static func read(_ url: URL, labels: [String], tokenizer: any TextTokenizer, maxLength: Int) throws -> [ClassifyExample] {
         let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, $0) })
         var out: [ClassifyExample] = []
         for row in try EvalRow.read(url) {

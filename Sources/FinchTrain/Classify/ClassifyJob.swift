@@ -44,8 +44,8 @@ public enum ClassifyJob {
         let run = try RunFolder(url: runURL)
         let modelURL = URL(fileURLWithPath: o.model)
         let folder = try HFModelFolder.read(modelURL)
-        guard let tokURL = folder.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder") }
-        let tokenizer = try SentencePieceTokenizer(contentsOf: tokURL)
+        guard let tokURL = folder.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
+        let tokenizer = try Tokenizers.load(path: tokURL.path)
         let maxLength = min(o.maxLength, folder.config.maxPositions)
         let train = try ClassifyData.read(URL(fileURLWithPath: o.data), labels: o.labels, tokenizer: tokenizer, maxLength: maxLength)
         let eval = try o.evalData.map { try ClassifyData.read(URL(fileURLWithPath: $0), labels: o.labels, tokenizer: tokenizer, maxLength: maxLength) }

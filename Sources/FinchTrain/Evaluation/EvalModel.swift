@@ -6,7 +6,7 @@ import FinchData
 public final class EvalModel {
     public let name: String
     public let decoder: Decoder
-    public let tokenizer: SentencePieceTokenizer
+    public let tokenizer: any TextTokenizer
     /// The stored chat template's encoder; nil for a base model without one.
     public let encoder: ChatEncoder?
     /// Trainable parameters of the run that produced the model (summary.json next to the folder), when known.
@@ -28,8 +28,8 @@ public final class EvalModel {
             modelURL = URL(fileURLWithPath: base); adapterURL = folder
         }
         let hf = try HFModelFolder.read(modelURL)
-        guard let tok = hf.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder") }
-        tokenizer = try SentencePieceTokenizer(contentsOf: tok)
+        guard let tok = hf.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
+        tokenizer = try Tokenizers.load(path: tok.path)
         if let template = try ChatTemplate.forModel(modelURL) {
             encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         } else {

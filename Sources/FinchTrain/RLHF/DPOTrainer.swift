@@ -39,7 +39,8 @@ public final class DPOTrainer {
         self.options = options
         let o = options.common
         source = try LoadedModelFolder(model, templateName: o.template)
-        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit)
+        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
+                                             overlong: o.overlong, report: RLHFSetup.noteOverlong)
         (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
         let decoder = try source.decoder()
         let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)

@@ -12,6 +12,30 @@ public struct PPOPrompt: @unchecked Sendable {
 
 /// Reads `{prompt, ...}` JSONL lines (prompt = a string or a list of `{role, content}` messages).
 public enum PPOPrompts {
+    /// The prompts whose generation prompt fits `maxLength` tokens, by `overlong` (a truncated prompt keeps its end,
+    /// which the rollout's prompt encoding does on its own; drop leaves it out; error stops).
+    public static func fitting(_ prompts: [PPOPrompt], encoder: ChatEncoder, maxLength: Int, overlong: OverlongPolicy) throws -> [PPOPrompt] {
+        var report = OverlongReport(policy: overlong, maxLength: maxLength)
+        var out: [PPOPrompt] = []
+        for p in prompts {
+            let length = try encoder.generationPrompt(p.messages).count
+            let colon = p.location.lastIndex(of: ":")
+            let loc = SourceLocation(file: colon.map { String(p.location[..<$0]) } ?? p.location,
+                                     line: colon.flatMap { Int(p.location[p.location.index(after: $0)...]) } ?? 0)
+            if report.see(length: length, at: loc) {
+                switch overlong {
+                case .drop: report.count(loc, dropped: 1); continue
+                case .error: throw TrainingError(report.error(length: length, at: loc).description)
+                case .truncate: report.count(loc, truncated: 1)
+                }
+            }
+            out.append(p)
+        }
+        RLHFSetup.noteOverlong(report)
+        if out.isEmpty, report.dropped > 0 { throw TrainingError(report.nothingLeft("prompts").message) }
+        return out
+    }
+
     public static func load(_ url: URL, limit: Int? = nil) throws -> [PPOPrompt] {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("cannot read prompts file \(url.path)") }
         var out: [PPOPrompt] = []

@@ -114,7 +114,7 @@ public final class PPOTrainer {
         }
         valueHead = ValueHead(name: "v_head.weight", hiddenSize: decoder.config.hiddenSize, bias: true, seed: o.seed &+ 17)
         self.rewards = rewards
-        let all = try PPOPrompts.load(prompts)
+        let all = try PPOPrompts.fitting(PPOPrompts.load(prompts), encoder: source.encoder, maxLength: o.maxLength, overlong: o.overlong)
         var (tr, ev) = PreferencePairs.split(all, evalFraction: o.evalFraction, seed: o.seed)
         if ev.count > options.evalPrompts { ev = Array(ev.prefix(options.evalPrompts)) }
         (train, eval) = (tr, ev)

@@ -17,7 +17,7 @@ public struct PTXData: Sendable {
     /// Enough for a long run of `maxLength`-token windows; larger inputs are cut here.
     public static let maxCharacters = 2_000_000, maxTokens = 1_000_000
 
-    public static func load(_ path: String, encoder: ChatEncoder, tokenizer: SentencePieceTokenizer) throws -> PTXData {
+    public static func load(_ path: String, encoder: ChatEncoder, tokenizer: any TextTokenizer) throws -> PTXData {
         let url = URL(fileURLWithPath: path)
         guard FileManager.default.fileExists(atPath: path) else { throw TrainingError("--ptx-data \(path): no such file") }
         if !RecordReader.isJSONL(path) {

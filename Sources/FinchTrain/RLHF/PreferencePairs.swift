@@ -17,19 +17,35 @@ public struct EncodedPair: Sendable {
 public enum PreferencePairs {
     /// Reads `{prompt, chosen, rejected[, margin]}` records (text or message forms, HH transcripts split into
     /// turns) and tokenizes them with the chat template (see `encode`).
-    public static func load(_ urls: [URL], encoder: ChatEncoder, maxLength: Int, limit: Int? = nil) throws -> [EncodedPair] {
+    /// Pairs whose prompt + longer reply exceed `maxLength` follow `overlong` (drop, truncate with `fit`, or error);
+    /// `report` receives the counts per file.
+    public static func load(_ urls: [URL], encoder: ChatEncoder, maxLength: Int, limit: Int? = nil,
+                            overlong: OverlongPolicy = .drop, report: ((OverlongReport) -> Void)? = nil) throws -> [EncodedPair] {
         var out: [EncodedPair] = []
+        var counts = OverlongReport(policy: overlong, maxLength: maxLength)
         for url in urls {
             let file = try RecordReader.read(url, options: .init(format: .preference))
             let margins = try marginColumn(url)
             for r in file.records {
                 if let l = limit, out.count >= l { break }
                 guard case .preference(let prompt, let chosen, let rejected) = r.body else { continue }
-                let (p, replies) = try encode(prompt: prompt, replies: [chosen, rejected], encoder: encoder, maxLength: maxLength)
+                let p0 = try encoder.generationPrompt(prompt).map(Int.init)
+                let r0 = try [chosen, rejected].map { try encoder.encodeReply($0).map(Int.init) }
+                let length = p0.count + max(r0[0].count, r0[1].count)
+                if counts.see(length: length, at: r.location) {
+                    switch overlong {
+                    case .drop: counts.count(r.location, dropped: 1); continue
+                    case .error: throw counts.error(length: length, at: r.location)
+                    case .truncate: counts.count(r.location, truncated: 1)
+                    }
+                }
+                let (p, replies) = fit(prompt: p0, replies: r0, maxLength: maxLength)
                 out.append(EncodedPair(prompt: p, chosen: replies[0], rejected: replies[1], margin: margins[r.location.line] ?? 0,
                                        location: r.location.description))
             }
         }
+        report?(counts)
+        if out.isEmpty, counts.dropped > 0 { throw TrainingError(counts.nothingLeft("preference pairs").message) }
         guard !out.isEmpty else { throw TrainingError("\(urls.map(\.path).joined(separator: ", ")): no preference pairs") }
         return out
     }

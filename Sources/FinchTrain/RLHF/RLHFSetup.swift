@@ -18,6 +18,8 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
     public var epochs = 1
     public var batchSize = 8
     public var maxLength = 512
+    /// Pairs / prompts longer than `maxLength`.
+    public var overlong = OverlongPolicy.drop
     public var evalFraction = 0.1
     public var evalEvery = 0
     public var checkpointEvery = 0
@@ -30,7 +32,7 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
 /// A model folder with what training needs besides weights: tokenizer, chat template, encoder, pad id.
 public struct LoadedModelFolder {
     public let folder: HFModelFolder
-    public let tokenizer: SentencePieceTokenizer
+    public let tokenizer: any TextTokenizer
     public let tokenizerURL: URL
     public let template: ChatTemplate
     public let encoder: ChatEncoder
@@ -39,15 +41,15 @@ public struct LoadedModelFolder {
     /// Reads `url`; `templateName` overrides the template the folder records (else `chatml`).
     public init(_ url: URL, templateName: String? = nil) throws {
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue || HFModelFolder.isGGUF(url) else {
             throw TrainingError("model folder \(url.path) does not exist")
         }
         folder = try HFModelFolder.read(url)
         guard let tok = folder.tokenizerModel else {
-            throw TrainingError("\(url.path): no tokenizer.model in the model folder")
+            throw TrainingError("\(url.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder")
         }
         tokenizerURL = tok
-        tokenizer = try SentencePieceTokenizer(contentsOf: tok)
+        tokenizer = try Tokenizers.load(path: tok.path)
         if let name = templateName { template = try ChatTemplate.load(name) }
         else { template = try ChatTemplate.forModel(url) ?? ChatTemplate.load("chatml") }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
@@ -65,8 +67,14 @@ public struct LoadedModelFolder {
 }
 
 enum RLHFSetup {
+    /// Says on stderr how many pairs or prompts were dropped or cut for length (silent when none).
+    static func noteOverlong(_ r: OverlongReport) {
+        guard !r.summary.isEmpty else { return }
+        FileHandle.standardError.write(Data("note: \(r.summary)\n".utf8))
+    }
+
     /// The PEFT module of `options.method` (nil for `full`); only methods that keep the token layout.
-    static func peft(_ o: RLHFTrainingOptions, decoder: Decoder, tokenizer: SentencePieceTokenizer) throws -> PEFTModule? {
+    static func peft(_ o: RLHFTrainingOptions, decoder: Decoder, tokenizer: any TextTokenizer) throws -> PEFTModule? {
         guard ["full", "lora", "dora"].contains(o.method) else {
             throw TrainingError("--method \(o.method): RLHF trainers support full, lora and dora")
         }

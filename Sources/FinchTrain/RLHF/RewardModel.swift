@@ -30,8 +30,8 @@ public final class RewardModel {
     /// A `LlamaForSequenceClassification` decoder from a causal-LM (or reward) model's weights: the LM head is
     /// dropped and a new `score.weight` [1, C] (normal(0, 0.02)) added unless the folder already has one.
     public static func sequenceClassifier(config: DecoderConfig, parameters: [String: Tensor], padID: Int, seed: UInt64) throws -> Decoder {
-        guard config.flavour == .llama else {
-            throw TrainingError("reward model: only Llama models can be saved as LlamaForSequenceClassification (this model is \(config.flavour.rawValue))")
+        guard [.llama, .qwen2, .qwen3].contains(config.flavour) else {
+            throw TrainingError("reward model: only Llama / Qwen2 / Qwen3 models can be saved as …ForSequenceClassification (this model is \(config.flavour.rawValue))")
         }
         if let n = config.numLabels, n != 1 {
             throw TrainingError("reward model: the model has num_labels = \(n); a reward model needs 1")

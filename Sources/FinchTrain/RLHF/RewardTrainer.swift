@@ -44,10 +44,12 @@ public final class RewardTrainer {
         self.options = options
         let o = options.common
         source = try LoadedModelFolder(model, templateName: o.template)
-        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit)
+        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
+                                             overlong: o.overlong, report: RLHFSetup.noteOverlong)
         if let files = options.evalData, !files.isEmpty {
             train = pairs
-            eval = try PreferencePairs.load(files.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength)
+            eval = try PreferencePairs.load(files.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength,
+                                            overlong: o.overlong, report: RLHFSetup.noteOverlong)
         } else {
             (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
         }

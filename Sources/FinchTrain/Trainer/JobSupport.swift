@@ -13,8 +13,8 @@ public enum JobSupport {
     /// A packed dataset for `inputs`: the folder itself when it is one; else the records packed into
     /// `folder` with `tokenizer` + `template` (reused as is when `folder` already holds a dataset made with
     /// this tokenizer, e.g. on resume).
-    public static func dataset(_ inputs: [URL], into folder: URL, tokenizer: SentencePieceTokenizer, template: ChatTemplate?,
-                               maxLength: Int, pack: Bool = true, trainOnPrompt: Bool = false,
+    public static func dataset(_ inputs: [URL], into folder: URL, tokenizer: any TextTokenizer, template: ChatTemplate?,
+                               maxLength: Int, pack: Bool = true, trainOnPrompt: Bool = false, overlong: OverlongPolicy = .drop,
                                log: @escaping (String) -> Void = { _ in }) throws -> URL {
         if inputs.count == 1, isDataset(inputs[0]) { return inputs[0] }
         for u in inputs where !FileManager.default.fileExists(atPath: u.path) {
@@ -27,6 +27,7 @@ public enum JobSupport {
         var o = DatasetPacker.Options(inputs: inputs, maxLength: maxLength)
         o.pack = pack
         o.trainOnPrompt = trainOnPrompt
+        o.overlong = overlong
         o.threads = 2
         try DatasetPacker.pack(o, tokenizer: tokenizer, template: template, into: folder) { log("  " + $0) }
         return folder

@@ -26,7 +26,7 @@ public enum PEFTMethods {
 
     /// nil for `full` / `freeze`; else the method's module over `decoder` (not yet attached).
     public static func make(_ method: String, options o: PEFTOptions, decoder: Decoder,
-                            tokenizer: SentencePieceTokenizer?, seed: UInt64) throws -> PEFTModule? {
+                            tokenizer: (any TextTokenizer)?, seed: UInt64) throws -> PEFTModule? {
         switch method {
         case "full", "freeze":
             return nil

@@ -35,11 +35,11 @@ public enum PretrainJob {
 
         // Tokenizer: given, left by an earlier (resumed) run, or trained now.
         let tokDir = runURL.appendingPathComponent("tokenizer")
-        let tokenizer: SentencePieceTokenizer
+        let tokenizer: any TextTokenizer
         if let t = job.tokenizer {
-            tokenizer = try SentencePieceTokenizer.load(path: t)
+            tokenizer = try Tokenizers.load(path: t)
         } else if FileManager.default.fileExists(atPath: tokDir.appendingPathComponent("tokenizer.model").path) {
-            tokenizer = try SentencePieceTokenizer.load(path: tokDir.path)
+            tokenizer = try Tokenizers.load(path: tokDir.path)
         } else {
             guard !(inputs.count == 1 && JobSupport.isDataset(inputs[0])) else {
                 throw TrainingError("\(inputs[0].path) is a packed dataset: give the --tokenizer it was packed with")

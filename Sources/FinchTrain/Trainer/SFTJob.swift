@@ -4,7 +4,7 @@ import FinchData
 
 /// Inputs and outputs of `finch sft` (besides `TrainerConfig` and `PEFTOptions`).
 public struct SFTJobOptions: Codable, Equatable, Sendable {
-    /// Base model folder (HF layout with tokenizer.model).
+    /// Base model: a Hugging Face / Finch folder or a .gguf file.
     public var model: String
     /// JSONL record files or one packed dataset folder.
     public var data: [String]
@@ -25,6 +25,8 @@ public struct SFTJobOptions: Codable, Equatable, Sendable {
     public var merge: Bool = false
     public var pack: Bool = true
     public var trainOnPrompt: Bool = false
+    /// Records longer than the sequence length: dropped (default), truncated, or an error.
+    public var overlong: OverlongPolicy = .drop
 
     public init(model: String, data: [String], out: String) { self.model = model; self.data = data; self.out = out }
 }
@@ -49,25 +51,26 @@ public enum SFTJob {
         let modelURL = URL(fileURLWithPath: job.model)
         let folder = try HFModelFolder.read(modelURL)
         guard let tokURL = folder.tokenizerModel else {
-            throw TrainingError("\(modelURL.path): no tokenizer.model in the model folder (finch sft needs the model's SentencePiece tokenizer)")
+            throw TrainingError("\(modelURL.path): no tokenizer in the model folder (tokenizer.model or tokenizer.json; finch sft needs the model's tokenizer)")
         }
         // Before packing data: rows plus prompt/prefix virtual tokens must fit the model's positions.
         try CausalLMModel.checkPositions(seqLen: config.seqLen, virtualTokens: ["prompt", "prefix"].contains(config.method) ? peft.numVirtualTokens : 0,
                                          maxPositions: folder.config.maxPositions)
-        let tokenizer = try SentencePieceTokenizer(contentsOf: tokURL)
+        let tokenizer = try Tokenizers.load(path: tokURL.path)
         let template = try job.template.map { try ChatTemplate.load($0) } ?? ChatTemplate.forModel(modelURL)
         let dataDir = runURL.appendingPathComponent("data")
         func urls(_ s: [String]) -> [URL] { s.map { URL(fileURLWithPath: $0) } }
         let trainURL = try JobSupport.dataset(urls(job.data), into: dataDir.appendingPathComponent("train"), tokenizer: tokenizer,
                                               template: template, maxLength: config.seqLen, pack: job.pack,
-                                              trainOnPrompt: job.trainOnPrompt, log: log)
+                                              trainOnPrompt: job.trainOnPrompt, overlong: job.overlong, log: log)
         let heldOut = job.evalData == nil && job.evalFraction > 0 && config.evalEvery >= 0
         let train = try DatasetReader(trainURL, options: .init(seed: config.seed, shuffle: true,
                                                                split: heldOut ? .train(heldOut: job.evalFraction) : .all), tokenizer: tokenizer)
         var eval: DatasetReader? = nil
         if let e = job.evalData {
             let u = try JobSupport.dataset(urls(e), into: dataDir.appendingPathComponent("eval"), tokenizer: tokenizer, template: template,
-                                           maxLength: config.seqLen, pack: job.pack, trainOnPrompt: job.trainOnPrompt, log: log)
+                                           maxLength: config.seqLen, pack: job.pack, trainOnPrompt: job.trainOnPrompt,
+                                           overlong: job.overlong, log: log)
             eval = try DatasetReader(u, options: .init(shuffle: false), tokenizer: tokenizer)
         } else if heldOut {
             eval = try DatasetReader(trainURL, options: .init(shuffle: false, split: .heldOut(job.evalFraction)), tokenizer: tokenizer)

@@ -1,0 +1,95 @@
+import Foundation
+import FinchGGUF
+
+/// The `ARCH.*` hyper-parameter keys and tensor names llama.cpp uses, mapped to Finch's `DecoderConfig` and
+/// Hugging Face parameter names (llama.cpp's `src/llama-arch.cpp` and gguf-py's `constants.py` spell them).
+enum GGUFArchitecture {
+    /// Architectures read from GGUF.
+    static let supported = ["llama", "mistral"]
+
+    static func config(_ file: GGUFFile) throws -> DecoderConfig {
+        let path = file.url.path
+        let meta = file.metadata
+        guard let arch = meta["general.architecture"]?.string else {
+            throw ModelFileError("\(path): no general.architecture key")
+        }
+        guard supported.contains(arch) else {
+            throw ModelFileError("\(path): architecture '\(arch)' is not supported (supported: \(supported.joined(separator: ", ")))")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = meta["\(arch).\(key)"]?.int else { throw ModelFileError("\(path): missing or non-integer key \(arch).\(key)") }
+            guard v > 0 && v < 1 << 31 else { throw ModelFileError("\(path): \(arch).\(key) = \(v) is out of range") }
+            return v
+        }
+        func optionalInt(_ key: String) throws -> Int? { meta["\(arch).\(key)"] == nil ? nil : try int(key) }
+        let hidden = try int("embedding_length"), heads = try int("attention.head_count")
+        // head_count_kv may be per layer (an array) in some files; Finch needs one value.
+        var kvHeads = heads
+        if let v = meta["\(arch).attention.head_count_kv"] {
+            if let n = v.int { kvHeads = n } else if let a = v.ints, let first = a.first, a.allSatisfy({ $0 == first }) { kvHeads = first }
+            else { throw ModelFileError("\(path): \(arch).attention.head_count_kv varies by layer, which Finch does not support") }
+        }
+        let headDim = try optionalInt("attention.key_length") ?? hidden / heads
+        if let vl = try optionalInt("attention.value_length"), vl != headDim {
+            throw ModelFileError("\(path): value_length \(vl) differs from key_length \(headDim)")
+        }
+        if let rd = try optionalInt("rope.dimension_count"), rd != headDim {
+            throw ModelFileError("\(path): partial RoPE (\(rd) of \(headDim) dimensions) is not supported")
+        }
+        if let type = meta["\(arch).rope.scaling.type"]?.string, type != "none" {
+            throw ModelFileError("\(path): \(arch).rope.scaling.type '\(type)' is not supported yet")
+        }
+        if file.tensor(named: "rope_freqs.weight") != nil {
+            throw ModelFileError("\(path): per-frequency RoPE factors (rope_freqs, Llama 3.1+ scaling) are not supported yet")
+        }
+        let vocab = meta["\(arch).vocab_size"]?.int ?? meta["tokenizer.ggml.tokens"]?.array?.count
+        guard let vocab, vocab > 0 else { throw ModelFileError("\(path): neither \(arch).vocab_size nor tokenizer.ggml.tokens gives the vocabulary size") }
+        let tied = file.tensor(named: "output.weight") == nil
+        func id(_ key: String) -> Int? { meta["tokenizer.ggml.\(key)"]?.int }
+        var eos: [Int] = []
+        for k in ["eos_token_id", "eot_token_id", "eom_token_id"] { if let v = id(k), !eos.contains(v) { eos.append(v) } }
+        return DecoderConfig(
+            flavour: .llama, vocabSize: vocab, hiddenSize: hidden, numLayers: try int("block_count"),
+            numHeads: heads, numKVHeads: kvHeads, headDim: headDim, intermediateSize: try int("feed_forward_length"),
+            maxPositions: try optionalInt("context_length") ?? 2048,
+            normEps: Float(meta["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
+            ropeTheta: Float(meta["\(arch).rope.freq_base"]?.double ?? 10000),
+            tieWordEmbeddings: tied, bosTokenId: id("bos_token_id"), eosTokenId: eos.first, padTokenId: id("padding_token_id"),
+            eosTokenIds: eos.count > 1 ? eos : nil)
+    }
+
+    /// llama.cpp's name of a Finch (HF) parameter.
+    static func ggufName(of name: String, config: DecoderConfig) -> String? {
+        switch name {
+        case "model.embed_tokens.weight": return "token_embd.weight"
+        case "model.norm.weight": return "output_norm.weight"
+        case "lm_head.weight": return "output.weight"
+        default: break
+        }
+        let prefix = "model.layers."
+        guard name.hasPrefix(prefix) else { return nil }
+        let rest = name.dropFirst(prefix.count)
+        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
+        let local = String(rest[rest.index(after: dot)...])
+        let map: [String: String] = [
+            "input_layernorm.weight": "attn_norm.weight",
+            "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
+            "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
+            "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
+            "self_attn.o_proj.weight": "attn_output.weight",
+            "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+            "post_attention_layernorm.weight": "ffn_norm.weight",
+            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+        ]
+        guard let g = map[local] else { return nil }
+        return "blk.\(layer).\(g)"
+    }
+
+    /// GGUF tensors a Finch decoder does not read: a tied model's duplicate head, cached RoPE tables.
+    static func ignorable(_ name: String, config: DecoderConfig) -> Bool {
+        name == "rope_freqs.weight" || name.hasSuffix(".attn_rot_embd") || (config.tieWordEmbeddings && name == "output.weight")
+    }
+
+    /// llama.cpp's Gemma converters store RMSNorm weights as 1 + w.
+    static func storesNormPlusOne(_ arch: String) -> Bool { arch.hasPrefix("gemma") }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import FinchKernels
+import FinchGGUF
+import FinchData
+
+/// Reading a GGUF file (llama.cpp, Ollama, LM Studio) as a model: hyper-parameters from the `ARCH.*` keys,
+/// llama.cpp's tensor names mapped to Hugging Face's, every tensor dequantised to float32 exactly as ggml does,
+/// and the rearrangements llama.cpp's converter makes undone (the Q/K row permutation of Llama-family attention,
+/// Gemma's stored 1 + w norm weights), so the decoder computes what transformers computes on the same weights.
+///
+/// The vocabulary and chat template inside the file are written once into a tokenizer folder in Finch's cache
+/// (`tokenizer.json` or `tokenizer.model`, plus `tokenizer_config.json` with the chat template and special tokens),
+/// so every consumer of a model folder finds its tokenizer the same way, and exported folders carry it.
+public enum GGUFModelImport {
+    /// Reads the whole model.
+    public static func read(_ url: URL) throws -> HFModelFolder {
+        let file = try GGUFFile(contentsOf: url)
+        let (config, plan) = try self.plan(file)
+        var parameters: [String: Tensor] = [:]
+        var types = Set<String>()
+        for p in plan {
+            let t = Tensor(shape: p.shape)
+            guard t.count == p.info.elementCount else {
+                throw ModelFileError("\(url.path): tensor '\(p.info.name)' has \(p.info.elementCount) elements, '\(p.name)' needs \(t.count)")
+            }
+            try file.dequantize(p.info, into: t.ptr)
+            types.insert(p.info.type.name)
+            if let permuteHeads = p.unpermuteHeads { unpermuteRows(t, heads: permuteHeads) }
+            if p.subtractOne { for i in 0..<t.count { t.ptr[i] -= 1 } }
+            parameters[p.name] = t
+        }
+        let tokenizerFolder = try GGUFTokenizerFolder.materialize(file)
+        let gen = generationConfig(file, config: config)
+        return HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: gen, finchInfo: nil,
+                             tokenizerModel: HFModelFolder.tokenizerFile(in: tokenizerFolder), storedDTypes: types.sorted())
+    }
+
+    /// One parameter to read: its HF name and shape, the GGUF tensor, and what to undo.
+    struct Item {
+        let name: String
+        let shape: [Int]
+        let info: GGUFTensorInfo
+        /// Undo llama.cpp's `permute(w, n_head)` of Llama-family q/k rows (number of heads), nil = none.
+        let unpermuteHeads: Int?
+        /// Gemma norms are stored as 1 + w.
+        let subtractOne: Bool
+    }
+
+    /// The decoder configuration and the read plan, from metadata and tensor infos only.
+    static func plan(_ file: GGUFFile) throws -> (DecoderConfig, [Item]) {
+        let path = file.url.path
+        let config = try GGUFArchitecture.config(file)
+        var byName: [String: GGUFTensorInfo] = [:]
+        for t in file.tensors { byName[t.name] = t }
+        let arch = file.metadata["general.architecture"]?.string ?? ""
+        var items: [Item] = []
+        var problems: [String] = []
+        var used = Set<String>()
+        for (name, shape) in config.parameterShapes() {
+            guard let ggufName = GGUFArchitecture.ggufName(of: name, config: config) else {
+                problems.append("no GGUF tensor name for parameter '\(name)'"); continue
+            }
+            guard let info = byName[ggufName] else {
+                problems.append("tensor '\(ggufName)' (for '\(name)', shape \(shape)) is missing"); continue
+            }
+            used.insert(ggufName)
+            // ggml lists dimensions innermost first: a [out, in] matrix is ne = [in, out].
+            let ggmlShape = Array(shape.reversed())
+            guard info.shape == ggmlShape || (shape.count == 1 && info.shape.reduce(1, *) == shape[0]) else {
+                problems.append("tensor '\(ggufName)' has ggml shape \(info.shape), '\(name)' needs \(ggmlShape)"); continue
+            }
+            guard info.type.canDequantize else {
+                problems.append("tensor '\(ggufName)' has type \(info.type.name), which Finch cannot dequantise"); continue
+            }
+            var heads: Int? = nil
+            if arch == "llama" || arch == "mistral" {   // llama.cpp's LlamaModel converter permutes these
+                if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") { heads = config.numHeads }
+                if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") { heads = config.numKVHeads }
+            }
+            let gemmaNorm = GGUFArchitecture.storesNormPlusOne(arch) && name.hasSuffix("norm.weight")
+            items.append(Item(name: name, shape: shape, info: info, unpermuteHeads: heads, subtractOne: gemmaNorm))
+        }
+        // Tensors the decoder has no use for must not pass silently; a few are known extras.
+        for t in file.tensors where !used.contains(t.name) && !GGUFArchitecture.ignorable(t.name, config: config) {
+            problems.append("unexpected tensor '\(t.name)' \(t.shape) \(t.type.name)")
+        }
+        if !problems.isEmpty {
+            let shown = problems.prefix(12).joined(separator: "\n  ")
+            let more = problems.count > 12 ? "\n  … and \(problems.count - 12) more" : ""
+            throw ModelFileError("\(path): the tensors do not match a \(arch) model with these hyper-parameters:\n  \(shown)\(more)")
+        }
+        return (config, items)
+    }
+
+    /// Inverse of llama.cpp's `permute`: GGUF row h·d + 2j + s holds HF row h·d + s·d/2 + j (d = head size).
+    static func unpermuteRows(_ t: Tensor, heads: Int) {
+        let rows = t.shape[0], cols = t.shape.count > 1 ? t.shape[1] : 1
+        let d = rows / heads, half = d / 2
+        guard heads > 0, d * heads == rows, half * 2 == d else { return }
+        let src = t.copy()
+        for h in 0..<heads {
+            for j in 0..<half {
+                for s in 0..<2 {
+                    let from = h * d + 2 * j + s, to = h * d + s * half + j
+                    (t.ptr + to * cols).update(from: src.ptr + from * cols, count: cols)
+                }
+            }
+        }
+    }
+
+    /// Every end-of-generation id the file names (eos, eot, eom), as llama.cpp stops on all of them.
+    static func generationConfig(_ file: GGUFFile, config: DecoderConfig) -> HFGenerationConfig {
+        var eos: [Int] = []
+        for key in ["eos_token_id", "eot_token_id", "eom_token_id"] {
+            if let v = file.metadata["tokenizer.ggml.\(key)"]?.int, v >= 0, !eos.contains(v) { eos.append(v) }
+        }
+        return HFGenerationConfig(bosTokenId: config.bosTokenId, eosTokenIds: eos, padTokenId: config.padTokenId)
+    }
+}
+
+/// The tokenizer folder made from a GGUF file's vocabulary, in Finch's cache.
+public enum GGUFTokenizerFolder {
+    /// `$FINCH_CACHE`, else `~/.cache/finch`.
+    public static var cacheRoot: URL {
+        if let c = ProcessInfo.processInfo.environment["FINCH_CACHE"], !c.isEmpty { return URL(fileURLWithPath: c) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch")
+    }
+
+    /// Writes (once per distinct vocabulary) and returns the folder.
+    public static func materialize(_ file: GGUFFile) throws -> URL {
+        let tokenizer = try Tokenizers.load(gguf: file)
+        let meta = file.metadata
+        var config: [String: Any] = [:]
+        func token(_ key: String) -> String? {
+            guard let id = meta["tokenizer.ggml.\(key)"]?.int, id >= 0 else { return nil }
+            return tokenizer.piece(id)
+        }
+        if let t = token("bos_token_id") { config["bos_token"] = t }
+        if let t = token("eos_token_id") { config["eos_token"] = t }
+        if let t = token("padding_token_id") { config["pad_token"] = t }
+        if let t = token("unknown_token_id") { config["unk_token"] = t }
+        config["add_bos_token"] = meta["tokenizer.ggml.add_bos_token"]?.bool ?? tokenizer.addsBOS
+        config["add_eos_token"] = meta["tokenizer.ggml.add_eos_token"]?.bool ?? false
+        if let template = meta["tokenizer.chat_template"]?.string { config["chat_template"] = template }
+        config["model_max_length"] = meta["\(meta["general.architecture"]?.string ?? "").context_length"]?.int ?? 0
+        let configData = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let key = SHA256.hex(Data((tokenizer.fingerprint + "\n").utf8) + configData)
+        let folder = cacheRoot.appendingPathComponent("gguf-tokenizers/\(key.prefix(24))")
+        let done = folder.appendingPathComponent("tokenizer_config.json")
+        if FileManager.default.fileExists(atPath: done.path) { return folder }
+        // Built in a temporary folder and renamed, so a crash never leaves a half folder behind.
+        let temp = folder.deletingLastPathComponent().appendingPathComponent(".\(folder.lastPathComponent).\(getpid())")
+        try? FileManager.default.removeItem(at: temp)
+        try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
+        try tokenizer.save(toFolder: temp)
+        try configData.write(to: temp.appendingPathComponent("tokenizer_config.json"), options: .atomic)
+        do { try FileManager.default.moveItem(at: temp, to: folder) } catch {
+            try? FileManager.default.removeItem(at: temp)   // another process won the race: its folder is the same
+            guard FileManager.default.fileExists(atPath: done.path) else { throw error }
+        }
+        return folder
+    }
+}

