@@ -116,8 +116,9 @@ public final class Decoder {
             self.rope = RopeTable(headDim: config.headDim, theta: config.ropeTheta, maxPositions: config.maxPositions)
         }
         let sliding = (0..<config.numLayers).contains { config.isSlidingLayer($0) }
-        if config.flavour.usesRoPE, sliding, let local = config.localRopeTheta {
-            self.localRope = RopeTable(headDim: config.headDim, theta: local, maxPositions: config.maxPositions)
+        if config.flavour == .gemma3, sliding {   // Gemma 3's sliding layers: their own base, never scaled
+            self.localRope = RopeTable(headDim: config.headDim, theta: config.localRopeTheta ?? config.ropeTheta,
+                                       maxPositions: config.maxPositions)
         } else {
             self.localRope = nil
         }

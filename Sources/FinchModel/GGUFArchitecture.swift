@@ -5,7 +5,16 @@ import FinchGGUF
 /// Hugging Face parameter names (llama.cpp's `src/llama-arch.cpp` and gguf-py's `constants.py` spell them).
 enum GGUFArchitecture {
     /// Architectures read from GGUF.
-    static let supported = ["llama", "mistral"]
+    static let supported = ["llama", "mistral", "qwen2", "qwen3", "gemma3"]
+
+    static func flavour(_ arch: String) -> Flavour {
+        switch arch {
+        case "qwen2": return .qwen2
+        case "qwen3": return .qwen3
+        case "gemma3": return .gemma3
+        default: return .llama
+        }
+    }
 
     static func config(_ file: GGUFFile) throws -> DecoderConfig {
         let path = file.url.path
@@ -36,8 +45,12 @@ enum GGUFArchitecture {
         if let rd = try optionalInt("rope.dimension_count"), rd != headDim {
             throw ModelFileError("\(path): partial RoPE (\(rd) of \(headDim) dimensions) is not supported")
         }
+        var scaling: RopeScaling? = nil
         if let type = meta["\(arch).rope.scaling.type"]?.string, type != "none" {
-            throw ModelFileError("\(path): \(arch).rope.scaling.type '\(type)' is not supported yet")
+            guard type == "linear", let factor = meta["\(arch).rope.scaling.factor"]?.double else {
+                throw ModelFileError("\(path): \(arch).rope.scaling.type '\(type)' is not supported (linear is)")
+            }
+            if factor != 1 { scaling = RopeScaling(type: "linear", factor: factor) }
         }
         if file.tensor(named: "rope_freqs.weight") != nil {
             throw ModelFileError("\(path): per-frequency RoPE factors (rope_freqs, Llama 3.1+ scaling) are not supported yet")
@@ -48,14 +61,32 @@ enum GGUFArchitecture {
         func id(_ key: String) -> Int? { meta["tokenizer.ggml.\(key)"]?.int }
         var eos: [Int] = []
         for k in ["eos_token_id", "eot_token_id", "eom_token_id"] { if let v = id(k), !eos.contains(v) { eos.append(v) } }
+        let flavour = self.flavour(arch)
+        var slidingWindow: Int? = nil, layerTypes: [String]? = nil, localTheta: Float? = nil, queryScalar: Float? = nil
+        let layers = try int("block_count")
+        if flavour == .gemma3 {
+            // llama.cpp fixes what Gemma 3's GGUF does not store: every 6th layer is global, the others slide with
+            // RoPE base 10000; the query scale is head_dim^-0.5 (query_pre_attn_scalar = head_dim) for these sizes.
+            slidingWindow = try optionalInt("attention.sliding_window")
+            let pattern = meta["\(arch).attention.sliding_window_pattern"]?.int ?? 6
+            layerTypes = (0..<layers).map { pattern > 0 && ($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention" }
+            localTheta = 10000
+            queryScalar = Float(headDim)
+            if meta["\(arch).final_logit_softcapping"] != nil || meta["\(arch).attn_logit_softcapping"] != nil {
+                throw ModelFileError("\(path): logit soft-capping (Gemma 2) is not supported")
+            }
+        } else if let w = try optionalInt("attention.sliding_window"), flavour != .qwen2 && flavour != .qwen3 {
+            throw ModelFileError("\(path): sliding-window attention (\(w)) is not supported for \(arch)")
+        }
         return DecoderConfig(
-            flavour: .llama, vocabSize: vocab, hiddenSize: hidden, numLayers: try int("block_count"),
+            flavour: flavour, vocabSize: vocab, hiddenSize: hidden, numLayers: layers,
             numHeads: heads, numKVHeads: kvHeads, headDim: headDim, intermediateSize: try int("feed_forward_length"),
             maxPositions: try optionalInt("context_length") ?? 2048,
             normEps: Float(meta["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
             ropeTheta: Float(meta["\(arch).rope.freq_base"]?.double ?? 10000),
             tieWordEmbeddings: tied, bosTokenId: id("bos_token_id"), eosTokenId: eos.first, padTokenId: id("padding_token_id"),
-            eosTokenIds: eos.count > 1 ? eos : nil)
+            eosTokenIds: eos.count > 1 ? eos : nil, ropeScaling: scaling, slidingWindow: slidingWindow, layerTypes: layerTypes,
+            localRopeTheta: localTheta, queryPreAttnScalar: queryScalar)
     }
 
     /// llama.cpp's name of a Finch (HF) parameter.
@@ -78,7 +109,9 @@ enum GGUFArchitecture {
             "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
             "self_attn.o_proj.weight": "attn_output.weight",
             "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
-            "post_attention_layernorm.weight": "ffn_norm.weight",
+            "post_attention_layernorm.weight": config.flavour == .gemma3 ? "post_attention_norm.weight" : "ffn_norm.weight",
+            "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+            "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
         ]
         guard let g = map[local] else { return nil }

@@ -246,10 +246,11 @@ public enum HFConfig {
             switch c.flavour {
             case .gemma3:
                 o["hidden_activation"] = .string("gelu_pytorch_tanh")
-                let local = c.localRopeTheta ?? 10000
+                let local = c.localRopeTheta ?? c.ropeTheta
                 o["rope_parameters"] = .object(["full_attention": global, "sliding_attention": ropeNode(local, nil)])
                 o["rope_local_base_freq"] = .float(local)
-                o["query_pre_attn_scalar"] = c.queryPreAttnScalar.map { $0 == $0.rounded() ? .int(Int($0)) : .float($0) } ?? .int(256)
+                let scalar = c.queryPreAttnScalar ?? Float(c.headDim)   // nil: Finch scales by head_dim^-0.5
+                o["query_pre_attn_scalar"] = scalar == scalar.rounded() ? .int(Int(scalar)) : .float(scalar)
                 o["attn_logit_softcapping"] = .null
                 o["final_logit_softcapping"] = .null
                 o["use_bidirectional_attention"] = .bool(false)

@@ -173,6 +173,9 @@ final class JinjaTests: XCTestCase {
         let any = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
         let v = JinjaValue(json: any[0])
         XCTAssertEqual(try render("{{ m.n }} {{ m.f }} {{ m.b }} {{ m.x }} {{ m.b is boolean }} {{ m.n is integer }}", ["m": v]), "1 1.0 True None True True")
+        let tool: [String: Any] = ["type": "function", "function": ["parameters": ["type": "object"], "name": "f", "description": "d"]]
+        XCTAssertEqual(try render("{{ t | tojson }}", ["t": JinjaValue(json: tool)]),
+                       #"{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}"#)
         let t = try HFChatTemplate(source: "{% for m in messages %}{{ m.role }}:{{ m.content }}|{{ m.x is defined }}|{{ m.thinking }}{% endfor %}{{ eos_token }}{{ bos_token is defined }}",
                                    name: "n", bosToken: nil, eosToken: "</s>")
         XCTAssertEqual(try t.render(messages: [["role": "user", "content": "hi", "x": NSNull(), "reasoning_content": "r"]], addGenerationPrompt: false),

@@ -10,7 +10,7 @@ final class AttentionTests: XCTestCase {
     /// q [B,Tq,H,hd], k/v [B,Tk,Hkv,hd], mask [B,Tk]; straightforward softmax in Double.
     /// `docs` [B,Tk]: document ids (query i's is that of key queryOffset + i; `everyDocument` keys are seen by all).
     func reference(_ s: AttentionShape, q: [Float], k: [Float], v: [Float], mask: [Float], dOut: [Float], docs: [Int32]? = nil) -> Ref {
-        let hd = s.headDim, g = s.heads / s.kvHeads, scale = 1 / Double(hd).squareRoot()
+        let hd = s.headDim, g = s.heads / s.kvHeads, scale = s.scale.map(Double.init) ?? 1 / Double(hd).squareRoot()
         var r = Ref(out: .init(repeating: 0, count: q.count), dq: .init(repeating: 0, count: q.count),
                     dk: .init(repeating: 0, count: k.count), dv: .init(repeating: 0, count: v.count))
         for b in 0..<s.batch {
@@ -20,6 +20,7 @@ final class AttentionTests: XCTestCase {
                     let qi = ((b * s.queries + i) * s.heads + h) * hd
                     let keys = (0..<s.keys).filter { j in
                         guard j <= s.queryOffset + i && mask[b * s.keys + j] != 0 else { return false }
+                        if let w = s.window, s.queryOffset + i - j >= w { return false }
                         guard let d = docs else { return true }
                         let kd = d[b * s.keys + j]
                         return kd == Attention.everyDocument || kd == d[b * s.keys + s.queryOffset + i]
@@ -62,9 +63,11 @@ final class AttentionTests: XCTestCase {
         return docs
     }
 
-    func check(batch: Int, tq: Int, tk: Int, heads: Int, kvHeads: Int, hd: Int, seed: UInt64, documents: Bool = false) {
+    func check(batch: Int, tq: Int, tk: Int, heads: Int, kvHeads: Int, hd: Int, seed: UInt64, documents: Bool = false,
+               window: Int? = nil, scale: Float? = nil) {
         var rng = MKRNG(seed)
-        let s = AttentionShape(batch: batch, queries: tq, keys: tk, heads: heads, kvHeads: kvHeads, headDim: hd)
+        let s = AttentionShape(batch: batch, queries: tq, keys: tk, heads: heads, kvHeads: kvHeads, headDim: hd,
+                               window: window, scale: scale)
         let q = rng.tensor([batch, tq, heads * hd]), k = rng.tensor([batch, tk, kvHeads * hd])
         let v = rng.tensor([batch, tk, kvHeads * hd]), dOut = rng.tensor([batch, tq, heads * hd])
         let mask = Tensor(shape: [batch, tk])
@@ -81,7 +84,7 @@ final class AttentionTests: XCTestCase {
         }
         if let docs = docs { docs.withUnsafeBufferPointer { run(DocumentIDs($0.baseAddress!)) } } else { run(nil) }
         let r = reference(s, q: q.array, k: k.array, v: v.array, mask: mask.array, dOut: dOut.array, docs: docs)
-        let tag = "B\(batch) Tq\(tq) Tk\(tk) H\(heads)/\(kvHeads) hd\(hd)\(documents ? " docs" : "")"
+        let tag = "B\(batch) Tq\(tq) Tk\(tk) H\(heads)/\(kvHeads) hd\(hd)\(documents ? " docs" : "") window \(window.map(String.init) ?? "-")"
         mkAssertClose(out.array, r.out.map(Float.init), "attention out \(tag)")
         mkAssertClose(dq.array, r.dq.map(Float.init), "attention dq \(tag)")
         mkAssertClose(dk.array, r.dk.map(Float.init), "attention dk \(tag)")
@@ -93,6 +96,17 @@ final class AttentionTests: XCTestCase {
             for hd in [1, 7, 33] { check(batch: 2, tq: t, tk: t, heads: 4, kvHeads: 2, hd: hd, seed: UInt64(10 * i + hd)) }
         }
         check(batch: 1, tq: 130, tk: 130, heads: 2, kvHeads: 1, hd: 16, seed: 99)
+    }
+
+    /// Sliding window (query i sees key j iff queryOffset + i − j < window) and a custom score scale, with
+    /// self-attention, KV-cache-like offsets, masks and packed documents.
+    func testSlidingWindowAndScale() {
+        for w in [1, 2, 4, 40] {
+            check(batch: 2, tq: 12, tk: 12, heads: 4, kvHeads: 2, hd: 7, seed: UInt64(200 + w), window: w, scale: 0.3)
+            check(batch: 2, tq: 3, tk: 12, heads: 4, kvHeads: 1, hd: 5, seed: UInt64(300 + w), window: w)
+            check(batch: 2, tq: 1, tk: 9, heads: 2, kvHeads: 2, hd: 4, seed: UInt64(400 + w), window: w)
+            check(batch: 2, tq: 9, tk: 9, heads: 2, kvHeads: 1, hd: 3, seed: UInt64(500 + w), documents: true, window: w)
+        }
     }
 
     func testKeysLongerThanQueries() {

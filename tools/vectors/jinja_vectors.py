@@ -300,6 +300,21 @@ SNIPPETS = [
     ("e_syntax_expr", "{{ 1 + }}", {}),
     ("e_unknown_tag", "{% frobnicate %}", {}),
     ("e_div_zero", "{{ 1 / 0 }}", {}),
+    # more edge cases
+    ("x_int_keys", "{% set m = {0: 'zero', 512: 'half', 'k': 1} %}{{ m[0] }} {{ m[512] }} {{ m }} {{ 0 in m }} {{ m | tojson }} {% for k, v in m.items() %}{{ k }}{% endfor %}", {}),
+    ("x_unicode_case", "{{ 'straße' | upper }} {{ 'ÉCOLE' | lower }} {{ \"it's a dog's life\" | title }} {{ \"it's\".title() }} {{ 'ǆemal' | capitalize }}", {}),
+    ("x_in_undefined", "{{ 'a' in missing }} {{ missing in ['a'] }} {{ missing == missing }} {{ missing is none }}", {}),
+    ("x_nested_loop_outer", "{% for a in [1, 2] %}{% set outer = loop %}{% for b in [3] %}{{ outer.index }}{{ loop.index }}{% endfor %}{% endfor %}", {}),
+    ("x_macro_recursion", "{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n * (fact(n - 1) | int) }}{% endif %}{% endmacro %}{{ fact(5) }}", {}),
+    ("x_string_ops", "{{ 'abc' * 0 }}|{{ 'a' ~ 'b' * 2 }}|{{ ('x' ~ 1) | length }}|{{ 'é' < 'z' }}|{{ 'abc'[1] }}|{{ 'abc'[-1] }}|{{ 'a b'.split(' ') | join('-') }}", {}),
+    ("x_tojson_nested_markup", "{{ {'a': '<b>' | safe} | tojson }} {{ ('<' | e) ~ '>' }} {{ '<' | e + '>' }}", {}),
+    ("x_default_chain", "{{ m.content | default('') | trim }}|{{ (m.missing or 'fallback') | upper }}|{{ m.get('content', 'x') }}", {"m": {"content": "  hi  "}}),
+    ("x_float_repr", "{{ 1.5 }} {{ 100.0 }} {{ 1e15 }} {{ 12345678901234567890.0 }} {{ 0.0001 }} {{ 0.00001234 }} {{ 2.0 ** 0.5 }} {{ 10 / 4 }} {{ -1.5 | abs }} {{ 3 - 2.5 }}", {}),
+    ("x_is_chains", "{{ x is defined and x is string and x | length > 2 }} {{ x is not string or x is none }}", {"x": "abcd"}),
+    ("x_loop_length_revindex_filtered", "{% for m in msgs if m.role != 'system' %}{{ loop.revindex }}{{ m.role[0] }}{% if not loop.last %},{% endif %}{% endfor %}", {"msgs": [{"role": "system"}, {"role": "user"}, {"role": "assistant"}]}),
+    ("x_items_generator_twice", "{% set it = d | items %}{{ it | list | length }}", {"d": {"a": 1, "b": 2}}),
+    ("x_replace_newlines", "{{ 'a\\nb' }}|{{ 'line1\nline2' | replace('\n', ' / ') }}", {}),
+    ("x_whitespace_mix", "{%- for x in xs -%}\n  {{ x }}\n{%- endfor %}\n\n  {% if true -%}\n   tail  \n{%- endif %}\n", {"xs": [1, 2]}),
     # generation blocks (AssistantTracker)
     ("generation_spans", "{% for m in msgs %}{% if m.role == 'assistant' %}A: {% generation %}{{ m.content }}<end>{% endgeneration %}\n{% else %}U: {{ m.content }}\n{% endif %}{% endfor %}", {"msgs": [{"role": "user", "content": "hé"}, {"role": "assistant", "content": "yö ☕"}, {"role": "user", "content": "again"}, {"role": "assistant", "content": "ok"}]}),
 ]

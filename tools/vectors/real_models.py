@@ -80,7 +80,7 @@ def reference(name, path):
         ids = tok(text, add_special_tokens=True).input_ids
         raw.append({"text": text, "prompt_ids": ids, "generated": greedy(ids)})
     chat = []
-    for text in CHAT_PROMPTS:
+    for text in (CHAT_PROMPTS if tok.chat_template else []):  # a base model (Gemma 3 270M) brings no chat template
         msgs = [{"role": "user", "content": text}]
         rendered = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
         ids = tok(rendered, add_special_tokens=False).input_ids

@@ -265,6 +265,14 @@ def corpus(llama_inputs):
         "word words sword word. _word word_ (word)", "wordword 1word word1", "invalid surrogate-free \ufffd replacement", "\ufeffBOM at start",
     ]
     texts.extend(awkward)
+    # random strings over the classes the pre-tokenizer patterns look at (seeded)
+    alphabet = (list("abcXYZ'sStTmMdDrReEvVlL0123456789 \t\n\r.,!?-_()[]{}<>|/\\\"#$%&*+=:;@^`~") +
+                ["  ", "   ", " \n", "\r\n", "'s", "'LL", "'ve", "<|im_end|>", "<|endoftext|>", "<mask>", "[X]", "word",
+                 "é", "e\u0301", "ß", "ſ", "Ä", "\u00a0", "\u2009", "\u3000", "\u200b", "\u0300", "\u0308", "ー", "中", "文",
+                 "한", "\u1100", "\u1161", "\u11a8", "٣", "½", "①", "Ⅻ", "🦙", "👍🏽", "\u2028", "\u0085", "\x0b", "\x0c",
+                 "\ufeff", "\U00010400", "\U0001D7D8", "▁", "Ġ", "ĊĠ"])
+    for _ in range(400):
+        texts.append("".join(rnd.choice(alphabet) for _ in range(rnd.randrange(1, 40))))
     texts.extend(llama_inputs)
     # one long mixed text (multi-segment, long words for the SentencePiece styles)
     texts.append("\n\n".join(texts[:40]))

@@ -26,8 +26,10 @@ public struct HFChatTemplate: Sendable {
     }
 
     /// Renders JSON-like messages (`[String: Any]` as `JSONSerialization` returns them). Swift dictionaries have
-    /// no key order, so keys are taken in sorted order; use the `JinjaValue` overload to keep a document's order
-    /// (it matters only where a template prints whole dictionaries, e.g. `tool_call.arguments | tojson`).
+    /// no key order, so keys get a fixed order (role, tool_call_id, id, type, name, description, content, ... then
+    /// sorted; see `JinjaValue.init(json:)`); use `renderTracking` with `JinjaValue`s (e.g. from
+    /// `JinjaValue.parseJSON`) to keep a document's own order. Order matters only where a template prints whole
+    /// dictionaries, e.g. `tools | tojson`.
     public func render(messages: [[String: Any]], addGenerationPrompt: Bool, tools: [[String: Any]]? = nil,
                        extra: [String: Any] = [:], now: Date = Date()) throws -> String {
         try renderTracking(messages: messages.map { JinjaValue(json: $0) }, addGenerationPrompt: addGenerationPrompt,

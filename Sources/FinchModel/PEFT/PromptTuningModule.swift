@@ -54,6 +54,8 @@ public final class PromptTuningModule: PEFTModule {
             let id = ids[j % ids.count]
             guard id >= 0 && id < c.vocabSize else { throw ModelFileError("prompt tuning: init token id \(id) outside 0..<\(c.vocabSize)") }
             (e.ptr + j * c.hiddenSize).update(from: table.ptr + id * c.hiddenSize, count: c.hiddenSize)
+            // PEFT calls the model's embedding module: Gemma's scales by √hidden.
+            if let sc = c.embeddingScale { for i in 0..<c.hiddenSize { e[j * c.hiddenSize + i] *= sc } }
         }
         var config = Self.makeConfig(n, c, initText: initText)
         config.tokenizerNameOrPath = tokenizer

@@ -5,6 +5,8 @@ struct JinjaParser {
     var tokens: [JinjaToken]
     var i = 0
     let name: String
+    /// Names of the open block statements (for jinja2's "innermost block" hint).
+    var blockStack: [String] = []
 
     init(tokens: [JinjaToken], name: String) {
         self.tokens = tokens
@@ -67,10 +69,7 @@ struct JinjaParser {
                 body.append(try parseStatement())
                 try expect(.blockEnd)
             case .eof:
-                if let ends = endTokens {
-                    throw fail("Unexpected end of template. Jinja was looking for the following tags: "
-                               + ends.map { "'\($0)'" }.joined(separator: " or ") + ".")
-                }
+                if let ends = endTokens { throw unexpectedEnd(ends) }
                 return body
             default:
                 throw fail("unexpected '\(t.describe)'")
@@ -83,17 +82,25 @@ struct JinjaParser {
         _ = skipOp(":")
         try expect(.blockEnd)
         let body = try subparse(endTokens: ends)
-        if current.kind == .eof {
-            throw fail("Unexpected end of template. Jinja was looking for the following tags: "
-                       + ends.map { "'\($0)'" }.joined(separator: " or ") + ".")
-        }
+        if current.kind == .eof { throw unexpectedEnd(ends) }
         if dropNeedle { _ = next() }
         return body
+    }
+
+    func unexpectedEnd(_ ends: [String]) -> JinjaError {
+        var m = "Unexpected end of template. Jinja was looking for the following tags: "
+            + ends.map { "'\($0)'" }.joined(separator: " or ") + "."
+        if let b = blockStack.last { m += " The innermost block that needs to be closed is '\(b)'." }
+        return fail(m)
     }
 
     mutating func parseStatement() throws -> JStmt {
         let t = current
         guard t.kind == .name else { throw fail("tag name expected") }
+        let isBlock = ["if", "for", "macro", "call", "filter", "with", "generation"].contains(t.text)
+            || (t.text == "set" && !tokens[(i + 1)...].prefix { $0.kind != .blockEnd }.contains { $0.isOp("=") })
+        if isBlock { blockStack.append(t.text) }
+        defer { if isBlock { blockStack.removeLast() } }
         switch t.text {
         case "if": return try parseIf()
         case "for": return try parseFor()

@@ -102,8 +102,8 @@ public indirect enum JinjaValue {
     case markup(String)
 
     /// From `JSONSerialization` output (or plain Swift values): `NSNull`/nil → none, NSNumber booleans → bool,
-    /// integral numbers → int, other numbers → double. Swift dictionaries are unordered, so their keys are sorted;
-    /// use ``JinjaValue/parseJSON(_:)`` to keep a JSON document's key order.
+    /// integral numbers → int, other numbers → double. Swift dictionaries are unordered, so their keys get a fixed
+    /// order (``preferredKeyOrder``, then sorted); use ``JinjaValue/parseJSON(_:)`` to keep a JSON document's order.
     public init(json: Any) {
         switch json {
         case is NSNull: self = .none
@@ -121,10 +121,29 @@ public indirect enum JinjaValue {
         case let a as [Any]: self = .array(a.map { JinjaValue(json: $0) })
         case let d as [String: Any]:
             var out = JinjaDict()
-            for k in d.keys.sorted() { out[k] = JinjaValue(json: d[k]!) }
+            for k in JinjaValue.orderedKeys(d.keys) { out[k] = JinjaValue(json: d[k]!) }
             self = .dict(out)
         case let o as Optional<Any>:
             if case .some(let inner) = o { self = JinjaValue(json: inner) } else { self = .none }
+        }
+    }
+
+    /// The order given to an unordered Swift dictionary's keys: the usual keys of chat messages, tool calls and
+    /// tool schemas in the order OpenAI-style JSON writes them (role, tool_call_id, id, type, name, description,
+    /// content, ...), then the others sorted. Deterministic, and what templates that print whole dictionaries
+    /// (`tools | tojson`) would have seen from a JSON file.
+    static let preferredKeyOrder = ["role", "tool_call_id", "id", "type", "name", "description", "content", "text",
+                                    "reasoning_content", "thinking", "tool_calls", "function", "arguments",
+                                    "parameters", "properties", "required", "enum", "items"]
+    static func orderedKeys<S: Sequence>(_ keys: S) -> [String] where S.Element == String {
+        let rank = Dictionary(uniqueKeysWithValues: preferredKeyOrder.enumerated().map { ($1, $0) })
+        return keys.sorted { a, b in
+            switch (rank[a], rank[b]) {
+            case let (x?, y?): return x < y
+            case (_?, nil): return true
+            case (nil, _?): return false
+            default: return a < b
+            }
         }
     }
 

@@ -93,69 +93,76 @@ enum BPEMerge {
     static func mergeLong(_ sym: inout [Int32], _ m: MergeTable.View) {
         let n = sym.count
         if n < 2 { return }
-        var prev = [Int32](repeating: -1, count: n), next = [Int32](repeating: -1, count: n)
-        var alive = [Bool](repeating: true, count: n)
-        for i in 0..<n { prev[i] = Int32(i - 1); next[i] = i + 1 < n ? Int32(i + 1) : -1 }
-        // heap entries: rank << 32 | pos (pos < 2^32); merged id checked at pop time
-        var heap: [UInt64] = []
-        heap.reserveCapacity(n)
-        func push(_ e: UInt64) {
-            heap.append(e)
-            var c = heap.count - 1
-            while c > 0 {
-                let p = (c - 1) >> 1
-                if heap[p] <= heap[c] { break }
-                heap.swapAt(p, c); c = p
-            }
-        }
-        func pop() -> UInt64 {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var c = 0
-                let cnt = heap.count
-                while true {
-                    let l = 2 * c + 1, r = l + 1
-                    var s = c
-                    if l < cnt && heap[l] < heap[s] { s = l }
-                    if r < cnt && heap[r] < heap[s] { s = r }
-                    if s == c { break }
-                    heap.swapAt(s, c); c = s
+        let heapCapacity = 3 * n + 8
+        var kept = n
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * n) { links in
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: heapCapacity) { heap in
+            let prev = links.baseAddress!, next = links.baseAddress! + n
+            for i in 0..<n { prev[i] = Int32(i - 1); next[i] = i + 1 < n ? Int32(i + 1) : -1 }
+            var count = 0
+            @inline(__always) func push(_ e: UInt64) {
+                var c = count
+                count += 1
+                heap[c] = e
+                while c > 0 {
+                    let p = (c - 1) >> 1
+                    if heap[p] <= heap[c] { break }
+                    heap.swapAt(p, c); c = p
                 }
             }
-            return top
-        }
-        for i in 0..<(n - 1) {
-            let v = m.get(sym[i], sym[i + 1])
-            if v != UInt64.max { push((v >> 32) << 32 | UInt64(i)) }
-        }
-        while !heap.isEmpty {
-            let e = pop()
-            let pos = Int(e & 0xFFFF_FFFF), rank = e >> 32
-            guard alive[pos], next[pos] >= 0 else { continue }
-            let right = Int(next[pos])
-            let v = m.get(sym[pos], sym[right])
-            guard v != UInt64.max, v >> 32 == rank else { continue }
-            sym[pos] = Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)
-            alive[right] = false
-            next[pos] = next[right]
-            if next[right] >= 0 { prev[Int(next[right])] = Int32(pos) }
-            if prev[pos] >= 0 {
-                let l = Int(prev[pos])
-                let lv = m.get(sym[l], sym[pos])
-                if lv != UInt64.max { push((lv >> 32) << 32 | UInt64(l)) }
+            @inline(__always) func pop() -> UInt64 {
+                let top = heap[0]
+                count -= 1
+                if count > 0 {
+                    heap[0] = heap[count]
+                    var c = 0
+                    while true {
+                        let l = 2 * c + 1, r = l + 1
+                        var s = c
+                        if l < count && heap[l] < heap[s] { s = l }
+                        if r < count && heap[r] < heap[s] { s = r }
+                        if s == c { break }
+                        heap.swapAt(s, c); c = s
+                    }
+                }
+                return top
             }
-            if next[pos] >= 0 {
-                let rv = m.get(sym[pos], sym[Int(next[pos])])
-                if rv != UInt64.max { push((rv >> 32) << 32 | UInt64(pos)) }
+            sym.withUnsafeMutableBufferPointer { sp in
+                let s = sp.baseAddress!
+                for i in 0..<(n - 1) {
+                    let v = m.get(s[i], s[i + 1])
+                    if v != UInt64.max { push((v >> 32) << 32 | UInt64(i)) }
+                }
+                // a merged-away symbol is marked by prev = -2
+                while count > 0 {
+                    let e = pop()
+                    let pos = Int(e & 0xFFFF_FFFF), rank = e >> 32
+                    guard prev[pos] != -2, next[pos] >= 0 else { continue }
+                    let right = Int(next[pos])
+                    let v = m.get(s[pos], s[right])
+                    guard v != UInt64.max, v >> 32 == rank else { continue }
+                    s[pos] = Int32(truncatingIfNeeded: v & 0xFFFF_FFFF)
+                    prev[right] = -2
+                    next[pos] = next[right]
+                    if next[right] >= 0 { prev[Int(next[right])] = Int32(pos) }
+                    if prev[pos] >= 0 {
+                        let l = Int(prev[pos])
+                        let lv = m.get(s[l], s[pos])
+                        if lv != UInt64.max && count < heapCapacity { push((lv >> 32) << 32 | UInt64(l)) }
+                    }
+                    if next[pos] >= 0 {
+                        let rv = m.get(s[pos], s[Int(next[pos])])
+                        if rv != UInt64.max && count < heapCapacity { push((rv >> 32) << 32 | UInt64(pos)) }
+                    }
+                }
+                var w = 0
+                var i: Int32 = 0
+                while i >= 0 { s[w] = s[Int(i)]; w += 1; i = next[Int(i)] }
+                kept = w
             }
         }
-        var out: [Int32] = []
-        out.reserveCapacity(n)
-        var i: Int32 = 0
-        while i >= 0 { out.append(sym[Int(i)]); i = next[Int(i)] }
-        sym = out
+        }
+        sym.removeLast(n - kept)
     }
 }
 

@@ -70,8 +70,9 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
     let splitter: AddedTokenSplitter
     /// Byte-level: the id of each byte's character (-1 when absent).
     let byteSymbol: [Int32]
-    /// SentencePiece style: the id of each single-scalar piece.
+    /// SentencePiece style: the id of each single-scalar piece (BMP in a table, the rest in a dictionary).
     let scalarSymbol: [UInt32: Int32]
+    let bmpSymbol: [Int32]
     /// `<0xNN>` ids (-1 when absent).
     let byteFallbackID: [Int32]
     /// Word bytes → id for `ignore_merges`.
@@ -147,6 +148,9 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
             for (s, _) in ss { if let id = ids[PieceKey(String(Unicode.Scalar(s)!))] { ss[s] = id } }
         }
         scalarSymbol = ss
+        var bmp = [Int32](repeating: -1, count: spec.byteLevel ? 0 : 0x10000)
+        if !spec.byteLevel { for (k, v) in ss where k < 0x10000 { bmp[Int(k)] = v } }
+        bmpSymbol = bmp
         var fb = [Int32](repeating: -1, count: 256)
         for b in 0..<256 { if let id = ids[PieceKey(String(format: "<0x%02X>", b))] { fb[b] = id } }
         byteFallbackID = fb
@@ -295,9 +299,15 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
         try encodeWords(p, s, e, w, m, &ids)
     }
 
-    /// Whether the bytes hold a scalar ≥ U+0300 (below it every string is NFC).
-    @inline(__always) static func mayNeedNFC(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
-        for i in s..<e where p[i] >= 0xCC { return true }
+    /// Whether the bytes hold a scalar NFC may change (see `CharClass.nfcUnsafe`); otherwise the text is NFC.
+    static func mayNeedNFC(_ p: UnsafePointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        var i = s
+        while i < e {
+            if p[i] < 0xCC { i += 1; continue }
+            let (v, n) = decodeScalar(p, i, e)
+            if v < 0x10000 ? CharClass.nfcUnsafeBMP[Int(v)] : CharClass.nfcUnsafe(v) { return true }
+            i += n
+        }
         return false
     }
 
@@ -356,8 +366,9 @@ public final class BPETokenizer: TextTokenizer, @unchecked Sendable {
             var lastUnk = false
             while i < e {
                 let (v, n) = decodeScalar(p, i, e)
-                if let id = scalarSymbol[v] {
-                    sym.append(id); lastUnk = false
+                let known = v < 0x10000 ? bmpSymbol[Int(v)] : (scalarSymbol[v] ?? -1)
+                if known >= 0 {
+                    sym.append(known); lastUnk = false
                 } else {
                     var done = false
                     if spec.byteFallback {

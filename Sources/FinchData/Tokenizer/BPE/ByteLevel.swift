@@ -74,6 +74,21 @@ enum CharClass {
         return t
     }()
 
+    /// Whether a scalar can change under NFC, alone or with what precedes it (a superset of NFC_Quick_Check
+    /// ≠ Yes): marks, non-zero combining class, Hangul jamo, full composition exclusions.
+    static func nfcUnsafe(_ v: UInt32) -> Bool {
+        guard v >= 0x300, let s = Unicode.Scalar(v) else { return false }
+        if (0x1100...0x11FF).contains(v) { return true }
+        let p = s.properties
+        if p.canonicalCombiningClass.rawValue != 0 || p.isFullCompositionExclusion { return true }
+        switch p.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+
+    static let nfcUnsafeBMP: [Bool] = (0..<0x10000).map { nfcUnsafe(UInt32($0)) }
+
     @inline(__always) static func of(_ v: UInt32) -> UInt8 {
         v < 0x10000 ? bmp[Int(v)] : compute(v)
     }

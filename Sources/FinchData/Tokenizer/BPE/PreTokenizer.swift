@@ -171,9 +171,8 @@ enum PreTokenizer {
     /// A word starts at every "▁" (E2 96 81), merged with what follows.
     static func metaspace(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ out: inout [Int]) {
         var i = start + 1
-        while i + 2 < end + 0 && i < end {
-            if p[i] == 0xE2 && i + 2 < end && p[i + 1] == 0x96 && p[i + 2] == 0x81 { out.append(i) }
-            i += 1
+        while i + 2 < end {
+            if p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 { out.append(i); i += 3 } else { i += 1 }
         }
         out.append(end)
     }
