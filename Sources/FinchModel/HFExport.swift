@@ -67,9 +67,11 @@ extension HFModelFolder {
         if let tok = tokenizerModel {
             // The tokenizer file under its own name (tokenizer.model / tokenizer.json) and the files beside it that
             // describe it (tokenizer_config.json with the chat template, special_tokens_map.json, chat_template.jinja).
+            // A SentencePiece model is always `tokenizer.model`, a tokenizers file always `tokenizer.json`.
+            let tokName = tok.pathExtension == "json" ? tokenizerJSONFile : tokenizerFile
             let companions = tokenizerCompanionFiles.map { tok.deletingLastPathComponent().appendingPathComponent($0) }
             for file in [tok] + companions.filter({ fm.fileExists(atPath: $0.path) }) {
-                let dest = url.appendingPathComponent(file.lastPathComponent)
+                let dest = url.appendingPathComponent(file == tok ? tokName : file.lastPathComponent)
                 guard file.standardizedFileURL != dest.standardizedFileURL else { continue }
                 guard let data = try? Data(contentsOf: file) else { throw ModelFileError("cannot read tokenizer file \(file.path)") }
                 try AtomicFile.write(data, to: dest)

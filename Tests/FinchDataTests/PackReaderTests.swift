@@ -161,12 +161,24 @@ final class PackReaderTests: XCTestCase {
     func testRefusalsNameTheRecordAndSkipInvalidReports() throws {
         let dir = try TestSupport.tempDir()
         let input = try subset("instructions/gsm8k-train.jsonl", 20, in: dir)
-        // Too short to keep any reply: the mask would be empty.
+        // Every record is longer than 24 tokens: dropped by default, so nothing is left, and the error names the
+        // option and the longest record; --overlong error names the first record; truncate keeps no reply either.
         var o = DatasetPacker.Options(inputs: [input], maxLength: 24)
         XCTAssertThrowsError(try DatasetPacker.pack(o, tokenizer: TestSupport.tokenizer, template: try ChatTemplate.load("chatml"),
                                                     into: dir.appendingPathComponent("short"))) { e in
-            XCTAssertTrue("\(e)".contains("gsm8k-train.jsonl:1:") && "\(e)".contains("empty loss mask"), "\(e)")
+            XCTAssertTrue("\(e)".contains("--overlong is drop") && "\(e)".contains("gsm8k-train.jsonl:"), "\(e)")
         }
+        o.overlong = .error
+        XCTAssertThrowsError(try DatasetPacker.pack(o, tokenizer: TestSupport.tokenizer, template: try ChatTemplate.load("chatml"),
+                                                    into: dir.appendingPathComponent("short"))) { e in
+            XCTAssertTrue("\(e)".contains("gsm8k-train.jsonl:1:") && "\(e)".contains("--overlong error"), "\(e)")
+        }
+        o.overlong = .truncate
+        XCTAssertThrowsError(try DatasetPacker.pack(o, tokenizer: TestSupport.tokenizer, template: try ChatTemplate.load("chatml"),
+                                                    into: dir.appendingPathComponent("short"))) { e in
+            XCTAssertTrue("\(e)".contains("no records left"), "\(e)")
+        }
+        o.overlong = .drop
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("short").path))
         // Bad lines skipped with a report.
         var text = try String(contentsOf: input, encoding: .utf8)
@@ -195,6 +207,7 @@ final class PackReaderTests: XCTestCase {
         let input = try subset("preferences/hh-rlhf-harmless-base-train.jsonl", 40, in: dir)
         let template = try ChatTemplate.load("zephyr")
         var o = DatasetPacker.Options(inputs: [input], maxLength: 256)
+        o.overlong = .truncate   // some pairs are longer: exercise the cut
         let m = try DatasetPacker.pack(o, tokenizer: TestSupport.tokenizer, template: template, into: dir.appendingPathComponent("pref"))
         XCTAssertEqual(m.kind, .preference)
         XCTAssertEqual(m.entries, 40)

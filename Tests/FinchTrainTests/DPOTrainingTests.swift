@@ -16,6 +16,7 @@ final class DPOTrainingTests: XCTestCase {
         o.common.evalFraction = 0.25
         o.common.schedule = "constant"
         o.common.maxLength = 48
+        o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         o.common.checkpointEvery = 6
         o.beta = 0.1
         let t = try DPOTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,

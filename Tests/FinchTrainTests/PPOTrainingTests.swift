@@ -33,6 +33,7 @@ final class PPOTrainingTests: XCTestCase {
         o.common.schedule = "constant"
         o.common.checkpointEvery = 1
         o.common.maxLength = 48
+        o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         o.common.evalFraction = 0.2
         o.evalPrompts = 4
         o.klTarget = 1

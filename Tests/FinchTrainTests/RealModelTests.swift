@@ -221,4 +221,15 @@ final class RealModelTests: XCTestCase {
         print(check.output.split(separator: "\n").last(where: { $0.hasPrefix("peft:") }) ?? Substring(check.output.suffix(2000)))
         XCTAssertEqual(check.status, 0, "PEFT logits differ:\n\(check.output.suffix(3000))")
     }
+
+    /// `finch chat --model FILE.gguf` in a real terminal answers a question sensibly (tools/chat_real_model_pty.py).
+    func testSmolLM2ChatREPLInATerminalAnswersTheCapitalOfFrance() throws {
+        let ref = try reference("smollm2")
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let run = try ToolProcess.run("/usr/bin/env", ["python3", "tools/chat_real_model_pty.py", bin.path, ref.model.path,
+                                                       "What is the capital of France?", "Paris"], in: PipelineTests.repoRoot)
+        if run.status == 77 { throw XCTSkip("pexpect is not installed") }
+        print(run.output.split(separator: "\n").last.map(String.init) ?? "")
+        XCTAssertEqual(run.status, 0, run.output.suffix(2000).description)
+    }
 }

@@ -38,6 +38,7 @@ final class RewardTrainingTests: XCTestCase {
         o.common.evalFraction = 0.25
         o.common.schedule = "constant"
         o.common.maxLength = 48
+        o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
                                   progress: Progress(total: 25, mode: .quiet))
         let (before, after) = try t.run()
@@ -78,6 +79,7 @@ final class RewardTrainingTests: XCTestCase {
         o.common.steps = 6
         o.common.batchSize = 4
         o.common.maxLength = 48
+        o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
                                   progress: Progress(total: 6, mode: .quiet))
         XCTAssertNotNil(t.reward.trainableParameters["score.weight"])

@@ -9,8 +9,8 @@ strftime_now, dict, namespace) and records the expected text, or the exception j
 Templates: every `vendor/llama.cpp/models/templates/*.jinja` of the llama_cpp_python sdist
 (/root/.cache/finch/sdist/llama_cpp_python-*.tar.gz, or $FINCH_LLAMA_SDIST), plus a few classic templates
 written out below (ChatML/SmolLM2, Zephyr/TinyLlama, Gemma, Llama 2, generation-block) whose text is
-reconstructed from the model cards: they exercise the interpreter, they are not claimed to be byte-exact
-copies of the Hub files.
+reconstructed from the model cards: they exercise the interpreter; apart from the SmolLM2 one (checked equal to
+HuggingFaceTB's tokenizer_config.json) they are not claimed to be byte-exact copies of the Hub files.
 
 Output: ${FINCH_TEST_ASSETS:-~/.cache/finch/test-assets}/jinja_vectors/
   templates/<name>.jinja   the template sources

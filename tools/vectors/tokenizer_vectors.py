@@ -191,8 +191,10 @@ def sentencepiece_tokenizer(v, style):
     elif style == "metaspace-split":
         tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
         tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    elif style == "gemma":
+    elif style in ("gemma", "gemma-split"):
         tok.normalizer = normalizers.Replace(" ", "▁")
+        if style == "gemma-split":
+            tok.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
         tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
                             for i, t in enumerate(tokens) if types[i] == 3])
@@ -326,7 +328,7 @@ def main():
                     with open(spm_path, "wb") as f:
                         f.write(tar.extractfile(m).read())
     sv = read_spm_vocab(spm_path)
-    for style in ("llama2", "metaspace", "metaspace-split", "gemma"):
+    for style in ("llama2", "metaspace", "metaspace-split", "gemma", "gemma-split"):
         name = f"spm-{style}"
         write(name, sentencepiece_tokenizer(sv, style), texts)
         manifest.append(dict(name=name, kind="sentencepiece", style=style, lossless=False))

@@ -170,6 +170,9 @@ enum TokenizerJSON {
             default: throw unsupported("pre_tokenizer.pretokenizers[0].pattern", "split pattern \(pattern.debugDescription)")
             }
             try byteLevelPart(parts[1], regexAllowed: false)
+        case ["Split"] where spec.spaceReplacement != nil && parts[0]["pattern"]?["String"]?.string == " ":
+            // Gemma: the normalizer already replaced every " ", so splitting on " " cuts nothing
+            break
         case ["Metaspace"]:
             let d = parts[0]
             let repl = d["replacement"]?.string ?? "▁"
