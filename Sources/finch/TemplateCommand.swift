@@ -46,24 +46,29 @@ struct TemplateCommand: ParsableCommand {
                 template = t
             }
             guard let data = FileManager.default.contents(atPath: messages) else { throw ValidationError("\(messages): cannot read") }
-            let json: Any
-            do { json = try JSONSerialization.jsonObject(with: data) } catch {
-                throw ValidationError("\(messages): not valid JSON (\(error.localizedDescription))")
+            // Parsed keeping the file's key order: templates that print whole dictionaries (tools | tojson) show it.
+            let json: JinjaValue
+            do { json = try JinjaValue.parseJSON(String(decoding: data, as: UTF8.self)) } catch {
+                throw ValidationError("\(messages): not valid JSON (\(error))")
             }
-            var list: [[String: Any]]
-            var extra: [String: Any] = [:]
-            var tools: [[String: Any]]? = nil
-            if let a = json as? [[String: Any]] {
+            var list: [JinjaValue]
+            var extra: [String: JinjaValue] = [:]
+            var tools: [JinjaValue]? = nil
+            switch json {
+            case .array(let a):
                 list = a
-            } else if let o = json as? [String: Any], let a = o["messages"] as? [[String: Any]] {
+            case .dict(let o):
+                guard case .array(let a)? = o["messages"] else {
+                    throw ValidationError("\(messages): expected a list of messages or an object with \"messages\"")
+                }
                 list = a
-                tools = o["tools"] as? [[String: Any]]
-                extra = o.filter { $0.key != "messages" && $0.key != "tools" }
-            } else {
+                if case .array(let t)? = o["tools"] { tools = t }
+                for (k, v) in o.pairs where k != "messages" && k != "tools" { extra[k] = v }
+            default:
                 throw ValidationError("\(messages): expected a list of messages or an object with \"messages\"")
             }
-            if list.isEmpty { list = [] }
-            let text = try template.render(messages: list, addGenerationPrompt: addGenerationPrompt, tools: tools, extra: extra)
+            let text = try template.renderTracking(messages: list, addGenerationPrompt: addGenerationPrompt, tools: tools,
+                                                   extra: extra).text
             FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
