@@ -13,7 +13,7 @@ mkdir -p "$FINCH_TEST_ASSETS" "$CACHE/sdist"
 PIP="python3 -m pip install -q --disable-pip-version-check"
 
 have() { python3 -c "import $1" >/dev/null 2>&1; }
-for mod in gguf tokenizers jinja2 numpy; do have "$mod" || $PIP "$mod" || echo "test_assets: cannot install $mod"; done
+for mod in gguf tokenizers jinja2 numpy sentencepiece pexpect; do have "$mod" || $PIP "$mod" || echo "test_assets: cannot install $mod"; done
 have torch || $PIP torch || echo "test_assets: cannot install torch"
 have transformers || $PIP transformers || echo "test_assets: cannot install transformers"
 have peft || $PIP peft accelerate || echo "test_assets: cannot install peft"
@@ -30,6 +30,7 @@ if ! ls "$CACHE"/sdist/llama_cpp_python-*.tar.gz >/dev/null 2>&1; then
 fi
 
 status=0
+# In name order: gguf_converted_vectors.py converts the models arch_vectors.py makes.
 for script in tools/vectors/*.py; do
   echo "test_assets: $script"
   python3 "$script" || { echo "test_assets: $script failed" >&2; status=1; }

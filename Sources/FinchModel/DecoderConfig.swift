@@ -26,11 +26,15 @@ public struct RopeScaling: Codable, Equatable, Sendable {
     public var lowFreqFactor: Double?
     public var highFreqFactor: Double?
     public var originalMaxPositions: Int?
+    /// type "factors": llama.cpp's per-frequency divisors (the `rope_freqs` tensor its converter writes for Llama 3.1+
+    /// instead of the llama3 parameters): inverse frequency i is divided by factor i.
+    public var frequencyFactors: [Float]?
 
     public init(type: String, factor: Double, lowFreqFactor: Double? = nil, highFreqFactor: Double? = nil,
-                originalMaxPositions: Int? = nil) {
+                originalMaxPositions: Int? = nil, frequencyFactors: [Float]? = nil) {
         self.type = type; self.factor = factor; self.lowFreqFactor = lowFreqFactor
         self.highFreqFactor = highFreqFactor; self.originalMaxPositions = originalMaxPositions
+        self.frequencyFactors = frequencyFactors
     }
 
     /// Scales default inverse frequencies `inv` (float32, HF `_compute_default_rope_parameters`) exactly as
@@ -52,6 +56,9 @@ public struct RopeScaling: Codable, Equatable, Sendable {
                 let medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen)
                 return medium ? smoothed : scaled
             }
+        case "factors":
+            let factors = frequencyFactors ?? []
+            return inv.enumerated().map { i, x in i < factors.count ? x / factors[i] : x }
         default:   // linear
             return inv.map { $0 / f }
         }

@@ -52,8 +52,11 @@ enum GGUFArchitecture {
             }
             if factor != 1 { scaling = RopeScaling(type: "linear", factor: factor) }
         }
-        if file.tensor(named: "rope_freqs.weight") != nil {
-            throw ModelFileError("\(path): per-frequency RoPE factors (rope_freqs, Llama 3.1+ scaling) are not supported yet")
+        if let t = file.tensor(named: "rope_freqs.weight") {   // Llama 3.1+: llama.cpp stores the scaled frequencies' divisors
+            guard t.elementCount == headDim / 2, scaling == nil else {
+                throw ModelFileError("\(path): rope_freqs has \(t.elementCount) factors for head size \(headDim)\(scaling == nil ? "" : " and rope.scaling is also set")")
+            }
+            scaling = RopeScaling(type: "factors", factor: 1, frequencyFactors: try file.dequantize(t))
         }
         let vocab = meta["\(arch).vocab_size"]?.int ?? meta["tokenizer.ggml.tokens"]?.array?.count
         guard let vocab, vocab > 0 else { throw ModelFileError("\(path): neither \(arch).vocab_size nor tokenizer.ggml.tokens gives the vocabulary size") }
@@ -65,12 +68,13 @@ enum GGUFArchitecture {
         var slidingWindow: Int? = nil, layerTypes: [String]? = nil, localTheta: Float? = nil, queryScalar: Float? = nil
         let layers = try int("block_count")
         if flavour == .gemma3 {
-            // llama.cpp fixes what Gemma 3's GGUF does not store: every 6th layer is global, the others slide with
-            // RoPE base 10000; the query scale is head_dim^-0.5 (query_pre_attn_scalar = head_dim) for these sizes.
+            // llama.cpp fixes what Gemma 3's GGUF does not store: every 6th layer is global (unless a pattern key is
+            // given), sliding layers use RoPE base 10000 (unless freq_base_swa is given), and the query scale is
+            // head_dim^-0.5 (query_pre_attn_scalar = head_dim, true of the published sizes but the 27B).
             slidingWindow = try optionalInt("attention.sliding_window")
             let pattern = meta["\(arch).attention.sliding_window_pattern"]?.int ?? 6
             layerTypes = (0..<layers).map { pattern > 0 && ($0 + 1) % pattern == 0 ? "full_attention" : "sliding_attention" }
-            localTheta = 10000
+            localTheta = Float(meta["\(arch).rope.freq_base_swa"]?.double ?? 10000)
             queryScalar = Float(headDim)
             if meta["\(arch).final_logit_softcapping"] != nil || meta["\(arch).attn_logit_softcapping"] != nil {
                 throw ModelFileError("\(path): logit soft-capping (Gemma 2) is not supported")
@@ -78,6 +82,9 @@ enum GGUFArchitecture {
         } else if let w = try optionalInt("attention.sliding_window"), flavour != .qwen2 && flavour != .qwen3 {
             throw ModelFileError("\(path): sliding-window attention (\(w)) is not supported for \(arch)")
         }
+        // Llama with attention / MLP biases (attention_bias, mlp_bias): the converter writes the bias tensors.
+        let attentionBias: Bool? = flavour == .llama && file.tensor(named: "blk.0.attn_q.bias") != nil ? true : nil
+        let mlpBias: Bool? = flavour == .llama && file.tensor(named: "blk.0.ffn_gate.bias") != nil ? true : nil
         return DecoderConfig(
             flavour: flavour, vocabSize: vocab, hiddenSize: hidden, numLayers: layers,
             numHeads: heads, numKVHeads: kvHeads, headDim: headDim, intermediateSize: try int("feed_forward_length"),
@@ -85,8 +92,8 @@ enum GGUFArchitecture {
             normEps: Float(meta["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
             ropeTheta: Float(meta["\(arch).rope.freq_base"]?.double ?? 10000),
             tieWordEmbeddings: tied, bosTokenId: id("bos_token_id"), eosTokenId: eos.first, padTokenId: id("padding_token_id"),
-            eosTokenIds: eos.count > 1 ? eos : nil, ropeScaling: scaling, slidingWindow: slidingWindow, layerTypes: layerTypes,
-            localRopeTheta: localTheta, queryPreAttnScalar: queryScalar)
+            eosTokenIds: eos.count > 1 ? eos : nil, attentionBias: attentionBias, mlpBias: mlpBias, ropeScaling: scaling,
+            slidingWindow: slidingWindow, layerTypes: layerTypes, localRopeTheta: localTheta, queryPreAttnScalar: queryScalar)
     }
 
     /// llama.cpp's name of a Finch (HF) parameter.
@@ -113,6 +120,8 @@ enum GGUFArchitecture {
             "pre_feedforward_layernorm.weight": "ffn_norm.weight",
             "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+            "self_attn.o_proj.bias": "attn_output.bias",
+            "mlp.gate_proj.bias": "ffn_gate.bias", "mlp.up_proj.bias": "ffn_up.bias", "mlp.down_proj.bias": "ffn_down.bias",
         ]
         guard let g = map[local] else { return nil }
         return "blk.\(layer).\(g)"

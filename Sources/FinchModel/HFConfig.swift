@@ -297,6 +297,9 @@ public enum HFConfig {
 
     /// Writes config.json into `folder` atomically.
     public static func save(_ c: DecoderConfig, to url: URL) throws {
+        if c.ropeScaling?.type == "factors" {
+            throw ModelFileError("\(url.path): this model's RoPE scaling came from a GGUF file as per-frequency factors (rope_freqs), which config.json cannot express; use the Hugging Face folder of the model instead")
+        }
         try AtomicFile.write(encode(c).data(), to: url)
     }
 
