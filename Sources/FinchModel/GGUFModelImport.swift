@@ -35,6 +35,11 @@ public enum GGUFModelImport {
                              tokenizerModel: HFModelFolder.tokenizerFile(in: tokenizerFolder), storedDTypes: types.sorted())
     }
 
+    /// The decoder configuration of a GGUF file, checked against its tensor infos; no tensor is decoded.
+    public static func config(of url: URL) throws -> DecoderConfig {
+        try plan(GGUFFile(contentsOf: url)).0
+    }
+
     /// One parameter to read: its HF name and shape, the GGUF tensor, and what to undo.
     struct Item {
         let name: String

@@ -1,18 +1,20 @@
 import ArgumentParser
 import Foundation
 import FinchModel
+import FinchGGUF
 
 /// `finch inspect MODEL_DIR`: what a model folder holds, from config.json and the safetensors headers only.
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe a Hugging Face / Finch model folder (architecture, shapes, parameter count, dtype).",
-        discussion: "Example: finch inspect runs/sft/best")
+        abstract: "Describe a model folder or GGUF file (architecture, shapes, parameter count, dtype).",
+        discussion: "Example: finch inspect runs/sft/best; finch inspect SmolLM2-135M-Instruct.Q4_1.gguf")
 
-    @Argument(help: "Model folder (config.json + model.safetensors or a sharded index).") var model: String
+    @Argument(help: "Model folder (config.json + model.safetensors or a sharded index) or .gguf file.") var model: String
 
     func run() throws {
         let url = URL(fileURLWithPath: model)
+        if HFModelFolder.isGGUF(url) { return try inspectGGUF(url) }
         let s = try HFModelSummary.inspect(url)
         let c = s.config
         func line(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
@@ -48,6 +50,32 @@ struct InspectCommand: ParsableCommand {
         if let p = s.problem {
             print("\nPROBLEM: \(p)")
             throw ExitCode.failure
+        }
+    }
+
+    /// A GGUF file: its header and metadata (no tensor decoded), and the decoder configuration Finch reads from it.
+    func inspectGGUF(_ url: URL) throws {
+        let file = try GGUFFile(contentsOf: url)
+        func line(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
+        line("file", url.path + "  (GGUF v\(file.version), \(file.metadataKeys.count) keys, \(file.tensors.count) tensors)")
+        for key in file.metadataKeys {
+            guard let v = file.metadata[key] else { continue }
+            let shown: String
+            if let a = v.array { shown = "[\(a.count) values]" }
+            else if let t = v.string { shown = t.count > 80 ? String(t.prefix(77)).debugDescription + "…" : t.debugDescription }
+            else if let d = v.double, v.int == nil { shown = "\(d)" }
+            else { shown = v.int.map(String.init) ?? v.bool.map { "\($0)" } ?? "\(v)" }
+            print("  \(key) = \(shown)")
+        }
+        var counts: [String: (n: Int, bytes: Int)] = [:]
+        for t in file.tensors { counts[t.type.name, default: (0, 0)].n += 1; counts[t.type.name]!.bytes += t.byteCount }
+        line("tensor types", counts.keys.sorted().map { "\($0) ×\(counts[$0]!.n)" }.joined(separator: ", ")
+             + String(format: "  (%.1f MB)", Double(counts.values.reduce(0) { $0 + $1.bytes }) / 1e6))
+        do {
+            let c = try GGUFModelImport.config(of: url)
+            line("finch reads it as", "\(c.flavour.rawValue): \(c.numLayers) layers, hidden \(c.hiddenSize), heads \(c.numHeads)/\(c.numKVHeads), head_dim \(c.headDim), vocabulary \(c.vocabSize), \(c.parameterCount) parameters")
+        } catch {
+            line("finch reads it as", "not readable: \(error)")
         }
     }
 }
