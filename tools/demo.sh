@@ -51,8 +51,8 @@ PREFS=corpora/preferences.jsonl
 PPO_PROMPTS=corpora/ppo_prompts.jsonl
 EVAL=corpora/eval.jsonl
 if [ "$SCALE" = ci ]; then
-  VOCAB=640; FLAGS_PT=(--max-steps 4 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
-  FLAGS_SFT=(--max-steps 4 --batch-size 4 --seq-len 192 --eval-every=-1 --log-every 1)
+  VOCAB=640; FLAGS_PT=(--max-steps 4 --warmup 1 --batch-size 4 --seq-len 64 --eval-every=-1 --log-every 1)
+  FLAGS_SFT=(--max-steps 4 --warmup 1 --batch-size 4 --seq-len 192 --eval-every=-1 --log-every 1)
   RM_FLAGS=(--steps 3 --batch-size 4 --max-length 192 --eval-fraction 0.2 --limit 40)
   PPO_FLAGS=(--iterations 2 --batch-size 4 --samples-per-prompt 2 --max-new-tokens 8 --max-length 128 --eval-prompts 4 --ppo-epochs 1)
   EVAL_FLAGS=(--limit 12 --max-tokens 8)

@@ -14,6 +14,8 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 
 have() { python3 -c "import $1" >/dev/null 2>&1; }
 for mod in gguf tokenizers jinja2 numpy sentencepiece pexpect; do have "$mod" || $PIP "$mod" || echo "test_assets: cannot install $mod"; done
+have sacrebleu || $PIP sacrebleu || echo "test_assets: cannot install sacrebleu"
+have rouge_score || $PIP rouge-score || echo "test_assets: cannot install rouge-score"
 have torch || $PIP torch || echo "test_assets: cannot install torch"
 have transformers || $PIP transformers || echo "test_assets: cannot install transformers"
 have peft || $PIP peft accelerate || echo "test_assets: cannot install peft"

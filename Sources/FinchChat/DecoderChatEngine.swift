@@ -34,6 +34,7 @@ public final class DecoderChatEngine: ChatEngine {
     /// `raw`: a model without a chat template is accepted (for `finch generate --raw`); chatting needs one.
     public init(modelDir: URL, adapterDir: URL?, raw: Bool = false) throws {
         let folder = try HFModelFolder.read(modelDir)
+        do { try folder.requireCausalLM("chat and generate") } catch { throw EngineError("\(error)") }
         guard let tokenizerURL = folder.tokenizerModel else {
             throw EngineError("\(modelDir.path): no tokenizer (tokenizer.model or tokenizer.json); the chat needs the model's tokenizer")
         }

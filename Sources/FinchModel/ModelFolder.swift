@@ -148,3 +148,13 @@ public struct FinchModelInfo: Codable, Equatable, Sendable {
         return .object(o)
     }
 }
+
+extension HFModelFolder {
+    /// Throws unless the model has a language-model head: a reward or classifier folder (a score head,
+    /// `…ForSequenceClassification`) cannot generate or be fine-tuned as a causal LM. `use` names what it was given for.
+    public func requireCausalLM(_ use: String) throws {
+        guard let labels = config.numLabels else { return }
+        let kind = labels == 1 ? "a reward model" : "a \(labels)-label classifier"
+        throw ModelFileError("\(url.path) is \(kind) (\(config.hfArchitecture), a score head and no LM head); \(use) needs a causal LM: give the model it was trained from")
+    }
+}

@@ -33,8 +33,9 @@ public enum EvalMetrics {
             .map(String.init)
     }
 
-    /// Tokeniser for BLEU and ROUGE-L: case-sensitive, words split on whitespace,
-    /// each punctuation character a token of its own (so "cat." is ["cat", "."]).
+    /// A simple word split: case-sensitive, words split on whitespace, each punctuation character a token of
+    /// its own (so "cat." is ["cat", "."]). Not used by BLEU or ROUGE-L, which follow sacrebleu's 13a
+    /// tokeniser (``tokenize13a(_:)``) and rouge-score's (``rougeTokens(_:)``).
     public static func wordTokens(_ text: String) -> [String] {
         var tokens: [String] = []
         var current = ""
@@ -82,68 +83,248 @@ public enum EvalMetrics {
         return 2 * precision * recall / (precision + recall)
     }
 
-    // MARK: - BLEU
+    // MARK: - BLEU (sacrebleu's corpus_bleu)
 
-    /// Clipped n-gram matches and hypothesis n-gram total for one order.
-    static func ngramMatches(_ hyp: [String], _ ref: [String], order n: Int) -> (matches: Int, total: Int) {
-        guard hyp.count >= n else { return (0, 0) }
-        var refCounts: [ArraySlice<String>: Int] = [:]
-        if ref.count >= n { for i in 0...(ref.count - n) { refCounts[ref[i..<i + n], default: 0] += 1 } }
-        var hypCounts: [ArraySlice<String>: Int] = [:]
-        for i in 0...(hyp.count - n) { hypCounts[hyp[i..<i + n], default: 0] += 1 }
-        var matches = 0
-        for (gram, count) in hypCounts { matches += min(count, refCounts[gram] ?? 0) }
-        return (matches, hyp.count - n + 1)
+    /// Python's `str.isspace()` (what `str.split()` and `str.rstrip()` split on and strip): Unicode White_Space
+    /// plus the separators U+001C–U+001F.
+    static func isPythonSpace(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
+            return true
+        default:
+            return false
+        }
     }
 
-    /// Brevity penalty exp(1 − r/c) when the candidate length c is below the reference length r.
-    static func brevityPenalty(hypothesisLength c: Int, referenceLength r: Int) -> Double {
-        if c == 0 { return 0 }
-        return c >= r ? 1 : exp(1 - Double(r) / Double(c))
-    }
-
-    /// Corpus BLEU (Papineni et al. 2002) with one reference per hypothesis:
-    /// clipped n-gram precisions summed over the corpus for orders 1...`maxOrder`,
-    /// geometric mean, times the corpus brevity penalty. Returns a value in [0, 1];
-    /// 0 when any order has no match (no smoothing).
-    public static func corpusBLEU(hypotheses: [String], references: [String], maxOrder: Int = 4) -> Double {
-        precondition(hypotheses.count == references.count, "corpusBLEU: \(hypotheses.count) hypotheses but \(references.count) references")
-        var matches = [Int](repeating: 0, count: maxOrder), totals = [Int](repeating: 0, count: maxOrder)
-        var hypLen = 0, refLen = 0
-        for (h, r) in zip(hypotheses, references) {
-            let ht = wordTokens(h), rt = wordTokens(r)
-            hypLen += ht.count; refLen += rt.count
-            for n in 1...maxOrder {
-                let m = ngramMatches(ht, rt, order: n)
-                matches[n - 1] += m.matches; totals[n - 1] += m.total
+    /// Every non-overlapping occurrence of `pattern`, left to right, replaced by `replacement` (Python's `str.replace`).
+    static func replacing(_ s: [UInt32], _ pattern: String, with replacement: String) -> [UInt32] {
+        let p = pattern.unicodeScalars.map(\.value), r = replacement.unicodeScalars.map(\.value)
+        guard s.count >= p.count, let first = p.first else { return s }
+        var out: [UInt32] = []
+        out.reserveCapacity(s.count)
+        var i = 0
+        while i < s.count {
+            if s[i] == first, i + p.count <= s.count, s[i..<(i + p.count)].elementsEqual(p) {
+                out.append(contentsOf: r)
+                i += p.count
+            } else {
+                out.append(s[i])
+                i += 1
             }
         }
-        var logSum = 0.0
-        for n in 0..<maxOrder {
-            if matches[n] == 0 || totals[n] == 0 { return 0 }
-            logSum += log(Double(matches[n]) / Double(totals[n]))
-        }
-        return brevityPenalty(hypothesisLength: hypLen, referenceLength: refLen) * exp(logSum / Double(maxOrder))
+        return out
     }
 
-    /// Smoothed sentence BLEU (Lin & Och 2004, "add-one" for orders ≥ 2): the
-    /// unigram precision is unsmoothed, higher orders use (m + 1) / (t + 1), so a
-    /// short sentence without a 4-gram match still gets a useful non-zero score.
-    public static func sentenceBLEU(_ hypothesis: String, _ reference: String, maxOrder: Int = 4) -> Double {
-        let ht = wordTokens(hypothesis), rt = wordTokens(reference)
-        if ht.isEmpty { return 0 }
-        var logSum = 0.0
+    @inline(__always) static func isASCIIDigit(_ v: UInt32) -> Bool { v >= 0x30 && v <= 0x39 }
+    @inline(__always) static func isPeriodOrComma(_ v: UInt32) -> Bool { v == 0x2E || v == 0x2C }
+
+    /// The class `[\{-\~\[-\` -\&\(-\+\:-\@\/]` of 13a's first rule: ASCII space and punctuation except
+    /// `'`, `,`, `-` and `.`.
+    static func is13aSeparated(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x20...0x26, 0x28...0x2B, 0x2F, 0x3A...0x40, 0x5B...0x60, 0x7B...0x7E: return true
+        default: return false
+        }
+    }
+
+    /// One pass of a two-character `re.sub` (left to right, non-overlapping): wherever `a` matches a code point
+    /// and `b` the next one, the pair is replaced by `replace(x, y)`.
+    static func substitutePairs(_ s: [UInt32], _ a: (UInt32) -> Bool, _ b: (UInt32) -> Bool,
+                                _ replace: (UInt32, UInt32, inout [UInt32]) -> Void) -> [UInt32] {
+        var out: [UInt32] = []
+        out.reserveCapacity(s.count + s.count / 2)
+        var i = 0
+        while i < s.count {
+            if i + 1 < s.count, a(s[i]), b(s[i + 1]) {
+                replace(s[i], s[i + 1], &out)
+                i += 2
+            } else {
+                out.append(s[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// sacrebleu's default tokeniser `13a` (mteval-v13a, as `BLEU._preprocess_segment` applies it: the segment is
+    /// first right-stripped), with tokens as code-point sequences (Python compares strings by code point, not by
+    /// canonical equivalence as Swift's `String` does).
+    static func tokenize13aCodePoints(_ text: String) -> [[UInt32]] {
+        var s = text.unicodeScalars.map(\.value)
+        while let last = s.last, isPythonSpace(last) { s.removeLast() }
+        // Language-independent part.
+        s = replacing(s, "<skipped>", with: "")
+        s = replacing(s, "-\n", with: "")
+        s = replacing(s, "\n", with: " ")
+        if s.contains(0x26) {
+            s = replacing(s, "&quot;", with: "\"")
+            s = replacing(s, "&amp;", with: "&")
+            s = replacing(s, "&lt;", with: "<")
+            s = replacing(s, "&gt;", with: ">")
+        }
+        // Language-dependent part (tokenizer_re.TokenizerRegexp) on " line ".
+        var t: [UInt32] = [0x20]
+        t.reserveCapacity(s.count * 2 + 2)
+        for v in s {
+            if is13aSeparated(v) { t.append(0x20); t.append(v); t.append(0x20) } else { t.append(v) }
+        }
+        t.append(0x20)
+        // Period and comma unless preceded by a digit: ([^0-9])([\.,]) → "\1 \2 ".
+        t = substitutePairs(t, { !isASCIIDigit($0) }, isPeriodOrComma) { x, y, out in out += [x, 0x20, y, 0x20] }
+        // Period and comma unless followed by a digit: ([\.,])([^0-9]) → " \1 \2".
+        t = substitutePairs(t, isPeriodOrComma, { !isASCIIDigit($0) }) { x, y, out in out += [0x20, x, 0x20, y] }
+        // Dash after a digit: ([0-9])(-) → "\1 \2 ".
+        t = substitutePairs(t, isASCIIDigit, { $0 == 0x2D }) { x, y, out in out += [x, 0x20, y, 0x20] }
+        // str.split().
+        var tokens: [[UInt32]] = [], current: [UInt32] = []
+        for v in t {
+            if isPythonSpace(v) {
+                if !current.isEmpty { tokens.append(current); current.removeAll(keepingCapacity: true) }
+            } else {
+                current.append(v)
+            }
+        }
+        if !current.isEmpty { tokens.append(current) }
+        return tokens
+    }
+
+    /// sacrebleu's 13a tokenisation of one segment (`BLEU().tokenizer(line.rstrip()).split()`).
+    public static func tokenize13a(_ text: String) -> [String] {
+        tokenize13aCodePoints(text).map { cps in
+            var s = String.UnicodeScalarView()
+            for v in cps { s.append(Unicode.Scalar(v)!) }
+            return String(s)
+        }
+    }
+
+    /// sacrebleu's `BLEUScore`: the score in 0…100 and its sufficient statistics.
+    public struct BLEUScore: Equatable, Sendable {
+        /// BLEU in 0…100, as sacrebleu prints it.
+        public var score: Double
+        /// Clipped n-gram matches per order.
+        public var counts: [Int]
+        /// Hypothesis n-grams per order.
+        public var totals: [Int]
+        /// Precisions in percent (smoothed as used in the score; 0 for an order that was not reached).
+        public var precisions: [Double]
+        /// Brevity penalty.
+        public var bp: Double
+        /// Hypothesis and reference lengths in 13a tokens, summed over the corpus.
+        public var sysLen: Int
+        public var refLen: Int
+    }
+
+    /// sacrebleu's `BLEU.compute_bleu` for the `exp` smoothing method (mteval's: the k-th order without a
+    /// match has precision 1 / (2^k · total)), in percent. With `effectiveOrder` the geometric mean runs over
+    /// the orders with at least one hypothesis n-gram only.
+    static func computeBLEU(correct: [Int], total: [Int], sysLen: Int, refLen: Int,
+                            effectiveOrder: Bool, maxOrder: Int) -> BLEUScore {
+        var bp = 1.0
+        if sysLen < refLen { bp = sysLen > 0 ? exp(1 - Double(refLen) / Double(sysLen)) : 0 }
+        var precisions = [Double](repeating: 0, count: maxOrder)
+        if correct.allSatisfy({ $0 == 0 }) {
+            return BLEUScore(score: 0, counts: correct, totals: total, precisions: precisions, bp: bp,
+                             sysLen: sysLen, refLen: refLen)
+        }
+        var smoothMteval = 1.0
+        var effOrder = maxOrder
         for n in 1...maxOrder {
-            let m = ngramMatches(ht, rt, order: n)
-            let p = n == 1 ? Double(m.matches) / Double(m.total)
-                           : Double(m.matches + 1) / Double(m.total + 1)
-            if p == 0 { return 0 }
-            logSum += log(p)
+            if total[n - 1] == 0 { break }
+            if effectiveOrder { effOrder = n }
+            if correct[n - 1] == 0 {
+                smoothMteval *= 2
+                precisions[n - 1] = 100 / (smoothMteval * Double(total[n - 1]))
+            } else {
+                precisions[n - 1] = 100 * Double(correct[n - 1]) / Double(total[n - 1])
+            }
         }
-        return brevityPenalty(hypothesisLength: ht.count, referenceLength: rt.count) * exp(logSum / Double(maxOrder))
+        // sacrebleu's my_log floors log(0) at -9999999999, which makes the score 0.
+        let logSum = precisions[..<effOrder].reduce(0.0) { $0 + ($1 == 0 ? -9_999_999_999 : log($1)) }
+        let score = bp * exp(logSum / Double(effOrder))
+        return BLEUScore(score: score, counts: correct, totals: total, precisions: precisions, bp: bp,
+                         sysLen: sysLen, refLen: refLen)
     }
 
-    // MARK: - ROUGE-L
+    /// sacrebleu's BLEU with one reference per hypothesis, mixed case, 13a tokenisation and `exp` smoothing:
+    /// `sacrebleu.corpus_bleu(hypotheses, [references])` (effectiveOrder false, its default) or, per sentence,
+    /// `sacrebleu.sentence_bleu(h, [r])` (effectiveOrder true). The score is in 0…100.
+    public static func sacreBLEU(hypotheses: [String], references: [String], effectiveOrder: Bool = false,
+                                 maxOrder: Int = 4) -> BLEUScore {
+        precondition(hypotheses.count == references.count, "BLEU: \(hypotheses.count) hypotheses but \(references.count) references")
+        var ids: [[UInt32]: Int] = [:]
+        func intern(_ tokens: [[UInt32]]) -> [Int] {
+            tokens.map { t in
+                if let id = ids[t] { return id }
+                let id = ids.count
+                ids[t] = id
+                return id
+            }
+        }
+        func ngrams(_ s: [Int]) -> [ArraySlice<Int>: Int] {
+            var counts: [ArraySlice<Int>: Int] = [:]
+            for n in 1...maxOrder where s.count >= n {
+                for i in 0...(s.count - n) { counts[s[i..<(i + n)], default: 0] += 1 }
+            }
+            return counts
+        }
+        var correct = [Int](repeating: 0, count: maxOrder), total = correct
+        var sysLen = 0, refLen = 0
+        for (h, r) in zip(hypotheses, references) {
+            let ht = intern(tokenize13aCodePoints(h)), rt = intern(tokenize13aCodePoints(r))
+            sysLen += ht.count
+            refLen += rt.count
+            let refCounts = ngrams(rt)
+            for (gram, count) in ngrams(ht) {
+                total[gram.count - 1] += count
+                if let rc = refCounts[gram] { correct[gram.count - 1] += min(count, rc) }
+            }
+        }
+        return computeBLEU(correct: correct, total: total, sysLen: sysLen, refLen: refLen,
+                           effectiveOrder: effectiveOrder, maxOrder: maxOrder)
+    }
+
+    /// Corpus BLEU as `sacrebleu.corpus_bleu(hypotheses, [references])` with its defaults (13a tokenisation, mixed
+    /// case, `exp` smoothing, max order 4), divided by 100: a value in [0, 1] (`finch eval` prints it ×100).
+    public static func corpusBLEU(hypotheses: [String], references: [String], maxOrder: Int = 4) -> Double {
+        sacreBLEU(hypotheses: hypotheses, references: references, maxOrder: maxOrder).score / 100
+    }
+
+    /// Sentence BLEU as `sacrebleu.sentence_bleu(hypothesis, [reference])` with its defaults (13a, `exp`
+    /// smoothing, effective order), divided by 100.
+    public static func sentenceBLEU(_ hypothesis: String, _ reference: String, maxOrder: Int = 4) -> Double {
+        sacreBLEU(hypotheses: [hypothesis], references: [reference], effectiveOrder: true, maxOrder: maxOrder).score / 100
+    }
+
+    // MARK: - ROUGE-L (rouge-score)
+
+    @inline(__always) static func isLowerAlnumASCII(_ v: UInt32) -> Bool {
+        (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39)
+    }
+
+    /// rouge-score's default tokeniser without stemming (`tokenize.tokenize(text, None)`): Python's `lower()`,
+    /// every run of characters other than `[a-z0-9]` is a separator. ("İ" lowercases to "i" + U+0307 and the
+    /// Kelvin sign to "k", as in Python.)
+    public static func rougeTokens(_ text: String) -> [String] {
+        var tokens: [String] = [], current: [UInt8] = []
+        func push(_ v: UInt32) {
+            if isLowerAlnumASCII(v) {
+                current.append(UInt8(v))
+            } else if !current.isEmpty {
+                tokens.append(String(decoding: current, as: UTF8.self))
+                current.removeAll(keepingCapacity: true)
+            }
+        }
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if v < 0x80 {
+                push(v >= 0x41 && v <= 0x5A ? v + 0x20 : v)
+            } else {
+                for m in scalar.properties.lowercaseMapping.unicodeScalars { push(m.value) }
+            }
+        }
+        push(0x20)
+        return tokens
+    }
 
     /// Length of the longest common subsequence of two token sequences.
     public static func lcsLength(_ a: [String], _ b: [String]) -> Int {
@@ -158,15 +339,29 @@ public enum EvalMetrics {
         return prev[b.count]
     }
 
-    /// ROUGE-L F-measure (Lin 2004) on lowercased ``wordTokens(_:)``:
-    /// P = LCS/|prediction|, R = LCS/|reference|, F = (1+β²)PR / (R + β²P).
-    public static func rougeL(_ prediction: String, _ reference: String, beta: Double = 1) -> Double {
-        let p = wordTokens(prediction.lowercased()), r = wordTokens(reference.lowercased())
-        let lcs = lcsLength(p, r)
-        if lcs == 0 { return 0 }
+    /// rouge-score's `Score` for ROUGE-L.
+    public struct RougeScore: Equatable, Sendable {
+        public var precision: Double
+        public var recall: Double
+        public var fmeasure: Double
+    }
+
+    /// ROUGE-L as `rouge_scorer.RougeScorer(['rougeL'], use_stemmer=False).score(reference, prediction)['rougeL']`:
+    /// on ``rougeTokens(_:)``, P = LCS/|prediction|, R = LCS/|reference|, F = 2PR/(P+R); all 0 when either side
+    /// has no token.
+    public static func rougeLScore(_ prediction: String, _ reference: String) -> RougeScore {
+        let p = rougeTokens(prediction), r = rougeTokens(reference)
+        if p.isEmpty || r.isEmpty { return RougeScore(precision: 0, recall: 0, fmeasure: 0) }
+        let lcs = lcsLength(r, p)
         let precision = Double(lcs) / Double(p.count), recall = Double(lcs) / Double(r.count)
-        let b2 = beta * beta
-        return (1 + b2) * precision * recall / (recall + b2 * precision)
+        let f = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0
+        return RougeScore(precision: precision, recall: recall, fmeasure: f)
+    }
+
+    /// ROUGE-L F-measure, rouge-score's `fmeasure` (``rougeLScore(_:_:)``), in [0, 1]. `finch eval` reports the
+    /// mean over rows (and over a row's replies), printed ×100.
+    public static func rougeL(_ prediction: String, _ reference: String) -> Double {
+        rougeLScore(prediction, reference).fmeasure
     }
 
     // MARK: - Perplexity and summary statistics

@@ -35,14 +35,15 @@ final class EvalMetricsTests: XCTestCase {
     }
 
     func testSentenceBLEUByHand() {
+        // sacrebleu.sentence_bleu defaults: exp smoothing, effective order.
         // hyp "the cat sat on the mat", ref "the cat is on the mat" (6 tokens each, BP = 1)
-        // 1-grams: the×2, cat, on, mat match → 5/6 (unsmoothed)
-        // 2-grams: "the cat", "on the", "the mat" → 3/5 → smoothed (3+1)/(5+1) = 4/6
-        // 3-grams: "on the mat" → 1/4 → (1+1)/(4+1) = 2/5
-        // 4-grams: none → 0/3 → (0+1)/(3+1) = 1/4
-        // BLEU = (5/6 · 4/6 · 2/5 · 1/4)^(1/4) = (1/18)^(1/4)
+        // 1-grams: the×2, cat, on, mat match → 5/6
+        // 2-grams: "the cat", "on the", "the mat" → 3/5
+        // 3-grams: "on the mat" → 1/4
+        // 4-grams: none of 3 → exp smoothing, first order without a match: 1/(2·3) = 1/6
+        // BLEU = (5/6 · 3/5 · 1/4 · 1/6)^(1/4) = (1/48)^(1/4)
         let bleu = EvalMetrics.sentenceBLEU("the cat sat on the mat", "the cat is on the mat")
-        XCTAssertEqual(bleu, pow(1.0 / 18.0, 0.25), accuracy: 1e-12)
+        XCTAssertEqual(bleu, pow(1.0 / 48.0, 0.25), accuracy: 1e-12)
         XCTAssertEqual(EvalMetrics.sentenceBLEU("a b c d", "a b c d"), 1, accuracy: 1e-12)
         XCTAssertEqual(EvalMetrics.sentenceBLEU("", "a b"), 0)
     }
@@ -55,9 +56,10 @@ final class EvalMetricsTests: XCTestCase {
         let bleu = EvalMetrics.corpusBLEU(hypotheses: ["the cat sat on the mat", "a b c d e"],
                                           references: ["the cat is on the mat", "a b c d e f g"])
         XCTAssertEqual(bleu, exp(1 - 13.0 / 11.0) * pow(16.0 / 99.0, 0.25), accuracy: 1e-12)
-        // Pair 1 alone has no 4-gram match: unsmoothed corpus BLEU is 0.
+        // Pair 1 alone has no 4-gram match: sacrebleu's exp smoothing gives p4 = 1/(2·3), so
+        // BLEU = (5/6 · 3/5 · 1/4 · 1/6)^(1/4) = (1/48)^(1/4).
         XCTAssertEqual(EvalMetrics.corpusBLEU(hypotheses: ["the cat sat on the mat"],
-                                              references: ["the cat is on the mat"]), 0)
+                                              references: ["the cat is on the mat"]), pow(1.0 / 48.0, 0.25), accuracy: 1e-12)
         // Pair 2 alone: all precisions 1, BP = exp(1 − 7/5).
         XCTAssertEqual(EvalMetrics.corpusBLEU(hypotheses: ["a b c d e"], references: ["a b c d e f g"]),
                        exp(-0.4), accuracy: 1e-12)

@@ -28,6 +28,7 @@ public final class EvalModel {
             modelURL = URL(fileURLWithPath: base); adapterURL = folder
         }
         let hf = try HFModelFolder.read(modelURL)
+        try hf.requireCausalLM("evaluation")
         guard let tok = hf.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
         tokenizer = try Tokenizers.load(path: tok.path)
         if let template = try ChatTemplate.forModel(modelURL) {

@@ -36,9 +36,11 @@ public final class DPOTrainer {
     public private(set) var refEval: (chosen: [Float], rejected: [Float]) = ([], [])
 
     public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
+        source = try LoadedModelFolder(model, templateName: options.common.template, causalLM: "finch dpo --model")
+        var options = options
+        RLHFSetup.fitLength(&options.common, source.folder)
         self.options = options
         let o = options.common
-        source = try LoadedModelFolder(model, templateName: o.template)
         let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
                                              overlong: o.overlong, report: RLHFSetup.noteOverlong)
         (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)

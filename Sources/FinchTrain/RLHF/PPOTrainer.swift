@@ -80,6 +80,9 @@ public final class PPOTrainer {
     private var encodedPrompts: [String: [Int]] = [:]
 
     public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
+        source = try LoadedModelFolder(url, templateName: options.common.template, causalLM: "finch ppo --policy")
+        var options = options
+        RLHFSetup.fitLength(&options.common, source.folder)
         self.options = options
         let o = options.common
         guard options.samplesPerPrompt >= 1, o.batchSize % options.samplesPerPrompt == 0 else {
@@ -98,7 +101,6 @@ public final class PPOTrainer {
         guard options.minibatches >= 1, options.minibatches <= o.batchSize else {
             throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
         }
-        source = try LoadedModelFolder(url, templateName: o.template)
         let decoder = try source.decoder()
         let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
         policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))

@@ -39,12 +39,14 @@ public struct LoadedModelFolder {
     public let padID: Int
 
     /// Reads `url`; `templateName` overrides the template the folder records (else `chatml`).
-    public init(_ url: URL, templateName: String? = nil) throws {
+    /// `causalLM`: refuse a reward / classifier folder (policies, DPO and PPO models generate or score tokens).
+    public init(_ url: URL, templateName: String? = nil, causalLM: String? = nil) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue || HFModelFolder.isGGUF(url) else {
             throw TrainingError("model folder \(url.path) does not exist")
         }
         folder = try HFModelFolder.read(url)
+        if let use = causalLM { try folder.requireCausalLM(use) }
         guard let tok = folder.tokenizerModel else {
             throw TrainingError("\(url.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder")
         }
@@ -67,6 +69,15 @@ public struct LoadedModelFolder {
 }
 
 enum RLHFSetup {
+    /// `--max-length` fitted to the model's positions: a longer value would run past the position embeddings (NaN
+    /// losses), so it is lowered to them, with a note.
+    static func fitLength(_ options: inout RLHFTrainingOptions, _ folder: HFModelFolder) {
+        let positions = folder.config.maxPositions
+        guard options.maxLength > positions else { return }
+        FileHandle.standardError.write(Data("note: --max-length \(options.maxLength) is more than the model's \(positions) positions; using \(positions)\n".utf8))
+        options.maxLength = positions
+    }
+
     /// Says on stderr how many pairs or prompts were dropped or cut for length (silent when none).
     static func noteOverlong(_ r: OverlongReport) {
         guard !r.summary.isEmpty else { return }

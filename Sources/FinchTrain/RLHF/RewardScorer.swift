@@ -55,7 +55,11 @@ public final class RewardScorer {
     /// so the scores of a held-out preference file are the ones `finch reward` evaluates.
     public func scoreFile(_ url: URL, batchSize: Int = 16, maxLength: Int? = nil, withIDs: Bool = false) throws -> FileResult {
         let file = try RecordReader.read(url)
-        let limit = maxLength ?? folder.folder.config.maxPositions
+        let positions = folder.folder.config.maxPositions
+        if let m = maxLength, m > positions || m < 2 {
+            throw TrainingError("--max-length \(m) is outside 2…\(positions) (the reward model's positions)")
+        }
+        let limit = maxLength ?? positions
         var seqs: [[Int]] = []
         var rows: [(line: Int, first: Int, count: Int)] = []
         switch file.format {

@@ -41,9 +41,11 @@ public final class RewardTrainer {
     public let progress: Progress
 
     public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
+        source = try LoadedModelFolder(model, templateName: options.common.template)
+        var options = options
+        RLHFSetup.fitLength(&options.common, source.folder)
         self.options = options
         let o = options.common
-        source = try LoadedModelFolder(model, templateName: o.template)
         let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
                                              overlong: o.overlong, report: RLHFSetup.noteOverlong)
         if let files = options.evalData, !files.isEmpty {

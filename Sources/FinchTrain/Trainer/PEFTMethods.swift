@@ -17,6 +17,24 @@ public struct PEFTOptions: Codable, Equatable, Sendable {
     public var prefixProjection: Bool = false
     public var promptInitText: String?
     public init() {}
+
+    /// Sizes that would train nothing (or divide by zero) are refused, naming the flag.
+    public func validate(method: String) throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
+        switch method {
+        case "lora", "dora":
+            try need(loraR >= 1, "--lora-r must be at least 1 (got \(loraR)): rank 0 trains nothing")
+            try need(loraAlpha > 0 && loraAlpha.isFinite, "--lora-alpha must be positive (got \(loraAlpha)): 0 scales the adapter to nothing")
+            try need(loraDropout >= 0 && loraDropout < 1, "--lora-dropout must be in [0, 1) (got \(loraDropout))")
+            try need(loraTargets.map { !$0.isEmpty } ?? true, "--lora-targets names no module")
+        case "prefix", "prompt":
+            try need(numVirtualTokens >= 1, "--num-virtual-tokens must be at least 1 (got \(numVirtualTokens)): 0 trains nothing")
+        case "adapter":
+            try need(adapterSize >= 1, "--adapter-size must be at least 1 (got \(adapterSize))")
+        default:
+            break
+        }
+    }
 }
 
 /// Builds the `PEFTModule` of a method name.
@@ -27,6 +45,7 @@ public enum PEFTMethods {
     /// nil for `full` / `freeze`; else the method's module over `decoder` (not yet attached).
     public static func make(_ method: String, options o: PEFTOptions, decoder: Decoder,
                             tokenizer: (any TextTokenizer)?, seed: UInt64) throws -> PEFTModule? {
+        try o.validate(method: method)
         switch method {
         case "full", "freeze":
             return nil

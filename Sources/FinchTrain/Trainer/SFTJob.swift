@@ -50,6 +50,7 @@ public enum SFTJob {
         try recipe?.write(to: run)
         let modelURL = URL(fileURLWithPath: job.model)
         let folder = try HFModelFolder.read(modelURL)
+        try folder.requireCausalLM("finch sft --model")
         guard let tokURL = folder.tokenizerModel else {
             throw TrainingError("\(modelURL.path): no tokenizer in the model folder (tokenizer.model or tokenizer.json; finch sft needs the model's tokenizer)")
         }

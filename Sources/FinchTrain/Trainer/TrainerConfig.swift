@@ -69,5 +69,10 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         try need(replayRatio >= 0 && replayRatio < 1, "--replay-ratio must be in [0, 1) (got \(replayRatio))")
         try need(trainLayers >= 0, "--train-layers must be >= 0 (got \(trainLayers))")
         try need(unfreezeEvery >= 0, "--unfreeze-every must be >= 0 (got \(unfreezeEvery))")
+        if let m = maxSteps {
+            try need(warmup <= m, "--warmup \(warmup) is longer than --max-steps \(m): the learning rate would never reach --lr")
+        }
+        try need(!(cacheFeatures && method != "freeze"), "--cache-features works with --method freeze only (the trunk must be frozen to cache its output); got --method \(method)")
+        try need(!(trainLayers > 0 && method != "freeze"), "--train-layers works with --method freeze only; got --method \(method)")
     }
 }

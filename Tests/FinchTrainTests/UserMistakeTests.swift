@@ -1,0 +1,73 @@
+import Foundation
+import XCTest
+import FinchKernels
+import FinchModel
+import FinchData
+import FinchTrain
+
+/// Ordinary user mistakes from the new-user trial (../shared/reports/new-user-trial-2026-12-04.md) get an error a
+/// user can act on, or a fitted value with a note, never a crash or a run that trains nothing.
+final class UserMistakeTests: XCTestCase {
+    typealias F = TrainerFixture
+
+    /// A reward model (score head) on disk, the kind of folder users pass where a causal LM belongs.
+    func rewardFolder() throws -> URL {
+        let dir = try F.tempDir("mistake-reward")
+        let d = try RewardModel.sequenceClassifier(config: F.config(), parameters: F.decoder().parameters, padID: 0, seed: 1)
+        let rm = try RewardModel(decoder: d, padID: 0)
+        try rm.save(to: dir, tokenizer: F.tokenizerURL, templateName: nil)
+        try F.template.save(toModel: dir)
+        return dir
+    }
+
+    func testAScoreHeadModelWhereACausalLMBelongsIsRefusedByName() throws {
+        let rm = try rewardFolder()
+        let folder = try HFModelFolder.read(rm)
+        XCTAssertEqual(folder.config.numLabels, 1)
+        XCTAssertThrowsError(try folder.requireCausalLM("finch sft --model")) { e in
+            XCTAssertTrue("\(e)".contains("is a reward model") && "\(e)".contains("finch sft --model"), "\(e)")
+        }
+        XCTAssertThrowsError(try EvalModel(folder: rm)) { e in XCTAssertTrue("\(e)".contains("is a reward model"), "\(e)") }
+        XCTAssertThrowsError(try LoadedModelFolder(rm, causalLM: "finch dpo --model")) { e in
+            XCTAssertTrue("\(e)".contains("finch dpo --model"), "\(e)")
+        }
+        // As a reward model it still loads.
+        XCTAssertNoThrow(try LoadedModelFolder(rm))
+    }
+
+    func testZeroSizedMethodsAreRefused() throws {
+        var o = PEFTOptions()
+        o.loraR = 0
+        XCTAssertThrowsError(try o.validate(method: "lora")) { XCTAssertTrue("\($0)".contains("--lora-r")) }
+        o = PEFTOptions(); o.loraAlpha = 0
+        XCTAssertThrowsError(try o.validate(method: "dora")) { XCTAssertTrue("\($0)".contains("--lora-alpha")) }
+        o = PEFTOptions(); o.numVirtualTokens = 0
+        XCTAssertThrowsError(try o.validate(method: "prefix")) { XCTAssertTrue("\($0)".contains("--num-virtual-tokens")) }
+        XCTAssertThrowsError(try o.validate(method: "prompt"))
+        XCTAssertNoThrow(try o.validate(method: "lora"))   // a prefix size does not matter to LoRA
+        XCTAssertThrowsError(try PEFTMethods.make("prefix", options: o, decoder: F.decoder(), tokenizer: nil, seed: 1))
+    }
+
+    func testContradictoryTrainerFlagsAreRefused() {
+        var c = F.trainerConfig(steps: 10)
+        c.warmup = 20
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--warmup 20") && "\($0)".contains("--max-steps 10")) }
+        c = F.trainerConfig(steps: 10, method: "full"); c.cacheFeatures = true
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--cache-features")) }
+        c = F.trainerConfig(steps: 10, method: "lora"); c.trainLayers = 2
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--train-layers")) }
+        c = F.trainerConfig(steps: 10, method: "freeze"); c.trainLayers = 1; c.cacheFeatures = true
+        XCTAssertNoThrow(try c.validate())
+    }
+
+    func testScoreLengthPastThePositionsIsRefused() throws {
+        let rm = try rewardFolder()
+        let scorer = try RewardScorer(rewardModel: rm)
+        let data = try F.tempDir("mistake-score").appendingPathComponent("pairs.jsonl")
+        try #"{"prompt": "Which colour?", "chosen": "Red.", "rejected": "Blue."}"#.write(to: data, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try scorer.scoreFile(data, maxLength: 1000)) { e in
+            XCTAssertTrue("\(e)".contains("--max-length 1000") && "\(e)".contains("128"), "\(e)")
+        }
+        XCTAssertNoThrow(try scorer.scoreFile(data, maxLength: 64))
+    }
+}
