@@ -62,3 +62,15 @@ private func stopSignalHandler(_ sig: Int32) {
 private func writeStatic(_ s: StaticString) {
     _ = write(STDERR_FILENO, s.utf8Start, s.utf8CodeUnitCount)
 }
+
+/// Thrown by a training job stopped with Ctrl-C (or SIGTERM) after it finished its step and wrote a checkpoint:
+/// the final stage (evaluation after, `final/`) is skipped, so an interrupted run never looks finished. The CLI
+/// prints `description` with the resume command and exits 130.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let step: Int
+    public let runFolder: URL
+    public init(step: Int, runFolder: URL) { self.step = step; self.runFolder = runFolder }
+    public var description: String {
+        "interrupted at step \(step); checkpoint written in \(runFolder.appendingPathComponent("checkpoints").path)"
+    }
+}

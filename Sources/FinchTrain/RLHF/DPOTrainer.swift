@@ -36,6 +36,9 @@ public final class DPOTrainer {
     public private(set) var refEval: (chosen: [Float], rejected: [Float]) = ([], [])
 
     public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
+        guard options.beta > 0, options.beta.isFinite else {
+            throw TrainingError("--beta must be positive (got \(options.beta)): at 0 the DPO loss is log 2 whatever the policy does")
+        }
         source = try LoadedModelFolder(model, templateName: options.common.template, causalLM: "finch dpo --model")
         var options = options
         RLHFSetup.fitLength(&options.common, source.folder)
@@ -131,7 +134,7 @@ public final class DPOTrainer {
         // LoRA dropout on while training, with masks following the step (so a resumed run draws the same).
         policy.setTraining(true)
         while session.state.step < total {
-            if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
+            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
             let part = idx.map { train[$0] }
             pm.zeroGradients()

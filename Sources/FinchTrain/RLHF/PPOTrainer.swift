@@ -265,7 +265,7 @@ public final class PPOTrainer {
         StopSignal.install()
         defer { StopSignal.uninstall() }
         while session.state.step < totalSteps {
-            if StopSignal.requested { progress.message("stopped by signal at iteration \(session.state.step / perIter)"); break }
+            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
             let iteration = session.state.step / perIter
             try iterate(iteration: iteration, session: session, kl: &kl)
             session.state.extras["kl_controller"] = try JSONBlob(encoding: kl)

@@ -69,6 +69,14 @@ public struct LoadedModelFolder {
 }
 
 enum RLHFSetup {
+    /// Ctrl-C between steps: the step is done; write a checkpoint and the loss curve, skip the final stage.
+    static func stop(_ session: TrainingSession, progress: Progress) throws -> Never {
+        progress.finish()
+        if session.run.latestCheckpoint()?.step != session.state.step { _ = try session.checkpoint() }
+        try? session.writeLossCurve()
+        throw TrainingInterrupted(step: session.state.step, runFolder: session.run.url)
+    }
+
     /// `--max-length` fitted to the model's positions: a longer value would run past the position embeddings (NaN
     /// losses), so it is lowered to them, with a note.
     static func fitLength(_ options: inout RLHFTrainingOptions, _ folder: HFModelFolder) {

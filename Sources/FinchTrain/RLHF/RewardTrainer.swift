@@ -113,7 +113,7 @@ public final class RewardTrainer {
         // LoRA dropout on while training (also after a resume), masks following the step.
         PEFTMethods.setTraining(rm.model.peft, true)
         while session.state.step < total {
-            if StopSignal.requested { progress.message("stopped by signal at step \(session.state.step)"); break }
+            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
             let part = idx.map { train[$0] }
             let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)

@@ -93,6 +93,7 @@ public enum PretrainJob {
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
         log(JobSupport.summaryTable(summary, baseBefore: nil, baseAfter: nil))
+        if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return JobReport(summary: summary, baseBefore: nil, baseAfter: nil, finalFolder: finalURL, runFolder: runURL)
     }
 }

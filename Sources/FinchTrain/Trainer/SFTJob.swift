@@ -147,6 +147,7 @@ public enum SFTJob {
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
         log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after))
+        if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return report
     }
 }

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+import FinchTrain
+
+/// Ctrl-C in a trainer, as a user presses it: the step finishes, a checkpoint is written, the final stage is skipped,
+/// the resume command is printed and the process exits 130; running that command finishes the run.
+final class InterruptTests: XCTestCase {
+    /// Starts `finch ARGS`, sends SIGINT once `marker` appears in its output (or after `after` seconds), waits.
+    func interrupt(_ args: [String], after: Double) throws -> (status: Int32, output: String) {
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let p = Process()
+        p.executableURL = bin
+        p.arguments = args
+        p.currentDirectoryURL = PipelineTests.repoRoot
+        let pipe = Pipe()
+        p.standardOutput = pipe; p.standardError = pipe
+        try p.run()
+        Thread.sleep(forTimeInterval: after)
+        kill(p.processIdentifier, SIGINT)
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    func check(_ args: [String], out: URL, name: String) throws {
+        let run = try interrupt(args, after: 4)
+        XCTAssertEqual(run.status, 130, "\(name): \(run.output.suffix(1500))")
+        XCTAssertTrue(run.output.contains("interrupted at step") && run.output.contains("resume with: finch"), "\(name): \(run.output.suffix(800))")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("final").path), "\(name): an interrupted run wrote final/")
+        let checkpoints = (try? FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("checkpoints").path)) ?? []
+        XCTAssertFalse(checkpoints.isEmpty, "\(name): no checkpoint after the interrupt")
+        // The printed command resumes and finishes.
+        guard let line = run.output.split(separator: "\n").last(where: { $0.hasPrefix("resume with: finch ") }) else { return }
+        XCTAssertTrue(line.hasSuffix("--resume"))
+        let resumed = try ToolProcess.run(PipelineTests.finchBinary()!.path, args + ["--resume"], in: PipelineTests.repoRoot)
+        XCTAssertEqual(resumed.status, 0, "\(name) resume: \(resumed.output.suffix(1500))")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("final").path), "\(name): resumed run wrote no final/")
+    }
+
+    func testCtrlCInSFTAndRewardExits130AndResumes() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let data = try TrainerFixture.recordsFile(64, in: dir)
+        let sftOut = dir.appendingPathComponent("sft")
+        try check(["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--max-steps", "1500", "--batch-size", "8",
+                   "--seq-len", "96", "--eval-every=-1", "--out", sftOut.path], out: sftOut, name: "sft")
+        let prefs = try RLHFFixture.preferences(64, in: dir)
+        let rmOut = dir.appendingPathComponent("rm")
+        try check(["reward", "--model", model.path, "--data", prefs.path, "--steps", "1500", "--batch-size", "8",
+                   "--max-length", "96", "--out", rmOut.path], out: rmOut, name: "reward")
+    }
+}
