@@ -34,7 +34,7 @@ public enum SafeTensors {
             guard d.count >= 8 else { throw ModelFileError("\(url.path): too short to be a safetensors file") }
             var n: UInt64 = 0
             for i in 0..<8 { n |= UInt64(d[d.startIndex + i]) << (8 * UInt64(i)) }
-            guard n > 0, 8 + Int(n) <= d.count else {
+            guard n > 0, n <= UInt64(d.count - 8) else {   // compared as UInt64: a huge length must not wrap around
                 throw ModelFileError("\(url.path): header length \(n) does not fit the file (\(d.count) bytes)")
             }
             dataStart = 8 + Int(n)
@@ -44,21 +44,49 @@ public enum SafeTensors {
             }
             var entries: [String: Entry] = [:]
             var meta: [String: String] = [:]
+            let dataBytes = d.count - dataStart
             for (name, value) in obj {
                 if name == "__metadata__" {
-                    if let m = value as? [String: String] { meta = m }
+                    guard let m = value as? [String: String] else {
+                        throw ModelFileError("\(url.path): __metadata__ must map strings to strings")
+                    }
+                    meta = m
                     continue
                 }
+                func bad(_ why: String) -> ModelFileError { ModelFileError("\(url.path): header entry for tensor '\(name)': \(why)") }
                 guard let e = value as? [String: Any], let dtype = e["dtype"] as? String,
-                      let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2,
-                      offs[0] <= offs[1], dataStart + offs[1] <= d.count else {
-                    throw ModelFileError("\(url.path): malformed header entry for tensor '\(name)'")
+                      let shape = e["shape"] as? [Int], let offs = e["data_offsets"] as? [Int], offs.count == 2 else {
+                    throw bad("needs dtype (string), shape (integers) and data_offsets (two integers)")
+                }
+                guard let width = Self.dtypeWidth[dtype] else { throw bad("unknown dtype \(dtype)") }
+                guard shape.allSatisfy({ $0 >= 0 }) else { throw bad("negative dimension in shape \(shape)") }
+                var count = 1
+                for dim in shape {
+                    let (p, overflow) = count.multipliedReportingOverflow(by: dim)
+                    guard !overflow else { throw bad("shape \(shape) overflows") }
+                    count = p
+                }
+                guard offs[0] >= 0, offs[0] <= offs[1], offs[1] <= dataBytes else {
+                    throw bad("data_offsets \(offs) are outside the \(dataBytes)-byte data section")
+                }
+                let (need, overflow) = count.multipliedReportingOverflow(by: width)
+                guard !overflow, offs[1] - offs[0] == need else {
+                    throw bad("data_offsets \(offs) hold \(offs[1] - offs[0]) bytes, shape \(shape) × \(dtype) needs \(count) × \(width)")
                 }
                 entries[name] = Entry(name: name, dtype: dtype, shape: shape, range: offs[0]..<offs[1])
+            }
+            // Tensors may not share bytes (the format's rule; a crafted file could alias one tensor into another).
+            let sorted = entries.values.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }
+            for (a, b) in zip(sorted, sorted.dropFirst()) where b.range.lowerBound < a.range.upperBound {
+                throw ModelFileError("\(url.path): tensors '\(a.name)' and '\(b.name)' overlap in the data section")
             }
             self.entries = entries
             self.metadata = meta
         }
+
+        /// Bytes per element of every safetensors dtype.
+        static let dtypeWidth: [String: Int] = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+                                                "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1]
 
         public var names: [String] { entries.keys.sorted() }
 
