@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 import FinchKernels
 import FinchModel
 
@@ -30,6 +31,19 @@ public enum Conformance {
             out.append(Case(folder: dir, json: json))
         }
         return out
+    }
+
+    /// The cases of a kind, or: no reference data at all → the test is skipped (`XCTSkip`, saying where it looked);
+    /// data present but no case of this kind → a failure, as it is in CI (`CI` set) whatever the reason.
+    public static func requireCases(kind: String) throws -> [Case] {
+        let found = cases(kind: kind)
+        if !found.isEmpty { return found }
+        let hasRoot = FileManager.default.fileExists(atPath: root.path)
+        if hasRoot || ProcessInfo.processInfo.environment["CI"] != nil {
+            XCTFail("conformance: no case of kind \(kind) under \(root.path)")
+            return []
+        }
+        throw XCTSkip("conformance: no reference data at \(root.path) (set FINCH_CONFORMANCE)")
     }
 
     /// Prints the one line per case that the issue asks for and returns whether it passed.

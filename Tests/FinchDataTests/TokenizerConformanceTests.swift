@@ -7,8 +7,7 @@ import FinchData
 /// (and normalized text and the vocabulary listing where the case gives them).
 final class TokenizerConformanceTests: XCTestCase {
     func testSentencePieceConformance() throws {
-        let cases = Conformance.cases(kind: "sentencepiece")
-        if cases.isEmpty { print("conformance: no sentencepiece case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "sentencepiece")
         for c in cases {
             let checker = Checker(c)
             let models = c.json["models"] as? [String: Any] ?? [:]

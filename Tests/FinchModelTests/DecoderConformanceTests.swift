@@ -16,8 +16,7 @@ final class DecoderConformanceTests: XCTestCase {
     func testGPT2ForwardBackward() throws { try runKind("gpt2-forward-backward") }
 
     func runKind(_ kind: String) throws {
-        let cases = Conformance.cases(kind: kind)
-        if cases.isEmpty { print("conformance: no case of kind \(kind) under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: kind)
         for c in cases {
             let checker = Checker(c)
             do { try run(c, checker) } catch { checker.fail("\(error)") }

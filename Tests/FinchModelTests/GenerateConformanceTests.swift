@@ -7,8 +7,7 @@ import FinchConformance
 final class GenerateConformanceTests: XCTestCase {
     func testLlamaGenerate() throws {
         let kind = "llama-generate"
-        let cases = Conformance.cases(kind: kind)
-        if cases.isEmpty { print("conformance: no case of kind \(kind) under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: kind)
         for c in cases {
             let checker = Checker(c)
             do { try run(c, checker) } catch { checker.fail("\(error)") }

@@ -12,8 +12,7 @@ final class PEFTConformanceTests: XCTestCase {
     func testPrefixTuning() throws { try runKind("llama-prefix-tuning", run: runPrefixTuning) }
 
     func runKind(_ kind: String, run: (Case, Checker) throws -> Void) throws {
-        let cases = Conformance.cases(kind: kind)
-        if cases.isEmpty { print("conformance: no case of kind \(kind) under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: kind)
         for c in cases {
             let checker = Checker(c)
             do { try run(c, checker) } catch { checker.fail("\(error)") }

@@ -6,8 +6,7 @@ import FinchTrain
 final class AdamWOptimizerTests: XCTestCase {
     /// The optimizer wrapper against torch (`adamw` cases): clipping, states and parameters per step.
     func testAdamWConformance() throws {
-        let cases = Conformance.cases(kind: "adamw")
-        if cases.isEmpty { print("conformance adamw: no case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "adamw")
         for c in cases {
             let checker = Checker(c)
             let hp = c.hyperparameters, inp = c.inputs

@@ -5,8 +5,7 @@ import FinchTrain
 final class DPOLossTests: XCTestCase {
     /// `dpo-loss`: every scalar under `expected` and every tensor in `expected_tensors`.
     func testDPOLossConformance() throws {
-        let cases = Conformance.cases(kind: "dpo-loss")
-        if cases.isEmpty { print("conformance dpo-loss: no case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "dpo-loss")
         for c in cases {
             let checker = Checker(c)
             let inp = c.inputs, hp = c.hyperparameters

@@ -5,8 +5,7 @@ import FinchTrain
 final class PPOMathTests: XCTestCase {
     /// `ppo-math`: every tensor in `expected_tensors` and every scalar under `expected`.
     func testPPOMathConformance() throws {
-        let cases = Conformance.cases(kind: "ppo-math")
-        if cases.isEmpty { print("conformance ppo-math: no case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "ppo-math")
         for c in cases {
             let checker = Checker(c)
             let inp = c.inputs, hp = c.hyperparameters

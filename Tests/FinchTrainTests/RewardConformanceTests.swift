@@ -7,8 +7,7 @@ import FinchTrain
 final class RewardConformanceTests: XCTestCase {
     /// `llama-reward`: rewards, Bradley–Terry loss, accuracy, pooled positions and every gradient listed.
     func testLlamaRewardConformance() throws {
-        let cases = Conformance.cases(kind: "llama-reward")
-        if cases.isEmpty { print("conformance llama-reward: no case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "llama-reward")
         for c in cases {
             let checker = Checker(c)
             let model = c.json["model"] as? [String: Any] ?? [:]

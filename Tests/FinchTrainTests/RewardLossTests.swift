@@ -5,9 +5,8 @@ import FinchTrain
 final class RewardLossTests: XCTestCase {
     /// The loss / accuracy / margins of each `llama-reward` case from its expected rewards (the model
     /// part of that case is checked by the reward trainer).
-    func testLossFromExpectedRewardsOfLlamaRewardCases() {
-        let cases = Conformance.cases(kind: "llama-reward")
-        if cases.isEmpty { print("llama-reward: no case found (RewardLoss check skipped)"); return }
+    func testLossFromExpectedRewardsOfLlamaRewardCases() throws {
+        let cases = try Conformance.requireCases(kind: "llama-reward")
         for c in cases {
             let chosen = JSONValue.floatsND(c.expected["rewards_chosen"]).values
             let rejected = JSONValue.floatsND(c.expected["rewards_rejected"]).values

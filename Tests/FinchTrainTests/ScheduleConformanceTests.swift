@@ -5,8 +5,7 @@ import FinchTrain
 final class ScheduleConformanceTests: XCTestCase {
     /// `lr-schedules`: every schedule listed under `expected`, hyper-parameters from case.json.
     func testLRSchedulesConformance() throws {
-        let cases = Conformance.cases(kind: "lr-schedules")
-        if cases.isEmpty { print("conformance lr-schedules: no case found under \(Conformance.root.path)"); return }
+        let cases = try Conformance.requireCases(kind: "lr-schedules")
         for c in cases {
             let checker = Checker(c)
             let hp = c.hyperparameters

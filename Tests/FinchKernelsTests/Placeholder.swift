@@ -1,2 +1,0 @@
-import XCTest
-final class FinchKernelsTestsPlaceholder: XCTestCase { func testBuilds() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class FinchModelTestsPlaceholder: XCTestCase { func testBuilds() {} }
