@@ -16,6 +16,7 @@ have() { python3 -c "import $1" >/dev/null 2>&1; }
 for mod in gguf tokenizers jinja2 numpy sentencepiece pexpect; do have "$mod" || $PIP "$mod" || echo "test_assets: cannot install $mod"; done
 have sacrebleu || $PIP sacrebleu || echo "test_assets: cannot install sacrebleu"
 have rouge_score || $PIP rouge-score || echo "test_assets: cannot install rouge-score"
+have yaml || $PIP PyYAML || echo "test_assets: cannot install PyYAML"
 have torch || $PIP torch || echo "test_assets: cannot install torch"
 have transformers || $PIP transformers || echo "test_assets: cannot install transformers"
 have peft || $PIP peft accelerate || echo "test_assets: cannot install peft"

@@ -168,7 +168,18 @@ public struct Recipe {
     // MARK: - Recording
 
     /// The resolved configuration as YAML (keys sorted).
-    public func yaml() throws -> String { try Yams.dump(object: Self.native(values), sortKeys: true) }
+    /// Floats are written as YAML 1.1 floats (`1.0e-03`, `0.9`), which PyYAML and other YAML 1.1 readers read as
+    /// numbers; Yams' own `1e-3` is a string to them.
+    public func yaml() throws -> String { try Yams.dump(object: Self.yamlFloats(Self.native(values)), sortKeys: true) }
+
+    static func yamlFloats(_ v: Any) -> Any {
+        switch v {
+        case let m as [String: Any]: return m.mapValues(yamlFloats)
+        case let a as [Any]: return a.map(yamlFloats)
+        case let d as Double: return YAMLFloat(value: d)
+        default: return v
+        }
+    }
 
     /// The resolved configuration as JSON (keys sorted, pretty-printed).
     public func json() throws -> Data {
@@ -250,5 +261,22 @@ public struct Recipe {
         guard let best = known.min(by: { (distance(k, $0), $0) < (distance(k, $1), $1) }),
               distance(k, best) <= max(2, k.count / 3) else { return "" }
         return " (did you mean '\(best)'?)"
+    }
+}
+
+/// A double written the way YAML 1.1 readers take as a float: a dot in the mantissa, `.inf`, `.nan`.
+struct YAMLFloat: NodeRepresentable {
+    let value: Double
+    func represented() throws -> Node {
+        Node(Self.text(value), Tag(.float))
+    }
+    static func text(_ d: Double) -> String {
+        if d.isNaN { return ".nan" }
+        if d.isInfinite { return d < 0 ? "-.inf" : ".inf" }
+        var s = "\(d)"                                   // shortest round-trip form: "0.9", "1e-08", "16.0"
+        if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }), !s[..<e].contains(".") {
+            s.insert(contentsOf: ".0", at: e)             // "1e-08" → "1.0e-08"
+        }
+        return s
     }
 }

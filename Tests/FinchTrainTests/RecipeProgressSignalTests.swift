@@ -2,6 +2,22 @@ import XCTest
 import FinchTrain
 
 final class RecipeTests: XCTestCase {
+    /// config.yaml reads back with the same types in a YAML 1.1 reader (PyYAML): `1e-3` would be a string there.
+    func testRecordedConfigFloatsAreFloatsToPyYAML() throws {
+        let recipe = try Recipe(defaults: ["lr": 1e-3, "beta2": 0.999, "epochs": 1.0, "eps": 1e-8, "big": 3.0e20, "steps": 7, "name": "x"], flags: [:])
+        let yaml = try recipe.yaml()
+        XCTAssertTrue(yaml.contains("lr: 1.0e-03") || yaml.contains("lr: 0.001"), yaml)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString.prefix(6)).yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let check = try ToolProcess.run("/usr/bin/env", ["python3", "-c", """
+            import sys, yaml
+            d = yaml.safe_load(open(sys.argv[1]))
+            bad = [k for k in ("lr", "beta2", "epochs", "eps", "big") if not isinstance(d[k], float)]
+            assert not bad and isinstance(d["steps"], int) and d["lr"] == 1e-3 and d["eps"] == 1e-8, (bad, d)
+            """, file.path], in: FileManager.default.temporaryDirectory)
+        XCTAssertEqual(check.status, 0, check.output)
+    }
+
     struct Config: Codable, Equatable {
         var lr: Double = 3e-4
         var epochs: Double = 1
