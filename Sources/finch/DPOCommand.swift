@@ -26,6 +26,7 @@ struct DPOCommand: ParsableCommand {
         o.variant = v
         o.labelSmoothing = labelSmoothing
         o.limit = limit
+        try prepareRunFolder(out, resume: common.resume, overwrite: common.overwrite)
         let t = try DPOTrainer(model: URL(fileURLWithPath: model), data: data.map { URL(fileURLWithPath: $0) },
                                out: URL(fileURLWithPath: out), options: o)
         t.progress.message("dpo: \(t.train.count) training pairs, \(t.eval.count) held out, \(t.totalSteps) steps, beta \(beta)")

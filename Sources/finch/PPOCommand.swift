@@ -72,6 +72,7 @@ struct PPOCommand: ParsableCommand {
         default: throw ValidationError("give exactly one of --reward RM_DIR or --reward-command CMD")
         }
         defer { source.close() }
+        try prepareRunFolder(out, resume: common.resume, overwrite: common.overwrite)
         let t = try PPOTrainer(policy: URL(fileURLWithPath: policy), rewards: source, prompts: URL(fileURLWithPath: prompts),
                                out: URL(fileURLWithPath: out), options: o)
         t.progress.message("ppo: \(t.train.count) training prompts, \(t.eval.count) held out, \(iterations) iterations")

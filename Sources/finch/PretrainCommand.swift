@@ -40,6 +40,7 @@ struct PretrainCommand: ParsableCommand {
         let job = try recipe.decode(PretrainJobOptions.self)
         guard !job.data.isEmpty else { throw ValidationError("--data is required (or `data:` in the recipe)") }
         guard !job.out.isEmpty else { throw ValidationError("--out RUN is required (or `out:` in the recipe)") }
+        try prepareRunFolder(job.out, resume: job.resume, overwrite: train.overwrite)
         guard job.preset == nil || job.modelConfig == nil else { throw ValidationError("give --preset or --model-config, not both") }
         let config = try recipe.decode(TrainerConfig.self)
         do {

@@ -27,6 +27,7 @@ struct RLHFCommonOptions: ParsableArguments {
     @Option(help: "Random seed.") var seed: UInt64 = 42
     @Option(help: "Chat template name or path (default: the model's, else chatml).") var template: String?
     @Flag(help: "Continue from the newest checkpoint in --out.") var resume = false
+    @Flag(help: "Replace what an earlier run left in --out.") var overwrite = false
 
     func apply(to o: inout RLHFTrainingOptions) {
         o.method = method
@@ -76,6 +77,7 @@ struct RewardTrain: ParsableCommand {
         o.useMargin = !noMargin
         o.limit = limit
         o.evalData = evalData.isEmpty ? nil : evalData
+        try prepareRunFolder(out, resume: common.resume, overwrite: common.overwrite)
         let t = try RewardTrainer(model: URL(fileURLWithPath: model), data: data.map { URL(fileURLWithPath: $0) },
                                   out: URL(fileURLWithPath: out), options: o)
         t.progress.message("reward model: \(t.train.count) training pairs, \(t.eval.count) held out, \(t.totalSteps) steps")

@@ -78,6 +78,7 @@ struct SFTCommand: ParsableCommand {
         guard !job.model.isEmpty else { throw ValidationError("--model DIR is required (or `model:` in the recipe)") }
         guard !job.data.isEmpty else { throw ValidationError("--data is required (or `data:` in the recipe)") }
         guard !job.out.isEmpty else { throw ValidationError("--out RUN is required (or `out:` in the recipe)") }
+        try prepareRunFolder(job.out, resume: job.resume, overwrite: train.overwrite)
         let config = try recipe.decode(TrainerConfig.self)
         let peft = try recipe.decode(PEFTOptions.self)
         do {

@@ -26,6 +26,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Progress line interval in logs (steps).") var logEvery: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
+    @Flag(help: "Replace what an earlier run left in the run folder.") var overwrite = false
     @Option(name: .customLong("config"), help: "YAML recipe: same keys as the flags (flags win).") var recipe: String?
 
     /// The typed flags as recipe keys.

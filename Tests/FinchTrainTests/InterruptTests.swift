@@ -49,4 +49,24 @@ final class InterruptTests: XCTestCase {
         try check(["reward", "--model", model.path, "--data", prefs.path, "--steps", "1500", "--batch-size", "8",
                    "--max-length", "96", "--out", rmOut.path], out: rmOut, name: "reward")
     }
+
+    /// A second run into the same --out is refused unless it resumes (--resume) or replaces (--overwrite) the first.
+    func testANonEmptyRunFolderIsRefusedUnlessResumedOrOverwritten() throws {
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let data = try TrainerFixture.recordsFile(16, in: dir)
+        let out = dir.appendingPathComponent("run")
+        let args = ["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--max-steps", "2", "--batch-size", "4",
+                    "--seq-len", "96", "--eval-every=-1", "--out", out.path]
+        XCTAssertEqual(try ToolProcess.run(bin.path, args, in: PipelineTests.repoRoot).status, 0)
+        let again = try ToolProcess.run(bin.path, args, in: PipelineTests.repoRoot)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.output.contains("already holds a run") && again.output.contains("--overwrite"), again.output)
+        let metrics = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        let replaced = try ToolProcess.run(bin.path, args + ["--overwrite"], in: PipelineTests.repoRoot)
+        XCTAssertEqual(replaced.status, 0, replaced.output.suffix(1000).description)
+        let after = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        XCTAssertEqual(after.split(separator: "\n").count, metrics.split(separator: "\n").count, "the overwritten run's metrics are its own only")
+    }
 }

@@ -1,0 +1,19 @@
+import ArgumentParser
+import Foundation
+
+/// The `--out` run folder of a training command: a folder that already holds a run is refused unless the command
+/// resumes it (`--resume`) or replaces it (`--overwrite`), so two runs never mix their metrics, curves, checkpoints
+/// and packed data.
+func prepareRunFolder(_ path: String, resume: Bool, overwrite: Bool) throws {
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return }
+    guard isDir.boolValue else { throw ValidationError("--out \(path) is a file, not a run folder") }
+    let contents = try fm.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
+    if contents.isEmpty || resume { return }
+    guard overwrite else {
+        let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", …" : "")
+        throw ValidationError("--out \(path) already holds a run (\(shown)): give --resume to continue it, --overwrite to replace it, or another --out")
+    }
+    try fm.removeItem(atPath: path)
+}
