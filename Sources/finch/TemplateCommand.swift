@@ -33,12 +33,8 @@ struct TemplateCommand: ParsableCommand {
                 guard let source = file.metadata["tokenizer.chat_template"]?.string else {
                     throw ValidationError("\(model): the GGUF file has no tokenizer.chat_template")
                 }
-                let tokens = file.metadata["tokenizer.ggml.tokens"]?.strings ?? []
-                func token(_ key: String) -> String? {
-                    guard let id = file.metadata["tokenizer.ggml.\(key)"]?.int, id >= 0, id < tokens.count else { return nil }
-                    return tokens[id]
-                }
-                template = try HFChatTemplate(source: source, name: model, bosToken: token("bos_token_id"), eosToken: token("eos_token_id"))
+                template = try HFChatTemplate(source: source, name: model, bosToken: file.specialTokenText("bos_token_id"),
+                                              eosToken: file.specialTokenText("eos_token_id"))
             } else {
                 guard let t = try HFChatTemplate.load(folder: url) else {
                     throw ValidationError("\(model): no chat template (tokenizer_config.json chat_template or chat_template.jinja)")

@@ -121,17 +121,22 @@ extension ChatTemplate {
         if url.pathExtension.lowercased() == "gguf" {
             let file = try GGUFFile(contentsOf: url)
             guard let source = file.metadata["tokenizer.chat_template"]?.string else { return nil }
-            let tokens = file.metadata["tokenizer.ggml.tokens"]?.strings ?? []
-            func token(_ key: String) -> String? {
-                guard let id = file.metadata["tokenizer.ggml.\(key)"]?.int, id >= 0, id < tokens.count else { return nil }
-                return tokens[id]
-            }
-            let spec = try JinjaChatSpec(source: source, origin: url.path, bosToken: token("bos_token_id"), eosToken: token("eos_token_id"),
-                                         extraEndOfTurn: [token("eot_token_id")].compactMap { $0 })
+            let spec = try JinjaChatSpec(source: source, origin: url.path, bosToken: file.specialTokenText("bos_token_id"),
+                                         eosToken: file.specialTokenText("eos_token_id"),
+                                         extraEndOfTurn: [file.specialTokenText("eot_token_id")].compactMap { $0 })
             return .jinja(spec, name: "model:" + url.deletingPathExtension().lastPathComponent)
         }
         guard let t = try HFChatTemplate.load(folder: url) else { return nil }
         let spec = try JinjaChatSpec(source: t.source, origin: t.name, bosToken: t.bosToken, eosToken: t.eosToken)
         return .jinja(spec, name: "model:" + url.lastPathComponent)
+    }
+}
+
+extension GGUFFile {
+    /// The vocabulary text of a special token named by `tokenizer.ggml.KEY` (`bos_token_id`, `eos_token_id`, …).
+    public func specialTokenText(_ key: String) -> String? {
+        guard let tokens = metadata["tokenizer.ggml.tokens"]?.array,
+              let id = metadata["tokenizer.ggml.\(key)"]?.int, id >= 0, id < tokens.count else { return nil }
+        return tokens[id].string
     }
 }
