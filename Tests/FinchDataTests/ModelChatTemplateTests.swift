@@ -46,4 +46,19 @@ final class ModelChatTemplateTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("end-of-turn"), "\(e)")
         }
     }
+
+    func testADamagedTemplateFileInAModelFolderIsAnErrorNotAnotherTemplate() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpl-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("{\"name\": \"chatml\", \"user\": ".utf8).write(to: dir.appendingPathComponent("chat_template.json"))
+        XCTAssertThrowsError(try ChatTemplate.forModel(dir)) { e in
+            XCTAssertTrue("\(e)".contains("chat_template.json") && "\(e)".contains("not a JSON object"), "\(e)")
+        }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("chat_template.json"))
+        try Data("[1, 2]".utf8).write(to: dir.appendingPathComponent("finch.json"))
+        XCTAssertThrowsError(try ChatTemplate.forModel(dir)) { e in XCTAssertTrue("\(e)".contains("finch.json"), "\(e)") }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("finch.json"))
+        XCTAssertNil(try ChatTemplate.forModel(dir))
+    }
 }

@@ -94,16 +94,28 @@ extension ChatTemplate {
     public static func forModel(_ folder: URL) throws -> ChatTemplate? {
         if folder.pathExtension.lowercased() == "gguf" { return try modelJinja(folder) }
         let copy = folder.appendingPathComponent("chat_template.json")
-        if let d = try? Data(contentsOf: copy),
-           let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], o["user"] != nil || o["jinja"] != nil {
-            do { return try JSONDecoder().decode(ChatTemplate.self, from: d) } catch {
+        if let o = try jsonObjectIfPresent(copy), o["user"] != nil || o["jinja"] != nil {
+            do { return try JSONDecoder().decode(ChatTemplate.self, from: Data(contentsOf: copy)) } catch {
                 throw TemplateError(message: "\(copy.path): invalid chat template: \(error)")
             }
         }
         if let model = try modelJinja(folder) { return model }
-        let finch = folder.appendingPathComponent("finch.json")
-        guard let d = try? Data(contentsOf: finch), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
+        guard let o = try jsonObjectIfPresent(folder.appendingPathComponent("finch.json")),
               let name = o["chat_template"] as? String else { return nil }
         return try load(name)
+    }
+
+    /// A JSON object file of a model folder: nil when absent; a file that is there but unreadable or not a JSON
+    /// object is an error naming it (never silently skipped, which would pick another template).
+    static func jsonObjectIfPresent(_ url: URL) throws -> [String: Any]? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw TemplateError(message: "\(url.path): cannot read (\(error.localizedDescription))")
+        }
+        guard let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw TemplateError(message: "\(url.path): not a JSON object")
+        }
+        return o
     }
 }
