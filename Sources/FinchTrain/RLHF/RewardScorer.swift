@@ -83,6 +83,10 @@ public final class RewardScorer {
             throw TrainingError("\(url.path): needs {prompt, response} or {prompt, chosen, rejected} rows (found \(file.format.rawValue) records)")
         }
         let s = score(seqs, batchSize: batchSize)
+        // A non-finite score is a broken model or input, never a number to write into JSON (`-nan` is not JSON).
+        if let bad = s.firstIndex(where: { !$0.isFinite }), let row = rows.first(where: { bad >= $0.first && bad < $0.first + $0.count }) {
+            throw TrainingError("\(url.path):\(row.line): the reward model's score is \(s[bad]) (not finite); check the model and --max-length")
+        }
         var result = FileResult(lines: [])
         var correct = 0, margin = 0.0
         for r in rows {
