@@ -34,6 +34,18 @@ public enum RecordFormat: String, CaseIterable, Codable, Sendable {
     case text
 }
 
+extension RecordFormat {
+    /// What a record of this format becomes in a dataset: trained sequences (alpaca, chat, text), preference
+    /// triples, or prompts. Records of one file must agree on it.
+    public var datasetKind: String {
+        switch self {
+        case .alpaca, .chat, .text: return "sequences"
+        case .preference: return "preference"
+        case .prompt: return "prompts"
+        }
+    }
+}
+
 /// One validated training example.
 public struct Record: Equatable, Sendable {
     public enum Body: Equatable, Sendable {

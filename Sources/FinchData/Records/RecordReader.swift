@@ -46,7 +46,13 @@ public enum RecordReader {
             let loc = SourceLocation(file: name, line: lineNumber)
             do {
                 let object = try parseObject(data.subdata(in: range), loc)
-                return .success(Record(location: loc, body: try RecordParser.body(object, format: format, loc)))
+                // Detected per record (instruction, chat and text records may share a file); a record of another
+                // kind (a preference pair among instructions, say) is an error naming its line.
+                let own = try options.format ?? RecordParser.detect(object, loc)
+                guard own.datasetKind == format.datasetKind else {
+                    throw RecordError(loc, "a \(own.rawValue) record in a file of \(format.rawValue) records (its first record); a file holds one kind: instruction/chat/text records, preference pairs, or prompts")
+                }
+                return .success(Record(location: loc, body: try RecordParser.body(object, format: own, loc)))
             } catch let e as RecordError { return .failure(e) }
             catch { return .failure(RecordError(loc, "\(error)")) }
         }
