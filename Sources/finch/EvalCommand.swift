@@ -9,7 +9,7 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Evaluate models side by side: perplexity, exact match, token F1, BLEU, ROUGE-L, reward, KL, classification.",
         discussion: """
-        DATA rows: {instruction, input, output, task, answer} (task "open_ended" → BLEU / ROUGE-L, other tasks → exact match /
+        DATA rows: {instruction, input, output, task, answer} (task "open_ended" → BLEU as sacrebleu's corpus_bleu / ROUGE-L F as rouge-score's, other tasks → exact match /
         token F1), {prompt, response} or {messages}, or {text, label} (label chosen by likelihood → accuracy, per-class P/R/F1).
         Replies are greedy, prompted with the model's stored chat template, or — with --few-shot K — as plain text after K
         "Question: … / Answer: …" examples from --few-shot-data (for a base model). --few-shot takes one value for all models
