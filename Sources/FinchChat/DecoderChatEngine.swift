@@ -58,9 +58,14 @@ public final class DecoderChatEngine: ChatEngine {
             let module = try PEFTLoader.load(folder: dir, decoder: decoder)
             promptAdapter = module
             virtualTokens = (module as? PromptTuningModule)?.virtualTokens ?? (module as? PrefixTuningModule)?.virtualTokens ?? 0
+        case (let dir?, "ADAPTER"?):
+            // Bottleneck adapters act inside every block, prompt and generated tokens alike: the decoder's hooks.
+            try PEFTLoader.load(folder: dir, decoder: decoder).attach(to: decoder)
+            promptAdapter = nil
+            virtualTokens = 0
         case (let dir?, let type?) where type != "LORA":
-            throw EngineError("\(dir.path): \(type) adapters are not served by the chat (LoRA/DoRA, prompt and prefix tuning are); "
-                              + "train with one of those, or merge first")
+            throw EngineError("\(dir.path): \(type) adapters are not served by the chat (LoRA/DoRA, bottleneck adapters, "
+                              + "prompt and prefix tuning are)")
         default:
             promptAdapter = nil
             virtualTokens = 0

@@ -79,6 +79,12 @@ public enum PEFTAdapterFolder {
         return try JSONNode.read(configURL)["peft_type"]?.string ?? "?"
     }
 
+    /// `base_model_name_or_path` of any adapter folder, nil when it names none.
+    public static func baseModel(of folder: URL) throws -> String? {
+        _ = try peftType(of: folder)
+        return try JSONNode.read(folder.appendingPathComponent(configFile))["base_model_name_or_path"]?.string
+    }
+
     /// Reads an adapter folder, checking every tensor's name and shape against adapter_config.json.
     public static func load(_ url: URL) throws -> PEFTAdapter {
         let configURL = url.appendingPathComponent(configFile), weightsURL = url.appendingPathComponent(weightsFile)

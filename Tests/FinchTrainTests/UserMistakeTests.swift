@@ -71,3 +71,33 @@ final class UserMistakeTests: XCTestCase {
         XCTAssertNoThrow(try scorer.scoreFile(data, maxLength: 64))
     }
 }
+
+/// Bottleneck adapters trained by `finch sft --method adapter` are served by evaluation (and the chat engine,
+/// tested in FinchChatTests through the same loader): their blocks act inside every layer, as in training.
+final class BottleneckAdapterServingTests: XCTestCase {
+    typealias F = TrainerFixture
+
+    func testAnAdapterRunIsEvaluatedWithItsBlocks() throws {
+        let dir = try F.tempDir()
+        let base = dir.appendingPathComponent("base")
+        try JobSupport.writeModel(F.decoder(), to: base, tokenizer: F.tokenizerURL, template: F.template)
+        let records = try F.recordsFile(24, in: dir)
+        var cfg = F.trainerConfig(steps: 6, method: "adapter")
+        cfg.evalEvery = -1
+        var job = SFTJobOptions(model: base.path, data: [records.path], out: dir.appendingPathComponent("run").path)
+        job.evalFraction = 0
+        var peft = PEFTOptions(); peft.adapterSize = 8
+        let report = try SFTJob.run(job, config: cfg, peft: peft, progress: .quiet, log: { _ in })
+        let adapter = report.finalFolder
+        XCTAssertEqual(try PEFTAdapterFolder.peftType(of: adapter), "ADAPTER")
+        let tuned = try EvalModel(folder: adapter)            // finds its base through adapter_config.json
+        let plain = try EvalModel(folder: base)
+        XCTAssertNotNil(tuned.decoder.hooks)
+        let ids = [1, 5, 9, 13, 17]
+        tuned.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let a = tuned.decoder.lmHead().array
+        plain.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let b = plain.decoder.lmHead().array
+        XCTAssertGreaterThan(zip(a, b).map { abs($0 - $1) }.max() ?? 0, 1e-4, "the adapter's blocks do not act")
+    }
+}

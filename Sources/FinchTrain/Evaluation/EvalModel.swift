@@ -21,8 +21,7 @@ public final class EvalModel {
         var modelURL = folder, adapterURL = adapter
         let isAdapter = FileManager.default.fileExists(atPath: folder.appendingPathComponent(PEFTAdapterFolder.configFile).path)
         if isAdapter && adapter == nil {
-            let (config, _) = try PEFTAdapterFolder.loadLoRA(folder)
-            guard let base = config.baseModelNameOrPath else {
+            guard let base = try PEFTAdapterFolder.baseModel(of: folder) else {
                 throw TrainingError("\(folder.path): adapter without base_model_name_or_path; give --model BASE --adapter \(folder.path)")
             }
             modelURL = URL(fileURLWithPath: base); adapterURL = folder
@@ -37,11 +36,19 @@ public final class EvalModel {
             encoder = nil
         }
         var parameters = hf.parameters
-        if let adapterURL {
+        let adapterType = try adapterURL.map { try PEFTAdapterFolder.peftType(of: $0) }
+        if let adapterURL, adapterType == "LORA" {
             let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapterURL)
             parameters = try LoRAMerger.merge(parameters, config: hf.config, weights: weights)
         }
         decoder = try Decoder(config: hf.config, parameters: parameters)
+        if let adapterURL, let type = adapterType, type != "LORA" {
+            // Bottleneck adapters act inside every block: attached as the decoder's hooks, as in training.
+            guard type == "ADAPTER" else {
+                throw TrainingError("\(adapterURL.path): \(type) adapters are not evaluated (LoRA/DoRA and bottleneck adapters are)")
+            }
+            try PEFTLoader.load(folder: adapterURL, decoder: decoder).attach(to: decoder)
+        }
         self.name = name ?? EvalModel.defaultName(adapterURL ?? modelURL)
         let info = EvalModel.runInfo(near: adapterURL ?? modelURL)
         trainableParameters = info.trainable
