@@ -33,12 +33,10 @@ extension DecoderChatEngine {
         guard promptAdapter == nil else {
             throw EngineError("--raw does not serve prompt or prefix tuning adapters; merge a LoRA adapter or drop --raw")
         }
-        var out: [(text: String, stats: ReplyStats)] = []
         for p in prompts where p.count + settings.maxTokens > contextLength {
             throw EngineError("a raw prompt of \(p.count) tokens plus --max-tokens \(settings.maxTokens) exceeds the model's \(contextLength)-token context")
         }
-        out = try replies(toPrompts: prompts, settings: settings)
-        return out
+        return try replies(toPrompts: prompts, settings: settings)
     }
 
     /// Batched decoding of token prompts (see `replies(to:settings:)`).

@@ -63,7 +63,7 @@ enum GGUFArchitecture {
         let tied = file.tensor(named: "output.weight") == nil
         func id(_ key: String) -> Int? { meta["tokenizer.ggml.\(key)"]?.int }
         var eos: [Int] = []
-        for k in ["eos_token_id", "eot_token_id", "eom_token_id"] { if let v = id(k), !eos.contains(v) { eos.append(v) } }
+        for k in ["eos_token_id", "eot_token_id", "eom_token_id"] { if let v = id(k), v >= 0, !eos.contains(v) { eos.append(v) } }
         let flavour = self.flavour(arch)
         var slidingWindow: Int? = nil, layerTypes: [String]? = nil, localTheta: Float? = nil, queryScalar: Float? = nil
         let layers = try int("block_count")

@@ -30,7 +30,10 @@ public enum GGUFModelImport {
             parameters[p.name] = t
         }
         let tokenizerFolder = try GGUFTokenizerFolder.materialize(file)
-        let gen = generationConfig(file, config: config)
+        // Every end-of-generation id (eos, eot, eom), as llama.cpp stops on all of them: gathered into the config.
+        let gen = HFGenerationConfig(bosTokenId: config.bosTokenId,
+                                     eosTokenIds: config.eosTokenIds ?? config.eosTokenId.map { [$0] } ?? [],
+                                     padTokenId: config.padTokenId)
         return HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: gen, finchInfo: nil,
                              tokenizerModel: HFModelFolder.tokenizerFile(in: tokenizerFolder), storedDTypes: types.sorted())
     }
@@ -113,14 +116,6 @@ public enum GGUFModelImport {
         }
     }
 
-    /// Every end-of-generation id the file names (eos, eot, eom), as llama.cpp stops on all of them.
-    static func generationConfig(_ file: GGUFFile, config: DecoderConfig) -> HFGenerationConfig {
-        var eos: [Int] = []
-        for key in ["eos_token_id", "eot_token_id", "eom_token_id"] {
-            if let v = file.metadata["tokenizer.ggml.\(key)"]?.int, v >= 0, !eos.contains(v) { eos.append(v) }
-        }
-        return HFGenerationConfig(bosTokenId: config.bosTokenId, eosTokenIds: eos, padTokenId: config.padTokenId)
-    }
 }
 
 /// The tokenizer folder made from a GGUF file's vocabulary, in Finch's cache.

@@ -15,5 +15,9 @@ func prepareRunFolder(_ path: String, resume: Bool, overwrite: Bool) throws {
         let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", …" : "")
         throw ValidationError("--out \(path) already holds a run (\(shown)): give --resume to continue it, --overwrite to replace it, or another --out")
     }
+    let runMarkers: Set<String> = ["config.yaml", "config.json", "metrics.jsonl", "checkpoints", "summary.json", "final", "best", "data"]
+    guard !runMarkers.isDisjoint(with: contents) else {
+        throw ValidationError("--out \(path) holds files that are not a Finch run; --overwrite replaces run folders only")
+    }
     try fm.removeItem(atPath: path)
 }

@@ -140,7 +140,7 @@ public final class ChatEncoder: @unchecked Sendable {
 
     /// Tokens of an assistant reply as it is trained (content + suffix with the end-of-turn token).
     public func encodeReply(_ content: String) throws -> [Int32] {
-        try encode(content + (template.jinja != nil ? template.endOfTurn : template.assistant.suffix))
+        try encode(content + template.assistant.suffix)
     }
 
     /// Text records: BOS + text + EOS, all trained.

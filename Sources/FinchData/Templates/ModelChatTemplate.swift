@@ -88,10 +88,6 @@ public struct JinjaChatSpec: Codable, Equatable, Sendable {
         }
         endOfTurn = best.1
     }
-
-    public static func == (a: JinjaChatSpec, b: JinjaChatSpec) -> Bool {
-        a.source == b.source && a.origin == b.origin && a.bosToken == b.bosToken && a.eosToken == b.eosToken && a.endOfTurn == b.endOfTurn
-    }
 }
 
 private final class CompiledCache: @unchecked Sendable {
@@ -110,7 +106,9 @@ private final class CompiledCache: @unchecked Sendable {
 extension ChatTemplate {
     /// A template driven by a model's own Jinja source.
     public static func jinja(_ spec: JinjaChatSpec, name: String) -> ChatTemplate {
-        ChatTemplate(name: name, description: "the model's own chat template (\(spec.origin))", endOfTurn: spec.endOfTurn,
+        // `render` uses the Jinja source; the assistant suffix (what a trained reply ends with) is the end-of-turn text.
+        ChatTemplate(name: name, description: "the model's own chat template (\(spec.origin))",
+                     assistant: Affix(suffix: spec.endOfTurn), endOfTurn: spec.endOfTurn,
                      specialTokens: [spec.bosToken, spec.eosToken, spec.endOfTurn].compactMap { $0 }.filter { !$0.isEmpty },
                      jinja: spec)
     }

@@ -30,17 +30,16 @@ enum GGUFSentencePiece {
         let bos = try id("bos_token_id"), eos = try id("eos_token_id"), pad = try id("padding_token_id")
         let addSpacePrefix = meta["tokenizer.ggml.add_space_prefix"]?.bool ?? true
 
-        var pieces = ProtoWriter()
         var model = ProtoWriter()
         for i in 0..<n {
             var t = types[i]
             guard (1...6).contains(t) else { throw fail("token \(i) (\"\(tokens[i])\") has token_type \(t), expected 1…6") }
             if i == unk { t = 2 } else if t == 2 { t = 3 }   // exactly one unknown piece
-            pieces = ProtoWriter()
-            pieces.string(1, tokens[i])
-            pieces.float(2, scores[i])
-            pieces.varint(3, UInt64(t))
-            model.message(1, pieces)
+            var piece = ProtoWriter()
+            piece.string(1, tokens[i])
+            piece.float(2, scores[i])
+            piece.varint(3, UInt64(t))
+            model.message(1, piece)
         }
         var trainer = ProtoWriter()
         trainer.varint(3, 2)                       // model_type = BPE
