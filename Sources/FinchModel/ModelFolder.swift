@@ -43,6 +43,12 @@ public struct HFModelFolder {
 
     /// Whether `url` names a GGUF file (by its extension).
     public static func isGGUF(_ url: URL) -> Bool { url.pathExtension.lowercased() == "gguf" }
+
+    /// The same folder with other weights (e.g. a LoRA adapter merged in); `parameters` must keep the shapes.
+    public func replacingParameters(_ parameters: [String: Tensor]) -> HFModelFolder {
+        HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: generationConfig, finchInfo: finchInfo,
+                      tokenizerModel: tokenizerModel, storedDTypes: storedDTypes)
+    }
 }
 
 /// generation_config.json: the fields Finch uses; other keys are kept in `other` and written back.

@@ -16,7 +16,18 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         let outURL = URL(fileURLWithPath: out)
-        let s = try LoRAMerger.mergeFolder(model: URL(fileURLWithPath: model), adapter: URL(fileURLWithPath: adapter), out: outURL)
+        let adapterURL = URL(fileURLWithPath: adapter)
+        switch try PEFTAdapterFolder.peftType(of: adapterURL) {
+        case "LORA": break
+        case "ADAPTER":
+            throw ValidationError("\(adapter) holds bottleneck adapters: their blocks (down-projection, nonlinearity, up-projection) "
+                                  + "cannot be folded into the base weights. Use the adapter folder as it is: finch chat/generate "
+                                  + "--model BASE --adapter \(adapter), finch eval --model \(adapter), finch ppo --policy \(adapter) --method adapter")
+        case let type:
+            throw ValidationError("\(adapter): \(type) adapters add virtual tokens, which no weight can hold; only LoRA/DoRA adapters are merged. "
+                                  + "Use the adapter folder as it is (finch chat/generate --model BASE --adapter \(adapter))")
+        }
+        let s = try LoRAMerger.mergeFolder(model: URL(fileURLWithPath: model), adapter: adapterURL, out: outURL)
         print("merged \(s.method) adapter (r \(s.rank), \(s.modules) modules) into \(s.architecture); wrote \(outURL.path)")
     }
 }

@@ -5,7 +5,7 @@ import FinchTrain
 
 /// Options shared by `finch reward`, `finch dpo` and `finch ppo`.
 struct RLHFCommonOptions: ParsableArguments {
-    @Option(help: "full, lora or dora.") var method = "full"
+    @Option(help: "full, lora or dora (ppo also takes adapter: a bottleneck adapter folder given as --policy keeps training).") var method = "full"
     @Option(help: "LoRA rank.") var loraR = 8
     @Option(help: "LoRA alpha.") var loraAlpha = 16.0
     @Option(help: "LoRA dropout.") var loraDropout: Double?

@@ -13,7 +13,7 @@ final class PPOTrainingTests: XCTestCase {
         print(r.count("red") - 0.01 * len(r), flush=True)'
     """
 
-    func prompts(in dir: URL) throws -> URL {
+    static func prompts(in dir: URL) throws -> URL {
         let lines = (0..<24).map { i in
             "{\"prompt\": \"What colour is the \(TrainerFixture.things[i % 8]) number \(i % 5)?\", \"task\": \"colour\"}"
         }
@@ -22,7 +22,7 @@ final class PPOTrainingTests: XCTestCase {
         return u
     }
 
-    func options(iterations: Int) -> PPOTrainer.Options {
+    static func options(iterations: Int) -> PPOTrainer.Options {
         var o = PPOTrainer.Options()
         o.iterations = iterations
         o.ppoEpochs = 2
@@ -42,7 +42,7 @@ final class PPOTrainingTests: XCTestCase {
         return o
     }
 
-    func trainer(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options, command: String = rewardScript) throws -> PPOTrainer {
+    static func trainer(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options, command: String = rewardScript) throws -> PPOTrainer {
         try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 20), prompts: prompts,
                        out: dir.appendingPathComponent("run"), options: o, progress: Progress(total: o.iterations, mode: .quiet))
     }
@@ -50,8 +50,8 @@ final class PPOTrainingTests: XCTestCase {
     /// Records of a run of `o.iterations` made as 2 iterations, then a new trainer resuming from their checkpoint.
     func resumedRecords(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options) throws -> [[String: Any]] {
         var two = o; two.iterations = 2
-        try trainer(dir, model, prompts, two).run()
-        let b = try trainer(dir, model, prompts, o)
+        try Self.trainer(dir, model, prompts, two).run()
+        let b = try Self.trainer(dir, model, prompts, o)
         try b.run(resume: true)
         return try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
     }
@@ -69,9 +69,9 @@ final class PPOTrainingTests: XCTestCase {
     func testPPORunsWritesMetricsAndResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
-        let p = try prompts(in: dirA)
+        let p = try Self.prompts(in: dirA)
         // A: 3 iterations in one go.
-        let a = try trainer(dirA, model, p, options(iterations: 3))
+        let a = try Self.trainer(dirA, model, p, Self.options(iterations: 3))
         let (before, after) = try a.run()
         XCTAssertNotNil(before); XCTAssertNotNil(after)
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
@@ -83,8 +83,8 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertNotNil(try HFModelFolder.read(a.run.url.appendingPathComponent("final")))
 
         // B: 2 iterations, then a new process-like trainer resumes to 3.
-        _ = try trainer(dirB, model, p, options(iterations: 2)).run()
-        let b = try trainer(dirB, model, p, options(iterations: 3))
+        _ = try Self.trainer(dirB, model, p, Self.options(iterations: 2)).run()
+        let b = try Self.trainer(dirB, model, p, Self.options(iterations: 3))
         try b.run(resume: true)
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recB.count, 3)
@@ -94,15 +94,15 @@ final class PPOTrainingTests: XCTestCase {
     func testSamplesPerPromptRunsAndMustDivideTheBatch() throws {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
-        let p = try prompts(in: dir)
-        var o = options(iterations: 2)
+        let p = try Self.prompts(in: dir)
+        var o = Self.options(iterations: 2)
         o.samplesPerPrompt = 3   // does not divide the batch of 4
-        XCTAssertThrowsError(try trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--samples-per-prompt 3"), "\($0)") }
+        XCTAssertThrowsError(try Self.trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--samples-per-prompt 3"), "\($0)") }
         o.groupBaseline = true   // also needs ≥ 2 replies per prompt
         o.samplesPerPrompt = 1
-        XCTAssertThrowsError(try trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--group-baseline"), "\($0)") }
+        XCTAssertThrowsError(try Self.trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--group-baseline"), "\($0)") }
         o.samplesPerPrompt = 2   // 2 prompts × 2 replies per iteration
-        let t = try trainer(dir, model, p, o)
+        let t = try Self.trainer(dir, model, p, o)
         try t.run()
         let rec = try MetricsLog.read(t.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(rec.count, 2)
@@ -114,8 +114,8 @@ final class PPOTrainingTests: XCTestCase {
     func testOversampleKeepsGroupsWithDifferingScoresAndResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
-        let p = try prompts(in: dirA)
-        var o = options(iterations: 3)
+        let p = try Self.prompts(in: dirA)
+        var o = Self.options(iterations: 3)
         o.samplesPerPrompt = 2
         o.groupBaseline = true
         o.oversample = 3
@@ -123,7 +123,7 @@ final class PPOTrainingTests: XCTestCase {
         o.maxNewTokens = 4
         // Reward: 1 when the reply is longer than 8 characters, else 0 — ties are common among random replies.
         let cmd = "python3 -u -c 'import sys, json\nfor l in sys.stdin: print(1 if len(json.loads(l)[\"response\"]) > 8 else 0, flush=True)'"
-        let a = try trainer(dirA, model, p, o, command: cmd)
+        let a = try Self.trainer(dirA, model, p, o, command: cmd)
         try a.run()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3)
@@ -132,28 +132,28 @@ final class PPOTrainingTests: XCTestCase {
             XCTAssertTrue((2...6).contains(drawn), "drawn \(drawn): between the batch's 2 prompts and 3 × 2")
         }
         var two = o; two.iterations = 2
-        try trainer(dirB, model, p, two, command: cmd).run()
-        let b = try trainer(dirB, model, p, o, command: cmd)
+        try Self.trainer(dirB, model, p, two, command: cmd).run()
+        let b = try Self.trainer(dirB, model, p, o, command: cmd)
         try b.run(resume: true)
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "prompts_drawn"])
         var bad = o; bad.samplesPerPrompt = 1; bad.groupBaseline = false
-        XCTAssertThrowsError(try trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
+        XCTAssertThrowsError(try Self.trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
     }
 
     /// A LoRA policy with LoRA dropout: masks follow the optimizer step, so stopping and resuming gives the same run.
     func testLoRADropoutPPOResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
-        let p = try prompts(in: dirA)
-        var o = options(iterations: 3)
+        let p = try Self.prompts(in: dirA)
+        var o = Self.options(iterations: 3)
         o.common.method = "lora"
         o.common.peft.loraDropout = 0.3
-        let a = try trainer(dirA, model, p, o)
+        let a = try Self.trainer(dirA, model, p, o)
         try a.run()
         var two = o; two.iterations = 2
-        try trainer(dirB, model, p, two).run()
-        let b = try trainer(dirB, model, p, o)
+        try Self.trainer(dirB, model, p, two).run()
+        let b = try Self.trainer(dirB, model, p, o)
         try b.run(resume: true)
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
@@ -166,12 +166,12 @@ final class PPOTrainingTests: XCTestCase {
     func testRLOOEstimatorRunsWithoutValueHeadAndResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
-        let p = try prompts(in: dirA)
-        var o = options(iterations: 3)
+        let p = try Self.prompts(in: dirA)
+        var o = Self.options(iterations: 3)
         o.estimator = .rloo
         o.samplesPerPrompt = 2
         o.common.method = "lora"
-        let a = try trainer(dirA, model, p, o)
+        let a = try Self.trainer(dirA, model, p, o)
         XCTAssertFalse(a.trainableParameters.keys.contains { $0.hasPrefix("v_head") })
         try a.run()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
@@ -184,7 +184,7 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertEqual(recB.count, 3)
         assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "rlhf_reward", "entropy", "kl_coef"])
         var bad = o; bad.samplesPerPrompt = 1
-        XCTAssertThrowsError(try trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
+        XCTAssertThrowsError(try Self.trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
     }
 
     /// The tests above check arithmetic, resume and errors; this one checks that training optimises. Reward: the
@@ -200,8 +200,8 @@ final class PPOTrainingTests: XCTestCase {
         for estimator in [AdvantageEstimator.gae, .rloo] {
             let dir = try TrainerFixture.tempDir()
             let model = try RLHFFixture.policyFolder(in: dir)
-            let p = try prompts(in: dir)
-            var o = options(iterations: 24)
+            let p = try Self.prompts(in: dir)
+            var o = Self.options(iterations: 24)
             o.estimator = estimator
             o.samplesPerPrompt = 4
             o.groupBaseline = estimator == .gae
@@ -210,7 +210,7 @@ final class PPOTrainingTests: XCTestCase {
             o.common.checkpointEvery = 0
             o.klTarget = nil
             o.hyper.klCoef = 0.01
-            let t = try trainer(dir, model, p, o, command: vowels)
+            let t = try Self.trainer(dir, model, p, o, command: vowels)
             let (before, after) = try t.run()
             let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
             print("PPO learnable reward (\(estimator)): held-out vowel share \(b) → \(a)")
@@ -258,16 +258,16 @@ final class PPOTrainingTests: XCTestCase {
     func testPTXMixingOnInstructionRecordsResumesExactly() throws {
         let dirA = try TrainerFixture.tempDir(), dirB = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dirA)
-        let p = try prompts(in: dirA)
+        let p = try Self.prompts(in: dirA)
         let sft = dirA.appendingPathComponent("sft.jsonl")
         try (0..<12).map { i in "{\"instruction\": \"What colour is the \(TrainerFixture.things[i % 8])?\", \"input\": \"\", \"output\": \"It is \(TrainerFixture.colours[i % 8]).\"}" }
             .joined(separator: "\n").write(to: sft, atomically: true, encoding: .utf8)
-        var o = options(iterations: 3)
-        let plain = try trainer(TrainerFixture.tempDir("plain"), model, p, o)
+        var o = Self.options(iterations: 3)
+        let plain = try Self.trainer(TrainerFixture.tempDir("plain"), model, p, o)
         try plain.run()
         o.ptxCoef = 1
         o.ptxData = sft.path
-        let a = try trainer(dirA, model, p, o)
+        let a = try Self.trainer(dirA, model, p, o)
         try a.run()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         let recPlain = try MetricsLog.read(plain.run.metricsURL).filter { $0["kl"] != nil }
@@ -287,14 +287,14 @@ final class PPOTrainingTests: XCTestCase {
     func testFailingOrNonNumericRewardCommandStopsWithClearError() throws {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
-        let p = try prompts(in: dir)
+        let p = try Self.prompts(in: dir)
         let cases: [(String, String)] = [
             ("python3 -c 'import sys; sys.stdin.readline(); sys.stderr.write(\"boom\\n\"); sys.exit(3)'", "exited"),
             ("python3 -u -c 'import sys\nfor l in sys.stdin: print(\"not-a-number\", flush=True)'", "not a number"),
             ("sleep 30", "timeout"),
         ]
         for (command, needle) in cases {
-            var o = options(iterations: 2)
+            var o = Self.options(iterations: 2)
             o.common.checkpointEvery = 1
             let t = try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 1.5), prompts: p,
                                    out: dir.appendingPathComponent("run-\(needle.prefix(4))"), options: o,
@@ -312,10 +312,10 @@ final class PPOTrainingTests: XCTestCase {
     func testExplodingKLStopsAndKeepsLastCheckpoint() throws {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
-        var o = options(iterations: 4)
+        var o = Self.options(iterations: 4)
         o.maxKL = 1e-6          // iteration 1 has KL 0 (policy == reference); later ones exceed it
         o.common.lr = 5e-3
-        let t = try trainer(dir, model, try prompts(in: dir), o)
+        let t = try Self.trainer(dir, model, try Self.prompts(in: dir), o)
         XCTAssertThrowsError(try t.run()) { e in XCTAssertTrue("\(e)".contains("KL to the reference exploded"), "\(e)") }
         let last = try XCTUnwrap(t.run.latestCheckpoint())
         XCTAssertEqual(last.step % (o.ppoEpochs * o.minibatches), 0)

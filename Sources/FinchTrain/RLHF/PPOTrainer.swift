@@ -80,7 +80,7 @@ public final class PPOTrainer {
     private var encodedPrompts: [String: [Int]] = [:]
 
     public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
-        source = try LoadedModelFolder(url, templateName: options.common.template, causalLM: "finch ppo --policy")
+        source = try LoadedModelFolder(url, templateName: options.common.template, causalLM: "finch ppo --policy", servesBottleneck: true)
         var options = options
         RLHFSetup.fitLength(&options.common, source.folder)
         self.options = options
@@ -102,13 +102,24 @@ public final class PPOTrainer {
             throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
         }
         let decoder = try source.decoder()
-        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
-        policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
-        if peft == nil {
+        if let adapter = source.bottleneckAdapter {
+            // A bottleneck-adapter policy (SFT with --method adapter) keeps training its adapter; the adapter cannot be
+            // switched off for the reference (that would be the base, not the SFT policy), so the reference is a frozen copy.
+            guard o.method == "adapter" else {
+                throw TrainingError("\(adapter.path) is a bottleneck adapter: PPO continues training it; give --method adapter")
+            }
+            policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: try AdapterModule(folder: adapter, config: decoder.config)))
             let ref = try source.decoder(copy: true)
-            ref.trainable = []
-            referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref))
-        } else { referenceCopy = nil }
+            referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref, peft: try AdapterModule(folder: adapter, config: ref.config)))
+        } else {
+            let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+            policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
+            if peft == nil {
+                let ref = try source.decoder(copy: true)
+                ref.trainable = []
+                referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref))
+            } else { referenceCopy = nil }
+        }
         // Rollouts sampled at a temperature are scored (policy, old and new, and reference) under logits / τ.
         if options.temperature > 0 {
             policy.temperature = Float(options.temperature)
@@ -228,6 +239,13 @@ public final class PPOTrainer {
 
     func saveModel(to folder: URL) throws {
         let d = policy.decoder
+        if let adapter = policy.model.peft as? AdapterModule {
+            // A bottleneck adapter cannot be merged: the result is an adapter folder over the same base.
+            try adapter.save(to: folder, baseModel: source.folder.url.path)
+            try source.template.save(toModel: folder)
+            if usesValueHead { try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors")) }
+            return
+        }
         let params: [String: Tensor]
         if let lora = policy.model.peft as? LoRAModule { params = try lora.mergedParameters(d.parameters, config: d.config) }
         else { params = d.parameters }

@@ -30,6 +30,9 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
 }
 
 /// A model folder with what training needs besides weights: tokenizer, chat template, encoder, pad id.
+/// An adapter folder may stand for its model (its `base_model_name_or_path` is read): a LoRA/DoRA adapter is
+/// merged into the base's weights; a bottleneck adapter (peft_type ADAPTER) cannot be merged, so it is kept in
+/// `bottleneckAdapter` for the trainers that serve it (PPO continues training it).
 public struct LoadedModelFolder {
     public let folder: HFModelFolder
     public let tokenizer: any TextTokenizer
@@ -37,23 +40,52 @@ public struct LoadedModelFolder {
     public let template: ChatTemplate
     public let encoder: ChatEncoder
     public let padID: Int
+    /// The bottleneck adapter folder given in place of a model (its base is `folder`), nil otherwise.
+    public let bottleneckAdapter: URL?
 
     /// Reads `url`; `templateName` overrides the template the folder records (else `chatml`).
     /// `causalLM`: refuse a reward / classifier folder (policies, DPO and PPO models generate or score tokens).
-    public init(_ url: URL, templateName: String? = nil, causalLM: String? = nil) throws {
+    /// `servesBottleneck`: the caller can train or serve a bottleneck adapter folder (else it is refused by name).
+    public init(_ url: URL, templateName: String? = nil, causalLM: String? = nil, servesBottleneck: Bool = false) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue || HFModelFolder.isGGUF(url) else {
             throw TrainingError("model folder \(url.path) does not exist")
         }
-        folder = try HFModelFolder.read(url)
-        if let use = causalLM { try folder.requireCausalLM(use) }
+        var modelURL = url, adapter: URL? = nil
+        let fm = FileManager.default
+        if isDir.boolValue, fm.fileExists(atPath: url.appendingPathComponent(PEFTAdapterFolder.configFile).path),
+           !fm.fileExists(atPath: url.appendingPathComponent(HFModelFolder.configFile).path) {
+            guard let base = try PEFTAdapterFolder.baseModel(of: url) else {
+                throw TrainingError("\(url.path) is an adapter folder without base_model_name_or_path in \(PEFTAdapterFolder.configFile); merge it into its base first (finch merge)")
+            }
+            modelURL = URL(fileURLWithPath: base); adapter = url
+        }
+        var read = try HFModelFolder.read(modelURL)
+        if let use = causalLM { try read.requireCausalLM(use) }
+        var bottleneck: URL? = nil
+        if let adapter {
+            switch try PEFTAdapterFolder.peftType(of: adapter) {
+            case "LORA":
+                let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
+                read = read.replacingParameters(try LoRAMerger.merge(read.parameters, config: read.config, weights: weights))
+            case "ADAPTER" where servesBottleneck:
+                bottleneck = adapter
+            case let type:
+                let use = causalLM ?? "this command"
+                throw TrainingError("\(adapter.path) is a \(type) adapter; \(use) takes a model folder or a LoRA/DoRA adapter folder"
+                                    + (type == "ADAPTER" ? " (bottleneck adapters are served by ppo, chat, generate and eval)" : ""))
+            }
+        }
+        folder = read
+        bottleneckAdapter = bottleneck
         guard let tok = folder.tokenizerModel else {
-            throw TrainingError("\(url.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder")
+            throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder")
         }
         tokenizerURL = tok
         tokenizer = try Tokenizers.load(path: tok.path)
         if let name = templateName { template = try ChatTemplate.load(name) }
-        else { template = try ChatTemplate.forModel(url) ?? ChatTemplate.load("chatml") }
+        else if let a = adapter, let t = try ChatTemplate.forModel(a) { template = t }
+        else { template = try ChatTemplate.forModel(modelURL) ?? ChatTemplate.load("chatml") }
         encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         if tokenizer.padID >= 0 { padID = tokenizer.padID }
         else if let p = folder.config.padTokenId { padID = p }
@@ -95,7 +127,8 @@ enum RLHFSetup {
     /// The PEFT module of `options.method` (nil for `full`); only methods that keep the token layout.
     static func peft(_ o: RLHFTrainingOptions, decoder: Decoder, tokenizer: any TextTokenizer) throws -> PEFTModule? {
         guard ["full", "lora", "dora"].contains(o.method) else {
-            throw TrainingError("--method \(o.method): RLHF trainers support full, lora and dora")
+            throw TrainingError("--method \(o.method): RLHF trainers support full, lora and dora"
+                                + (o.method == "adapter" ? " (and ppo continues a bottleneck adapter given as --policy)" : ""))
         }
         return try PEFTMethods.make(o.method, options: o.peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed)
     }
@@ -131,6 +164,7 @@ enum RLHFSetup {
         guard resume else { return }
         guard let last = s.run.latestCheckpoint() else {
             s.progress.message("no checkpoint in \(s.run.checkpointsURL.path): starting from step 0")
+            try s.startFresh()
             return
         }
         try s.resume(from: last.url)
