@@ -22,7 +22,7 @@ struct DPOCommand: ParsableCommand {
         var o = DPOTrainer.Options()
         common.apply(to: &o.common)
         o.beta = beta
-        guard let v = DPOLoss.Variant(rawValue: lossType) else { throw ValidationError("unknown --loss-type \(lossType)") }
+        guard let v = DPOLoss.Variant(rawValue: lossType) else { throw ValidationError("unknown --loss-type \(lossType) (choose sigmoid, ipo or hinge)") }
         o.variant = v
         o.labelSmoothing = labelSmoothing
         o.limit = limit

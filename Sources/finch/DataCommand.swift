@@ -63,8 +63,12 @@ struct DataCommand: ParsableCommand {
             print(DatasetInspector.summary(reader.manifest))
             let tok = try Tokenizers.load(path: tokenizer ?? dataset)
             guard let e = try reader.entry(containingRecord: record) else {
-                print("record \(record): not in the dataset (skipped, or out of range 0..<\(reader.manifest.records + reader.manifest.skipped))")
-                return
+                let total = reader.manifest.records + reader.manifest.skipped
+                if record >= total || record < 0 {
+                    throw ValidationError("--record \(record) is out of range: the dataset was packed from records 0..<\(total)")
+                }
+                print("record \(record): skipped when the dataset was packed (see the skip counts above)")
+                throw ExitCode.failure
             }
             let bold = isatty(1) != 0 && !brackets
             let mark: (String) -> String = bold ? { "\u{1B}[1m" + $0 + "\u{1B}[0m" } : { "[[" + $0 + "]]" }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FinchTrain
 import FinchKernels
+import FinchModel
 import Foundation
 
 /// `finch eval`: scores one or several models on an evaluation file and compares them.
@@ -58,6 +59,15 @@ struct EvalCommand: ParsableCommand {
                 ?? rewardCommand.map { try EvalRewards(command: $0) }
             defer { scorer?.close() }
             let reference = try klReference.map { try EvalModel(folder: URL(fileURLWithPath: $0), name: "reference") }
+            // Cheap checks of every model and adapter first, so a bad last argument fails before the first evaluation.
+            for (i, path) in model.enumerated() {
+                guard FileManager.default.fileExists(atPath: path) else { throw ValidationError("--model \(path) does not exist") }
+                guard !adapter.isEmpty, adapter[i] != "-" else { continue }
+                let type = try PEFTAdapterFolder.peftType(of: URL(fileURLWithPath: adapter[i]))
+                guard ["LORA", "ADAPTER"].contains(type) else {
+                    throw ValidationError("--adapter \(adapter[i]) is a \(type) adapter; eval serves LoRA/DoRA and bottleneck adapters (chat and generate serve prompt and prefix tuning)")
+                }
+            }
             print("evaluating \(model.count) model(s) on \(rows.count) rows of \(data)")
             var scores: [ModelScores] = []
             for (i, path) in model.enumerated() {

@@ -7,14 +7,28 @@ struct Finch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "finch",
         abstract: "Instruction-tuning suite for GPT-style decoders on the CPU.",
+        version: Finch.version,
         subcommands: [Tokenizer.self, DataCommand.self, ChatCommand.self, GenerateCommand.self, InspectCommand.self, ExportCommand.self, ConvertCommand.self, TemplateCommand.self, Bench.self, Merge.self, PretrainCommand.self, SFTCommand.self, EvalCommand.self, ClassifyCommand.self, RewardTrain.self, ScoreCommand.self, DPOCommand.self, PPOCommand.self])
 
     /// As ArgumentParser's own `main`, except that a training run stopped with Ctrl-C says how to resume and exits
     /// 130 (the shell's status for SIGINT), so scripts never take an interrupted run for a finished one.
+    /// `finch --version`.
+    static let version = "0.6.0"
+
     static func main() {
+        // A file-size limit (`ulimit -f`) must make a write fail with an error naming the file (EFBIG), not kill the
+        // process mid-write with SIGXFSZ and leave half a checkpoint behind.
+        signal(SIGXFSZ, SIG_IGN)
+        var parsed: ParsableCommand? = nil
         do {
             var command = try parseAsRoot()
+            parsed = command
             try command.run()
+        } catch let invalid as ValidationError where parsed != nil {
+            // A flag refused while running: show the subcommand's usage, not the top-level one.
+            let sub = type(of: parsed!)
+            FileHandle.standardError.write(Data("Error: \(invalid.message)\nUsage: \(Finch.usageString(for: sub))\n  See 'finch help \(sub._commandName)' for more information.\n".utf8))
+            Foundation.exit(64)
         } catch let stop as TrainingInterrupted {
             var args = Array(CommandLine.arguments.dropFirst())
             if !args.contains("--resume") { args.append("--resume") }

@@ -15,6 +15,11 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: model)
         if HFModelFolder.isGGUF(url) { return try inspectGGUF(url) }
+        let fm = FileManager.default
+        if fm.fileExists(atPath: url.appendingPathComponent(PEFTAdapterFolder.configFile).path),
+           !fm.fileExists(atPath: url.appendingPathComponent(HFModelFolder.configFile).path) {
+            return try inspectAdapter(url)
+        }
         let s = try HFModelSummary.inspect(url)
         let c = s.config
         func line(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
@@ -51,6 +56,33 @@ struct InspectCommand: ParsableCommand {
             print("\nPROBLEM: \(p)")
             throw ExitCode.failure
         }
+    }
+
+    /// A PEFT adapter folder: its type, base and settings from adapter_config.json, its tensors from the header.
+    func inspectAdapter(_ url: URL) throws {
+        func line(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
+        func show(_ v: JSONNode) -> String {
+            switch v {
+            case .string(let s): return s
+            case .array(let a): return a.map(show).joined(separator: ", ")
+            default: return v.text().trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        let config = try JSONNode.read(url.appendingPathComponent(PEFTAdapterFolder.configFile))
+        _ = try PEFTAdapterFolder.peftType(of: url)
+        let weights = try SafeTensors.File(url: url.appendingPathComponent(PEFTAdapterFolder.weightsFile))
+        line("adapter folder", url.path)
+        line("peft type", (config["peft_type"]?.string ?? "?") + (config["use_dora"]?.bool == true ? " (DoRA)" : ""))
+        line("base model", config["base_model_name_or_path"]?.string ?? "(not named)")
+        for key in ["r", "lora_alpha", "lora_dropout", "use_rslora", "num_virtual_tokens", "adapter_size", "placement", "nonlinearity"] {
+            guard let v = config[key], v != .null else { continue }
+            line(key.replacingOccurrences(of: "_", with: " "), show(v))
+        }
+        if let t = config["target_modules"], t != .null { line("target modules", show(t)) }
+        let count = weights.entries.values.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let dtypes = Set(weights.entries.values.map(\.dtype)).sorted().joined(separator: ", ")
+        line("parameters", "\(count) in \(weights.entries.count) tensors (\(dtypes))")
+        print("\nmerge into its base with: finch merge --model BASE --adapter \(url.path)   (LoRA/DoRA only)")
     }
 
     /// A GGUF file: its header and metadata (no tensor decoded), and the decoder configuration Finch reads from it.

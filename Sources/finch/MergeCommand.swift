@@ -27,6 +27,11 @@ struct Merge: ParsableCommand {
             throw ValidationError("\(adapter): \(type) adapters add virtual tokens, which no weight can hold; only LoRA/DoRA adapters are merged. "
                                   + "Use the adapter folder as it is (finch chat/generate --model BASE --adapter \(adapter))")
         }
+        if let named = try PEFTAdapterFolder.baseModel(of: adapterURL),
+           URL(fileURLWithPath: named).standardizedFileURL.resolvingSymlinksInPath().path
+            != URL(fileURLWithPath: model).standardizedFileURL.resolvingSymlinksInPath().path {
+            FileHandle.standardError.write(Data("note: the adapter names \(named) as its base (base_model_name_or_path), not \(model); merging into \(model) since the shapes match\n".utf8))
+        }
         let s = try LoRAMerger.mergeFolder(model: URL(fileURLWithPath: model), adapter: adapterURL, out: outURL)
         print("merged \(s.method) adapter (r \(s.rank), \(s.modules) modules) into \(s.architecture); wrote \(outURL.path)")
     }

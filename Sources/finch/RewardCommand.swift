@@ -10,17 +10,17 @@ struct RLHFCommonOptions: ParsableArguments {
     @Option(help: "LoRA alpha.") var loraAlpha = 16.0
     @Option(help: "LoRA dropout.") var loraDropout: Double?
     @Option(help: "LoRA target modules, comma-separated (or all-linear).") var loraTargets: String?
-    @Option(help: "Peak learning rate.") var lr: Double?
+    @Option(help: "Peak learning rate (default: reward 1e-5, dpo 5e-6, ppo 1e-5).") var lr: Double?
     @Option(help: "constant, cosine or linear (with warmup).") var schedule = "cosine"
     @Option(help: "Warmup steps.") var warmupSteps = 0
     @Option(help: "AdamW weight decay.") var weightDecay = 0.0
     @Option(help: "Global gradient-norm clip (0 = off).") var maxGradNorm = 1.0
     @Option(help: "Optimizer steps (reward/dpo; 0 = epochs over the data).") var steps = 0
     @Option(help: "Epochs when --steps is 0.") var epochs = 1
-    @Option(help: "Pairs (reward/dpo) or prompts (ppo) per batch.") var batchSize: Int?
+    @Option(help: "Pairs (reward/dpo) or prompts (ppo) per batch (default 8).") var batchSize: Int?
     @Option(help: "Maximum tokens per sequence.") var maxLength = 512
     @Option(help: "Pairs longer than --max-length: drop (default), truncate or error.") var overlong: OverlongPolicy = .drop
-    @Option(help: "Held-out share of the data for evaluation.") var evalFraction: Double?
+    @Option(help: "Held-out share of the data for evaluation (default 0.1).") var evalFraction: Double?
     @Option(help: "Evaluate every N steps (ppo: iterations); 0 = only before and after.") var evalEvery = 0
     @Option(help: "Checkpoint every N steps (ppo: iterations); 0 = none.") var checkpointEvery = 0
     @Option(help: "Periodic checkpoints kept.") var keepCheckpoints = 2

@@ -58,6 +58,22 @@ final class UserMistakeTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--train-layers")) }
         c = F.trainerConfig(steps: 10, method: "freeze"); c.trainLayers = 1; c.cacheFeatures = true
         XCTAssertNoThrow(try c.validate())
+        c = F.trainerConfig(steps: 10, method: "lora"); c.unfreezeEvery = 5
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("--unfreeze-every") && "\($0)".contains("lora")) }
+        c = F.trainerConfig(steps: 10, method: "full"); c.unfreezeEvery = 5
+        XCTAssertNoThrow(try c.validate())
+        c = F.trainerConfig(steps: 10, method: "dora"); c.layerLrDecay = 0.8
+        XCTAssertNoThrow(try c.validate())
+    }
+
+    func testUnknownMethodAndTableFilesAreRefusedBeforeAnyWork() throws {
+        let c = F.trainerConfig(steps: 10, method: "bogus")
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("unknown --method 'bogus'") && "\($0)".contains("lora")) }
+        let csv = try F.tempDir("mistake-csv").appendingPathComponent("data.csv")
+        try "instruction,output\nSay hi,hi\n".write(to: csv, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try RecordReader.detectFormat(of: csv)) { e in
+            XCTAssertTrue("\(e)".contains("data.csv") && "\(e)".contains("convert it to JSONL"), "\(e)")
+        }
     }
 
     func testScoreLengthPastThePositionsIsRefused() throws {

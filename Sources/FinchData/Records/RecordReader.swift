@@ -79,7 +79,15 @@ public enum RecordReader {
         return ext == "jsonl" || ext == "json" || ext == "ndjson"
     }
 
+    /// Table and archive formats that would otherwise be read as plain text, one document per file.
+    static let refusedExtensions: Set<String> = ["csv", "tsv", "parquet", "arrow", "xlsx", "xls", "gz", "zst", "zip", "bz2", "xz"]
+
     static func detectFormat(name: String, data: Data) throws -> RecordFormat {
+        let ext = (name as NSString).pathExtension.lowercased()
+        if refusedExtensions.contains(ext) {
+            throw RecordError(SourceLocation(file: name, line: 1),
+                              "a .\(ext) file is not read (records are JSONL: one JSON object per line; plain text is .txt); convert it to JSONL first")
+        }
         guard isJSONL(name) else { return .text }
         var found: RecordFormat? = nil
         var firstError: RecordError? = nil

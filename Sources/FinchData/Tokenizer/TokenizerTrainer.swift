@@ -94,6 +94,13 @@ public enum TokenizerTrainer {
         guard rc == 0, let model else {
             var message = "unknown error"
             if let err { message = String(cString: err); csp_free_buffer(err) }
+            // SentencePiece names its own flags; say it in Finch's terms.
+            if let r = message.range(of: #"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)"#, options: .regularExpression) {
+                let numbers = message[r].split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+                if numbers.count == 2 {
+                    message = "--vocab-size \(numbers[0]) is smaller than the \(numbers[1]) distinct characters the input needs (plus special pieces); use a larger --vocab-size"
+                }
+            }
             throw TokenizerError.train(message)
         }
         defer { csp_free_buffer(model) }

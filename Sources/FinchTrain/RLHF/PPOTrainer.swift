@@ -129,7 +129,10 @@ public final class PPOTrainer {
         self.rewards = rewards
         let all = try PPOPrompts.fitting(PPOPrompts.load(prompts), encoder: source.encoder, maxLength: o.maxLength, overlong: o.overlong)
         var (tr, ev) = PreferencePairs.split(all, evalFraction: o.evalFraction, seed: o.seed)
-        if ev.count > options.evalPrompts { ev = Array(ev.prefix(options.evalPrompts)) }
+        if ev.count > options.evalPrompts {   // held-out prompts beyond --eval-prompts train rather than go unused
+            tr += ev[options.evalPrompts...]
+            ev = Array(ev.prefix(options.evalPrompts))
+        }
         (train, eval) = (tr, ev)
         run = try RunFolder(url: out)
         self.progress = progress ?? Progress(total: options.iterations, every: max(1, options.iterations / 25))

@@ -57,6 +57,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// Checks ranges; errors name the option.
     public func validate() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
+        try need(PEFTMethods.all.contains(method) || method == "pretrain",
+                 "unknown --method '\(method)' (choose one of \(PEFTMethods.all.joined(separator: ", ")))")
         try need(batchSize >= 1, "--batch-size must be at least 1 (got \(batchSize))")
         try need(seqLen >= 2, "--seq-len must be at least 2 (got \(seqLen))")
         try need(gradAccum >= 1, "--grad-accum must be at least 1 (got \(gradAccum))")
@@ -74,5 +76,8 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         }
         try need(!(cacheFeatures && method != "freeze"), "--cache-features works with --method freeze only (the trunk must be frozen to cache its output); got --method \(method)")
         try need(!(trainLayers > 0 && method != "freeze"), "--train-layers works with --method freeze only; got --method \(method)")
+        // Gradual unfreezing unfreezes base blocks; a PEFT method keeps the base frozen by design.
+        try need(!(unfreezeEvery > 0 && !["full", "freeze"].contains(method)),
+                 "--unfreeze-every works with --method full or freeze (it unfreezes base blocks; --method \(method) keeps them frozen); --layer-lr-decay works with every method")
     }
 }
