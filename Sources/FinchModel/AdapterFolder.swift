@@ -82,7 +82,13 @@ public enum PEFTAdapterFolder {
     /// `base_model_name_or_path` of any adapter folder, nil when it names none.
     public static func baseModel(of folder: URL) throws -> String? {
         _ = try peftType(of: folder)
-        return try JSONNode.read(folder.appendingPathComponent(configFile))["base_model_name_or_path"]?.string
+        let configURL = folder.appendingPathComponent(configFile)
+        guard let base = try JSONNode.read(configURL)["base_model_name_or_path"]?.string else { return nil }
+        // The base is read from disk: a path that is not there (moved, deleted, or a Hub name) is named with the file it came from.
+        guard FileManager.default.fileExists(atPath: base) else {
+            throw ModelFileError("\(configURL.path): base_model_name_or_path '\(base)' does not exist; give the base model with --model BASE and this folder with --adapter \(folder.path)")
+        }
+        return base
     }
 
     /// Reads an adapter folder, checking every tensor's name and shape against adapter_config.json.

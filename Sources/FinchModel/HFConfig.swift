@@ -47,7 +47,30 @@ public enum HFConfig {
             throw ModelFileError("\(file): model_type '\(mt)' does not match architecture '\(arch)' (expects '\(expectedType)'); \(supported)")
         }
         let r = Reader(o: o, file: file)
-        return entry.flavour == .gpt2 ? try gpt2(r) : try llama(r, arch: arch, flavour: entry.flavour)
+        let c = entry.flavour == .gpt2 ? try gpt2(r) : try llama(r, arch: arch, flavour: entry.flavour)
+        try checkConsistency(c, r)
+        return c
+    }
+
+    /// Sizes and token ids that each field allows alone but not together: heads that do not divide the hidden size
+    /// (when no head_dim is given), key/value heads that do not divide the query heads, special token ids past the
+    /// vocabulary. Without these checks the weights would be split wrongly or an id read out of bounds.
+    private static func checkConsistency(_ c: DecoderConfig, _ r: Reader) throws {
+        let headsKey = c.flavour == .gpt2 ? "n_head" : "num_attention_heads"
+        let hiddenKey = c.flavour == .gpt2 ? "n_embd" : "hidden_size"
+        if (c.flavour == .gpt2 || r.o["head_dim"] == nil || r.o["head_dim"]?.isNull == true), c.flavour != .gemma3, c.flavour != .qwen3,
+           c.hiddenSize % c.numHeads != 0 {
+            throw ModelFileError("\(r.file): \(headsKey) \(c.numHeads) does not divide \(hiddenKey) \(c.hiddenSize) (and no head_dim is given)")
+        }
+        if c.numHeads % c.numKVHeads != 0 {
+            throw ModelFileError("\(r.file): num_key_value_heads \(c.numKVHeads) does not divide \(headsKey) \(c.numHeads)")
+        }
+        for (key, ids) in [("bos_token_id", try r.ids("bos_token_id")), ("eos_token_id", try r.ids("eos_token_id")),
+                           ("pad_token_id", try r.ids("pad_token_id"))] {
+            for id in ids where id >= c.vocabSize || (id < 0 && key != "pad_token_id") {
+                throw ModelFileError("\(r.file): \(key) \(id) is outside the vocabulary (vocab_size \(c.vocabSize))")
+            }
+        }
     }
 
     /// The RoPE settings of one `rope_parameters` entry (or the legacy top-level fields): theta and scaling.

@@ -83,7 +83,11 @@ extension HFModelFolder {
         }
         // finch.json: other writers' keys (e.g. a chat template recorded earlier) are kept unless replaced.
         let finchURL = url.appendingPathComponent(finchFile)
-        var finch = (try? JSONNode.read(finchURL))?.object ?? [:]
+        var finch: [String: JSONNode] = [:]
+        if FileManager.default.fileExists(atPath: finchURL.path) {   // kept keys: a damaged file is an error, not dropped
+            guard let o = try JSONNode.read(finchURL).object else { throw ModelFileError("\(finchURL.path): not a JSON object") }
+            finch = o
+        }
         let info = finchInfo ?? FinchModelInfo(flavour: config.flavour)
         for (k, v) in info.encode().object! where v != .null || finch[k] == nil { finch[k] = v }
         finch["flavour"] = .string(config.flavour.rawValue)

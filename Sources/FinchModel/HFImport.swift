@@ -81,6 +81,9 @@ extension HFModelFolder {
         if isGGUF(url) { return try GGUFModelImport.read(url) }
         let configURL = url.appendingPathComponent(configFile)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent(PEFTAdapterFolder.configFile).path) {
+                throw ModelFileError("\(url.path) is a PEFT adapter folder (\(PEFTAdapterFolder.configFile)), not a model: give its base model with --model BASE and this folder with --adapter \(url.path)")
+            }
             throw ModelFileError("\(url.path): not a model folder (no \(configFile))")
         }
         let config = try HFConfig.load(configURL)

@@ -128,7 +128,7 @@ public final class AdamWOptimizer {
         }
         let norm = Self.globalNorm(grads)
         guard norm.isFinite else {
-            throw TrainingError("optimizer: gradient norm is \(norm) at step \(stepCount + 1); the update was skipped")
+            throw TrainingError("step \(stepCount + 1): the gradient norm is \(norm.isNaN ? "NaN" : "infinite") — stopping before the update; the weights and the last checkpoint are untouched (lower --lr, or check the data)")
         }
         var coef = 1.0
         if let maxNorm = settings.maxGradNorm {

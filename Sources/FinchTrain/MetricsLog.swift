@@ -20,13 +20,18 @@ public final class MetricsLog {
     /// every record appended since.
     public private(set) var chartSeries: [String: [(x: Double, y: Double)]]
 
+    /// Records in the file (those read at open plus those appended since).
+    public private(set) var recordCount = 0
+
     /// Opens (creating if needed) the log for appending.
     public init(url: URL) throws {
         self.url = url
         let fm = FileManager.default
         try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         if fm.fileExists(atPath: url.path) {
-            chartSeries = Self.series((try? Self.read(url)) ?? [], keys: Self.chartKeys)
+            let existing = try Self.read(url)   // a torn last line is tolerated; other damage names the line
+            chartSeries = Self.series(existing, keys: Self.chartKeys)
+            recordCount = existing.count
         } else {
             fm.createFile(atPath: url.path, contents: nil)
             chartSeries = Self.series([], keys: Self.chartKeys)
@@ -48,6 +53,7 @@ public final class MetricsLog {
         var line = try JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])
         line.append(0x0A)
         try handle.write(contentsOf: line)
+        recordCount += 1
         for (k, v) in Self.series([clean], keys: Self.chartKeys) where !v.isEmpty { chartSeries[k]!.append(contentsOf: v) }
     }
 
@@ -74,6 +80,18 @@ public final class MetricsLog {
         let kept = try read(url).filter { (($0["step"] as? NSNumber)?.intValue ?? 0) <= step }
         var data = Data()
         for r in kept {
+            data.append(try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]))
+            data.append(0x0A)
+        }
+        try AtomicFile.write(data, to: url)
+    }
+
+    /// Keeps the first `count` records (and drops a torn last line), atomically: what a resume from a checkpoint
+    /// that saved `TrainingState.metricsRecords` does, so the file is exactly as it was when the checkpoint was written.
+    public static func truncate(_ url: URL, keepingFirst count: Int) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        var data = Data()
+        for r in try read(url).prefix(max(0, count)) {
             data.append(try JSONSerialization.data(withJSONObject: r, options: [.sortedKeys]))
             data.append(0x0A)
         }

@@ -55,7 +55,7 @@ public struct Recipe {
 
     /// Reads a YAML recipe: its top-level mapping with kebab-case keys, and the line of each key.
     public static func loadYAML(_ url: URL) throws -> (values: [String: Any], lines: [String: Int]) {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("cannot read recipe \(url.path)") }
+        let text = try UserTextFile.read(url, what: "recipe")
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw TrainingError("\(url.path): not valid YAML: \(error)")
@@ -79,6 +79,21 @@ public struct Recipe {
     // MARK: - Access
 
     public subscript(key: String) -> Any? { values[Self.normaliseKey(key)] }
+
+    /// `message` (an error naming options as `--key`) with the recipe file and line added for every named option
+    /// whose value came from the recipe, so that a bad value in a YAML file is found where it was written.
+    public func annotate(_ message: String) -> String {
+        var places: [String] = []
+        var rest = Substring(message)
+        while let r = rest.range(of: "--") {
+            let key = String(rest[r.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "-" })
+            rest = rest[r.upperBound...]
+            if !key.isEmpty, sources[key] == .recipe, case let place = "'\(key)' at \(origin(of: key))", !places.contains(place) {
+                places.append(place)
+            }
+        }
+        return places.isEmpty ? message : message + " (set in the recipe: " + places.joined(separator: ", ") + ")"
+    }
 
     /// Where a key's value is from, for error messages: `recipe.yaml:12`, `--flag`, or `default`.
     public func origin(of key: String) -> String {

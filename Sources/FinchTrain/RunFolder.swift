@@ -1,4 +1,5 @@
 import Foundation
+import FinchModel
 
 /// A training run's folder:
 /// ```
@@ -14,14 +15,18 @@ import Foundation
 public struct RunFolder {
     public let url: URL
 
-    /// Opens `url`, creating it and `checkpoints/` if needed, and removes temporary folders left by a
-    /// crash mid-checkpoint.
+    /// Opens `url`, creating it and `checkpoints/` if needed, and removes what a crash left half-written: temporary
+    /// folders of a checkpoint, `best/` or `final/` (`.tmp-*`, `.old-*`), temporary files of `AtomicFile` writes
+    /// (`.metrics.jsonl.tmp-PID`, `.loss.svg.tmp-PID`, …) and partial datasets of an interrupted pack (`data/.*.partial-PID`).
     public init(url: URL) throws {
         self.url = url
         let fm = FileManager.default
-        try fm.createDirectory(at: checkpointsURL, withIntermediateDirectories: true)
-        for dir in [url, checkpointsURL] {
-            for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] where name.hasPrefix(".tmp-") || name.hasPrefix(".old-") {
+        do { try fm.createDirectory(at: checkpointsURL, withIntermediateDirectories: true) } catch {
+            throw TrainingError("cannot create the run folder \(url.path): \(AtomicFile.reason(error))")
+        }
+        for dir in [url, checkpointsURL, url.appendingPathComponent("data")] {
+            for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+            where name.hasPrefix(".tmp-") || name.hasPrefix(".old-") || (name.hasPrefix(".") && (name.contains(".tmp-") || name.contains(".partial-"))) {
                 try? fm.removeItem(at: dir.appendingPathComponent(name))
             }
         }
@@ -49,9 +54,19 @@ public struct RunFolder {
         let final = checkpointURL(step: step)
         try Self.writeAtomically(to: final, write)
         if keepLast > 0 {
-            for old in checkpoints().dropLast(keepLast) { try? FileManager.default.removeItem(at: old.url) }
+            for old in checkpoints().dropLast(keepLast) { Self.removeAtomically(old.url) }
         }
         return final
+    }
+
+    /// Removes a folder so that it is complete or absent at every moment: it is renamed to a hidden `.old-*`
+    /// sibling first (which `init` clears if a crash interrupts the deletion), so a kill mid-delete never leaves a
+    /// `step-N/` with some of its files.
+    static func removeAtomically(_ folder: URL) {
+        let fm = FileManager.default
+        let aside = folder.deletingLastPathComponent()
+            .appendingPathComponent(".old-\(folder.lastPathComponent)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        if rename(folder.path, aside.path) == 0 { try? fm.removeItem(at: aside) } else { try? fm.removeItem(at: folder) }
     }
 
     /// Writes `best/` the same atomic way (the previous best is replaced only once the new one is complete).

@@ -27,6 +27,9 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var patienceCounter: Int
     /// Method-specific extras (e.g. the PPO KL controller, the unfrozen-block count).
     public var extras: [String: JSONBlob]
+    /// Records in metrics.jsonl when this state was saved: a resume keeps exactly these (records logged at the
+    /// checkpoint's step but after it, e.g. a final evaluation, are dropped and redone). nil in older checkpoints.
+    public var metricsRecords: Int?
 
     public init(seed: UInt64) {
         step = 0; epoch = 0; microBatches = 0; tokensSeen = 0
@@ -35,6 +38,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
         bestEvalLoss = nil; bestStep = nil
         patienceCounter = 0
         extras = [:]
+        metricsRecords = nil
     }
 
     /// Records an evaluation; returns true when `loss` is a new best (and resets patience), else

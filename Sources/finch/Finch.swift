@@ -19,6 +19,9 @@ struct Finch: ParsableCommand {
         // A file-size limit (`ulimit -f`) must make a write fail with an error naming the file (EFBIG), not kill the
         // process mid-write with SIGXFSZ and leave half a checkpoint behind.
         signal(SIGXFSZ, SIG_IGN)
+        // Line-buffered stdout even into a file or pipe: header lines (stdout) and progress lines (stderr) of a
+        // redirected run (`> log 2>&1`) then keep the order they happened in.
+        setvbuf(stdout, nil, _IOLBF, 0)
         var parsed: ParsableCommand? = nil
         do {
             var command = try parseAsRoot()

@@ -46,7 +46,7 @@ struct PretrainCommand: ParsableCommand {
         do {
             _ = try PretrainJob.run(job, config: config, recipe: recipe)
         } catch let e as TrainingError {
-            throw ValidationError(e.description)
+            throw ValidationError(recipe.annotate(e.description))
         }
     }
 }

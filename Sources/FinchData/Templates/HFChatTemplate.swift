@@ -95,14 +95,16 @@ public struct HFChatTemplate: Sendable {
             default: return nil
             }
         }
-        var source: String? = nil
+        var source: String? = nil, sourceFile = configURL
         let jinjaURL = folder.appendingPathComponent("chat_template.jinja")
         let jsonURL = folder.appendingPathComponent("chat_template.json")
         if fm.fileExists(atPath: jinjaURL.path) {
             source = try String(contentsOf: jinjaURL, encoding: .utf8)
+            sourceFile = jinjaURL
         } else if fm.fileExists(atPath: jsonURL.path),
                   case .dict(let d) = try JinjaValue.parseJSON(try String(contentsOf: jsonURL, encoding: .utf8)) {
             source = templateFrom(d["chat_template"])
+            if source != nil { sourceFile = jsonURL }
         }
         if source == nil { source = templateFrom(config["chat_template"]) }
         guard let src = source else { return nil }
@@ -117,7 +119,7 @@ public struct HFChatTemplate: Sendable {
         for key in ["unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] {
             if let t = token(key) { extra[key] = t }
         }
-        return try HFChatTemplate(source: src, name: folder.lastPathComponent + "/chat_template", bosToken: token("bos_token"),
+        return try HFChatTemplate(source: src, name: sourceFile.lastPathComponent == "chat_template.jinja" ? sourceFile.path : sourceFile.path + ": chat_template", bosToken: token("bos_token"),
                                   eosToken: token("eos_token"), extraSpecialTokens: extra)
     }
 }

@@ -81,8 +81,7 @@ extension ChatTemplate {
         // too would shadow it for readers that look at chat_template.json first.
         if jinja == nil { try jsonData().write(to: folder.appendingPathComponent("chat_template.json"), options: .atomic) }
         let finch = folder.appendingPathComponent("finch.json")
-        var object: [String: Any] = [:]
-        if let d = try? Data(contentsOf: finch), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] { object = o }
+        var object = try Self.jsonObjectIfPresent(finch) ?? [:]   // a damaged finch.json is an error, not replaced
         object["chat_template"] = name
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]).write(to: finch, options: .atomic)
     }

@@ -80,7 +80,7 @@ public enum ClassifyJob {
             let lr = session.currentLR
             try session.step(gradients: clf.gradients)
             first = first ?? loss; lastLoss = loss
-            progress.update(step: session.state.step, loss: loss, lr: lr)
+            progress.update(step: session.state.step, loss: loss, lr: lr, tokens: rows.reduce(0) { $0 + $1.ids.count })
             try session.log(["loss": loss, "lr": lr])
         }
         progress.finish()

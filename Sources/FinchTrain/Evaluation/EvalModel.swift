@@ -50,7 +50,7 @@ public final class EvalModel {
             try PEFTLoader.load(folder: adapterURL, decoder: decoder).attach(to: decoder)
         }
         self.name = name ?? EvalModel.defaultName(adapterURL ?? modelURL)
-        let info = EvalModel.runInfo(near: adapterURL ?? modelURL)
+        let info = try EvalModel.runInfo(near: adapterURL ?? modelURL)
         trainableParameters = info.trainable
         trainingSeconds = info.seconds
     }
@@ -62,12 +62,17 @@ public final class EvalModel {
     }
 
     /// Reads trainable parameters and training time from the run folder above a `final`/`best` folder.
-    static func runInfo(near url: URL) -> (trainable: Int?, seconds: Double?) {
+    static func runInfo(near url: URL) throws -> (trainable: Int?, seconds: Double?) {
         var trainable: Int?, seconds: Double?
         for dir in [url, url.deletingLastPathComponent(), url.deletingLastPathComponent().deletingLastPathComponent()] {
             for file in ["summary.json", "timing.json"] {
-                guard let data = try? Data(contentsOf: dir.appendingPathComponent(file)),
-                      let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { continue }
+                let fileURL = dir.appendingPathComponent(file)
+                guard FileManager.default.fileExists(atPath: fileURL.path) else { continue }   // optional; damaged is an error
+                let data: Data
+                do { data = try Data(contentsOf: fileURL) } catch { throw TrainingError("cannot read \(fileURL.path): \(error.localizedDescription)") }
+                guard let o = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+                    throw TrainingError("\(fileURL.path): not a JSON object")
+                }
                 trainable = trainable ?? (o["trainableParameters"] as? Int) ?? (o["trainable_parameters"] as? Int)
                 seconds = seconds ?? (o["training_seconds"] as? Double) ?? (o["trainingSeconds"] as? Double)
             }

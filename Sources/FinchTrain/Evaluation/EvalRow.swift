@@ -30,18 +30,18 @@ public struct EvalRow: Equatable, Sendable {
 
     /// Reads a JSONL evaluation file (blank lines skipped). Errors name file:line.
     public static func read(_ url: URL, limit: Int? = nil) throws -> [EvalRow] {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw TrainingError("\(url.path): cannot read the evaluation file")
-        }
+        let text = try UserTextFile.read(url, what: "the evaluation file")
         var rows: [EvalRow] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if let limit, rows.count >= limit { break }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             let loc = "\(url.lastPathComponent):\(i + 1)"
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
-                throw TrainingError("\(loc): not a JSON object")
+            let parsed: Any
+            do { parsed = try JSONSerialization.jsonObject(with: Data(trimmed.utf8), options: [.fragmentsAllowed]) } catch {
+                throw TrainingError("\(loc): malformed JSON")
             }
+            guard let o = parsed as? [String: Any] else { throw TrainingError("\(loc): expected a JSON object") }
             rows.append(try parse(o, location: loc))
         }
         return rows

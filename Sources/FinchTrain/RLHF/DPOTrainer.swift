@@ -156,7 +156,7 @@ public final class DPOTrainer {
             try session.log(["loss": r.loss, "reward_accuracy": r.rewardAccuracy, "margin": r.marginsMean,
                              "rewards_chosen": r.rewardsChosenMean, "rewards_rejected": r.rewardsRejectedMean,
                              "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
-            progress.update(step: session.state.step, loss: r.loss, lr: session.currentLR,
+            progress.update(step: session.state.step, loss: r.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: 2 * part.count * x.T,
                             extra: [("acc", String(format: "%.2f", r.rewardAccuracy)), ("margin", String(format: "%.3f", r.marginsMean))])
             if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate() {
                 try session.log(["eval_loss": e.loss, "eval_accuracy": e.rewardAccuracy, "eval_margin": e.meanMargin], forceCurve: true)

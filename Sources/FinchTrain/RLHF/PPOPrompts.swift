@@ -37,16 +37,18 @@ public enum PPOPrompts {
     }
 
     public static func load(_ url: URL, limit: Int? = nil) throws -> [PPOPrompt] {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("cannot read prompts file \(url.path)") }
+        let text = try UserTextFile.read(url, what: "prompts file")
         var out: [PPOPrompt] = []
         for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if let l = limit, out.count >= l { break }
             let s = line.trimmingCharacters(in: .whitespaces)
             if s.isEmpty { continue }
             let loc = "\(url.path):\(i + 1)"
-            guard let o = try? JSONSerialization.jsonObject(with: Data(s.utf8)) as? [String: Any] else {
-                throw TrainingError("\(loc): not a JSON object")
+            let parsed: Any
+            do { parsed = try JSONSerialization.jsonObject(with: Data(s.utf8), options: [.fragmentsAllowed]) } catch {
+                throw TrainingError("\(loc): malformed JSON")
             }
+            guard let o = parsed as? [String: Any] else { throw TrainingError("\(loc): expected a JSON object") }
             var extra = o
             extra["prompt"] = nil
             if let p = o["prompt"] as? String {
@@ -59,6 +61,8 @@ public enum PPOPrompts {
                     return Message(r, c)
                 }
                 out.append(PPOPrompt(text: msgs.last?.content ?? "", messages: msgs, extra: extra, location: loc))
+            } else if let v = o["prompt"], !(v is NSNull) {
+                throw TrainingError("\(loc): field 'prompt' must be a string or a message list, found \(v is NSNumber ? "a number" : v is [Any] ? "a list" : v is [String: Any] ? "an object" : "\(type(of: v))")")
             } else {
                 throw TrainingError("\(loc): field 'prompt' (a string or a message list) is missing")
             }

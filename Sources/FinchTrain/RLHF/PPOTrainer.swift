@@ -291,11 +291,13 @@ public final class PPOTrainer {
             try iterate(iteration: iteration, session: session, kl: &kl)
             session.state.extras["kl_controller"] = try JSONBlob(encoding: kl)
             let done = session.state.step / perIter
-            if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
+            // Evaluate before the checkpoint, so the checkpoint holds the evaluation (best, patience, metrics) and a
+            // run killed between the two redoes both.
             if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
                 try session.log(["eval_reward": e, "iteration": done], forceCurve: true)
                 try session.evaluated(loss: -e, saveBest: true)
             }
+            if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
         }
         progress.finish()
         let after = try evaluate()
@@ -441,7 +443,7 @@ public final class PPOTrainer {
         record["iteration"] = iteration + 1; record["reward"] = meanRaw; record["kl_coef"] = klCoef
         record["lr"] = session.schedule.lr(at: session.state.step - 1); record["prompts_drawn"] = drawn
         try session.log(record)
-        progress.update(step: iteration + 1, loss: stats["loss"] ?? 0, lr: session.currentLR,
+        progress.update(step: iteration + 1, loss: stats["loss"] ?? 0, lr: session.schedule.lr(at: session.state.step - 1),
                         tokens: generated.reduce(0) { $0 + $1.count },
                         extra: progressFields(meanReward: meanRaw, stats))
     }

@@ -164,6 +164,7 @@ enum RLHFSetup {
         guard resume else { return }
         guard let last = s.run.latestCheckpoint() else {
             s.progress.message("no checkpoint in \(s.run.checkpointsURL.path): starting from step 0")
+            try s.startFresh()
             return
         }
         try s.resume(from: last.url)

@@ -53,12 +53,31 @@ public final class RewardCommand {
 
     deinit { close() }
 
-    /// Stops the program (closes its stdin, then terminates it if it is still running).
+    /// Stops the program (closes its stdin, then terminates it and the processes it started if it is still running:
+    /// `/bin/sh -c 'sleep 1000'` must not leave the sleep behind).
     public func close() {
         try? stdin.fileHandleForWriting.close()
         if process.isRunning {
+            for child in Self.descendants(of: process.processIdentifier) { kill(child, SIGTERM) }
             process.terminate()
         }
+    }
+
+    /// Every process below `pid` (Linux /proc; empty elsewhere).
+    static func descendants(of pid: Int32) -> [Int32] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }   // best effort
+        var parent: [Int32: Int32] = [:]
+        for n in names {
+            guard let p = Int32(n), let stat = try? String(contentsOfFile: "/proc/\(n)/stat", encoding: .utf8),
+                  let end = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: end)...].split(separator: " ")   // state ppid …
+            if fields.count > 1, let pp = Int32(fields[1]) { parent[p] = pp }
+        }
+        var out: [Int32] = [], frontier = [pid]
+        while let cur = frontier.popLast() {
+            for (p, pp) in parent where pp == cur { out.append(p); frontier.append(p) }
+        }
+        return out
     }
 
     private func failure(_ what: String) -> TrainingError {
@@ -79,7 +98,10 @@ public final class RewardCommand {
             }
             payload.append(d); payload.append(0x0A)
         }
-        guard process.isRunning else { throw failure("the program is not running") }
+        try checkNoExtraLines()
+        guard process.isRunning else {
+            throw failure("the program stopped after answering \(linesSent) input line(s); it must keep reading its stdin and answer every line")
+        }
         do { try stdin.fileHandleForWriting.write(contentsOf: payload) } catch {
             throw failure("writing to its stdin failed (\(error.localizedDescription))")
         }
@@ -113,6 +135,17 @@ public final class RewardCommand {
             out.append(v)
         }
         linesSent += rows.count
+        try checkNoExtraLines()
         return out
+    }
+
+    /// Output lines beyond one per input line would be taken as the answers to later rows: an error instead.
+    private func checkNoExtraLines() throws {
+        lock.lock()
+        let extra = outBuffer.split(separator: 0x0A).count
+        lock.unlock()
+        guard extra > 0 else { return }
+        close()
+        throw failure("it printed \(extra) more output line(s) than the \(linesSent) input lines it was given (wrong count: one number per input line is expected)")
     }
 }

@@ -131,7 +131,7 @@ public final class RewardTrainer {
             session.state.tokensSeen += ids.count
             try session.log(["loss": loss.loss, "accuracy": loss.accuracy, "margin": loss.meanMargin,
                              "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
-            progress.update(step: session.state.step, loss: loss.loss, lr: session.currentLR, tokens: ids.count,
+            progress.update(step: session.state.step, loss: loss.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: ids.count,
                             extra: [("acc", String(format: "%.2f", loss.accuracy))])
             if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate(eval) {
                 try session.log(["eval_loss": e.loss, "eval_accuracy": e.accuracy, "eval_margin": e.meanMargin], forceCurve: true)
@@ -140,6 +140,9 @@ public final class RewardTrainer {
             if session.shouldCheckpoint { try session.checkpoint() }
         }
         progress.finish()
+        // The last checkpoint before the final stage (as sft does), so a run killed in that stage resumes from it and
+        // redoes the stage: the evaluation after and final/.
+        if session.checkpointEvery > 0, session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
         let after = evaluate(eval)
         if let a = after {
             try session.log(["eval_loss": a.loss, "eval_accuracy": a.accuracy, "eval_margin": a.meanMargin], forceCurve: true)
@@ -149,7 +152,6 @@ public final class RewardTrainer {
         try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) {
             try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name)
         }
-        if session.checkpointEvery > 0, session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
         return (before, after)
     }
 }

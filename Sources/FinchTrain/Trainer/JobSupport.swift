@@ -20,7 +20,7 @@ public enum JobSupport {
         for u in inputs where !FileManager.default.fileExists(atPath: u.path) {
             throw TrainingError("\(u.path): no such file or dataset folder")
         }
-        if isDataset(folder), let m = try? DatasetManifest.read(folder), m.tokenizer.sha256 == tokenizer.fingerprint {
+        if isDataset(folder), try DatasetManifest.read(folder).tokenizer.sha256 == tokenizer.fingerprint {
             log("reusing packed data in \(folder.path)")
             return folder
         }

@@ -85,7 +85,10 @@ public enum PretrainJob {
         log(JobSupport.parameterLine(model, method: "pretrain (\(job.modelConfig ?? job.preset ?? "tiny"), \(modelConfig.flavour.rawValue))"))
         log("data: \(train.count) training sequences of ≤\(config.seqLen) tokens, \(eval?.count ?? 0) held-out; \(trainer.totalSteps) steps")
         if job.resume {
-            if try trainer.resumeLatest() { log("resumed at step \(trainer.session.state.step)") } else { log("no checkpoint to resume; starting at step 0") }
+            if try trainer.resumeLatest() { log("resumed at step \(trainer.session.state.step)") } else {
+                log("no checkpoint to resume; starting at step 0")
+                try trainer.session.startFresh()
+            }
         }
         let summary = try trainer.fit()
         let finalURL = runURL.appendingPathComponent("final")

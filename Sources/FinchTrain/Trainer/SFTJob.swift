@@ -117,13 +117,19 @@ public enum SFTJob {
         }
         var before: EvalResult? = nil
         if job.resume, let latest = run.latestCheckpoint() {
-            if let saved = try? Data(contentsOf: runURL.appendingPathComponent("base_before.json")) {
-                before = try? JSONDecoder().decode(EvalResult.self, from: saved)
+            let savedURL = runURL.appendingPathComponent("base_before.json")
+            if FileManager.default.fileExists(atPath: savedURL.path) {
+                do { before = try JSONDecoder().decode(EvalResult.self, from: Data(contentsOf: savedURL)) } catch {
+                    throw TrainingError("\(savedURL.path): damaged (\(error)); delete it to evaluate the base again")
+                }
             }
             try trainer.resume(from: latest.url)
             log("resumed from \(latest.url.path) (step \(latest.step))")
         } else {
-            if job.resume { log("no checkpoint in \(run.checkpointsURL.path); starting from step 0") }
+            if job.resume {
+                log("no checkpoint in \(run.checkpointsURL.path); starting from step 0")
+                try trainer.session.startFresh()
+            }
             // "Before" is the base model itself: a PEFT method is switched off (a random prefix is not the base).
             module?.enabled = false
             before = try baseEval()

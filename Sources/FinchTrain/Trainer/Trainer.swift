@@ -135,12 +135,24 @@ public final class Trainer {
         examples.reserveCapacity(config.batchSize)
         for _ in 0..<config.batchSize {
             if let r = replayData, config.replayRatio > 0, session.state.rng.uniformDouble() < config.replayRatio {
-                examples.append(try r.next())
+                examples.append(try Self.checkedIDs(try r.next(), reader: r, vocabSize: model.decoder.config.vocabSize))
             } else {
-                examples.append(try trainData.next())
+                examples.append(try Self.checkedIDs(try trainData.next(), reader: trainData, vocabSize: model.decoder.config.vocabSize))
             }
         }
         return Batch(examples, length: config.seqLen, padID: trainData.padID)
+    }
+
+    /// `example` unless a token id is outside the model's vocabulary (a tokenizer with more pieces than the model's
+    /// embedding, or a dataset packed for another model): then an error naming the record, its file and line.
+    static func checkedIDs(_ example: Example, reader: DatasetReader, vocabSize: Int) throws -> Example {
+        guard let i = example.ids.firstIndex(where: { $0 < 0 || Int($0) >= vocabSize }) else { return example }
+        var start = 0
+        var doc = example.documents.first
+        for d in example.documents { if i < start + d.length { doc = d; break }; start += d.length }
+        let sources = reader.manifest.sources
+        let place = doc.map { d in "record \(d.record) (\(d.source < sources.count ? sources[d.source].path : "?"):\(d.line))" } ?? "an entry"
+        throw TrainingError("token id \(example.ids[i]) ≥ vocabulary \(vocabSize) in \(place) of \(reader.folder.path): the data was tokenized with a tokenizer that has more pieces than the model's embedding")
     }
 
     /// Forward + backward of the micro-batches of one optimizer step into the model's gradients, each
@@ -208,7 +220,9 @@ public final class Trainer {
         let counts = model.parameterCounts
         var endReason = "completed"
         var lastEval: EvalResult? = nil
-        var evalAtStep = -1
+        // The step of the last evaluation, kept in the checkpoint: a run resumed from its final checkpoint (killed in
+        // the final stage) evaluates again only if that checkpoint's step was not evaluated in the loop.
+        var evalAtStep = try session.state.extras["eval_step"]?.decode(Int.self) ?? -1
         let startLoss = stepLosses.count
         while session.state.step < totalSteps {
             let r = try trainStep()
@@ -220,6 +234,7 @@ public final class Trainer {
             try session.log(rec)
             if let every = evalInterval, step % every == 0 || step == totalSteps, let e = try evaluate() {
                 lastEval = e; evalAtStep = step
+                session.state.extras["eval_step"] = .int(Int64(step))
                 try session.log(e.record())
                 let improved = try session.evaluated(loss: e.loss, saveBest: config.saveBest)
                 p.message(String(format: "step %d: eval loss %.4f · ppl %.2f", step, e.loss, e.perplexity)

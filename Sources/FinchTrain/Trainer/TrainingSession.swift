@@ -87,6 +87,7 @@ public final class TrainingSession {
 
     /// Fills a checkpoint folder: trainable tensors, optimizer state, trainer state.
     public func writeCheckpoint(into folder: URL) throws {
+        state.metricsRecords = metrics.recordCount
         try Checkpoint.write(to: folder, parameters: parameters(), optimizer: optimizer, state: state)
     }
 
@@ -94,7 +95,18 @@ public final class TrainingSession {
     /// Call after making every tensor the checkpoint holds trainable (see `Checkpoint.state(at:)`).
     public func resume(from folder: URL) throws {
         state = try Checkpoint.restore(from: folder, into: parameters(), optimizer: optimizer)
-        try MetricsLog.truncate(metrics.url, afterStep: state.step)
+        if let n = state.metricsRecords {
+            try MetricsLog.truncate(metrics.url, keepingFirst: n)
+        } else {
+            try MetricsLog.truncate(metrics.url, afterStep: state.step)
+        }
         metrics = try MetricsLog(url: run.metricsURL)   // truncate replaced the file: reopen it
+    }
+
+    /// `--resume` with no checkpoint in the run folder (killed before the first one): the run starts from step 0,
+    /// so whatever the interrupted run logged is dropped (else its records would repeat).
+    public func startFresh() throws {
+        try MetricsLog.truncate(metrics.url, keepingFirst: 0)
+        metrics = try MetricsLog(url: run.metricsURL)
     }
 }

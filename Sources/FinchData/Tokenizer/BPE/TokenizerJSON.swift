@@ -10,7 +10,17 @@ extension BPETokenizer {
         }
         var config: [String: Any]? = nil
         let configURL = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        if let d = try? Data(contentsOf: configURL) { config = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] }
+        // Optional; but one that is there and damaged is an error, never silently ignored (it sets bos/eos and add_bos_token).
+        if FileManager.default.fileExists(atPath: configURL.path) {
+            let d: Data
+            do { d = try Data(contentsOf: configURL) } catch {
+                throw BPETokenizerError.invalid(path: configURL.path, key: "(file)", message: error.localizedDescription)
+            }
+            guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+                throw BPETokenizerError.invalid(path: configURL.path, key: "(root)", message: "not a JSON object")
+            }
+            config = o
+        }
         try self.init(json: data, config: config, source: url.path)
     }
 
