@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "finch", targets: ["finch"]),
         .library(name: "FinchKernels", targets: ["FinchKernels"]),
+        .library(name: "FinchGGUF", targets: ["FinchGGUF"]),
         .library(name: "FinchModel", targets: ["FinchModel"]),
         .library(name: "FinchData", targets: ["FinchData"]),
         .library(name: "FinchTrain", targets: ["FinchTrain"]),

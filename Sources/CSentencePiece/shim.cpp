@@ -352,9 +352,13 @@ int csp_piece_to_id(const csp_processor *p, const char *piece, size_t length) {
     return p->sp.PieceToId(absl::string_view(piece, length));
 }
 
-float csp_score(const csp_processor *p, int id) { return p->sp.GetScore(id); }
+float csp_score(const csp_processor *p, int id) {
+    if (id < 0 || id >= p->sp.GetPieceSize()) return 0.0f;   // protobuf CHECK-fails (aborts) out of range
+    return p->sp.GetScore(id);
+}
 
 int csp_piece_type(const csp_processor *p, int id) {
+    if (id < 0 || id >= p->sp.GetPieceSize()) return CSP_UNUSED;   // out of range: not a piece (tools/fuzz)
     if (p->sp.IsUnknown(id)) return CSP_UNKNOWN;
     if (p->sp.IsControl(id)) return CSP_CONTROL;
     if (p->sp.IsByte(id)) return CSP_BYTE;

@@ -67,6 +67,11 @@ enum GGUFArchitecture {
         let flavour = self.flavour(arch)
         var slidingWindow: Int? = nil, layerTypes: [String]? = nil, localTheta: Float? = nil, queryScalar: Float? = nil
         let layers = try int("block_count")
+        // Every layer has its own tensors (blk.N.*): a count the file cannot hold is refused before anything is
+        // sized by it (tools/fuzz: a block_count of 2^31-1 made the per-layer lists exhaust memory).
+        guard layers <= file.tensors.count else {
+            throw ModelFileError("\(path): \(arch).block_count = \(layers), but the file holds only \(file.tensors.count) tensors")
+        }
         if flavour == .gemma3 {
             // llama.cpp fixes what Gemma 3's GGUF does not store: every 6th layer is global (unless a pattern key is
             // given), sliding layers use RoPE base 10000 (unless freq_base_swa is given), and the query scale is

@@ -191,9 +191,16 @@ public final class DatasetReader {
     private func decode(shard s: Int, index e: Int, codec: ZstdCodec) throws -> Example {
         let file = folder.appendingPathComponent(manifest.shards[s].file).path
         let idx = indexes[s]
+        // Offsets come from the index file: compared as UInt64, so a huge one cannot overflow or wrap.
+        guard idx.offsets[e] <= UInt64(shardData.count), UInt64(idx.sizes[e]) <= UInt64(shardData.count) - idx.offsets[e] else {
+            throw ShardError.corrupt(file: file, message: "entry \(e) (\(idx.sizes[e]) bytes at offset \(idx.offsets[e])) lies beyond the end of the file (\(shardData.count) bytes; truncated?)")
+        }
         let start = Int(idx.offsets[e]), size = Int(idx.sizes[e])
-        guard start + size <= shardData.count else { throw ShardError.corrupt(file: file, message: "entry \(e) lies beyond the end of the file (truncated?)") }
-        let raw = try shardData.withUnsafeBytes { try codec.decompress(UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)]), file: file) }
+        // An entry of n tokens takes 20 + 16·documents + 8·spans + idBytes·n bytes: a frame that claims far more is corrupt.
+        let maxSize = 64 + 32 * (Int(idx.tokens[e]) + 4)
+        let raw = try shardData.withUnsafeBytes {
+            try codec.decompress(UnsafeRawBufferPointer(rebasing: $0[start..<(start + size)]), file: "\(file) (entry \(e) at offset \(start))", maxSize: maxSize)
+        }
         let ex = try ExampleCodec.decode(raw, file: file)
         guard ex.ids.count == Int(idx.tokens[e]) else { throw ShardError.corrupt(file: file, message: "entry \(e) has \(ex.ids.count) tokens, index says \(idx.tokens[e])") }
         return ex

@@ -31,11 +31,14 @@ public final class ZstdCodec {
         return out
     }
 
-    /// Decodes one frame (the content size is read from the frame header).
-    public func decompress(_ frame: UnsafeRawBufferPointer, file: String) throws -> [UInt8] {
+    /// Decodes one frame (the content size is read from the frame header, and must not exceed `maxSize`).
+    public func decompress(_ frame: UnsafeRawBufferPointer, file: String, maxSize: Int = 1 << 34) throws -> [UInt8] {
         let size = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
-        if size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1 << 34) {
+        if size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN {
             throw ShardError.zstd(file: file, message: "not a zstd frame with a known size")
+        }
+        if size > UInt64(max(0, maxSize)) {   // checked before allocating: a 14-byte frame can claim gigabytes
+            throw ShardError.zstd(file: file, message: "frame claims \(size) bytes, more than the \(maxSize) its entry can take")
         }
         // Uninitialised: the frame fills every byte, or we throw.
         return try [UInt8](unsafeUninitializedCapacity: Int(size)) { dst, count in

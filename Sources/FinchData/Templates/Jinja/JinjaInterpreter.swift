@@ -78,6 +78,30 @@ final class JinjaRenderer {
     let now: Date
     var out = ""
     var captureDepth = 0
+    // Limits against hostile templates (tools/fuzz: each was a crash or hang); real chat templates stay far below them.
+    /// Nesting of expression evaluations and macro calls (a recursive macro would otherwise overflow the stack).
+    static let maxDepth = 400
+    /// Loop iterations per render (nested `range(100000)` loops would otherwise run for hours).
+    static let maxIterations = 100_000
+    /// UTF-8 bytes of any string, items of any list, that a template builds, and of the output.
+    static let maxLength = 16 << 20
+    var depth = 0
+    var iterations = 0
+
+    /// Throws when a string or list of `n` bytes/items would pass ``maxLength``.
+    func checkLength(_ n: Int, _ line: Int) throws {
+        if n > Self.maxLength {
+            throw err(.security, "the template builds a string or list of \(n) bytes or items, over the limit of \(Self.maxLength)", line)
+        }
+    }
+
+    /// Counts one nesting level (an expression or a macro call); pair with `depth -= 1`.
+    func enter(_ line: Int) throws {
+        depth += 1
+        if depth > Self.maxDepth {
+            throw err(.security, "expressions or macro calls nest more than \(Self.maxDepth) levels deep (runaway recursion?)", line)
+        }
+    }
     var spans: [Range<Int>] = []
     var globalsScope: JinjaScope!
     lazy var globals: [String: JinjaValue] = makeGlobals()
@@ -111,7 +135,10 @@ final class JinjaRenderer {
     // MARK: statements
 
     func exec(_ stmts: [JStmt], _ scope: JinjaScope) throws {
-        for s in stmts { try exec(s, scope) }
+        for s in stmts {
+            try exec(s, scope)
+            try checkLength(out.utf8.count, 0)
+        }
     }
 
     func exec(_ stmt: JStmt, _ scope: JinjaScope) throws {
@@ -140,6 +167,10 @@ final class JinjaRenderer {
             if items.isEmpty { try exec(elseBody, scope); return }
             let n = items.count
             for (idx, item) in items.enumerated() {
+                iterations += 1
+                if iterations > Self.maxIterations {
+                    throw err(.security, "loops ran more than \(Self.maxIterations) iterations in one render (a runaway template?)", line)
+                }
                 let s = JinjaScope(parent: scope)
                 try assign(target, item, s, line: line)
                 var loop = JinjaDict()
@@ -224,6 +255,9 @@ final class JinjaRenderer {
             if attr.hasPrefix("_") {
                 throw err(.security, "Chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(attr)'. Please rename the attribute.", line)
             }
+            if JinjaRenderer.reaches(value, obj) {
+                throw err(.security, "cannot store namespace '\(ns)' inside itself (attribute '\(attr)')", line)
+            }
             obj.attributes[attr] = value
         case .tuple(let targets):
             let items = try iterate(value, line: line)
@@ -236,8 +270,28 @@ final class JinjaRenderer {
         }
     }
 
+    /// Whether `value` holds `target` (directly or through other namespaces): storing it would make a cycle,
+    /// which printing or comparing would follow forever.
+    static func reaches(_ value: JinjaValue, _ target: JinjaNamespace) -> Bool {
+        var seen = Set<ObjectIdentifier>()
+        func walk(_ v: JinjaValue) -> Bool {
+            switch v {
+            case .array(let a), .tuple(let a), .generator(let a): return a.contains(where: walk)
+            case .dict(let d): return d.storage.values.contains(where: walk)
+            case .namespace(let n):
+                if n === target { return true }
+                guard seen.insert(ObjectIdentifier(n)).inserted else { return false }
+                return n.attributes.storage.values.contains(where: walk)
+            default: return false
+            }
+        }
+        return walk(value)
+    }
+
     func makeMacro(_ n: String, _ params: [(String, JExpr?)], _ body: [JStmt], _ scope: JinjaScope, line: Int) -> JinjaCallable {
         JinjaCallable(name: n) { [unowned self, weak scope] args, callLine in
+            try self.enter(callLine)
+            defer { self.depth -= 1 }
             let s = JinjaScope(parent: scope ?? self.globalsScope)
             var kwargs = JinjaDict()
             for (k, v) in args.keywords { kwargs[k] = v }
@@ -267,6 +321,8 @@ final class JinjaRenderer {
 
     func eval(_ e: JExpr, _ scope: JinjaScope) throws -> JinjaValue {
         do {
+            try enter(e.line)
+            defer { depth -= 1 }
             return try evalInner(e, scope)
         } catch var je as JinjaError {
             if je.line == 0 { je.line = e.line }
@@ -349,7 +405,10 @@ final class JinjaRenderer {
             return try binary(op, try eval(a, scope), try eval(b, scope), line: e.line)
         case .concat(let parts):
             var s = ""
-            for p in parts { s += try eval(p, scope).pyStr }
+            for p in parts {
+                s += try eval(p, scope).pyStr
+                try checkLength(s.utf8.count, e.line)
+            }
             return .string(s)
         case .compare(let first, let ops):
             var left = try eval(first, scope)
@@ -526,19 +585,28 @@ final class JinjaRenderer {
         switch op {
         case "+":
             switch (a, b) {
-            case (.string(let x), .string(let y)): return .string(x + y)
-            case (.array(let x), .array(let y)): return .array(x + y)
-            case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
+            case (.string(let x), .string(let y)): try checkLength(x.utf8.count + y.utf8.count, line); return .string(x + y)
+            case (.array(let x), .array(let y)): try checkLength(x.count + y.count, line); return .array(x + y)
+            case (.tuple(let x), .tuple(let y)): try checkLength(x.count + y.count, line); return .tuple(x + y)
             case (.string, _), (.array, _), (.tuple, _):
                 throw err(.type, "can only concatenate \(a.pyType) (not \"\(b.pyType)\") to \(a.pyType)", line)
             default: break
             }
         case "*":
+            // Repetition: the result's size first (`'ab' * 10**12` must not try to allocate it).
+            func repeated(_ n: Int, _ by: JinjaValue) throws {
+                let (total, o) = n.multipliedReportingOverflow(by: max(0, by.asIndex ?? 0))
+                try checkLength(o ? Int.max : total, line)
+            }
             switch (a, b) {
-            case (.string(let s), _) where b.isIntLike: return .string(String(repeating: s, count: max(0, b.asIndex!)))
-            case (_, .string(let s)) where a.isIntLike: return .string(String(repeating: s, count: max(0, a.asIndex!)))
-            case (.array(let x), _) where b.isIntLike: return .array(Array(repeating: x, count: max(0, b.asIndex!)).flatMap { $0 })
-            case (.tuple(let x), _) where b.isIntLike: return .tuple(Array(repeating: x, count: max(0, b.asIndex!)).flatMap { $0 })
+            case (.string(let s), _) where b.isIntLike:
+                try repeated(s.utf8.count, b); return .string(String(repeating: s, count: max(0, b.asIndex!)))
+            case (_, .string(let s)) where a.isIntLike:
+                try repeated(s.utf8.count, a); return .string(String(repeating: s, count: max(0, a.asIndex!)))
+            case (.array(let x), _) where b.isIntLike:
+                try repeated(x.count, b); return .array(Array(repeating: x, count: max(0, b.asIndex!)).flatMap { $0 })
+            case (.tuple(let x), _) where b.isIntLike:
+                try repeated(x.count, b); return .tuple(Array(repeating: x, count: max(0, b.asIndex!)).flatMap { $0 })
             default: break
             }
         case "%":
