@@ -60,7 +60,10 @@ public final class ThreadPool: @unchecked Sendable {
 
         withoutActuallyEscaping(body) { body in
             job = body; jobN = n; jobParts = parts
-            pending.store(parts - 1, ordering: .sequentiallyConsistent)
+            // Every started worker acknowledges every job, also those with no chunk of it (index ≥ parts): until
+            // all have read jobN/jobParts the next call must not overwrite them (ThreadSanitizer found that race
+            // when the thread count exceeds a job's parts).
+            pending.store(workerCount, ordering: .sequentiallyConsistent)
             generation.add(1, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 pthread_mutex_lock(&mutex)
@@ -129,10 +132,8 @@ public final class ThreadPool: @unchecked Sendable {
             }
             seen = generation.load(ordering: .acquiring)
             let parts = jobParts, n = jobN
-            if index < parts {
-                runJob(index, (n * index / parts)..<(n * (index + 1) / parts))
-                pending.subtract(1, ordering: .releasing)
-            }
+            if index < parts { runJob(index, (n * index / parts)..<(n * (index + 1) / parts)) }
+            pending.subtract(1, ordering: .releasing)
         }
     }
 }

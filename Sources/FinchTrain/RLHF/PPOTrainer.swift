@@ -272,7 +272,7 @@ public final class PPOTrainer {
         session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
         var kl = options.klTarget.map { KLController.adaptive(initial: options.hyper.klCoef, target: $0, horizon: options.klHorizon) }
             ?? .fixed(options.hyper.klCoef)
-        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        try RLHFSetup.resumeIfAsked(session, resume: resume, stepsPerIteration: perIter)
         if let blob = session.state.extras["kl_controller"] { kl = try blob.decode(KLController.self) }
         guard session.state.step % perIter == 0 else {
             throw TrainingError("checkpoint step \(session.state.step) is not at a PPO iteration boundary (\(perIter) optimizer steps per iteration); were --ppo-epochs/--minibatches changed?")

@@ -160,7 +160,8 @@ enum RLHFSetup {
     }
 
     /// Continues from the newest periodic checkpoint of `run` when `resume` (and one exists).
-    static func resumeIfAsked(_ s: TrainingSession, resume: Bool) throws {
+    /// `stepsPerIteration`: PPO counts iterations of several optimizer steps; the note names both.
+    static func resumeIfAsked(_ s: TrainingSession, resume: Bool, stepsPerIteration: Int? = nil) throws {
         guard resume else { return }
         guard let last = s.run.latestCheckpoint() else {
             s.progress.message("no checkpoint in \(s.run.checkpointsURL.path): starting from step 0")
@@ -168,7 +169,8 @@ enum RLHFSetup {
             return
         }
         try s.resume(from: last.url)
-        s.progress.message("resumed from \(last.url.path) (step \(s.state.step))")
+        let at = stepsPerIteration.map { "optimizer step \(s.state.step) = iteration \(s.state.step / max(1, $0))" } ?? "step \(s.state.step)"
+        s.progress.message("resumed from \(last.url.path) (\(at))")
     }
 
     /// Optimizer steps of a reward / DPO run: `steps`, else whole epochs of `pairs / batchSize` batches.

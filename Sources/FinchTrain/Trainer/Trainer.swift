@@ -217,7 +217,6 @@ public final class Trainer {
         if handleSignals { StopSignal.install() }
         defer { if handleSignals { StopSignal.uninstall() } }
         let p = session.progress
-        let counts = model.parameterCounts
         var endReason = "completed"
         var lastEval: EvalResult? = nil
         // The step of the last evaluation, kept in the checkpoint: a run resumed from its final checkpoint (killed in
@@ -258,6 +257,7 @@ public final class Trainer {
         }
         try session.writeLossCurve()
         let losses = stepLosses[startLoss...]
+        let counts = model.parameterCounts   // at the end: gradual unfreezing has grown the trainable set since step 0
         return TrainingSummary(steps: session.state.step, totalSteps: totalSteps, firstLoss: losses.first, lastLoss: losses.last,
                                bestEvalLoss: session.state.bestEvalLoss, bestStep: session.state.bestStep, finalEval: lastEval,
                                tokensPerSecond: p.tokensPerSecond, peakMemoryBytes: ResourceUsage.peakResidentBytes(),

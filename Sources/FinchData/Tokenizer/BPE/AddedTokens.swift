@@ -1,4 +1,5 @@
 import Foundation
+import FinchTokenizerKernels
 
 /// A token matched in the text before pre-tokenization (`tokenizers`' AddedToken; GGUF control and
 /// user-defined tokens).

@@ -1,4 +1,5 @@
 import Foundation
+import FinchTokenizerKernels
 
 /// Everything a `BPETokenizer` runs from, whatever file it came from (tokenizer.json or a GGUF vocabulary).
 struct BPESpec {

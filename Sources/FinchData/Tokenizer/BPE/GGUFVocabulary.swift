@@ -1,5 +1,6 @@
 import FinchGGUF
 import Foundation
+import FinchTokenizerKernels
 
 /// A GGUF byte-level BPE vocabulary (`tokenizer.ggml.model` = "gpt2") as plain arrays.
 public struct GGUFBPEVocabulary: Sendable {

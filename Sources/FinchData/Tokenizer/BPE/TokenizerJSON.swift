@@ -1,4 +1,5 @@
 import Foundation
+import FinchTokenizerKernels
 
 extension BPETokenizer {
     /// Loads a Hugging Face `tokenizer.json` (BPE model). A `tokenizer_config.json` beside it, when present,

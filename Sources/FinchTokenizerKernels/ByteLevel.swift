@@ -2,9 +2,9 @@ import Foundation
 
 /// GPT-2's reversible byte ↔ printable-character map (`bytes_to_unicode`), used by byte-level BPE
 /// vocabularies ("Ġ" is the space byte, "Ċ" the newline byte).
-enum ByteLevel {
+public enum ByteLevel {
     /// The character that stands for each byte.
-    static let byteToScalar: [UInt32] = {
+    public static let byteToScalar: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 256)
         var n: UInt32 = 0
         for b in 0..<256 {
@@ -15,14 +15,14 @@ enum ByteLevel {
     }()
 
     /// The byte a character stands for, -1 when it stands for none (index: scalar value < 512).
-    static let scalarToByte: [Int16] = {
+    public static let scalarToByte: [Int16] = {
         var table = [Int16](repeating: -1, count: 512)
         for (b, s) in byteToScalar.enumerated() { table[Int(s)] = Int16(b) }
         return table
     }()
 
     /// The byte-level string of raw bytes ("Ġthe" for " the").
-    static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
         var s = String.UnicodeScalarView()
         for b in bytes { s.append(Unicode.Scalar(byteToScalar[Int(b)])!) }
         return String(s)
@@ -30,7 +30,7 @@ enum ByteLevel {
 
     /// The raw bytes of a byte-level string; characters outside the map keep their own UTF-8 bytes
     /// (as the `tokenizers` ByteLevel decoder does).
-    static func decode(_ piece: String, into out: inout [UInt8]) {
+    public static func decode(_ piece: String, into out: inout [UInt8]) {
         for s in piece.unicodeScalars {
             let v = s.value
             if v < 512, scalarToByte[Int(v)] >= 0 { out.append(UInt8(scalarToByte[Int(v)])) }
@@ -39,7 +39,7 @@ enum ByteLevel {
     }
 
     /// Raw bytes when every character is in the map, nil otherwise.
-    static func strictDecode(_ piece: String) -> [UInt8]? {
+    public static func strictDecode(_ piece: String) -> [UInt8]? {
         var out: [UInt8] = []
         for s in piece.unicodeScalars {
             let v = s.value
@@ -52,10 +52,10 @@ enum ByteLevel {
 
 /// Character classes the pre-tokenizer patterns use: `\p{L}`, `\p{N}`, `\s` (Unicode White_Space, as
 /// Oniguruma and Rust's `char::is_whitespace`), `[\r\n]`, everything else.
-enum CharClass {
-    static let letter: UInt8 = 0, number: UInt8 = 1, space: UInt8 = 2, newline: UInt8 = 3, other: UInt8 = 4
+public enum CharClass {
+    public static let letter: UInt8 = 0, number: UInt8 = 1, space: UInt8 = 2, newline: UInt8 = 3, other: UInt8 = 4
 
-    static func compute(_ v: UInt32) -> UInt8 {
+    public static func compute(_ v: UInt32) -> UInt8 {
         if v == 0x0A || v == 0x0D { return newline }
         guard let s = Unicode.Scalar(v) else { return other }
         let p = s.properties
@@ -68,7 +68,7 @@ enum CharClass {
     }
 
     /// Class of every BMP scalar (computed once, 64 KiB).
-    static let bmp: [UInt8] = {
+    public static let bmp: [UInt8] = {
         var t = [UInt8](repeating: other, count: 0x10000)
         for v in 0..<0x10000 where !(0xD800...0xDFFF).contains(v) { t[v] = compute(UInt32(v)) }
         return t
@@ -76,7 +76,7 @@ enum CharClass {
 
     /// Whether a scalar can change under NFC, alone or with what precedes it (a superset of NFC_Quick_Check
     /// ≠ Yes): marks, non-zero combining class, Hangul jamo, full composition exclusions.
-    static func nfcUnsafe(_ v: UInt32) -> Bool {
+    public static func nfcUnsafe(_ v: UInt32) -> Bool {
         guard v >= 0x300, let s = Unicode.Scalar(v) else { return false }
         if (0x1100...0x11FF).contains(v) { return true }
         let p = s.properties
@@ -87,9 +87,9 @@ enum CharClass {
         }
     }
 
-    static let nfcUnsafeBMP: [Bool] = (0..<0x10000).map { nfcUnsafe(UInt32($0)) }
+    public static let nfcUnsafeBMP: [Bool] = (0..<0x10000).map { nfcUnsafe(UInt32($0)) }
 
-    @inline(__always) static func of(_ v: UInt32) -> UInt8 {
+    @inline(__always) public static func of(_ v: UInt32) -> UInt8 {
         v < 0x10000 ? bmp[Int(v)] : compute(v)
     }
 }
@@ -97,7 +97,7 @@ enum CharClass {
 /// Decodes one UTF-8 scalar at `i` (input already validated as UTF-8 by Swift's String or checked by the
 /// caller; malformed bytes decode as one-byte scalars U+FFFD so scanning always advances).
 @inline(__always)
-func decodeScalar(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (scalar: UInt32, length: Int) {
+public func decodeScalar(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (scalar: UInt32, length: Int) {
     let b0 = UInt32(p[i])
     if b0 < 0x80 { return (b0, 1) }
     if b0 >= 0xC2 && b0 < 0xE0 && i + 1 < end { return (((b0 & 0x1F) << 6) | (UInt32(p[i + 1]) & 0x3F), 2) }

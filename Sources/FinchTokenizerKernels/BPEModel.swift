@@ -2,14 +2,14 @@ import Foundation
 
 /// Merge ranks keyed by the pair of symbol ids: open addressing over `UInt64` keys (`left << 32 | right`),
 /// value `rank << 32 | merged id`.
-struct MergeTable: Sendable {
+public struct MergeTable: Sendable {
     private var keys: [UInt64]
     private var values: [UInt64]
     private var mask: Int
     private(set) var count = 0
-    static let empty = UInt64.max
+    public static let empty = UInt64.max
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
         keys = [UInt64](repeating: MergeTable.empty, count: size)
@@ -17,12 +17,12 @@ struct MergeTable: Sendable {
         mask = size - 1
     }
 
-    @inline(__always) static func hash(_ k: UInt64) -> Int {
+    @inline(__always) public static func hash(_ k: UInt64) -> Int {
         Int(truncatingIfNeeded: (k &* 0x9E37_79B9_7F4A_7C15) >> 29)
     }
 
     /// Inserts or overwrites (a later duplicate merge wins, as in `tokenizers`).
-    mutating func insert(left: Int32, right: Int32, rank: Int32, merged: Int32) {
+    public mutating func insert(left: Int32, right: Int32, rank: Int32, merged: Int32) {
         let k = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
         var i = MergeTable.hash(k) & mask
         while keys[i] != MergeTable.empty && keys[i] != k { i = (i + 1) & mask }
@@ -32,18 +32,18 @@ struct MergeTable: Sendable {
     }
 
     /// Read access for the hot loop.
-    func withView<R>(_ body: (View) throws -> R) rethrows -> R {
+    public func withView<R>(_ body: (View) throws -> R) rethrows -> R {
         try keys.withUnsafeBufferPointer { k in
             try values.withUnsafeBufferPointer { v in try body(View(keys: k.baseAddress!, values: v.baseAddress!, mask: mask)) }
         }
     }
 
-    struct View {
-        let keys: UnsafePointer<UInt64>
-        let values: UnsafePointer<UInt64>
-        let mask: Int
+    public struct View {
+        public let keys: UnsafePointer<UInt64>
+        public let values: UnsafePointer<UInt64>
+        public let mask: Int
         /// `rank << 32 | merged`, or `UInt64.max` when the pair does not merge.
-        @inline(__always) func get(_ left: Int32, _ right: Int32) -> UInt64 {
+        @inline(__always) public func get(_ left: Int32, _ right: Int32) -> UInt64 {
             let k = UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
             var i = MergeTable.hash(k) & mask
             while true {
@@ -58,9 +58,9 @@ struct MergeTable: Sendable {
 
 /// Applies BPE merges to a word's initial symbols in place (lowest rank first, leftmost among equal ranks:
 /// the order of `tokenizers`' `Word::merge_all` and llama.cpp's `llm_tokenizer_bpe`).
-enum BPEMerge {
+public enum BPEMerge {
     /// Short words: ranks of adjacent pairs kept in an array, O(n²) in the worst case.
-    static func mergeShort(_ sym: inout [Int32], _ m: MergeTable.View) {
+    public static func mergeShort(_ sym: inout [Int32], _ m: MergeTable.View) {
         let n = sym.count
         if n < 2 { return }
         if n > 48 { mergeLong(&sym, m); return }
@@ -90,7 +90,7 @@ enum BPEMerge {
     }
 
     /// Long words: a binary heap of (rank, position) over a linked list of symbols.
-    static func mergeLong(_ sym: inout [Int32], _ m: MergeTable.View) {
+    public static func mergeLong(_ sym: inout [Int32], _ m: MergeTable.View) {
         let n = sym.count
         if n < 2 { return }
         let heapCapacity = 3 * n + 8
@@ -167,7 +167,7 @@ enum BPEMerge {
 }
 
 /// Word → ids memo (as `tokenizers`' BPE cache): keys are the word's raw bytes.
-final class WordCache {
+public final class WordCache {
     private var slots: [Int32]          // entry index + 1, 0 = empty
     private var hashes: [UInt64] = []
     private var keyStart: [Int32] = [], keyLen: [Int32] = []
@@ -175,10 +175,10 @@ final class WordCache {
     private var keyBytes: [UInt8] = []
     private var ids: [Int32] = []
     private var mask: Int
-    let maxEntries: Int
-    static let maxWordBytes = 256
+    public let maxEntries: Int
+    public static let maxWordBytes = 256
 
-    init(maxEntries: Int = 1 << 16) {
+    public init(maxEntries: Int = 1 << 16) {
         self.maxEntries = maxEntries
         var size = 16
         while size < maxEntries * 2 { size <<= 1 }
@@ -186,9 +186,9 @@ final class WordCache {
         mask = size - 1
     }
 
-    var count: Int { hashes.count }
+    public var count: Int { hashes.count }
 
-    func clear() {
+    public func clear() {
         for i in slots.indices { slots[i] = 0 }
         hashes.removeAll(keepingCapacity: true); keyStart.removeAll(keepingCapacity: true)
         keyLen.removeAll(keepingCapacity: true); idStart.removeAll(keepingCapacity: true)
@@ -196,7 +196,7 @@ final class WordCache {
         ids.removeAll(keepingCapacity: true)
     }
 
-    @inline(__always) static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+    @inline(__always) public static func hash(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(n)
         var i = 0
         while i + 8 <= n {
@@ -214,7 +214,7 @@ final class WordCache {
 
     /// Appends the cached ids of the word to `out`; false when absent.
     @inline(__always)
-    func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, into out: inout [Int32]) -> Bool {
+    public func lookup(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, into out: inout [Int32]) -> Bool {
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let s = Int(slots[i])
@@ -233,7 +233,7 @@ final class WordCache {
         }
     }
 
-    func insert(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ value: ArraySlice<Int32>) {
+    public func insert(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64, _ value: ArraySlice<Int32>) {
         if hashes.count >= maxEntries || keyBytes.count > (1 << 26) { return }   // full: stop inserting (as tokenizers)
         var i = Int(truncatingIfNeeded: h) & mask
         while slots[i] != 0 { i = (i + 1) & mask }

@@ -16,14 +16,14 @@ public enum PreTokenizerKind: String, Sendable, Equatable {
     /// Metaspace with `split: true`: a new word before every "▁".
     case metaspaceSplit
 
-    static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
-    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    public static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+    public static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    public static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 }
 
-enum PreTokenizer {
+public enum PreTokenizer {
     /// Appends the end offset of every word of `p[start..<end]` to `ends` (words are contiguous).
-    static func split(_ kind: PreTokenizerKind, _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, into ends: inout [Int]) {
+    public static func split(_ kind: PreTokenizerKind, _ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, into ends: inout [Int]) {
         guard start < end else { return }
         CharClass.bmp.withUnsafeBufferPointer { tb in
             let t = tb.baseAddress!
@@ -39,7 +39,7 @@ enum PreTokenizer {
     }
 
     @inline(__always)
-    static func cls(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (UInt8, Int) {
+    public static func cls(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> (UInt8, Int) {
         let b = p[i]
         if b < 0x80 { return (t[Int(b)], 1) }
         let (s, n) = decodeScalar(p, i, end)
@@ -48,7 +48,7 @@ enum PreTokenizer {
 
     /// Length of a contraction at `i` ('s 't 'm 'd 're 've 'll), 0 when none.
     @inline(__always)
-    static func contraction(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, caseless: Bool) -> Int {
+    public static func contraction(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, caseless: Bool) -> Int {
         guard p[i] == 0x27, i + 1 < end else { return 0 }
         var c1 = p[i + 1]
         if caseless, c1 >= 0x41, c1 <= 0x5A { c1 |= 0x20 }
@@ -61,7 +61,7 @@ enum PreTokenizer {
     }
 
     @inline(__always)
-    static func run(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ from: Int, _ end: Int, _ c: UInt8) -> Int {
+    public static func run(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ from: Int, _ end: Int, _ c: UInt8) -> Int {
         var j = from
         while j < end {
             let (c2, n2) = cls(p, t, j, end)
@@ -74,7 +74,7 @@ enum PreTokenizer {
     /// `\s+(?!\S)|\s+` from `i` (a whitespace character): the run minus its last character when a
     /// non-space follows and the run has more than one character.
     @inline(__always)
-    static func whitespace(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ i: Int, _ end: Int,
+    public static func whitespace(_ p: UnsafePointer<UInt8>, _ t: UnsafePointer<UInt8>, _ i: Int, _ end: Int,
                            lastNewlineEnd: inout Int) -> Int {
         var j = i, last = i
         lastNewlineEnd = -1
@@ -89,7 +89,7 @@ enum PreTokenizer {
         return last
     }
 
-    static func gpt2(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>, _ out: inout [Int]) {
+    public static func gpt2(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>, _ out: inout [Int]) {
         var i = start
         var nl = 0
         while i < end {
@@ -110,7 +110,7 @@ enum PreTokenizer {
         }
     }
 
-    static func llama3(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>,
+    public static func llama3(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>,
                        _ maxDigits: Int, _ out: inout [Int]) {
         var i = start
         var nl = 0
@@ -154,7 +154,7 @@ enum PreTokenizer {
     }
 
     /// Digits(individual_digits) then GPT-2 on the stretches between digits.
-    static func digitsThen(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>, _ out: inout [Int]) {
+    public static func digitsThen(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ t: UnsafePointer<UInt8>, _ out: inout [Int]) {
         var i = start, segment = start
         while i < end {
             let (c, n) = cls(p, t, i, end)
@@ -169,7 +169,7 @@ enum PreTokenizer {
     }
 
     /// A word starts at every "▁" (E2 96 81), merged with what follows.
-    static func metaspace(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ out: inout [Int]) {
+    public static func metaspace(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ out: inout [Int]) {
         var i = start + 1
         while i + 2 < end {
             if p[i] == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 { out.append(i); i += 3 } else { i += 1 }
