@@ -39,6 +39,7 @@ public final class DecoderChatEngine: ChatEngine {
             throw EngineError("\(modelDir.path): no tokenizer (tokenizer.model or tokenizer.json); the chat needs the model's tokenizer")
         }
         let tokenizer = try Tokenizers.load(path: tokenizerURL.path)
+        do { try folder.requireTokenizerFits(tokenizer, tokenizerFile: tokenizerURL) } catch { throw EngineError("\(error)") }
         let recorded = try ChatTemplate.forModel(modelDir)
         guard let template = try recorded ?? (raw ? DatasetPacker.plainTemplate(tokenizer) : nil) else {
             throw EngineError("\(modelDir.path): no chat template recorded (chat_template.json, or chat_template in finch.json); "

@@ -1,5 +1,6 @@
 import Foundation
 import FinchKernels
+import FinchData
 
 /// A Hugging Face model folder: `config.json`, `model.safetensors` (or shards listed by
 /// `model.safetensors.index.json`), optional `generation_config.json`, `tokenizer.model`, and Finch's own
@@ -158,6 +159,13 @@ public struct FinchModelInfo: Codable, Equatable, Sendable {
 extension HFModelFolder {
     /// Throws unless the model has a language-model head: a reward or classifier folder (a score head,
     /// `…ForSequenceClassification`) cannot generate or be fine-tuned as a causal LM. `use` names what it was given for.
+    /// Throws when `tokenizer` can produce ids the model has no embedding for (a tokenizer from another model, or
+    /// trained with more pieces than `vocab_size`); `tokenizerFile` names it in the message.
+    public func requireTokenizerFits(_ tokenizer: any TextTokenizer, tokenizerFile: URL) throws {
+        guard tokenizer.vocabSize > config.vocabSize else { return }
+        throw ModelFileError("\(tokenizerFile.path) has \(tokenizer.vocabSize) pieces but \(url.path) has a vocabulary of \(config.vocabSize) (vocab_size): ids from \(config.vocabSize) up have no embedding; use the tokenizer the model was trained with")
+    }
+
     public func requireCausalLM(_ use: String) throws {
         guard let labels = config.numLabels else { return }
         let kind = labels == 1 ? "a reward model" : "a \(labels)-label classifier"

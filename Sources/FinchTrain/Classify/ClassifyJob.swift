@@ -46,6 +46,7 @@ public enum ClassifyJob {
         let folder = try HFModelFolder.read(modelURL)
         guard let tokURL = folder.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
         let tokenizer = try Tokenizers.load(path: tokURL.path)
+        try folder.requireTokenizerFits(tokenizer, tokenizerFile: tokURL)
         let maxLength = min(o.maxLength, folder.config.maxPositions)
         let train = try ClassifyData.read(URL(fileURLWithPath: o.data), labels: o.labels, tokenizer: tokenizer, maxLength: maxLength)
         let eval = try o.evalData.map { try ClassifyData.read(URL(fileURLWithPath: $0), labels: o.labels, tokenizer: tokenizer, maxLength: maxLength) }

@@ -30,6 +30,7 @@ public final class EvalModel {
         try hf.requireCausalLM("evaluation")
         guard let tok = hf.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
         tokenizer = try Tokenizers.load(path: tok.path)
+        try hf.requireTokenizerFits(tokenizer, tokenizerFile: tok)
         if let template = try ChatTemplate.forModel(modelURL) {
             encoder = try ChatEncoder(tokenizer: tokenizer, template: template)
         } else {

@@ -83,6 +83,7 @@ public struct LoadedModelFolder {
         }
         tokenizerURL = tok
         tokenizer = try Tokenizers.load(path: tok.path)
+        try folder.requireTokenizerFits(tokenizer, tokenizerFile: tok)
         if let name = templateName { template = try ChatTemplate.load(name) }
         else if let a = adapter, let t = try ChatTemplate.forModel(a) { template = t }
         else { template = try ChatTemplate.forModel(modelURL) ?? ChatTemplate.load("chatml") }
