@@ -37,6 +37,6 @@ struct ClassifyCommand: ParsableCommand {
         o.evalData = evalData; o.method = method; o.epochs = epochs; o.maxSteps = maxSteps; o.batchSize = batchSize
         o.maxLength = maxLength; o.lr = lr; o.seed = seed
         o.peft.loraR = loraR; o.peft.loraAlpha = loraAlpha; o.peft.loraDropout = 0
-        do { _ = try ClassifyJob.run(o) } catch let e as TrainingError { throw ValidationError(e.description) }
+        _ = try ClassifyJob.run(o)
     }
 }

@@ -89,7 +89,7 @@ struct EvalCommand: ParsableCommand {
                 print("wrote \(out)/eval.json, eval.md, eval.svg")
             }
         } catch let e as TrainingError {
-            throw ValidationError(e.description)
+            throw e   // a data or model error: printed without usage text
         }
     }
 }

@@ -46,7 +46,7 @@ struct PretrainCommand: ParsableCommand {
         do {
             _ = try PretrainJob.run(job, config: config, recipe: recipe)
         } catch let e as TrainingError {
-            throw ValidationError(recipe.annotate(e.description))
+            throw TrainingError(recipe.annotate(e.description))   // a data or model error: no usage text
         }
     }
 }

@@ -11,6 +11,15 @@ func prepareRunFolder(_ path: String, resume: Bool, overwrite: Bool) throws {
     guard isDir.boolValue else { throw ValidationError("--out \(path) is a file, not a run folder") }
     let contents = try fm.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
     if contents.isEmpty || resume { return }
+    // A run that failed before its first step (bad data, a wrong model) left only its configuration: nothing to lose,
+    // so it is replaced without --overwrite.
+    let runFiles: Set<String> = ["config.yaml", "config.json", "checkpoints", "data"]
+    let checkpoints = (try? fm.contentsOfDirectory(atPath: (path as NSString).appendingPathComponent("checkpoints"))) ?? []
+    if Set(contents).isSubset(of: runFiles), checkpoints.filter({ !$0.hasPrefix(".") }).isEmpty {
+        FileHandle.standardError.write(Data("note: --out \(path) holds a run that never trained (\(contents.joined(separator: ", "))); replacing it\n".utf8))
+        try fm.removeItem(atPath: path)
+        return
+    }
     guard overwrite else {
         let shown = contents.prefix(4).joined(separator: ", ") + (contents.count > 4 ? ", …" : "")
         throw ValidationError("--out \(path) already holds a run (\(shown)): give --resume to continue it, --overwrite to replace it, or another --out")

@@ -84,7 +84,7 @@ struct SFTCommand: ParsableCommand {
         do {
             _ = try SFTJob.run(job, config: config, peft: peft, recipe: recipe)
         } catch let e as TrainingError {
-            throw ValidationError(recipe.annotate(e.description))
+            throw TrainingError(recipe.annotate(e.description))   // a data or model error: no usage text
         }
     }
 }

@@ -68,5 +68,14 @@ final class InterruptTests: XCTestCase {
         XCTAssertEqual(replaced.status, 0, replaced.output.suffix(1000).description)
         let after = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         XCTAssertEqual(after.split(separator: "\n").count, metrics.split(separator: "\n").count, "the overwritten run's metrics are its own only")
+
+        // A run that failed before its first step left only its configuration: the next run replaces it unasked.
+        let failedOut = dir.appendingPathComponent("failed")
+        var bad = args; bad[bad.count - 1] = failedOut.path; bad[2] = dir.appendingPathComponent("no-such-model").path
+        XCTAssertNotEqual(try ToolProcess.run(bin.path, bad, in: PipelineTests.repoRoot).status, 0)
+        var good = args; good[good.count - 1] = failedOut.path
+        let retried = try ToolProcess.run(bin.path, good, in: PipelineTests.repoRoot)
+        XCTAssertEqual(retried.status, 0, retried.output.suffix(1000).description)
+        XCTAssertTrue(retried.output.contains("never trained"), retried.output)
     }
 }
