@@ -52,6 +52,12 @@ public final class Progress {
         return Int(size.ws_col)
     }
 
+    /// Starts the clock just before the first step to be reported (after `step` steps), so that step has a rate too;
+    /// without it the first report starts the clock.
+    public func startClock(afterStep step: Int) {
+        start = (clock(), step, tokens)
+    }
+
     /// Reports that optimizer step `step` (1-based) finished.
     /// - Parameters:
     ///   - tokens: tokens processed by this step (for tokens/s).

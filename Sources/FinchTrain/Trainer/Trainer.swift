@@ -223,6 +223,7 @@ public final class Trainer {
         // the final stage) evaluates again only if that checkpoint's step was not evaluated in the loop.
         var evalAtStep = try session.state.extras["eval_step"]?.decode(Int.self) ?? -1
         let startLoss = stepLosses.count
+        p.startClock(afterStep: session.state.step)
         while session.state.step < totalSteps {
             let r = try trainStep()
             let step = session.state.step
