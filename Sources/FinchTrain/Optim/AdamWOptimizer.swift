@@ -39,12 +39,6 @@ public struct AdamWSettings: Codable, Equatable, Sendable {
     }
 }
 
-/// Errors of the optimizer and the training infrastructure; messages name the file / tensor concerned.
-public struct TrainingError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// torch.optim.AdamW over named parameter groups, with global-norm clipping and a state that is saved
 /// to / loaded from a checkpoint folder (`optimizer.safetensors` + `optimizer.json`).
 ///

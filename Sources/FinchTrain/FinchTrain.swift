@@ -1,1 +1,0 @@
-// FinchTrain module
