@@ -91,6 +91,19 @@ public enum PEFTAdapterFolder {
         return base
     }
 
+    /// A folder given where a model belongs: a model folder stands for itself; an adapter folder (adapter_config.json
+    /// and no config.json) for its base, named by `base_model_name_or_path`, plus itself. `noBase` is the advice
+    /// given when it names no base.
+    public static func modelAndAdapter(_ url: URL, noBase: String) throws -> (model: URL, adapter: URL?) {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: url.appendingPathComponent(configFile).path),
+              !fm.fileExists(atPath: url.appendingPathComponent(HFModelFolder.configFile).path) else { return (url, nil) }
+        guard let base = try baseModel(of: url) else {
+            throw ModelFileError("\(url.path) is an adapter folder without base_model_name_or_path in \(configFile); \(noBase)")
+        }
+        return (URL(fileURLWithPath: base), url)
+    }
+
     /// Reads an adapter folder, checking every tensor's name and shape against adapter_config.json.
     public static func load(_ url: URL) throws -> PEFTAdapter {
         let configURL = url.appendingPathComponent(configFile), weightsURL = url.appendingPathComponent(weightsFile)

@@ -324,7 +324,7 @@ final class PPOTrainingTests: XCTestCase {
     }
 
     func testRewardCommandScoresInOrder() throws {
-        let c = try RewardCommand(command: Self.rewardScript, timeout: 10)
+        let c = try RewardProgram(command: Self.rewardScript, timeout: 10)
         defer { c.close() }
         let s = try c.score([["prompt": "x", "response": "red red"], ["prompt": "y", "response": ""]])
         XCTAssertEqual(s[0], 2 - 0.07, accuracy: 1e-5)

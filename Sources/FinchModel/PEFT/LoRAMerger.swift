@@ -45,6 +45,12 @@ public enum LoRAMerger {
         public let architecture: String
     }
 
+    /// `parameters` with the LoRA/DoRA adapter folder `adapter` folded in.
+    public static func merge(_ parameters: [String: Tensor], config: DecoderConfig, adapterFolder adapter: URL) throws -> [String: Tensor] {
+        let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
+        return try merge(parameters, config: config, weights: weights)
+    }
+
     /// Tokenizer/template files of a model folder that a merged folder keeps (copied when present).
     public static let companionFiles = ["chat_template.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 

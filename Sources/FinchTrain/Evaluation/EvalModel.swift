@@ -19,12 +19,8 @@ public final class EvalModel {
     /// plus an optional LoRA `adapter` folder.
     public init(folder: URL, adapter: URL? = nil, name: String? = nil) throws {
         var modelURL = folder, adapterURL = adapter
-        let isAdapter = FileManager.default.fileExists(atPath: folder.appendingPathComponent(PEFTAdapterFolder.configFile).path)
-        if isAdapter && adapter == nil {
-            guard let base = try PEFTAdapterFolder.baseModel(of: folder) else {
-                throw TrainingError("\(folder.path): adapter without base_model_name_or_path; give --model BASE --adapter \(folder.path)")
-            }
-            modelURL = URL(fileURLWithPath: base); adapterURL = folder
+        if adapter == nil {
+            (modelURL, adapterURL) = try PEFTAdapterFolder.modelAndAdapter(folder, noBase: "give --model BASE --adapter \(folder.path)")
         }
         let hf = try HFModelFolder.read(modelURL)
         try hf.requireCausalLM("evaluation")
@@ -39,8 +35,7 @@ public final class EvalModel {
         var parameters = hf.parameters
         let adapterType = try adapterURL.map { try PEFTAdapterFolder.peftType(of: $0) }
         if let adapterURL, adapterType == "LORA" {
-            let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapterURL)
-            parameters = try LoRAMerger.merge(parameters, config: hf.config, weights: weights)
+            parameters = try LoRAMerger.merge(parameters, config: hf.config, adapterFolder: adapterURL)
         }
         decoder = try Decoder(config: hf.config, parameters: parameters)
         if let adapterURL, let type = adapterType, type != "LORA" {

@@ -6,7 +6,7 @@ import Foundation
 ///
 /// A program that exits, does not answer within `timeout` seconds, or prints something that is not a finite
 /// number raises a `TrainingError` naming the command, the line and the program's last stderr output.
-public final class RewardCommand {
+public final class RewardProgram {
     public let command: String
     public let timeout: Double
     private let process = Process()

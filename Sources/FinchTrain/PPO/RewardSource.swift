@@ -2,11 +2,11 @@ import Foundation
 import FinchModel
 import FinchData
 
-/// Where PPO's scores come from: a trained reward model folder, or a user program (`RewardCommand`).
+/// Where PPO's scores come from: a trained reward model folder, or a user program (`RewardProgram`).
 public final class RewardSource {
     enum Kind {
         case model(RewardModel, LoadedModelFolder)
-        case command(RewardCommand)
+        case command(RewardProgram)
     }
     let kind: Kind
 
@@ -22,7 +22,7 @@ public final class RewardSource {
     }
 
     public init(command: String, timeout: Double) throws {
-        kind = .command(try RewardCommand(command: command, timeout: timeout))
+        kind = .command(try RewardProgram(command: command, timeout: timeout))
     }
 
     /// Scores of responses (text without the end-of-turn token) to prompts.

@@ -51,23 +51,15 @@ public struct LoadedModelFolder {
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue || HFModelFolder.isGGUF(url) else {
             throw TrainingError("model folder \(url.path) does not exist")
         }
-        var modelURL = url, adapter: URL? = nil
-        let fm = FileManager.default
-        if isDir.boolValue, fm.fileExists(atPath: url.appendingPathComponent(PEFTAdapterFolder.configFile).path),
-           !fm.fileExists(atPath: url.appendingPathComponent(HFModelFolder.configFile).path) {
-            guard let base = try PEFTAdapterFolder.baseModel(of: url) else {
-                throw TrainingError("\(url.path) is an adapter folder without base_model_name_or_path in \(PEFTAdapterFolder.configFile); merge it into its base first (finch merge)")
-            }
-            modelURL = URL(fileURLWithPath: base); adapter = url
-        }
+        let (modelURL, adapter) = isDir.boolValue
+            ? try PEFTAdapterFolder.modelAndAdapter(url, noBase: "merge it into its base first (finch merge)") : (url, nil)
         var read = try HFModelFolder.read(modelURL)
         if let use = causalLM { try read.requireCausalLM(use) }
         var bottleneck: URL? = nil
         if let adapter {
             switch try PEFTAdapterFolder.peftType(of: adapter) {
             case "LORA":
-                let (_, weights) = try PEFTAdapterFolder.loadLoRA(adapter)
-                read = read.replacingParameters(try LoRAMerger.merge(read.parameters, config: read.config, weights: weights))
+                read = read.replacingParameters(try LoRAMerger.merge(read.parameters, config: read.config, adapterFolder: adapter))
             case "ADAPTER" where servesBottleneck:
                 bottleneck = adapter
             case let type:
