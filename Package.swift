@@ -49,8 +49,11 @@ let package = Package(
                 swiftSettings: fast),
         .target(name: "FinchConformance", dependencies: ["FinchModel"], swiftSettings: fast),
         .target(name: "FinchChat", dependencies: ["FinchModel", "FinchData"]),
+        // The command line's own library: renders progress events, turns Ctrl-C into a stop request, binds flags to
+        // configuration values. The trainers know nothing of it (DESIGN.md: the trainer knows nothing of terminals).
+        .target(name: "FinchCLI", dependencies: ["FinchTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finch", dependencies: [
-            "FinchKernels", "FinchGGUF", "FinchModel", "FinchData", "FinchTrain", "FinchChat",
+            "FinchKernels", "FinchGGUF", "FinchModel", "FinchData", "FinchTrain", "FinchChat", "FinchCLI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         .testTarget(name: "FinchGGUFTests", dependencies: ["FinchGGUF"], swiftSettings: fast),
@@ -59,6 +62,7 @@ let package = Package(
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchChatTests", dependencies: ["FinchChat", "FinchData", "FinchModel"]),
+        .testTarget(name: "FinchCLITests", dependencies: ["FinchCLI", "FinchTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ],
     swiftLanguageModes: [.v5]
 )

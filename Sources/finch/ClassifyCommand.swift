@@ -1,5 +1,5 @@
 import ArgumentParser
-import FinchKernels
+import FinchCLI
 import FinchTrain
 import Foundation
 
@@ -15,28 +15,30 @@ struct ClassifyCommand: ParsableCommand {
                    --labels food,sports,technology,weather --method lora --out runs/classify
         """)
 
-    @Option(help: "Model folder.") var model: String
-    @Option(help: "Training {text, label} JSONL.") var data: String
+    static let d = ClassifyOptions(), p = ClassifyConfig().peft
+    @Option(help: "Model folder.") var model: String?
+    @Option(help: "Training {text, label} JSONL.") var data: String?
     @Option(help: "Held-out {text, label} JSONL for the report.") var evalData: String?
-    @Option(help: "Labels, comma-separated.") var labels: String
-    @Option(help: "full, freeze (head only) or lora.") var method = "lora"
-    @Option(help: "Run folder.") var out: String
-    @Option(help: "Passes over the data (ignored with --max-steps).") var epochs = 2
+    @Option(help: "Labels, comma-separated.") var labels: String?
+    @Option(help: "full, freeze (head only) or lora (default \(d.method)).") var method: String?
+    @Option(help: "Run folder.") var out: String?
+    @Option(help: "Passes over the data, ignored with --max-steps (default \(d.epochs)).") var epochs: Int?
     @Option(help: "Optimizer steps.") var maxSteps: Int?
-    @Option(help: "Rows per step.") var batchSize = 16
-    @Option(help: "Tokens per row.") var maxLength = 128
-    @Option(help: "Peak learning rate.") var lr = 1e-3
-    @Option(help: "LoRA rank.") var loraR = 8
-    @Option(help: "LoRA alpha.") var loraAlpha = 16.0
-    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Option(help: "Rows per step (default \(d.batchSize)).") var batchSize: Int?
+    @Option(help: "Tokens per row (default \(d.maxLength)).") var maxLength: Int?
+    @Option(help: "Peak learning rate (default \(d.lr)).") var lr: Double?
+    @Option(help: "LoRA rank (default \(p.loraR)).") var loraR: Int?
+    @Option(help: "LoRA alpha (default \(p.loraAlpha)).") var loraAlpha: Double?
+    @Option(help: "Random seed (default \(d.seed)).") var seed: UInt64?
+    @Option(help: "Checkpoint every N steps (0 = only when stopped).") var checkpointEvery: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Flag(help: "Continue from the newest checkpoint in --out.") var resume = false
+    @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        if let threads, threads > 0 { ThreadPool.shared.setThreads(threads) }
-        var o = ClassifyOptions(model: model, data: data, labels: labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, out: out)
-        o.evalData = evalData; o.method = method; o.epochs = epochs; o.maxSteps = maxSteps; o.batchSize = batchSize
-        o.maxLength = maxLength; o.lr = lr; o.seed = seed
-        o.peft.loraR = loraR; o.peft.loraAlpha = loraAlpha; o.peft.loraDropout = 0
-        _ = try ClassifyJob.run(o)
+        guard let (config, recipe) = try options.resolve(ClassifyConfig.self, command: self) else { return }
+        let progress = trainingProgress(logEvery: config.classify.logEvery, threads: config.classify.threads)
+        try prepareRunFolder(config.classify.out, resume: config.classify.resume, overwrite: options.overwrite)
+        try annotating(recipe) { _ = try ClassifyJob.run(config, progress: progress) }
     }
 }

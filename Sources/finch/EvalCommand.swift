@@ -78,7 +78,7 @@ struct EvalCommand: ParsableCommand {
                                             samples: samples, seed: seed)
                 print("model \(m.name): \(path)\(k > 0 ? " (\(k)-shot plain prompting)" : "")")
                 scores.append(try ModelEvaluation.evaluate(m, rows: rows, settings: settings, fewShotPool: pool, reward: scorer,
-                                                           klReference: reference))
+                                                           klReference: reference, log: { print($0) }))
             }
             let decoding = EvalSettings(temperature: temperature, topP: topP, samples: samples).decodingDescription
             let comparison = EvalComparison(data: data, models: scores, decoding: decoding)

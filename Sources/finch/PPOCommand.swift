@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FinchCLI
 import FinchTrain
 
 /// `finch ppo`: PPO from an SFT policy against a reward model or a reward program.
@@ -14,70 +15,58 @@ struct PPOCommand: ParsableCommand {
         A reward command reads JSONL {prompt, response, ...} on stdin and writes one number per line.
         """)
 
-    @Option(help: "SFT policy model folder.") var policy: String
+    static let d = PPOOptions(), h = PPOMath.Hyperparameters()
+    @Option(help: "SFT policy model folder.") var policy: String?
     @Option(help: "Reward model folder.") var reward: String?
     @Option(help: "Reward program (run once via /bin/sh -c; JSONL in, one number per line out).") var rewardCommand: String?
-    @Option(help: "Seconds to wait for the reward program's answer.") var rewardTimeout = 60.0
-    @Option(help: "Prompts JSONL ({prompt, ...}).") var prompts: String
-    @Option(help: "Run folder.") var out: String
-    @Option(help: "PPO iterations (rollout batches).") var iterations = 20
-    @Option(help: "Responses sampled per prompt (divides --batch-size; the batch holds batch-size / N prompts).") var samplesPerPrompt = 1
+    @Option(help: "Seconds to wait for the reward program's answer (default \(d.rewardTimeout)).") var rewardTimeout: Double?
+    @Option(help: "Prompts JSONL ({prompt, ...}).") var prompts: String?
+    @Option(help: "Run folder.") var out: String?
+    @Option(help: "PPO iterations, rollout batches (default \(d.iterations)).") var iterations: Int?
+    @Option(help: "Responses sampled per prompt (divides --batch-size; the batch holds batch-size / N prompts; default \(d.samplesPerPrompt)).") var samplesPerPrompt: Int?
     @Flag(help: "RLOO baseline: subtract from each score the mean score of the other replies to its prompt (needs --samples-per-prompt ≥ 2).") var groupBaseline = false
-    @Option(help: "Dynamic sampling: draw up to N batches' worth of prompts and keep only groups whose replies score differently (needs --samples-per-prompt ≥ 2; 1 = off).") var oversample = 1
-    @Option(help: "Advantage estimate: gae (PPO with a value head, as TRL's PPOTrainer) or rloo (no critic: each reply's KL-penalised reward minus the mean of the other replies to its prompt, as TRL's RLOOTrainer; needs --samples-per-prompt ≥ 2).") var estimator = "gae"
+    @Option(help: "Dynamic sampling: draw up to N batches' worth of prompts and keep only groups whose replies score differently (needs --samples-per-prompt ≥ 2; 1 = off).") var oversample: Int?
+    @Option(help: "Advantage estimate: gae (PPO with a value head, as TRL's PPOTrainer) or rloo (no critic: each reply's KL-penalised reward minus the mean of the other replies to its prompt, as TRL's RLOOTrainer; needs --samples-per-prompt ≥ 2; default \(d.estimator.rawValue)).") var estimator: AdvantageEstimator?
     @Flag(help: "rloo: whiten the advantages over each batch.") var normalizeAdvantage = false
-    @Option(help: "PPO epochs per rollout batch.") var ppoEpochs = 4
-    @Option(help: "Minibatches per rollout batch.") var minibatches = 1
-    @Option(help: "Maximum new tokens per response.") var maxNewTokens = 32
-    @Option(help: "Sampling temperature.") var temperature = 1.0
-    @Option(help: "Top-k (0 = off).") var topK = 0
-    @Option(help: "Top-p.") var topP = 1.0
-    @Option(help: "KL coefficient (initial value when adaptive).") var klCoef = 0.05
+    @Option(help: "PPO epochs per rollout batch (default \(d.ppoEpochs)).") var ppoEpochs: Int?
+    @Option(help: "Minibatches per rollout batch (default \(d.minibatches)).") var minibatches: Int?
+    @Option(help: "Maximum new tokens per response (default \(d.maxNewTokens)).") var maxNewTokens: Int?
+    @Option(help: "Sampling temperature (default \(d.temperature)).") var temperature: Double?
+    @Option(help: "Top-k, 0 = off (default \(d.topK)).") var topK: Int?
+    @Option(help: "Top-p (default \(d.topP)).") var topP: Double?
+    @Option(help: "KL coefficient, the initial value when adaptive (default \(h.klCoef)).") var klCoef: Double?
     @Option(help: "Adaptive KL: target KL per response (off when absent).") var klTarget: Double?
-    @Option(help: "Adaptive KL horizon (samples).") var klHorizon = 10000.0
-    @Option(help: "k1 or k3.") var klEstimator = "k1"
-    @Option(help: "GAE gamma.") var gamma = 1.0
-    @Option(help: "GAE lambda.") var lam = 0.95
-    @Option(help: "Policy clip range.") var cliprange = 0.2
-    @Option(help: "Value clip range.") var cliprangeValue = 0.2
-    @Option(help: "Value-loss coefficient.") var vfCoef = 0.1
+    @Option(help: "Adaptive KL horizon in samples (default \(d.klHorizon)).") var klHorizon: Double?
+    @Option(help: "k1 or k3 (default \(h.klEstimator.rawValue)).") var klEstimator: PPOMath.KLEstimator?
+    @Option(help: "GAE gamma (default \(h.gamma)).") var gamma: Double?
+    @Option(help: "GAE lambda (default \(h.lam)).") var lam: Double?
+    @Option(help: "Policy clip range (default \(h.cliprange)).") var cliprange: Double?
+    @Option(help: "Value clip range (default \(h.cliprangeValue)).") var cliprangeValue: Double?
+    @Option(help: "Value-loss coefficient (default \(h.vfCoef)).") var vfCoef: Double?
     @Flag(help: "Whiten the KL-penalised rewards before GAE.") var whitenRewards = false
     @Option(help: "Penalty for responses without end-of-turn.") var missingEosPenalty: Double?
     @Flag(help: "Whiten scores over each batch.") var normalizeRewards = false
     @Option(help: "Clip scores to ±C.") var rewardClip: Double?
-    @Option(help: "Pretraining-loss coefficient.") var ptxCoef = 0.0
+    @Option(help: "Pretraining-loss coefficient (default \(d.ptxCoef)).") var ptxCoef: Double?
     @Option(help: "Data for --ptx-coef: a text file (every token trained) or instruction/chat JSONL (rendered with the chat template, replies trained, as in SFT).") var ptxData: String?
-    @Option(help: "Stop when the rollout KL exceeds this (nats per response).") var maxKl = 50.0
-    @Option(help: "Held-out prompts evaluated before/after.") var evalPrompts = 64
+    @Option(help: "Stop when the rollout KL exceeds this, in nats per response (default \(d.maxKl)).") var maxKl: Double?
+    @Option(help: "Held-out prompts evaluated before/after (default \(d.evalPrompts)).") var evalPrompts: Int?
     @OptionGroup var common: RLHFCommonOptions
+    @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        var o = PPOTrainer.Options()
-        common.apply(to: &o.common)
-        if common.loraDropout == nil { o.common.peft.loraDropout = 0 }
-        o.iterations = iterations; o.samplesPerPrompt = samplesPerPrompt; o.groupBaseline = groupBaseline; o.oversample = oversample; o.ppoEpochs = ppoEpochs; o.minibatches = minibatches
-        o.maxNewTokens = maxNewTokens; o.temperature = temperature; o.topK = topK; o.topP = topP
-        guard let adv = AdvantageEstimator(rawValue: estimator) else { throw ValidationError("--estimator must be gae or rloo") }
-        o.estimator = adv; o.normalizeAdvantage = normalizeAdvantage
-        guard let est = PPOMath.KLEstimator(rawValue: klEstimator) else { throw ValidationError("--kl-estimator must be k1 or k3") }
-        o.hyper = PPOMath.Hyperparameters(klCoef: klCoef, gamma: gamma, lam: lam, cliprange: cliprange, cliprangeValue: cliprangeValue,
-                                          vfCoef: vfCoef, klEstimator: est, whitenRewards: whitenRewards)
-        o.klTarget = klTarget; o.klHorizon = klHorizon
-        o.missingEOSPenalty = missingEosPenalty; o.normalizeRewards = normalizeRewards; o.rewardClip = rewardClip
-        o.ptxCoef = ptxCoef; o.ptxData = ptxData; o.maxKL = maxKl; o.rewardTimeout = rewardTimeout; o.evalPrompts = evalPrompts
-        let source: RewardSource
-        switch (reward, rewardCommand) {
-        case (let r?, nil): source = try RewardSource(rewardModel: URL(fileURLWithPath: r))
-        case (nil, let c?): source = try RewardSource(command: c, timeout: rewardTimeout)
-        default: throw ValidationError("give exactly one of --reward RM_DIR or --reward-command CMD")
+        guard let (config, recipe) = try options.resolve(PPOConfig.self, command: self) else { return }
+        let progress = trainingProgress(logEvery: max(1, config.ppo.iterations / 25), threads: config.common.threads)
+        try prepareRunFolder(config.ppo.out, resume: config.common.resume, overwrite: options.overwrite)
+        try annotating(recipe) {
+            let t = try PPOTrainer(config: config, progress: progress)
+            progress.receive(.message("ppo: \(t.train.count) training prompts, \(t.eval.count) held out, \(config.ppo.iterations) iterations"))
+            let (b, a) = try t.fit()
+            func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
+            print("held-out mean reward: before \(f(b)) → after \(f(a)); model: \(t.run.url.appendingPathComponent("final").path)")
         }
-        defer { source.close() }
-        try prepareRunFolder(out, resume: common.resume, overwrite: common.overwrite)
-        let t = try PPOTrainer(policy: URL(fileURLWithPath: policy), rewards: source, prompts: URL(fileURLWithPath: prompts),
-                               out: URL(fileURLWithPath: out), options: o)
-        t.progress.message("ppo: \(t.train.count) training prompts, \(t.eval.count) held out, \(iterations) iterations")
-        let (b, a) = try t.run(resume: common.resume)
-        func f(_ x: Double?) -> String { x.map { String(format: "%.4f", $0) } ?? "-" }
-        print("held-out mean reward: before \(f(b)) → after \(f(a)); model: \(t.run.url.appendingPathComponent("final").path)")
     }
 }
+
+extension AdvantageEstimator: ExpressibleByArgument {}
+extension PPOMath.KLEstimator: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinchCLI
 import FinchTrain
 import Foundation
 
@@ -14,37 +15,32 @@ struct PretrainCommand: ParsableCommand {
         Example: finch pretrain --data corpus.txt --preset tiny --vocab-size 4096 --max-steps 2000 --out runs/tiny
         """)
 
+    static let d = PretrainJobOptions()
     @Option(parsing: .upToNextOption, help: "Text / JSONL file(s) or a packed dataset folder.") var data: [String] = []
     @Option(help: "Run folder.") var out: String?
-    @Option(help: "Model preset.") var preset: String?
+    @Option(help: "Model preset (default tiny).") var preset: String?
     @Option(help: "A Hugging Face config.json for the model.") var modelConfig: String?
     @Option(help: "Tokenizer (.model or folder); default: train one on DATA.") var tokenizer: String?
-    @Option(help: "Vocabulary size of a tokenizer trained here.") var vocabSize: Int?
-    @Option(help: "Chat template recorded with the model.") var template: String?
-    @Option(help: "Held-out share of DATA for evaluation.") var evalFraction: Double?
+    @Option(help: "Vocabulary size of a tokenizer trained here (default \(d.vocabSize)).") var vocabSize: Int?
+    @Option(help: "Chat template recorded with the model (default \(d.template ?? "none")).") var template: String?
+    @Option(help: "Held-out share of DATA for evaluation (default \(d.evalFraction)).") var evalFraction: Double?
     @OptionGroup var train: TrainOptions
+    @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        var flags = train.flags
-        var recipePath = train.recipe
-        var modelConfigPath = modelConfig
-        if let r = recipePath, r.hasSuffix(".json") { modelConfigPath = modelConfigPath ?? r; recipePath = nil }
-        func put(_ k: String, _ v: Any?) { if let v { flags[k] = v } }
-        put("out", out); put("preset", preset); put("model-config", modelConfigPath); put("tokenizer", tokenizer)
-        put("vocab-size", vocabSize); put("template", template); put("eval-fraction", evalFraction)
-        if !data.isEmpty { flags["data"] = data }
-        let recipe = try resolveRecipe(defaults: [try TrainerConfig().recipeDefaults(), try PretrainJobOptions(data: [], out: "").recipeDefaults()],
-                                       optionalKeys: ["max-steps", "preset", "model-config", "tokenizer"],
-                                       recipe: recipePath, flags: flags)
-        try applyThreads(recipe)
-        let job = try recipe.decode(PretrainJobOptions.self)
-        guard !job.data.isEmpty else { throw ValidationError("--data is required (or `data:` in the recipe)") }
-        guard !job.out.isEmpty else { throw ValidationError("--out RUN is required (or `out:` in the recipe)") }
-        try prepareRunFolder(job.out, resume: job.resume, overwrite: train.overwrite)
-        guard job.preset == nil || job.modelConfig == nil else { throw ValidationError("give --preset or --model-config, not both") }
-        let config = try recipe.decode(TrainerConfig.self)
+        // A .json file given to --config is a model config (a Hugging Face config.json), not a recipe.
+        var recipePath = options.recipe
+        var command = self
+        if let r = recipePath, r.hasSuffix(".json") {
+            if command.modelConfig == nil { command.modelConfig = r }
+            recipePath = nil
+        }
+        guard let (config, recipe) = try options.resolve(PretrainConfig.self, command: command, recipeOverride: recipePath ?? "")
+        else { return }
+        let progress = trainingProgress(logEvery: config.training.logEvery, threads: config.job.threads)
+        try prepareRunFolder(config.job.out, resume: config.job.resume, overwrite: options.overwrite)
         do {
-            _ = try PretrainJob.run(job, config: config, recipe: recipe)
+            _ = try PretrainJob.run(config, recipe: recipe, progress: progress)
         } catch let e as TrainingError {
             throw TrainingError(recipe.annotate(e.description))   // a data or model error: no usage text
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FinchCLI
 import FinchTrain
 import FinchData
 import Foundation
@@ -16,18 +17,19 @@ struct SFTCommand: ParsableCommand {
         Example: finch sft --model base/ --data train.jsonl --method lora --lora-r 8 --epochs 2 --out runs/lora
         """)
 
+    static let d = SFTConfig()
     @Option(help: "Base model: a Hugging Face / Finch folder, or a .gguf file.") var model: String?
     @Option(parsing: .upToNextOption, help: "Instruction JSONL file(s) or a packed dataset folder.") var data: [String] = []
     @Option(help: "Run folder.") var out: String?
-    @Option(help: "Method: full, freeze, lora, dora, adapter, prefix, prompt.") var method: String?
+    @Option(help: "Method: full, freeze, lora, dora, adapter, prefix, prompt (default \(d.training.method)).") var method: String?
     @Option(help: "Chat template (default: the model's).") var template: String?
-    @Option(help: "Held-out share of DATA for evaluation.") var evalFraction: Double?
+    @Option(help: "Held-out share of DATA for evaluation (default \(d.job.evalFraction)).") var evalFraction: Double?
     @Option(parsing: .upToNextOption, help: "Separate evaluation data (JSONL or dataset).") var evalData: [String] = []
     @Option(parsing: .upToNextOption, help: "Base-corpus data mixed into batches against forgetting.") var replay: [String] = []
     @Option(help: "Share of replay rows in every micro-batch.") var replayRatio: Double?
     @Option(parsing: .upToNextOption, help: "Base-corpus text for the before/after perplexity (default: --replay).") var baseEval: [String] = []
     @Flag(help: "Also write a merged model (LoRA/DoRA) to RUN/final/merged.") var merge = false
-    @Flag(inversion: .prefixedNo, help: "Pack several short records per row.") var pack: Bool?
+    @Flag(inversion: .prefixedNo, help: "Pack several short records per row (default on).") var pack: Bool?
     @Flag(help: "Train on prompt tokens too.") var trainOnPrompt = false
     @Option(help: "Records longer than --seq-len: drop (default), truncate or error.") var overlong: OverlongPolicy?
     // Layer-wise methods.
@@ -36,53 +38,25 @@ struct SFTCommand: ParsableCommand {
     @Option(help: "Gradual unfreezing: one more block from the top every N steps.") var unfreezeEvery: Int?
     @Option(help: "Discriminative rates: block i of L gets lr·f^(L−i).") var layerLrDecay: Double?
     // PEFT.
-    @Option(help: "LoRA rank.") var loraR: Int?
-    @Option(help: "LoRA alpha.") var loraAlpha: Double?
-    @Option(help: "LoRA dropout.") var loraDropout: Double?
+    @Option(help: "LoRA rank (default \(d.peft.loraR)).") var loraR: Int?
+    @Option(help: "LoRA alpha (default \(d.peft.loraAlpha)).") var loraAlpha: Double?
+    @Option(help: "LoRA dropout (default \(d.peft.loraDropout)).") var loraDropout: Double?
     @Option(help: "LoRA target modules (comma-separated) or all-linear.") var loraTargets: String?
     @Flag(help: "rsLoRA scaling alpha/sqrt(r).") var rslora = false
-    @Option(help: "Bottleneck adapter size.") var adapterSize: Int?
-    @Option(help: "Adapter placement: attention, mlp or both.") var adapterPlacement: String?
-    @Option(help: "Virtual tokens (prefix / prompt tuning).") var numVirtualTokens: Int?
+    @Option(help: "Bottleneck adapter size (default \(d.peft.adapterSize)).") var adapterSize: Int?
+    @Option(help: "Adapter placement: attention, mlp or both (default \(d.peft.adapterPlacement)).") var adapterPlacement: String?
+    @Option(help: "Virtual tokens, prefix / prompt tuning (default \(d.peft.numVirtualTokens)).") var numVirtualTokens: Int?
     @Flag(help: "Prefix tuning with a reparametrisation MLP.") var prefixProjection = false
     @Option(help: "Initialise prompt-tuning embeddings from this text.") var promptInitText: String?
     @OptionGroup var train: TrainOptions
+    @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        var flags = train.flags
-        func put(_ k: String, _ v: Any?) { if let v { flags[k] = v } }
-        put("model", model); put("out", out); put("method", method); put("template", template)
-        put("eval-fraction", evalFraction); put("replay-ratio", replayRatio); put("train-layers", trainLayers)
-        put("unfreeze-every", unfreezeEvery); put("layer-lr-decay", layerLrDecay); put("lora-r", loraR)
-        put("lora-alpha", loraAlpha); put("lora-dropout", loraDropout)
-        put("lora-targets", loraTargets.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
-        put("adapter-size", adapterSize); put("adapter-placement", adapterPlacement); put("num-virtual-tokens", numVirtualTokens)
-        put("prompt-init-text", promptInitText); put("pack", pack)
-        put("overlong", overlong?.rawValue)
-        if !data.isEmpty { flags["data"] = data }
-        if !evalData.isEmpty { flags["eval-data"] = evalData }
-        if !replay.isEmpty { flags["replay"] = replay }
-        if !baseEval.isEmpty { flags["base-eval"] = baseEval }
-        if merge { flags["merge"] = true }
-        if trainOnPrompt { flags["train-on-prompt"] = true }
-        if cacheFeatures { flags["cache-features"] = true }
-        if rslora { flags["rslora"] = true }
-        if prefixProjection { flags["prefix-projection"] = true }
-
-        let jobDefaults = try SFTJobOptions(model: "", data: [], out: "").recipeDefaults()
-        let recipe = try resolveRecipe(defaults: [try TrainerConfig().recipeDefaults(), try PEFTOptions().recipeDefaults(), jobDefaults],
-                                       optionalKeys: ["max-steps", "template", "eval-data", "replay", "base-eval", "lora-targets", "prompt-init-text"],
-                                       recipe: train.recipe, flags: flags)
-        try applyThreads(recipe)
-        let job = try recipe.decode(SFTJobOptions.self)
-        guard !job.model.isEmpty else { throw ValidationError("--model DIR is required (or `model:` in the recipe)") }
-        guard !job.data.isEmpty else { throw ValidationError("--data is required (or `data:` in the recipe)") }
-        guard !job.out.isEmpty else { throw ValidationError("--out RUN is required (or `out:` in the recipe)") }
-        try prepareRunFolder(job.out, resume: job.resume, overwrite: train.overwrite)
-        let config = try recipe.decode(TrainerConfig.self)
-        let peft = try recipe.decode(PEFTOptions.self)
+        guard let (config, recipe) = try options.resolve(SFTConfig.self, command: self) else { return }
+        let progress = trainingProgress(logEvery: config.training.logEvery, threads: config.job.threads)
+        try prepareRunFolder(config.job.out, resume: config.job.resume, overwrite: options.overwrite)
         do {
-            _ = try SFTJob.run(job, config: config, peft: peft, recipe: recipe)
+            _ = try SFTJob.run(config, recipe: recipe, progress: progress)
         } catch let e as TrainingError {
             throw TrainingError(recipe.annotate(e.description))   // a data or model error: no usage text
         }

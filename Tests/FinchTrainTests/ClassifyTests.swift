@@ -7,7 +7,7 @@ import FinchTrain
 
 /// `finch classify` on a tiny random model: the head learns a separable toy task; the folder reloads.
 final class ClassifyTests: XCTestCase {
-    func data(in dir: URL, name: String, n: Int) throws -> URL {
+    static func data(in dir: URL, name: String, n: Int) throws -> URL {
         let u = dir.appendingPathComponent(name)
         let lines = (0..<n).map { i -> String in
             let c = TrainerFixture.colours[i % 4], t = TrainerFixture.things[(i / 4) % 8]
@@ -19,11 +19,11 @@ final class ClassifyTests: XCTestCase {
 
     func run(method: String) throws -> ClassifyResult {
         let dir = try TrainerFixture.tempDir("classify\(method)")
-        var o = ClassifyOptions(model: try EvalTests.modelFolder().path, data: try data(in: dir, name: "train.jsonl", n: 64).path,
+        var o = ClassifyOptions(model: try EvalTests.modelFolder().path, data: try Self.data(in: dir, name: "train.jsonl", n: 64).path,
                                 labels: Array(TrainerFixture.colours.prefix(4)), out: dir.appendingPathComponent("run").path)
-        o.evalData = try data(in: dir, name: "eval.jsonl", n: 16).path
+        o.evalData = try Self.data(in: dir, name: "eval.jsonl", n: 16).path
         o.method = method; o.maxSteps = 80; o.batchSize = 8; o.lr = method == "freeze" ? 3e-2 : 2e-2; o.warmup = 0
-        let r = try ClassifyJob.run(o, log: { _ in })
+        let r = try ClassifyJob.run(ClassifyConfig(classify: o))
         let folder = try HFModelFolder.read(dir.appendingPathComponent("run/final"))
         XCTAssertEqual(folder.config.numLabels, 4)
         XCTAssertEqual(folder.parameters["score.weight"]?.shape, [4, folder.config.hiddenSize])

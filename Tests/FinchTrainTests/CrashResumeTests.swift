@@ -37,7 +37,7 @@ final class CrashResumeTests: XCTestCase {
         func session() throws -> TrainingSession {
             try TrainingSession(run: run, parameters: { ["w": w] }, groups: [ParameterGroup(label: "all", names: ["w"])],
                                 settings: AdamWSettings(), schedule: LRSchedule(kind: .constant, baseLR: 0.1, warmupSteps: 0, totalSteps: 4),
-                                seed: 1, progress: Progress(total: 4, mode: .quiet))
+                                seed: 1, progress: ProgressReporter())
         }
         let a = try session()
         let g = Tensor(shape: [2]); g.ptr[0] = 1; g.ptr[1] = -1

@@ -9,7 +9,7 @@ final class DPOTrainingTests: XCTestCase {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
         let prefs = try RLHFFixture.preferences(32, in: dir)
-        var o = DPOTrainer.Options()
+        var o = DPOConfig()
         o.common.lr = 2e-3
         o.common.steps = 12
         o.common.batchSize = 8
@@ -18,10 +18,10 @@ final class DPOTrainingTests: XCTestCase {
         o.common.maxLength = 48
         o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         o.common.checkpointEvery = 6
-        o.beta = 0.1
-        let t = try DPOTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
-                               progress: Progress(total: 12, mode: .quiet))
-        let (before, after) = try t.run()
+        o.dpo.beta = 0.1
+        o.dpo.model = model.path; o.dpo.data = [prefs.path]; o.dpo.out = dir.appendingPathComponent("run").path
+        let t = try DPOTrainer(config: o)
+        let (before, after) = try t.fit()
         let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
         print("dpo toy: eval loss \(b.loss) → \(a.loss), accuracy \(b.rewardAccuracy) → \(a.rewardAccuracy)")
         XCTAssertEqual(b.loss, log(2), accuracy: 1e-3)   // policy == reference at the start

@@ -5,8 +5,8 @@ import FinchTrain
 /// Ctrl-C in a trainer, as a user presses it: the step finishes, a checkpoint is written, the final stage is skipped,
 /// the resume command is printed and the process exits 130; running that command finishes the run.
 final class InterruptTests: XCTestCase {
-    /// Starts `finch ARGS`, sends SIGINT once `marker` appears in its output (or after `after` seconds), waits.
-    func interrupt(_ args: [String], after: Double) throws -> (status: Int32, output: String) {
+    /// Starts `finch ARGS` and sends SIGINT as soon as its output shows `marker` (a progress line).
+    func interrupt(_ args: [String], at marker: String) throws -> (status: Int32, output: String) {
         guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
         let p = Process()
         p.executableURL = bin
@@ -14,16 +14,25 @@ final class InterruptTests: XCTestCase {
         p.currentDirectoryURL = PipelineTests.repoRoot
         let pipe = Pipe()
         p.standardOutput = pipe; p.standardError = pipe
+        final class Seen: @unchecked Sendable { let lock = NSLock(); var text = Data(); var sent = false }
+        let seen = Seen()
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let chunk = h.availableData
+            seen.lock.lock(); defer { seen.lock.unlock() }
+            seen.text.append(chunk)
+            if !seen.sent, String(decoding: seen.text, as: UTF8.self).contains(marker) { seen.sent = true; kill(p.processIdentifier, SIGINT) }
+        }
         try p.run()
-        Thread.sleep(forTimeInterval: after)
-        kill(p.processIdentifier, SIGINT)
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        return (p.terminationStatus, text)
+        pipe.fileHandleForReading.readabilityHandler = nil
+        let rest = pipe.fileHandleForReading.readDataToEndOfFile()
+        seen.lock.lock(); defer { seen.lock.unlock() }
+        seen.text.append(rest)
+        return (p.terminationStatus, String(decoding: seen.text, as: UTF8.self))
     }
 
-    func check(_ args: [String], out: URL, name: String) throws {
-        let run = try interrupt(args, after: 4)
+    func check(_ args: [String], out: URL, name: String, marker: String) throws {
+        let run = try interrupt(args, at: marker)
         XCTAssertEqual(run.status, 130, "\(name): \(run.output.suffix(1500))")
         XCTAssertTrue(run.output.contains("interrupted at step") && run.output.contains("resume with: finch"), "\(name): \(run.output.suffix(800))")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("final").path), "\(name): an interrupted run wrote final/")
@@ -42,12 +51,41 @@ final class InterruptTests: XCTestCase {
         let model = try RLHFFixture.policyFolder(in: dir)
         let data = try TrainerFixture.recordsFile(64, in: dir)
         let sftOut = dir.appendingPathComponent("sft")
-        try check(["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--max-steps", "1500", "--batch-size", "8",
-                   "--seq-len", "96", "--eval-every=-1", "--out", sftOut.path], out: sftOut, name: "sft")
+        try check(["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--max-steps", "200", "--batch-size", "8",
+                   "--seq-len", "96", "--eval-every=-1", "--log-every", "1", "--out", sftOut.path], out: sftOut, name: "sft", marker: "step 3/")
         let prefs = try RLHFFixture.preferences(64, in: dir)
         let rmOut = dir.appendingPathComponent("rm")
-        try check(["reward", "--model", model.path, "--data", prefs.path, "--steps", "1500", "--batch-size", "8",
-                   "--max-length", "96", "--out", rmOut.path], out: rmOut, name: "reward")
+        try check(["reward", "--model", model.path, "--data", prefs.path, "--steps", "100", "--batch-size", "8",
+                   "--max-length", "96", "--out", rmOut.path], out: rmOut, name: "reward", marker: "step 10/")
+    }
+
+    /// pretrain, dpo, ppo and classify stop on Ctrl-C the same way (the CLI's sink turns it into a stop request): the
+    /// step finishes, a checkpoint is written, exit 130, and the printed resume command finishes the run.
+    func testCtrlCInEveryOtherTrainerExits130AndResumes() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let pre = dir.appendingPathComponent("pretrain")
+        let text = dir.appendingPathComponent("corpus.txt")
+        try (0..<200).map { i in "The \(TrainerFixture.things[i % 8]) is \(TrainerFixture.colours[(i * 3) % 8]) today, number \(i)." }
+            .joined(separator: "\n").write(to: text, atomically: true, encoding: .utf8)
+        try check(["pretrain", "--data", text.path, "--preset", "tiny", "--tokenizer", TrainerFixture.tokenizerURL.path, "--max-steps", "400", "--batch-size", "4",
+                   "--seq-len", "64", "--log-every", "1", "--eval-every=-1", "--out", pre.path], out: pre, name: "pretrain", marker: "step 2/")
+        let prefs = try RLHFFixture.preferences(64, in: dir)
+        let dpo = dir.appendingPathComponent("dpo")
+        try check(["dpo", "--model", model.path, "--data", prefs.path, "--steps", "40", "--batch-size", "4", "--max-length", "96",
+                   "--out", dpo.path], out: dpo, name: "dpo", marker: "step 10/")
+        let prompts = try PPOTrainingTests.prompts(in: dir)
+        let ppo = dir.appendingPathComponent("ppo")
+        let script = dir.appendingPathComponent("reward.py")   // one line, so the printed resume command is one line too
+        try "import sys, json\nfor line in sys.stdin:\n    r = json.loads(line)['response']\n    print(r.count('red') - 0.01 * len(r), flush=True)\n"
+            .write(to: script, atomically: true, encoding: .utf8)
+        try check(["ppo", "--policy", model.path, "--prompts", prompts.path, "--reward-command", "python3 -u \(script.path)",
+                   "--iterations", "6", "--batch-size", "4", "--max-new-tokens", "6", "--max-length", "48", "--overlong", "truncate",
+                   "--eval-prompts", "2", "--out", ppo.path], out: ppo, name: "ppo", marker: "step 1/")
+        let data = try ClassifyTests.data(in: dir, name: "classify.jsonl", n: 64)
+        let clf = dir.appendingPathComponent("classify")
+        try check(["classify", "--model", try EvalTests.modelFolder().path, "--data", data.path, "--labels", TrainerFixture.colours.prefix(4).joined(separator: ","),
+                   "--max-steps", "40", "--batch-size", "8", "--out", clf.path], out: clf, name: "classify", marker: "step 10/")
     }
 
     /// A second run into the same --out is refused unless it resumes (--resume) or replaces (--overwrite) the first.

@@ -25,7 +25,7 @@ final class PPOAdapterPolicyTests: XCTestCase {
         var o = t.options(iterations: 2)
         o.common.method = "adapter"
         let ppo = try t.trainer(dir, adapter, prompts, o)
-        try ppo.run()
+        try ppo.fit()
         let records = try MetricsLog.read(ppo.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(records.count, 2)
         // The first rollout is scored by a policy equal to its reference.

@@ -22,12 +22,12 @@ final class PPOTrainingTests: XCTestCase {
         return u
     }
 
-    static func options(iterations: Int) -> PPOTrainer.Options {
-        var o = PPOTrainer.Options()
-        o.iterations = iterations
-        o.ppoEpochs = 2
-        o.minibatches = 2
-        o.maxNewTokens = 6
+    static func options(iterations: Int) -> PPOConfig {
+        var o = PPOConfig()
+        o.ppo.iterations = iterations
+        o.ppo.ppoEpochs = 2
+        o.ppo.minibatches = 2
+        o.ppo.maxNewTokens = 6
         o.common.batchSize = 4
         o.common.lr = 1e-3
         o.common.schedule = "constant"
@@ -35,24 +35,27 @@ final class PPOTrainingTests: XCTestCase {
         o.common.maxLength = 48
         o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
         o.common.evalFraction = 0.2
-        o.evalPrompts = 4
-        o.klTarget = 1
-        o.klHorizon = 100
-        o.missingEOSPenalty = 0.5
+        o.ppo.evalPrompts = 4
+        o.ppo.klTarget = 1
+        o.ppo.klHorizon = 100
+        o.ppo.missingEosPenalty = 0.5
         return o
     }
 
-    static func trainer(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options, command: String = rewardScript) throws -> PPOTrainer {
-        try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 20), prompts: prompts,
-                       out: dir.appendingPathComponent("run"), options: o, progress: Progress(total: o.iterations, mode: .quiet))
+    static func trainer(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOConfig, command: String = rewardScript,
+                        resume: Bool = false) throws -> PPOTrainer {
+        var c = o
+        c.ppo.policy = model.path; c.ppo.prompts = prompts.path; c.ppo.out = dir.appendingPathComponent("run").path
+        c.common.resume = resume
+        return try PPOTrainer(config: c, rewards: try RewardSource(command: command, timeout: 20))
     }
 
-    /// Records of a run of `o.iterations` made as 2 iterations, then a new trainer resuming from their checkpoint.
-    func resumedRecords(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOTrainer.Options) throws -> [[String: Any]] {
-        var two = o; two.iterations = 2
-        try Self.trainer(dir, model, prompts, two).run()
-        let b = try Self.trainer(dir, model, prompts, o)
-        try b.run(resume: true)
+    /// Records of a run of `o.ppo.iterations` made as 2 iterations, then a new trainer resuming from their checkpoint.
+    func resumedRecords(_ dir: URL, _ model: URL, _ prompts: URL, _ o: PPOConfig) throws -> [[String: Any]] {
+        var two = o; two.ppo.iterations = 2
+        try Self.trainer(dir, model, prompts, two).fit()
+        let b = try Self.trainer(dir, model, prompts, o, resume: true)
+        try b.fit()
         return try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
     }
 
@@ -72,7 +75,7 @@ final class PPOTrainingTests: XCTestCase {
         let p = try Self.prompts(in: dirA)
         // A: 3 iterations in one go.
         let a = try Self.trainer(dirA, model, p, Self.options(iterations: 3))
-        let (before, after) = try a.run()
+        let (before, after) = try a.fit()
         XCTAssertNotNil(before); XCTAssertNotNil(after)
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3)
@@ -83,9 +86,9 @@ final class PPOTrainingTests: XCTestCase {
         XCTAssertNotNil(try HFModelFolder.read(a.run.url.appendingPathComponent("final")))
 
         // B: 2 iterations, then a new process-like trainer resumes to 3.
-        _ = try Self.trainer(dirB, model, p, Self.options(iterations: 2)).run()
-        let b = try Self.trainer(dirB, model, p, Self.options(iterations: 3))
-        try b.run(resume: true)
+        _ = try Self.trainer(dirB, model, p, Self.options(iterations: 2)).fit()
+        let b = try Self.trainer(dirB, model, p, Self.options(iterations: 3), resume: true)
+        try b.fit()
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recB.count, 3)
         assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "value_loss", "kl_coef"])
@@ -96,14 +99,14 @@ final class PPOTrainingTests: XCTestCase {
         let model = try RLHFFixture.policyFolder(in: dir)
         let p = try Self.prompts(in: dir)
         var o = Self.options(iterations: 2)
-        o.samplesPerPrompt = 3   // does not divide the batch of 4
+        o.ppo.samplesPerPrompt = 3   // does not divide the batch of 4
         XCTAssertThrowsError(try Self.trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--samples-per-prompt 3"), "\($0)") }
-        o.groupBaseline = true   // also needs ≥ 2 replies per prompt
-        o.samplesPerPrompt = 1
+        o.ppo.groupBaseline = true   // also needs ≥ 2 replies per prompt
+        o.ppo.samplesPerPrompt = 1
         XCTAssertThrowsError(try Self.trainer(dir, model, p, o)) { XCTAssertTrue("\($0)".contains("--group-baseline"), "\($0)") }
-        o.samplesPerPrompt = 2   // 2 prompts × 2 replies per iteration
+        o.ppo.samplesPerPrompt = 2   // 2 prompts × 2 replies per iteration
         let t = try Self.trainer(dir, model, p, o)
-        try t.run()
+        try t.fit()
         let rec = try MetricsLog.read(t.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(rec.count, 2)
         XCTAssertNotNil(try HFModelFolder.read(t.run.url.appendingPathComponent("final")))
@@ -116,28 +119,28 @@ final class PPOTrainingTests: XCTestCase {
         let model = try RLHFFixture.policyFolder(in: dirA)
         let p = try Self.prompts(in: dirA)
         var o = Self.options(iterations: 3)
-        o.samplesPerPrompt = 2
-        o.groupBaseline = true
-        o.oversample = 3
+        o.ppo.samplesPerPrompt = 2
+        o.ppo.groupBaseline = true
+        o.ppo.oversample = 3
         o.common.method = "lora"
-        o.maxNewTokens = 4
+        o.ppo.maxNewTokens = 4
         // Reward: 1 when the reply is longer than 8 characters, else 0 — ties are common among random replies.
         let cmd = "python3 -u -c 'import sys, json\nfor l in sys.stdin: print(1 if len(json.loads(l)[\"response\"]) > 8 else 0, flush=True)'"
         let a = try Self.trainer(dirA, model, p, o, command: cmd)
-        try a.run()
+        try a.fit()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3)
         for r in recA {
             let drawn = (r["prompts_drawn"] as? NSNumber)?.intValue ?? -1
             XCTAssertTrue((2...6).contains(drawn), "drawn \(drawn): between the batch's 2 prompts and 3 × 2")
         }
-        var two = o; two.iterations = 2
-        try Self.trainer(dirB, model, p, two, command: cmd).run()
-        let b = try Self.trainer(dirB, model, p, o, command: cmd)
-        try b.run(resume: true)
+        var two = o; two.ppo.iterations = 2
+        try Self.trainer(dirB, model, p, two, command: cmd).fit()
+        let b = try Self.trainer(dirB, model, p, o, command: cmd, resume: true)
+        try b.fit()
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "prompts_drawn"])
-        var bad = o; bad.samplesPerPrompt = 1; bad.groupBaseline = false
+        var bad = o; bad.ppo.samplesPerPrompt = 1; bad.ppo.groupBaseline = false
         XCTAssertThrowsError(try Self.trainer(dirB, model, p, bad, command: cmd)) { XCTAssertTrue("\($0)".contains("--oversample"), "\($0)") }
     }
 
@@ -148,13 +151,13 @@ final class PPOTrainingTests: XCTestCase {
         let p = try Self.prompts(in: dirA)
         var o = Self.options(iterations: 3)
         o.common.method = "lora"
-        o.common.peft.loraDropout = 0.3
+        o.peft.loraDropout = 0.3
         let a = try Self.trainer(dirA, model, p, o)
-        try a.run()
-        var two = o; two.iterations = 2
-        try Self.trainer(dirB, model, p, two).run()
-        let b = try Self.trainer(dirB, model, p, o)
-        try b.run(resume: true)
+        try a.fit()
+        var two = o; two.ppo.iterations = 2
+        try Self.trainer(dirB, model, p, two).fit()
+        let b = try Self.trainer(dirB, model, p, o, resume: true)
+        try b.fit()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         let recB = try MetricsLog.read(b.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3); XCTAssertEqual(recB.count, 3)
@@ -168,12 +171,12 @@ final class PPOTrainingTests: XCTestCase {
         let model = try RLHFFixture.policyFolder(in: dirA)
         let p = try Self.prompts(in: dirA)
         var o = Self.options(iterations: 3)
-        o.estimator = .rloo
-        o.samplesPerPrompt = 2
+        o.ppo.estimator = .rloo
+        o.ppo.samplesPerPrompt = 2
         o.common.method = "lora"
         let a = try Self.trainer(dirA, model, p, o)
         XCTAssertFalse(a.trainableParameters.keys.contains { $0.hasPrefix("v_head") })
-        try a.run()
+        try a.fit()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertEqual(recA.count, 3)
         XCTAssertTrue(recA.contains { abs(($0["policy_loss"] as? NSNumber)?.doubleValue ?? 0) > 0 }, "some policy gradient")
@@ -183,7 +186,7 @@ final class PPOTrainingTests: XCTestCase {
         let recB = try resumedRecords(dirB, model, p, o)
         XCTAssertEqual(recB.count, 3)
         assertSameRecords(recA, recB, keys: ["reward", "kl", "policy_loss", "rlhf_reward", "entropy", "kl_coef"])
-        var bad = o; bad.samplesPerPrompt = 1
+        var bad = o; bad.ppo.samplesPerPrompt = 1
         XCTAssertThrowsError(try Self.trainer(dirB, model, p, bad)) { XCTAssertTrue("\($0)".contains("--estimator rloo"), "\($0)") }
     }
 
@@ -202,16 +205,16 @@ final class PPOTrainingTests: XCTestCase {
             let model = try RLHFFixture.policyFolder(in: dir)
             let p = try Self.prompts(in: dir)
             var o = Self.options(iterations: 24)
-            o.estimator = estimator
-            o.samplesPerPrompt = 4
-            o.groupBaseline = estimator == .gae
+            o.ppo.estimator = estimator
+            o.ppo.samplesPerPrompt = 4
+            o.ppo.groupBaseline = estimator == .gae
             o.common.batchSize = 8
             o.common.lr = 1e-2
             o.common.checkpointEvery = 0
-            o.klTarget = nil
+            o.ppo.klTarget = nil
             o.hyper.klCoef = 0.01
             let t = try Self.trainer(dir, model, p, o, command: vowels)
-            let (before, after) = try t.run()
+            let (before, after) = try t.fit()
             let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
             print("PPO learnable reward (\(estimator)): held-out vowel share \(b) → \(a)")
             XCTAssertGreaterThan(a, b + 0.15, "\(estimator)")
@@ -264,11 +267,11 @@ final class PPOTrainingTests: XCTestCase {
             .joined(separator: "\n").write(to: sft, atomically: true, encoding: .utf8)
         var o = Self.options(iterations: 3)
         let plain = try Self.trainer(TrainerFixture.tempDir("plain"), model, p, o)
-        try plain.run()
-        o.ptxCoef = 1
-        o.ptxData = sft.path
+        try plain.fit()
+        o.ppo.ptxCoef = 1
+        o.ppo.ptxData = sft.path
         let a = try Self.trainer(dirA, model, p, o)
-        try a.run()
+        try a.fit()
         let recA = try MetricsLog.read(a.run.metricsURL).filter { $0["kl"] != nil }
         let recPlain = try MetricsLog.read(plain.run.metricsURL).filter { $0["kl"] != nil }
         XCTAssertNotEqual((recA.last?["kl"] as? NSNumber)?.doubleValue, (recPlain.last?["kl"] as? NSNumber)?.doubleValue,
@@ -296,10 +299,9 @@ final class PPOTrainingTests: XCTestCase {
         for (command, needle) in cases {
             var o = Self.options(iterations: 2)
             o.common.checkpointEvery = 1
-            let t = try PPOTrainer(policy: model, rewards: try RewardSource(command: command, timeout: 1.5), prompts: p,
-                                   out: dir.appendingPathComponent("run-\(needle.prefix(4))"), options: o,
-                                   progress: Progress(total: 2, mode: .quiet))
-            XCTAssertThrowsError(try t.run()) { e in
+            o.ppo.policy = model.path; o.ppo.prompts = p.path; o.ppo.out = dir.appendingPathComponent("run-\(needle.prefix(4))").path
+            let t = try PPOTrainer(config: o, rewards: try RewardSource(command: command, timeout: 1.5))
+            XCTAssertThrowsError(try t.fit()) { e in
                 let text = "\(e)"
                 XCTAssertTrue(text.contains("reward command") && text.contains(needle), text)
             }
@@ -313,12 +315,12 @@ final class PPOTrainingTests: XCTestCase {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
         var o = Self.options(iterations: 4)
-        o.maxKL = 1e-6          // iteration 1 has KL 0 (policy == reference); later ones exceed it
+        o.ppo.maxKl = 1e-6          // iteration 1 has KL 0 (policy == reference); later ones exceed it
         o.common.lr = 5e-3
         let t = try Self.trainer(dir, model, try Self.prompts(in: dir), o)
-        XCTAssertThrowsError(try t.run()) { e in XCTAssertTrue("\(e)".contains("KL to the reference exploded"), "\(e)") }
+        XCTAssertThrowsError(try t.fit()) { e in XCTAssertTrue("\(e)".contains("KL to the reference exploded"), "\(e)") }
         let last = try XCTUnwrap(t.run.latestCheckpoint())
-        XCTAssertEqual(last.step % (o.ppoEpochs * o.minibatches), 0)
+        XCTAssertEqual(last.step % (o.ppo.ppoEpochs * o.ppo.minibatches), 0)
         XCTAssertNoThrow(try Checkpoint.state(at: last.url))
         t.rewards.close()
     }

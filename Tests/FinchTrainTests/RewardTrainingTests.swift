@@ -31,7 +31,7 @@ final class RewardTrainingTests: XCTestCase {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
         let prefs = try RLHFFixture.preferences(48, in: dir)
-        var o = RewardTrainer.Options()
+        var o = RewardConfig()
         o.common.lr = 3e-3
         o.common.steps = 25
         o.common.batchSize = 8
@@ -39,9 +39,9 @@ final class RewardTrainingTests: XCTestCase {
         o.common.schedule = "constant"
         o.common.maxLength = 48
         o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
-        let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
-                                  progress: Progress(total: 25, mode: .quiet))
-        let (before, after) = try t.run()
+        o.reward.model = model.path; o.reward.data = [prefs.path]; o.reward.out = dir.appendingPathComponent("run").path
+        let t = try RewardTrainer(config: o)
+        let (before, after) = try t.fit()
         let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
         print("reward toy: accuracy \(b.accuracy) → \(a.accuracy), margin \(b.meanMargin) → \(a.meanMargin)")
         XCTAssertGreaterThan(a.accuracy, b.accuracy)
@@ -73,18 +73,18 @@ final class RewardTrainingTests: XCTestCase {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
         let prefs = try RLHFFixture.preferences(24, in: dir)
-        var o = RewardTrainer.Options()
+        var o = RewardConfig()
         o.common.method = "lora"
         o.common.lr = 5e-3
         o.common.steps = 6
         o.common.batchSize = 4
         o.common.maxLength = 48
         o.common.overlong = .truncate   // these pairs and prompts are longer: exercise the cut
-        let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
-                                  progress: Progress(total: 6, mode: .quiet))
+        o.reward.model = model.path; o.reward.data = [prefs.path]; o.reward.out = dir.appendingPathComponent("run").path
+        let t = try RewardTrainer(config: o)
         XCTAssertNotNil(t.reward.trainableParameters["score.weight"])
         XCTAssertTrue(t.reward.trainableParameters.keys.contains { $0.contains("lora_A") })
-        let (_, after) = try t.run()
+        let (_, after) = try t.fit()
         XCTAssertNotNil(after)
         XCTAssertEqual(try HFModelFolder.read(t.run.url.appendingPathComponent("final")).config.numLabels, 1)
     }
@@ -102,19 +102,19 @@ final class RewardTrainingTests: XCTestCase {
             return #"{"prompt": "\n\nHuman: Hi \#(i)\n\nAssistant: Hello.\n\nHuman: The \#(t)?\n\nAssistant:", "chosen": " The \#(t) is \#(c).", "rejected": " The \#(t) is \#(x)."}"#
         }
         try (rows.joined(separator: "\n") + "\n").write(to: heldOut, atomically: true, encoding: .utf8)
-        var o = RewardTrainer.Options()
+        var o = RewardConfig()
         o.common.lr = 3e-3
         o.common.steps = 3
         o.common.batchSize = 4
         o.common.maxLength = 128   // the model's max positions: nothing is cut from these pairs
-        o.evalData = [heldOut.path]
-        let t = try RewardTrainer(model: model, data: [prefs], out: dir.appendingPathComponent("run"), options: o,
-                                  progress: Progress(total: 3, mode: .quiet))
+        o.reward.evalData = [heldOut.path]
+        o.reward.model = model.path; o.reward.data = [prefs.path]; o.reward.out = dir.appendingPathComponent("run").path
+        let t = try RewardTrainer(config: o)
         XCTAssertEqual(t.train.count, 16)   // nothing split off the training data
         XCTAssertEqual(t.eval.count, 6)
         XCTAssertEqual(t.eval[0].prompt.count, try t.source.encoder.generationPrompt(HHTranscript.parse(
             "\n\nHuman: Hi 0\n\nAssistant: Hello.\n\nHuman: The cat?\n\nAssistant:")).count)
-        let (_, after) = try t.run()
+        let (_, after) = try t.fit()
         XCTAssertEqual(after?.pairs, 6)
 
         let scorer = try RewardScorer(rewardModel: t.run.url.appendingPathComponent("final"))

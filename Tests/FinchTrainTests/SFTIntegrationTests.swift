@@ -101,7 +101,7 @@ final class SFTIntegrationTests: XCTestCase {
         job.evalData = [s.eval.path]
         job.baseEval = [s.eval.path]
         job.baseEvalBatches = 100   // the whole held-out file
-        return try SFTJob.run(job, config: cfg, peft: peft, progress: .quiet, log: { _ in })
+        return try SFTJob.run(SFTConfig(job: job, training: cfg, peft: peft))
     }
 
     /// CI version: full fine-tuning of a tiny Llama on 200 gsm8k records lowers the held-out loss.

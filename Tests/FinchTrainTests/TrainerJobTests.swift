@@ -30,7 +30,7 @@ final class TrainerJobTests: XCTestCase {
         job.evalFraction = 0.25
         job.baseEval = [records.path]
         let recipe = try Recipe(defaults: ["lr": cfg.lr], flags: ["method": "full"])
-        let report = try SFTJob.run(job, config: cfg, recipe: recipe, progress: .quiet, log: { _ in })
+        let report = try SFTJob.run(SFTConfig(job: job, training: cfg), recipe: recipe)
         let s = report.summary
         XCTAssertEqual(s.steps, 12)
         XCTAssertLessThan(s.lastLoss!, s.firstLoss! * 0.9, "loss should fall")
@@ -72,7 +72,7 @@ final class TrainerJobTests: XCTestCase {
         var peft = PEFTOptions()
         peft.loraR = 4
         peft.loraTargets = ["all-linear"]
-        let report = try SFTJob.run(job, config: cfg, peft: peft, progress: .quiet, log: { _ in })
+        let report = try SFTJob.run(SFTConfig(job: job, training: cfg, peft: peft))
         XCTAssertLessThan(report.summary.lastLoss!, report.summary.firstLoss!)
         XCTAssertLessThan(report.summary.trainableParameters, report.summary.totalParameters / 5)
         for f in ["adapter_config.json", "adapter_model.safetensors", "merged/config.json"] {

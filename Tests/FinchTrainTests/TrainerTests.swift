@@ -85,27 +85,20 @@ final class TrainerTests: XCTestCase {
         let fullModel = try model()
         let full = try Trainer(config: cfg, model: fullModel, train: reader(), eval: evalReader(), replay: replay(),
                                run: RunFolder(url: dir.appendingPathComponent("full")))
-        full.handleSignals = false
         _ = try full.fit()
 
         // Interrupted after 3 steps by a stop request (as Ctrl-C), then resumed in a fresh process state.
         let runB = dir.appendingPathComponent("split")
         let m1 = try model()
-        let progress = Progress(total: 6, mode: .plain, every: 1, write: { line in
-            if line.hasPrefix("step 3/") { StopSignal.request() }
-        })
         let first = try Trainer(config: cfg, model: m1, train: reader(), eval: evalReader(), replay: replay(),
-                                run: RunFolder(url: runB), progress: progress)
-        first.handleSignals = false
+                                run: RunFolder(url: runB), progress: ProgressReporter(sink: ProgressRecorder(stopAfterStep: 3)))
         let s1 = try first.fit()
-        StopSignal.reset()
         XCTAssertEqual(s1.endReason, "interrupted")
         XCTAssertEqual(s1.steps, 3)
 
         let m2 = try model()
         let second = try Trainer(config: cfg, model: m2, train: reader(), eval: evalReader(), replay: replay(),
                                  run: RunFolder(url: runB))
-        second.handleSignals = false
         XCTAssertTrue(try second.resumeLatest())
         XCTAssertEqual(second.session.state.step, 3)
         let s2 = try second.fit()
@@ -138,7 +131,6 @@ final class TrainerTests: XCTestCase {
             cfg.trainLayers = trainLayers
             let t = try Trainer(config: cfg, model: model, train: DatasetReader(data, tokenizer: F.tokenizer),
                                 run: RunFolder(url: dir.appendingPathComponent("run\(trainLayers)")))
-            t.handleSignals = false
             _ = try t.fit()
             var changed = Set<String>()
             for (n, t) in model.decoder.parameters where t.array != before[n]! { changed.insert(n) }
@@ -158,7 +150,6 @@ final class TrainerTests: XCTestCase {
         cfg.cacheFeatures = true
         let t = try Trainer(config: cfg, model: model, train: DatasetReader(data, tokenizer: F.tokenizer),
                             run: RunFolder(url: dir.appendingPathComponent("run")))
-        t.handleSignals = false
         let s = try t.fit()
         XCTAssertEqual(model.featureCache!.misses, 8, "each of the 8 rows computed once")
         XCTAssertEqual(model.featureCache!.hits, 24)
@@ -196,7 +187,6 @@ final class TrainerTests: XCTestCase {
         cfg.unfreezeEvery = 2
         let t = try Trainer(config: cfg, model: model, train: DatasetReader(data, tokenizer: F.tokenizer),
                             run: RunFolder(url: dir.appendingPathComponent("run")))
-        t.handleSignals = false
         XCTAssertEqual(Set(t.session.optimizer.parameterNames), head)
         _ = try t.fit()
         XCTAssertEqual(Set(t.session.optimizer.parameterNames), head.union(TrainableSet.blockNames(c, layer: 1)))

@@ -103,7 +103,7 @@ final class BottleneckAdapterServingTests: XCTestCase {
         var job = SFTJobOptions(model: base.path, data: [records.path], out: dir.appendingPathComponent("run").path)
         job.evalFraction = 0
         var peft = PEFTOptions(); peft.adapterSize = 8
-        let report = try SFTJob.run(job, config: cfg, peft: peft, progress: .quiet, log: { _ in })
+        let report = try SFTJob.run(SFTConfig(job: job, training: cfg, peft: peft))
         let adapter = report.finalFolder
         XCTAssertEqual(try PEFTAdapterFolder.peftType(of: adapter), "ADAPTER")
         let tuned = try EvalModel(folder: adapter)            // finds its base through adapter_config.json

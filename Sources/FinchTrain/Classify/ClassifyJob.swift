@@ -2,29 +2,6 @@ import Foundation
 import FinchModel
 import FinchData
 
-/// Settings of `finch classify`.
-public struct ClassifyOptions: Sendable {
-    public var model: String
-    public var data: String
-    public var evalData: String?
-    public var labels: [String]
-    public var out: String
-    /// full, freeze (head only) or lora.
-    public var method = "lora"
-    public var peft = PEFTOptions()
-    public var epochs = 2
-    public var maxSteps: Int?
-    public var batchSize = 16
-    public var maxLength = 128
-    public var lr = 1e-3
-    public var warmup = 10
-    public var seed: UInt64 = 42
-    public var logEvery = 10
-    public init(model: String, data: String, labels: [String], out: String) {
-        self.model = model; self.data = data; self.labels = labels; self.out = out
-    }
-}
-
 /// What `finch classify` measured.
 public struct ClassifyResult: Codable, Sendable {
     public var steps: Int
@@ -37,11 +14,16 @@ public struct ClassifyResult: Codable, Sendable {
 
 /// `finch classify`: fine-tunes a classification head (and the trunk: full / LoRA) on `{text, label}` rows.
 public enum ClassifyJob {
-    public static func run(_ o: ClassifyOptions, log: @escaping (String) -> Void = { print($0) }) throws -> ClassifyResult {
-        guard ["full", "freeze", "lora"].contains(o.method) else { throw TrainingError("--method must be full, freeze or lora (got \(o.method))") }
-        guard o.labels.count >= 2 else { throw TrainingError("--labels needs at least two labels") }
+    /// Runs `finch classify`: events go to `progress`, which may ask the run to stop (a checkpoint is written and
+    /// `TrainingInterrupted` thrown; `resume` continues exactly: weights, optimizer, data order).
+    public static func run(_ config: ClassifyConfig, progress sink: any ProgressSink = NoProgress()) throws -> ClassifyResult {
+        try config.validate()
+        let o = config.classify
+        let progress = ProgressReporter(sink: sink)
+        let log: (String) -> Void = { progress.report($0) }
         let runURL = URL(fileURLWithPath: o.out)
         let run = try RunFolder(url: runURL)
+        try Recipe.of(config).write(to: run)
         let modelURL = URL(fileURLWithPath: o.model)
         let folder = try HFModelFolder.read(modelURL)
         guard let tokURL = folder.tokenizerModel else { throw TrainingError("\(modelURL.path): no tokenizer (tokenizer.model or tokenizer.json) in the model folder") }
@@ -53,26 +35,35 @@ public enum ClassifyJob {
         guard !train.isEmpty else { throw TrainingError("\(o.data): no rows") }
 
         let decoder = try SequenceClassifier.classifierDecoder(config: folder.config, parameters: folder.parameters, labels: o.labels, seed: o.seed)
-        let peft = o.method == "lora" ? try PEFTMethods.make("lora", options: o.peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed) : nil
+        let peft = o.method == "lora" ? try PEFTMethods.make("lora", options: config.peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed) : nil
         let clf = try SequenceClassifier(decoder: decoder, peft: peft, labels: o.labels, trainTrunk: o.method == "full")
         if o.method == "full" { clf.model.allocateGradients() }
         let params = clf.trainableParameters
         let trainable = params.values.reduce(0) { $0 + $1.count }
         let stepsPerEpoch = (train.count + o.batchSize - 1) / o.batchSize
         let total = o.maxSteps ?? stepsPerEpoch * o.epochs
+        progress.totalSteps = total
         let schedule = LRSchedule(kind: .cosine, baseLR: o.lr, warmupSteps: o.warmup, totalSteps: total)
         let groups = [ParameterGroup(label: "classifier", names: params.keys.sorted(), weightDecay: false)]
-        let progress = Progress(total: total, every: o.logEvery)
         let session = try TrainingSession(run: run, parameters: { clf.trainableParameters }, groups: groups,
                                           settings: AdamWSettings(weightDecay: 0, maxGradNorm: 1.0), schedule: schedule,
                                           seed: o.seed, progress: progress)
+        session.checkpointEvery = o.checkpointEvery
+        session.keepCheckpoints = o.keepCheckpoints
         log("classify (\(o.method)): \(trainable) trainable parameters, \(train.count) training rows, \(eval?.count ?? 0) held out, \(total) steps")
-        let start = Date()
-        var rng = SeededRNG(seed: o.seed)
+        // The data order: epochs shuffled by the session's generator; the rest of the current epoch is kept in checkpoints.
         var order: [Int] = []
         var first: Double?, lastLoss: Double?
+        try RLHFSetup.resumeIfAsked(session, resume: o.resume)
+        if session.state.step > 0 {
+            order = try session.state.extras["order"]?.decode([Int].self) ?? []
+            first = try session.state.extras["first_loss"]?.decode(Double.self)
+        }
+        let start = Date()
+        progress.startClock(afterStep: session.state.step)
         while session.state.step < total {
-            if order.isEmpty { order = Array(train.indices).shuffled(using: &rng) }
+            if progress.stopRequested { try RLHFSetup.stop(session) }
+            if order.isEmpty { order = Array(train.indices).shuffled(using: &session.state.rng) }
             let take = Array(order.prefix(o.batchSize)); order.removeFirst(take.count)
             let rows = take.map { train[$0] }
             clf.zeroGradients()
@@ -81,10 +72,15 @@ public enum ClassifyJob {
             let lr = session.currentLR
             try session.step(gradients: clf.gradients)
             first = first ?? loss; lastLoss = loss
-            progress.update(step: session.state.step, loss: loss, lr: lr, tokens: rows.reduce(0) { $0 + $1.ids.count })
-            try session.log(["loss": loss, "lr": lr])
+            session.state.extras["order"] = try JSONBlob(encoding: order)
+            session.state.extras["first_loss"] = try JSONBlob(encoding: first)
+            progress.step(session.state.step, loss: loss, lr: lr, tokens: rows.reduce(0) { $0 + $1.ids.count })
+            var record: [String: Any] = ["loss": loss, "lr": lr]
+            if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }
+            try session.log(record)
+            if session.shouldCheckpoint { try session.checkpoint() }
         }
-        progress.finish()
+        progress.done(step: session.state.step, reason: "completed")
         try session.writeLossCurve()
         let seconds = Date().timeIntervalSince(start)
         var report: ClassificationReport?

@@ -15,47 +15,39 @@ public struct DPOEvaluation: Codable, Equatable, Sendable {
 /// sums over the reply tokens; the reference log-probs are computed once, before training, with the initial
 /// model (a LoRA policy with its adapter switched off), so no second model is held.
 public final class DPOTrainer {
-    public struct Options: Codable, Equatable, Sendable {
-        public var common = RLHFTrainingOptions()
-        public var beta = 0.1
-        public var variant = DPOLoss.Variant.sigmoid
-        public var labelSmoothing = 0.0
-        public var limit: Int?
-        public init() { common.lr = 5e-6 }
-    }
-
-    public let options: Options
+    public let config: DPOConfig
     public let source: LoadedModelFolder
     public let policy: PolicyModel
     public let train: [EncodedPair]
     public let eval: [EncodedPair]
     public let run: RunFolder
-    public let progress: Progress
+    public let progress: ProgressReporter
     /// Reference (chosen, rejected) sequence log-probs of `train` and `eval`.
     public private(set) var refTrain: (chosen: [Float], rejected: [Float]) = ([], [])
     public private(set) var refEval: (chosen: [Float], rejected: [Float]) = ([], [])
 
-    public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
-        guard options.beta > 0, options.beta.isFinite else {
-            throw TrainingError("--beta must be positive (got \(options.beta)): at 0 the DPO loss is log 2 whatever the policy does")
-        }
-        source = try LoadedModelFolder(model, templateName: options.common.template, causalLM: "finch dpo --model")
-        var options = options
-        RLHFSetup.fitLength(&options.common, source.folder)
-        self.options = options
-        let o = options.common
-        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
-                                             overlong: o.overlong, report: RLHFSetup.noteOverlong)
+    public init(config: DPOConfig, progress sink: any ProgressSink = NoProgress()) throws {
+        try config.validate()
+        let progress = ProgressReporter(sink: sink)
+        self.progress = progress
+        source = try LoadedModelFolder(URL(fileURLWithPath: config.dpo.model), templateName: config.common.template, causalLM: "finch dpo --model")
+        var config = config
+        RLHFSetup.fitLength(&config.common, source.folder, progress)
+        self.config = config
+        let o = config.common
+        let pairs = try PreferencePairs.load(config.dpo.data.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength,
+                                             limit: config.dpo.limit, overlong: o.overlong, report: RLHFSetup.noteOverlong(progress))
         (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
         let decoder = try source.decoder()
-        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+        let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
         policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
-        run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: RLHFSetup.totalSteps(o, pairs: train.count))
+        run = try RunFolder(url: URL(fileURLWithPath: config.dpo.out))
+        try Recipe.of(config).write(to: run)
+        progress.totalSteps = RLHFSetup.totalSteps(o, pairs: train.count)
     }
 
     public var totalSteps: Int {
-        RLHFSetup.totalSteps(options.common, pairs: train.count)
+        RLHFSetup.totalSteps(config.common, pairs: train.count)
     }
 
     /// Forward of pairs: (chosen, rejected) sums of reply-token log-probs; keeps the forward for `backward`.
@@ -79,7 +71,7 @@ public final class DPOTrainer {
     /// Sequence log-probs of all pairs without gradients.
     func logProbs(_ pairs: [EncodedPair]) -> (chosen: [Float], rejected: [Float]) {
         var c: [Float] = [], r: [Float] = []
-        let B = max(1, options.common.batchSize)
+        let B = max(1, config.common.batchSize)
         policy.setTraining(false)
         defer { policy.setTraining(true) }
         for start in stride(from: 0, to: pairs.count, by: B) {
@@ -93,8 +85,8 @@ public final class DPOTrainer {
         guard !eval.isEmpty else { return nil }
         let p = logProbs(eval)
         let r = DPOLoss.compute(policyChosen: p.chosen, policyRejected: p.rejected, referenceChosen: refEval.chosen,
-                                referenceRejected: refEval.rejected, beta: options.beta, variant: options.variant,
-                                labelSmoothing: options.labelSmoothing)
+                                referenceRejected: refEval.rejected, beta: config.dpo.beta, variant: config.dpo.lossType,
+                                labelSmoothing: config.dpo.labelSmoothing)
         return DPOEvaluation(pairs: eval.count, loss: r.loss, rewardAccuracy: r.rewardAccuracy, meanMargin: r.marginsMean)
     }
 
@@ -113,8 +105,8 @@ public final class DPOTrainer {
     }
 
     @discardableResult
-    public func run(resume: Bool = false) throws -> (before: DPOEvaluation?, after: DPOEvaluation?) {
-        let o = options.common
+    public func fit() throws -> (before: DPOEvaluation?, after: DPOEvaluation?) {
+        let o = config.common
         let total = totalSteps
         // Reference log-probs once, from the initial model (adapter off).
         policy.adapterEnabled = false
@@ -126,15 +118,13 @@ public final class DPOTrainer {
         let pm = policy.model
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { pm.trainableParameters }, progress: progress)
         session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
-        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        try RLHFSetup.resumeIfAsked(session, resume: o.resume)
         let before = session.state.step == 0 ? evaluate() : nil
         if let b = before { try session.log(["eval_loss": b.loss, "eval_accuracy": b.rewardAccuracy, "eval_margin": b.meanMargin]) }
-        StopSignal.install()
-        defer { StopSignal.uninstall() }
         // LoRA dropout on while training, with masks following the step (so a resumed run draws the same).
         policy.setTraining(true)
         while session.state.step < total {
-            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
+            if progress.stopRequested { try RLHFSetup.stop(session) }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
             let part = idx.map { train[$0] }
             pm.zeroGradients()
@@ -142,7 +132,7 @@ public final class DPOTrainer {
             let x = sequenceLogProbs(part)
             let r = DPOLoss.compute(policyChosen: x.chosen, policyRejected: x.rejected,
                                     referenceChosen: idx.map { refTrain.chosen[$0] }, referenceRejected: idx.map { refTrain.rejected[$0] },
-                                    beta: options.beta, variant: options.variant, labelSmoothing: options.labelSmoothing)
+                                    beta: config.dpo.beta, variant: config.dpo.lossType, labelSmoothing: config.dpo.labelSmoothing)
             try RLHFSetup.requireFinite(r.loss, "DPO loss", step: session.state.step + 1)
             var d = [Float](repeating: 0, count: 2 * part.count * x.T)
             for (b, span) in x.spans.enumerated() {
@@ -153,18 +143,22 @@ public final class DPOTrainer {
             let report = try session.step(gradients: pm.gradients)
             try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
             session.state.microBatches += 1
-            try session.log(["loss": r.loss, "reward_accuracy": r.rewardAccuracy, "margin": r.marginsMean,
-                             "rewards_chosen": r.rewardsChosenMean, "rewards_rejected": r.rewardsRejectedMean,
-                             "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
-            progress.update(step: session.state.step, loss: r.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: 2 * part.count * x.T,
-                            extra: [("acc", String(format: "%.2f", r.rewardAccuracy)), ("margin", String(format: "%.3f", r.marginsMean))])
+            progress.step(session.state.step, loss: r.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: 2 * part.count * x.T,
+                          fields: [ProgressField("acc", String(format: "%.2f", r.rewardAccuracy)), ProgressField("margin", String(format: "%.3f", r.marginsMean))])
+            var record: [String: Any] = ["loss": r.loss, "reward_accuracy": r.rewardAccuracy, "margin": r.marginsMean,
+                                         "rewards_chosen": r.rewardsChosenMean, "rewards_rejected": r.rewardsRejectedMean,
+                                         "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm]
+            if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }
+            try session.log(record)
             if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate() {
                 try session.log(["eval_loss": e.loss, "eval_accuracy": e.rewardAccuracy, "eval_margin": e.meanMargin], forceCurve: true)
-                try session.evaluated(loss: e.loss, saveBest: true)
+                let improved = try session.evaluated(loss: e.loss, saveBest: true)
+                progress.evaluation(EvaluationProgress(step: session.state.step, metrics: ["eval_loss": e.loss, "eval_accuracy": e.rewardAccuracy],
+                                                       improved: improved, text: String(format: "step %d: eval DPO loss %.4f, reward accuracy %.3f", session.state.step, e.loss, e.rewardAccuracy) + (improved ? " (best)" : "")))
             }
             if session.shouldCheckpoint { try session.checkpoint() }
         }
-        progress.finish()
+        progress.done(step: session.state.step, reason: "completed")
         let after = evaluate()
         if let a = after { try session.log(["eval_loss": a.loss, "eval_accuracy": a.rewardAccuracy, "eval_margin": a.meanMargin]) }
         try session.writeLossCurve()

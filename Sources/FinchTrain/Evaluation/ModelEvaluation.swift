@@ -77,7 +77,7 @@ public struct ModelScores: Codable, Sendable {
 public enum ModelEvaluation {
     public static func evaluate(_ model: EvalModel, rows: [EvalRow], settings: EvalSettings, fewShotPool: [EvalRow] = [],
                                 reward: EvalRewards? = nil, klReference: EvalModel? = nil,
-                                log: (String) -> Void = { print($0) }) throws -> ModelScores {
+                                log: (String) -> Void = { _ in }) throws -> ModelScores {
         let start = Date()
         let plain = settings.fewShot > 0 || model.encoder == nil
         let shots = Array(fewShotPool.filter(\.isCheckable).prefix(settings.fewShot))

@@ -14,7 +14,8 @@ public struct PPOPrompt: @unchecked Sendable {
 public enum PPOPrompts {
     /// The prompts whose generation prompt fits `maxLength` tokens, by `overlong` (a truncated prompt keeps its end,
     /// which the rollout's prompt encoding does on its own; drop leaves it out; error stops).
-    public static func fitting(_ prompts: [PPOPrompt], encoder: ChatEncoder, maxLength: Int, overlong: OverlongPolicy) throws -> [PPOPrompt] {
+    public static func fitting(_ prompts: [PPOPrompt], encoder: ChatEncoder, maxLength: Int, overlong: OverlongPolicy,
+                               progress: ProgressReporter = ProgressReporter()) throws -> [PPOPrompt] {
         var report = OverlongReport(policy: overlong, maxLength: maxLength)
         var out: [PPOPrompt] = []
         for p in prompts {
@@ -31,7 +32,7 @@ public enum PPOPrompts {
             }
             out.append(p)
         }
-        RLHFSetup.noteOverlong(report)
+        RLHFSetup.noteOverlong(progress)(report)
         if out.isEmpty, report.dropped > 0 { throw TrainingError(report.nothingLeft("prompts").message) }
         return out
     }

@@ -15,57 +15,7 @@ import FinchData
 /// KL, a failing reward command, Ctrl-C) keeps its last complete checkpoint; `--resume` continues exactly
 /// (sampling seeds, prompt order, minibatch order and the KL controller are functions of the saved state).
 public final class PPOTrainer {
-    public struct Options: Codable, Equatable, Sendable {
-        public var common = RLHFTrainingOptions()
-        /// PPO iterations (rollout batches); `common.batchSize` responses each.
-        public var iterations = 20
-        /// Responses sampled per prompt: a batch holds `batchSize / samplesPerPrompt` distinct prompts, so that
-        /// right and wrong replies to the same prompt meet in one batch and the whitened advantages contrast them.
-        public var samplesPerPrompt = 1
-        /// Leave-one-out baseline (RLOO): each score minus the mean score of the other replies to the same prompt
-        /// (needs `samplesPerPrompt` ≥ 2). Prompts whose replies all score alike then add no policy-gradient noise,
-        /// which matters when most rollouts of a weak policy score 0.
-        public var groupBaseline = false
-        /// Dynamic sampling (DAPO): when > 1, up to `oversample × batchSize / samplesPerPrompt` prompts are drawn per
-        /// iteration and a prompt's group of replies enters the batch only if its scores differ (a group that is all
-        /// right or all wrong carries no signal under a group baseline); tied groups fill any slots left over.
-        public var oversample = 1
-        /// gae (TRL PPO: value head, GAE) or rloo (TRL RLOO: no critic, leave-one-out advantage per reply;
-        /// needs `samplesPerPrompt` ≥ 2 and implies the group baseline).
-        public var estimator = AdvantageEstimator.gae
-        /// rloo: whiten the advantages over the batch (TRL `normalize_advantage`).
-        public var normalizeAdvantage = false
-        public var ppoEpochs = 4
-        public var minibatches = 1
-        public var maxNewTokens = 32
-        public var temperature = 1.0
-        public var topK = 0
-        public var topP = 1.0
-        public var hyper = PPOMath.Hyperparameters()
-        /// Adaptive KL: target KL per sequence (nil = fixed coefficient `hyper.klCoef`) and horizon (samples).
-        public var klTarget: Double?
-        public var klHorizon = 10000.0
-        /// Subtracted from the score of a response that never emits end-of-turn (nil = off).
-        public var missingEOSPenalty: Double?
-        /// Scores are whitened over the batch (`normalizeRewards`) and/or clipped to ±`rewardClip`.
-        public var normalizeRewards = false
-        public var rewardClip: Double?
-        /// Pretraining-loss mixing: coefficient and text file (plain text; `maxLength`-token chunks).
-        public var ptxCoef = 0.0
-        public var ptxData: String?
-        /// The run stops when the rollout KL (nats per sequence) exceeds this.
-        public var maxKL = 50.0
-        public var rewardTimeout = 60.0
-        public var evalPrompts = 64
-        public init() {
-            common.lr = 1e-5
-            common.batchSize = 8
-            common.peft.loraDropout = 0   // as TRL's PPO examples; masks follow the step when it is set
-            common.evalFraction = 0.1
-        }
-    }
-
-    public let options: Options
+    public let config: PPOConfig
     public let source: LoadedModelFolder
     public let policy: PolicyModel
     /// nil for a LoRA policy (the adapter is switched off instead).
@@ -75,32 +25,24 @@ public final class PPOTrainer {
     public let train: [PPOPrompt]
     public let eval: [PPOPrompt]
     public let run: RunFolder
-    public let progress: Progress
+    public let progress: ProgressReporter
+    /// Whether this trainer opened `rewards` (and closes it).
+    private let ownsRewards: Bool
     private var ptx = PTXData(ids: [], mask: [])
     private var encodedPrompts: [String: [Int]] = [:]
 
-    public init(policy url: URL, rewards: RewardSource, prompts: URL, out: URL, options: Options, progress: Progress? = nil) throws {
-        source = try LoadedModelFolder(url, templateName: options.common.template, causalLM: "finch ppo --policy", servesBottleneck: true)
-        var options = options
-        RLHFSetup.fitLength(&options.common, source.folder)
-        self.options = options
-        let o = options.common
-        guard options.samplesPerPrompt >= 1, o.batchSize % options.samplesPerPrompt == 0 else {
-            throw TrainingError("--samples-per-prompt \(options.samplesPerPrompt) must be at least 1 and divide the batch size \(o.batchSize)")
-        }
-        if options.groupBaseline, options.samplesPerPrompt < 2 {
-            throw TrainingError("--group-baseline needs --samples-per-prompt 2 or more")
-        }
-        if options.estimator == .rloo, options.samplesPerPrompt < 2 {
-            throw TrainingError("--estimator rloo needs --samples-per-prompt 2 or more (the baseline is the other replies to the same prompt)")
-        }
-        guard options.oversample >= 1 else { throw TrainingError("--oversample \(options.oversample) must be at least 1") }
-        if options.oversample > 1, options.samplesPerPrompt < 2 {
-            throw TrainingError("--oversample needs --samples-per-prompt 2 or more (groups of replies to compare)")
-        }
-        guard options.minibatches >= 1, options.minibatches <= o.batchSize else {
-            throw TrainingError("--minibatches \(options.minibatches) must be between 1 and the batch size \(o.batchSize)")
-        }
+    /// - Parameter rewards: the scores' source; nil = the reward model or program `config` names (opened here and
+    ///   closed when the trainer goes away).
+    public init(config: PPOConfig, rewards: RewardSource? = nil, progress sink: any ProgressSink = NoProgress()) throws {
+        try config.validate()
+        let progress = ProgressReporter(sink: sink, totalSteps: config.ppo.iterations)
+        self.progress = progress
+        source = try LoadedModelFolder(URL(fileURLWithPath: config.ppo.policy), templateName: config.common.template,
+                                       causalLM: "finch ppo --policy", servesBottleneck: true)
+        var config = config
+        RLHFSetup.fitLength(&config.common, source.folder, progress)
+        self.config = config
+        let o = config.common
         let decoder = try source.decoder()
         if let adapter = source.bottleneckAdapter {
             // A bottleneck-adapter policy (SFT with --method adapter) keeps training its adapter; the adapter cannot be
@@ -112,7 +54,7 @@ public final class PPOTrainer {
             let ref = try source.decoder(copy: true)
             referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref, peft: try AdapterModule(folder: adapter, config: ref.config)))
         } else {
-            let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+            let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
             policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
             if peft == nil {
                 let ref = try source.decoder(copy: true)
@@ -121,28 +63,31 @@ public final class PPOTrainer {
             } else { referenceCopy = nil }
         }
         // Rollouts sampled at a temperature are scored (policy, old and new, and reference) under logits / τ.
-        if options.temperature > 0 {
-            policy.temperature = Float(options.temperature)
-            referenceCopy?.temperature = Float(options.temperature)
+        if config.ppo.temperature > 0 {
+            policy.temperature = Float(config.ppo.temperature)
+            referenceCopy?.temperature = Float(config.ppo.temperature)
         }
         valueHead = ValueHead(name: "v_head.weight", hiddenSize: decoder.config.hiddenSize, bias: true, seed: o.seed &+ 17)
-        self.rewards = rewards
-        let all = try PPOPrompts.fitting(PPOPrompts.load(prompts), encoder: source.encoder, maxLength: o.maxLength, overlong: o.overlong)
+        self.rewards = try rewards ?? RewardSource(config.ppo)
+        ownsRewards = rewards == nil
+        let all = try PPOPrompts.fitting(PPOPrompts.load(URL(fileURLWithPath: config.ppo.prompts)), encoder: source.encoder,
+                                         maxLength: o.maxLength, overlong: o.overlong, progress: progress)
         var (tr, ev) = PreferencePairs.split(all, evalFraction: o.evalFraction, seed: o.seed)
-        if ev.count > options.evalPrompts {   // held-out prompts beyond --eval-prompts train rather than go unused
-            tr += ev[options.evalPrompts...]
-            ev = Array(ev.prefix(options.evalPrompts))
+        if ev.count > config.ppo.evalPrompts {   // held-out prompts beyond --eval-prompts train rather than go unused
+            tr += ev[config.ppo.evalPrompts...]
+            ev = Array(ev.prefix(config.ppo.evalPrompts))
         }
         (train, eval) = (tr, ev)
-        run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: options.iterations, every: max(1, options.iterations / 25))
-        if options.ptxCoef > 0 {
-            guard let p = options.ptxData else { throw TrainingError("--ptx-coef needs --ptx-data (a text file, or instruction/chat JSONL)") }
+        run = try RunFolder(url: URL(fileURLWithPath: config.ppo.out))
+        try Recipe.of(config).write(to: run)
+        if config.ppo.ptxCoef > 0, let p = config.ppo.ptxData {
             ptx = try PTXData.load(p, encoder: source.encoder, tokenizer: source.tokenizer)
         }
     }
 
-    var optimizerStepsPerIteration: Int { max(1, options.ppoEpochs) * max(1, options.minibatches) }
+    deinit { if ownsRewards { rewards.close() } }
+
+    var optimizerStepsPerIteration: Int { max(1, config.ppo.ppoEpochs) * max(1, config.ppo.minibatches) }
 
     /// Every tensor the optimizer updates: the policy's (decoder or adapter) and, with GAE, the value head.
     public var trainableParameters: [String: Tensor] {
@@ -153,13 +98,13 @@ public final class PPOTrainer {
         guard usesValueHead else { return policy.model.gradients }
         return policy.model.gradients.merging(valueHead.gradients) { a, _ in a }
     }
-    var usesValueHead: Bool { options.estimator == .gae }
+    var usesValueHead: Bool { config.ppo.estimator == .gae }
 
     // MARK: rollouts
 
     func promptIDs(_ p: PPOPrompt) throws -> [Int] {
         if let ids = encodedPrompts[p.location] { return ids }
-        let room = min(options.common.maxLength, policy.decoder.config.maxPositions) - options.maxNewTokens
+        let room = min(config.common.maxLength, policy.decoder.config.maxPositions) - config.ppo.maxNewTokens
         let ids = Array(try source.encoder.generationPrompt(p.messages).map(Int.init).suffix(max(1, room)))
         encodedPrompts[p.location] = ids
         return ids
@@ -172,10 +117,10 @@ public final class PPOTrainer {
         defer { policy.setTraining(true) }
         return try prompts.enumerated().map { i, p in
             let ids = try promptIDs(p)
-            let sampling = SamplingOptions(temperature: greedy ? 0 : Float(options.temperature), topK: options.topK,
-                                           topP: Float(options.topP), seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
-            let cache = KVCache(config: policy.decoder.config, batch: 1, maxLength: min(policy.decoder.config.maxPositions, ids.count + options.maxNewTokens))
-            return policy.decoder.generate(prompt: ids, options: GenerationOptions(maxNewTokens: options.maxNewTokens, sampling: sampling, stopTokenIds: stop), cache: cache).tokens
+            let sampling = SamplingOptions(temperature: greedy ? 0 : Float(config.ppo.temperature), topK: config.ppo.topK,
+                                           topP: Float(config.ppo.topP), seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
+            let cache = KVCache(config: policy.decoder.config, batch: 1, maxLength: min(policy.decoder.config.maxPositions, ids.count + config.ppo.maxNewTokens))
+            return policy.decoder.generate(prompt: ids, options: GenerationOptions(maxNewTokens: config.ppo.maxNewTokens, sampling: sampling, stopTokenIds: stop), cache: cache).tokens
         }
     }
 
@@ -261,18 +206,18 @@ public final class PPOTrainer {
 
     /// Runs the remaining iterations; returns the held-out mean reward before and after.
     @discardableResult
-    public func run(resume: Bool = false) throws -> (before: Double?, after: Double?) {
-        let o = options.common
+    public func fit() throws -> (before: Double?, after: Double?) {
+        let o = config.common
         let perIter = optimizerStepsPerIteration
-        let totalSteps = options.iterations * perIter
+        let totalSteps = config.ppo.iterations * perIter
         policy.model.allocateGradients()
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: totalSteps, parameters: { [unowned self] in self.trainableParameters },
                                             progress: progress)
         session.checkpointEvery = 0   // checkpoints at iteration boundaries only (below)
         session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
-        var kl = options.klTarget.map { KLController.adaptive(initial: options.hyper.klCoef, target: $0, horizon: options.klHorizon) }
-            ?? .fixed(options.hyper.klCoef)
-        try RLHFSetup.resumeIfAsked(session, resume: resume, stepsPerIteration: perIter)
+        var kl = config.ppo.klTarget.map { KLController.adaptive(initial: config.hyper.klCoef, target: $0, horizon: config.ppo.klHorizon) }
+            ?? .fixed(config.hyper.klCoef)
+        try RLHFSetup.resumeIfAsked(session, resume: o.resume, stepsPerIteration: perIter)
         if let blob = session.state.extras["kl_controller"] { kl = try blob.decode(KLController.self) }
         guard session.state.step % perIter == 0 else {
             throw TrainingError("checkpoint step \(session.state.step) is not at a PPO iteration boundary (\(perIter) optimizer steps per iteration); were --ppo-epochs/--minibatches changed?")
@@ -283,10 +228,8 @@ public final class PPOTrainer {
             progress.message(String(format: "held-out mean reward before: %.4f on %d prompts", b, eval.count))
             try session.log(["eval_reward": b, "iteration": 0])
         }
-        StopSignal.install()
-        defer { StopSignal.uninstall() }
         while session.state.step < totalSteps {
-            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
+            if progress.stopRequested { try RLHFSetup.stop(session) }
             let iteration = session.state.step / perIter
             try iterate(iteration: iteration, session: session, kl: &kl)
             session.state.extras["kl_controller"] = try JSONBlob(encoding: kl)
@@ -295,11 +238,13 @@ public final class PPOTrainer {
             // run killed between the two redoes both.
             if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
                 try session.log(["eval_reward": e, "iteration": done], forceCurve: true)
-                try session.evaluated(loss: -e, saveBest: true)
+                let improved = try session.evaluated(loss: -e, saveBest: true)
+                progress.evaluation(EvaluationProgress(step: done, metrics: ["eval_reward": e], improved: improved,
+                                                       text: String(format: "iteration %d: held-out mean reward %.4f", done, e) + (improved ? " (best)" : "")))
             }
             if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
         }
-        progress.finish()
+        progress.done(step: session.state.step / perIter, reason: "completed")
         let after = try evaluate()
         if let a = after {
             progress.message(String(format: "held-out mean reward after: %.4f on %d prompts", a, eval.count))
@@ -312,8 +257,12 @@ public final class PPOTrainer {
 
     /// One PPO iteration: rollout, rewards, advantages, `ppoEpochs × minibatches` optimizer steps, metrics.
     func iterate(iteration: Int, session: TrainingSession, kl: inout KLController) throws {
-        let k = options.samplesPerPrompt
+        let k = config.ppo.samplesPerPrompt
+        let clock = DispatchTime.now().uptimeNanoseconds
         let (prompts, generated, raw, drawn) = try rollout(iteration: iteration)
+        progress.rollout(RolloutProgress(iteration: iteration + 1, responses: generated.count, newTokens: generated.reduce(0) { $0 + $1.count },
+                                         seconds: Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9,
+                                         meanScore: raw.reduce(0.0) { $0 + Double($1) } / Double(max(1, raw.count))))
         let promptIds = try prompts.map { try promptIDs($0) }
         let R = max(1, generated.map(\.count).max() ?? 1)
         let pad = source.padID
@@ -323,17 +272,17 @@ public final class PPOTrainer {
 
         // Scores.
         var scores = raw
-        if let p = options.missingEOSPenalty {
+        if let p = config.ppo.missingEosPenalty {
             PPOMath.applyMissingEOSPenalty(scores: &scores, responses: generated, eosTokenID: source.encoder.endOfTurnID, penalty: p)
         }
         // RLOO takes its leave-one-out baseline on the KL-penalised reward instead (below).
-        if options.groupBaseline, options.estimator == .gae { scores = PPOTrainer.leaveOneOutBaseline(scores, groupSize: k) }
-        if options.normalizeRewards, B > 1 {
+        if config.ppo.groupBaseline, config.ppo.estimator == .gae { scores = PPOTrainer.leaveOneOutBaseline(scores, groupSize: k) }
+        if config.ppo.normalizeRewards, B > 1 {
             let m = scores.reduce(0, +) / Float(B)
             let sd = (scores.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Float(B - 1)).squareRoot()
             scores = scores.map { ($0 - m) / (sd + 1e-6) }
         }
-        if let c = options.rewardClip { scores = scores.map { min(max($0, Float(-c)), Float(c)) } }
+        if let c = config.ppo.rewardClip { scores = scores.map { min(max($0, Float(-c)), Float(c)) } }
 
         // Log-probs, reference, values (no gradients).
         policy.setTraining(false)
@@ -346,9 +295,9 @@ public final class PPOTrainer {
             policy.adapterEnabled = true
         }
         policy.setTraining(true)
-        var hyper = options.hyper
+        var hyper = config.hyper
         hyper.klCoef = kl.value
-        if options.estimator == .rloo {
+        if config.ppo.estimator == .rloo {
             try iterateRLOO(iteration: iteration, session: session, kl: &kl, hyper: hyper, promptIds: promptIds,
                             generated: generated, responses: responses, raw: raw, scores: scores, logprobs: cur.logprobs,
                             ref: ref, drawn: drawn)
@@ -397,10 +346,10 @@ public final class PPOTrainer {
     func optimiseMinibatches(iteration: Int, session: TrainingSession, promptIds: [[Int]], generated: [[Int]], R: Int,
                              _ minibatch: ([Int], RowLayout) throws -> Void) throws -> Double {
         let B = generated.count
-        var rng = SeededRNG(seed: options.common.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
-        let mbCount = max(1, min(options.minibatches, B))
+        var rng = SeededRNG(seed: config.common.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
+        let mbCount = max(1, min(config.ppo.minibatches, B))
         var n = 0.0
-        for _ in 0..<max(1, options.ppoEpochs) {
+        for _ in 0..<max(1, config.ppo.ppoEpochs) {
             var order = Array(0..<B)
             rng.shuffle(&order)
             for m in 0..<mbCount {
@@ -411,7 +360,7 @@ public final class PPOTrainer {
                 // LoRA dropout masks follow the optimizer step, so a resumed run draws the same ones.
                 policy.decoder.dropoutStep = UInt64(session.state.step)
                 try minibatch(rows, sub)
-                if options.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
+                if config.ppo.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
                 let report = try session.step(gradients: gradients)
                 try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
                 n += 1
@@ -430,8 +379,8 @@ public final class PPOTrainer {
     /// Stops the run (before any update of this iteration) on a non-finite or exploding rollout KL.
     func checkRolloutKL(_ meanKL: Double, iteration: Int, step: Int) throws {
         try RLHFSetup.requireFinite(meanKL, "rollout KL", step: step)
-        guard meanKL <= options.maxKL else {
-            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, meanKL, options.maxKL))
+        guard meanKL <= config.ppo.maxKl else {
+            throw TrainingError(String(format: "iteration %d: KL to the reference exploded (%.2f nats per response > --max-kl %.2f) — stopping; the last checkpoint is intact (lower --lr or raise --kl-coef)", iteration + 1, meanKL, config.ppo.maxKl))
         }
     }
 
@@ -443,21 +392,20 @@ public final class PPOTrainer {
         record["iteration"] = iteration + 1; record["reward"] = meanRaw; record["kl_coef"] = klCoef
         record["lr"] = session.schedule.lr(at: session.state.step - 1); record["prompts_drawn"] = drawn
         try session.log(record)
-        progress.update(step: iteration + 1, loss: stats["loss"] ?? 0, lr: session.schedule.lr(at: session.state.step - 1),
-                        tokens: generated.reduce(0) { $0 + $1.count },
-                        extra: progressFields(meanReward: meanRaw, stats))
+        progress.step(iteration + 1, loss: stats["loss"] ?? 0, lr: session.schedule.lr(at: session.state.step - 1),
+                      tokens: generated.reduce(0) { $0 + $1.count }, fields: progressFields(meanReward: meanRaw, stats))
     }
 
     /// The per-iteration statistics shown on the progress line, most wanted first (a terminal too narrow for all
     /// drops them from the end; a log line has every one): mean reward, KL to the reference, response length,
     /// entropy, policy loss, value loss (value head only) and clip fraction.
-    func progressFields(meanReward: Double, _ stats: [String: Double]) -> [(String, String)] {
+    func progressFields(meanReward: Double, _ stats: [String: Double]) -> [ProgressField] {
         func f(_ key: String, _ format: String) -> String { String(format: format, stats[key] ?? 0) }
         var fields = [("reward", String(format: "%.3f", meanReward)), ("kl", f("kl", "%.3f")), ("len", f("response_length", "%.1f")),
                       ("ent", f("entropy", "%.2f")), ("pg", f("policy_loss", "%.4f"))]
         if usesValueHead { fields.append(("vf", f("value_loss", "%.4f"))) }
         fields.append(("clip", f("clip_fraction", "%.3f")))
-        return fields
+        return fields.map { ProgressField($0.0, $0.1) }
     }
 
     /// The RLOO half of an iteration (after sampling, scoring and the rollout log-probs): leave-one-out advantages
@@ -467,8 +415,8 @@ public final class PPOTrainer {
                      logprobs: [Float], ref: [Float], drawn: Int) throws {
         let B = responses.count, R = responses.first?.count ?? 1
         let roll = RLOOMath.processRollout(responses: responses, padTokenID: source.padID, logprobs: logprobs, refLogprobs: ref,
-                                           scores: scores, groupSize: options.samplesPerPrompt, klCoef: hyper.klCoef,
-                                           klEstimator: hyper.klEstimator, normalizeAdvantage: options.normalizeAdvantage)
+                                           scores: scores, groupSize: config.ppo.samplesPerPrompt, klCoef: hyper.klCoef,
+                                           klEstimator: hyper.klEstimator, normalizeAdvantage: config.ppo.normalizeAdvantage)
         try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
         var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0
         let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub in
@@ -501,17 +449,17 @@ public final class PPOTrainer {
     /// differ are kept until the batch is full, and tied groups fill what is left. Every draw and sampling seed is
     /// a function of the iteration, so a resumed run makes the same batches.
     func rollout(iteration: Int) throws -> (prompts: [PPOPrompt], generated: [[Int]], raw: [Float], drawn: Int) {
-        let o = options.common
-        let k = options.samplesPerPrompt, groups = o.batchSize / k
+        let o = config.common
+        let k = config.ppo.samplesPerPrompt, groups = o.batchSize / k
         let seed = o.seed &+ UInt64(iteration) &* 1_000_003
-        guard options.oversample > 1 else {
+        guard config.ppo.oversample > 1 else {
             let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: groups, seed: o.seed)
             // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ.
             let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: k) }
             let generated = try generate(prompts, seed: seed, greedy: false)
             return (prompts, generated, try score(prompts, generated), idx.count)
         }
-        let depth = min(train.count, groups * options.oversample)
+        let depth = min(train.count, groups * config.ppo.oversample)
         let candidates = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: depth, seed: o.seed ^ 0x5DA3)
         typealias Group = (prompts: [PPOPrompt], generated: [[Int]], raw: [Float])
         var kept: [Group] = [], tied: [Group] = []
@@ -545,10 +493,10 @@ public final class PPOTrainer {
     /// Adds `ptxCoef` × the causal-LM loss of a `maxLength`-token window of the `--ptx-data` tokens (mean over the
     /// window's trained positions) to the gradients.
     func pretrainingLoss(step: Int) throws {
-        let T = min(options.common.maxLength, ptx.ids.count)
-        var rng = SeededRNG(seed: options.common.seed ^ UInt64(step) &* 0x2545_F491)
+        let T = min(config.common.maxLength, ptx.ids.count)
+        var rng = SeededRNG(seed: config.common.seed ^ UInt64(step) &* 0x2545_F491)
         let start = rng.int(below: max(1, ptx.ids.count - T))
-        let (ids, dLogprobs) = ptx.window(start: start, length: T, coef: options.ptxCoef)
+        let (ids, dLogprobs) = ptx.window(start: start, length: T, coef: config.ppo.ptxCoef)
         policy.decoder.dropoutStep = UInt64(step) | (1 << 62)   // other masks than the step's PPO forward
         let f = policy.forward(ids: ids, batch: 1, length: T, mask: nil)
         try RLHFSetup.requireFinite(Double(f.logprobs.reduce(0, +)), "pretraining loss", step: step)

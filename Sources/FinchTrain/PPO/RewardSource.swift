@@ -25,6 +25,15 @@ public final class RewardSource {
         kind = .command(try RewardProgram(command: command, timeout: timeout))
     }
 
+    /// The reward model or program a PPO configuration names (`--reward` or `--reward-command`).
+    public convenience init(_ o: PPOOptions) throws {
+        switch (o.reward, o.rewardCommand) {
+        case (let r?, nil): try self.init(rewardModel: URL(fileURLWithPath: r))
+        case (nil, let c?): try self.init(command: c, timeout: o.rewardTimeout)
+        default: throw TrainingError("give exactly one of --reward RM_DIR or --reward-command CMD")
+        }
+    }
+
     /// Scores of responses (text without the end-of-turn token) to prompts.
     public func score(prompts: [PPOPrompt], responses: [String]) throws -> [Float] {
         switch kind {

@@ -18,60 +18,50 @@ public struct PairwiseEvaluation: Codable, Equatable, Sendable {
 /// −log σ(r_chosen − r_rejected − margin) (+ centering), evaluates pairwise accuracy, writes a
 /// `LlamaForSequenceClassification` folder (`final/`, and `best/` at the best eval loss).
 public final class RewardTrainer {
-    public struct Options: Codable, Equatable, Sendable {
-        public var common = RLHFTrainingOptions()
-        /// TRL's `center_rewards_coefficient` (0 = off).
-        public var centerRewardsCoefficient = 0.0
-        /// Use the data's `margin` column.
-        public var useMargin = true
-        /// Pairs read (nil = all).
-        public var limit: Int?
-        /// Held-out preference files: when given, every pair of the training data is trained on and these are
-        /// evaluated instead of an `evalFraction` split (nil = split the training data).
-        public var evalData: [String]?
-        public init() {}
-    }
-
-    public let options: Options
+    public let config: RewardConfig
     public let source: LoadedModelFolder
     public let reward: RewardModel
     public let train: [EncodedPair]
     public let eval: [EncodedPair]
     public let run: RunFolder
-    public let progress: Progress
+    public let progress: ProgressReporter
 
-    public init(model: URL, data: [URL], out: URL, options: Options, progress: Progress? = nil) throws {
-        source = try LoadedModelFolder(model, templateName: options.common.template)
-        var options = options
-        RLHFSetup.fitLength(&options.common, source.folder)
-        self.options = options
-        let o = options.common
-        let pairs = try PreferencePairs.load(data, encoder: source.encoder, maxLength: o.maxLength, limit: options.limit,
-                                             overlong: o.overlong, report: RLHFSetup.noteOverlong)
-        if let files = options.evalData, !files.isEmpty {
+    public init(config: RewardConfig, progress sink: any ProgressSink = NoProgress()) throws {
+        try config.validate()
+        let progress = ProgressReporter(sink: sink)
+        self.progress = progress
+        source = try LoadedModelFolder(URL(fileURLWithPath: config.reward.model), templateName: config.common.template)
+        var config = config
+        RLHFSetup.fitLength(&config.common, source.folder, progress)
+        self.config = config
+        let o = config.common
+        let pairs = try PreferencePairs.load(config.reward.data.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength,
+                                             limit: config.reward.limit, overlong: o.overlong, report: RLHFSetup.noteOverlong(progress))
+        if let files = config.reward.evalData, !files.isEmpty {
             train = pairs
             eval = try PreferencePairs.load(files.map { URL(fileURLWithPath: $0) }, encoder: source.encoder, maxLength: o.maxLength,
-                                            overlong: o.overlong, report: RLHFSetup.noteOverlong)
+                                            overlong: o.overlong, report: RLHFSetup.noteOverlong(progress))
         } else {
             (train, eval) = PreferencePairs.split(pairs, evalFraction: o.evalFraction, seed: o.seed)
         }
         let decoder = try RewardModel.sequenceClassifier(config: source.folder.config, parameters: source.folder.parameters,
                                                          padID: source.padID, seed: o.seed)
-        let peft = try RLHFSetup.peft(o, decoder: decoder, tokenizer: source.tokenizer)
+        let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
         reward = try RewardModel(decoder: decoder, peft: peft, padID: source.padID)
-        run = try RunFolder(url: out)
-        self.progress = progress ?? Progress(total: RLHFSetup.totalSteps(o, pairs: train.count))
+        run = try RunFolder(url: URL(fileURLWithPath: config.reward.out))
+        try Recipe.of(config).write(to: run)
+        progress.totalSteps = RLHFSetup.totalSteps(o, pairs: train.count)
     }
 
     /// Optimizer steps of the run.
     public var totalSteps: Int {
-        RLHFSetup.totalSteps(options.common, pairs: train.count)
+        RLHFSetup.totalSteps(config.common, pairs: train.count)
     }
 
     /// Rewards (chosen, rejected) of pairs, in batches, without gradients.
     public func score(_ pairs: [EncodedPair]) -> (chosen: [Float], rejected: [Float]) {
         var c: [Float] = [], r: [Float] = []
-        let B = max(1, options.common.batchSize)
+        let B = max(1, config.common.batchSize)
         PEFTMethods.setTraining(reward.model.peft, false)
         defer { PEFTMethods.setTraining(reward.model.peft, true) }
         for start in stride(from: 0, to: pairs.count, by: B) {
@@ -94,26 +84,24 @@ public final class RewardTrainer {
 
     /// Runs the training loop; returns the held-out evaluation before and after.
     @discardableResult
-    public func run(resume: Bool = false) throws -> (before: PairwiseEvaluation?, after: PairwiseEvaluation?) {
-        let o = options.common
+    public func fit() throws -> (before: PairwiseEvaluation?, after: PairwiseEvaluation?) {
+        let o = config.common
         let total = totalSteps
         reward.allocateGradients()
         let rm = reward
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { rm.trainableParameters }, progress: progress)
         let src = source
         session.writeModel = { try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name) }
-        try RLHFSetup.resumeIfAsked(session, resume: resume)
+        try RLHFSetup.resumeIfAsked(session, resume: o.resume)
         let before = session.state.step == 0 ? evaluate(eval) : nil
         if let b = before {
             progress.message(String(format: "eval before: pairwise accuracy %.3f ± %.3f, mean margin %.3f on %d pairs", b.accuracy, b.accuracyStandardError, b.meanMargin, b.pairs))
             try session.log(["eval_loss": b.loss, "eval_accuracy": b.accuracy, "eval_margin": b.meanMargin])
         }
-        StopSignal.install()
-        defer { StopSignal.uninstall() }
         // LoRA dropout on while training (also after a resume), masks following the step.
         PEFTMethods.setTraining(rm.model.peft, true)
         while session.state.step < total {
-            if StopSignal.requested { try RLHFSetup.stop(session, progress: progress) }
+            if progress.stopRequested { try RLHFSetup.stop(session) }
             let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
             let part = idx.map { train[$0] }
             let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
@@ -121,25 +109,29 @@ public final class RewardTrainer {
             rm.zeroGradients()
             rm.decoder.dropoutStep = UInt64(session.state.step)
             let rewards = rm.rewards(ids: ids, batch: rows.count, length: T)
-            let (loss, grad) = RewardLoss.compute(stackedRewards: rewards, margin: options.useMargin ? part.map(\.margin) : nil,
-                                                  centeringCoefficient: options.centerRewardsCoefficient)
+            let (loss, grad) = RewardLoss.compute(stackedRewards: rewards, margin: config.reward.noMargin ? nil : part.map(\.margin),
+                                                  centeringCoefficient: config.reward.centerRewards)
             try RLHFSetup.requireFinite(loss.loss, "reward loss", step: session.state.step + 1)
             rm.backward(dRewards: grad)
             let report = try session.step(gradients: rm.gradients)
             try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
             session.state.microBatches += 1
             session.state.tokensSeen += ids.count
-            try session.log(["loss": loss.loss, "accuracy": loss.accuracy, "margin": loss.meanMargin,
-                             "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm])
-            progress.update(step: session.state.step, loss: loss.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: ids.count,
-                            extra: [("acc", String(format: "%.2f", loss.accuracy))])
+            progress.step(session.state.step, loss: loss.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: ids.count,
+                          fields: [ProgressField("acc", String(format: "%.2f", loss.accuracy))])
+            var record: [String: Any] = ["loss": loss.loss, "accuracy": loss.accuracy, "margin": loss.meanMargin,
+                                         "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm]
+            if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }
+            try session.log(record)
             if o.evalEvery > 0, session.state.step % o.evalEvery == 0, let e = evaluate(eval) {
                 try session.log(["eval_loss": e.loss, "eval_accuracy": e.accuracy, "eval_margin": e.meanMargin], forceCurve: true)
-                try session.evaluated(loss: e.loss, saveBest: true)
+                let improved = try session.evaluated(loss: e.loss, saveBest: true)
+                progress.evaluation(EvaluationProgress(step: session.state.step, metrics: ["eval_loss": e.loss, "eval_accuracy": e.accuracy],
+                                                       improved: improved, text: String(format: "step %d: eval pairwise accuracy %.3f, loss %.4f", session.state.step, e.accuracy, e.loss) + (improved ? " (best)" : "")))
             }
             if session.shouldCheckpoint { try session.checkpoint() }
         }
-        progress.finish()
+        progress.done(step: session.state.step, reason: "completed")
         // The last checkpoint before the final stage (as sft does), so a run killed in that stage resumes from it and
         // redoes the stage: the evaluation after and final/.
         if session.checkpointEvery > 0, session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }

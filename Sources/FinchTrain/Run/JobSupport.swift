@@ -63,7 +63,7 @@ public enum JobSupport {
             ("trainable parameters", String(format: "%@ (%.3f%% of %@)", grouped(s.trainableParameters),
                                             100 * Double(s.trainableParameters) / Double(max(1, s.totalParameters)), grouped(s.totalParameters))),
             ("train loss", [s.firstLoss, s.lastLoss].map { $0.map { String(format: "%.4f", $0) } ?? "-" }.joined(separator: " → ")),
-            ("tokens/s", s.tokensPerSecond.map { Progress.compact($0) } ?? "-"),
+            ("tokens/s", s.tokensPerSecond.map { ProgressReporter.compact($0) } ?? "-"),
             ("peak memory", String(format: "%.1f MB", Double(s.peakMemoryBytes) / 1e6)),
             ("best eval loss", s.bestEvalLoss.map { String(format: "%.4f at step %d", $0, s.bestStep ?? 0) } ?? "-"),
         ]

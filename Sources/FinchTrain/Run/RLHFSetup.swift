@@ -3,11 +3,11 @@ import FinchKernels
 import FinchModel
 import FinchData
 
-/// Options every RLHF trainer (reward, DPO, PPO) shares; flag names in kebab-case.
+/// The training-loop settings every RLHF trainer (reward, DPO, PPO) shares; a part of `RewardConfig`, `DPOConfig` and
+/// `PPOConfig`, encoded flat with them (property names are the flags' camelCase forms).
 public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
-    /// `full` or `lora` / `dora`.
+    /// `full` or `lora` / `dora` (ppo also `adapter`, continuing a bottleneck adapter given as the policy).
     public var method = "full"
-    public var peft = PEFTOptions()
     public var lr = 1e-5
     public var schedule = "cosine"
     public var warmupSteps = 0
@@ -26,7 +26,24 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
     public var keepCheckpoints = 2
     public var seed: UInt64 = 42
     public var template: String?
+    /// Compute threads (0 = every core).
+    public var threads = 0
+    /// Continue from the newest checkpoint of the run folder.
+    public var resume = false
     public init() {}
+
+    /// The ranges every RLHF trainer needs; errors name the flag.
+    public func validate() throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
+        try need(lr > 0 && lr.isFinite, "--lr must be positive (got \(lr))")
+        try need(LRSchedule.Kind(name: schedule) != nil,
+                 "unknown --schedule '\(schedule)' (choose one of \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        try need(warmupSteps >= 0, "--warmup-steps must be >= 0 (got \(warmupSteps))")
+        try need(steps >= 0, "--steps must be >= 0 (got \(steps))")
+        try need(batchSize >= 1, "--batch-size must be at least 1 (got \(batchSize))")
+        try need(maxLength >= 2, "--max-length must be at least 2 (got \(maxLength))")
+        try need(evalFraction >= 0 && evalFraction < 1, "--eval-fraction must be in [0, 1) (got \(evalFraction))")
+    }
 }
 
 /// A model folder with what training needs besides weights: tokenizer, chat template, encoder, pad id.
@@ -95,8 +112,8 @@ public struct LoadedModelFolder {
 
 enum RLHFSetup {
     /// Ctrl-C between steps: the step is done; write a checkpoint and the loss curve, skip the final stage.
-    static func stop(_ session: TrainingSession, progress: Progress) throws -> Never {
-        progress.finish()
+    static func stop(_ session: TrainingSession) throws -> Never {
+        session.progress.done(step: session.state.step, reason: "interrupted")
         if session.run.latestCheckpoint()?.step != session.state.step { _ = try session.checkpoint() }
         try? session.writeLossCurve()
         throw TrainingInterrupted(step: session.state.step, runFolder: session.run.url)
@@ -104,26 +121,25 @@ enum RLHFSetup {
 
     /// `--max-length` fitted to the model's positions: a longer value would run past the position embeddings (NaN
     /// losses), so it is lowered to them, with a note.
-    static func fitLength(_ options: inout RLHFTrainingOptions, _ folder: HFModelFolder) {
+    static func fitLength(_ options: inout RLHFTrainingOptions, _ folder: HFModelFolder, _ progress: ProgressReporter) {
         let positions = folder.config.maxPositions
         guard options.maxLength > positions else { return }
-        FileHandle.standardError.write(Data("note: --max-length \(options.maxLength) is more than the model's \(positions) positions; using \(positions)\n".utf8))
+        progress.message("note: --max-length \(options.maxLength) is more than the model's \(positions) positions; using \(positions)")
         options.maxLength = positions
     }
 
-    /// Says on stderr how many pairs or prompts were dropped or cut for length (silent when none).
-    static func noteOverlong(_ r: OverlongReport) {
-        guard !r.summary.isEmpty else { return }
-        FileHandle.standardError.write(Data("note: \(r.summary)\n".utf8))
+    /// Says how many pairs or prompts were dropped or cut for length (silent when none).
+    static func noteOverlong(_ progress: ProgressReporter) -> (OverlongReport) -> Void {
+        { r in if !r.summary.isEmpty { progress.message("note: \(r.summary)") } }
     }
 
     /// The PEFT module of `options.method` (nil for `full`); only methods that keep the token layout.
-    static func peft(_ o: RLHFTrainingOptions, decoder: Decoder, tokenizer: any TextTokenizer) throws -> PEFTModule? {
+    static func peft(_ o: RLHFTrainingOptions, _ peft: PEFTOptions, decoder: Decoder, tokenizer: any TextTokenizer) throws -> PEFTModule? {
         guard ["full", "lora", "dora"].contains(o.method) else {
             throw TrainingError("--method \(o.method): RLHF trainers support full, lora and dora"
                                 + (o.method == "adapter" ? " (and ppo continues a bottleneck adapter given as --policy)" : ""))
         }
-        return try PEFTMethods.make(o.method, options: o.peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed)
+        return try PEFTMethods.make(o.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed)
     }
 
     /// Two optimizer groups (with / without weight decay) over `parameters`.
@@ -139,7 +155,7 @@ enum RLHFSetup {
     }
 
     static func session(run: RunFolder, o: RLHFTrainingOptions, totalSteps: Int, parameters: @escaping () -> [String: Tensor],
-                        progress: Progress) throws -> TrainingSession {
+                        progress: ProgressReporter) throws -> TrainingSession {
         guard let kind = LRSchedule.Kind(name: o.schedule) else {
             throw TrainingError("unknown --schedule '\(o.schedule)' (choose one of \(LRSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
         }

@@ -29,8 +29,9 @@ public struct Recipe {
     ///   - recipe: a YAML file whose top level is a mapping.
     ///   - flags: options given on the command line.
     ///   - knownKeys: when given, a recipe or flag key outside it is an error (typos do not pass silently).
+    ///   - lists: keys that hold lists: a string value there (`--lora-targets q_proj,v_proj`) is split at commas.
     public init(defaults: [String: Any] = [:], recipe: URL? = nil, flags: [String: Any] = [:],
-                knownKeys: Set<String>? = nil) throws {
+                knownKeys: Set<String>? = nil, lists: Set<String> = []) throws {
         recipeURL = recipe
         values = [:]
         sources = [:]
@@ -50,6 +51,11 @@ public struct Recipe {
                 throw TrainingError("unknown option '--\(k)'\(Self.suggestion(k, known))")
             }
             values[k] = v; sources[k] = .flag
+        }
+        for k in lists {
+            if let text = values[k] as? String {
+                values[k] = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            }
         }
     }
 
@@ -168,18 +174,6 @@ public struct Recipe {
         }
     }
 
-    /// The properties of a configuration value as recipe keys (`maxSteps` → `max-steps`; nil optionals
-    /// left out): pass a default instance as `defaults:` so every key is resolved and recorded, and
-    /// `decode` finds every non-optional property.
-    public static func defaults<T: Encodable>(from value: T) throws -> [String: Any] {
-        guard case .object(let obj) = try JSONBlob(encoding: value) else {
-            throw TrainingError("\(T.self) does not encode as a keyed object")
-        }
-        var out: [String: Any] = [:]
-        for (k, v) in obj { out[kebabCase(k)] = v.nativeValue }
-        return out
-    }
-
     // MARK: - Recording
 
     /// The resolved configuration as YAML (keys sorted).
@@ -231,13 +225,13 @@ public struct Recipe {
         }
     }
 
-    static func camelCase(_ k: String) -> String {
+    public static func camelCase(_ k: String) -> String {
         let parts = k.split(separator: "-")
         guard let first = parts.first else { return k }
         return String(first) + parts.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
-    static func kebabCase(_ k: String) -> String {
+    public static func kebabCase(_ k: String) -> String {
         var out = ""
         for ch in k {
             if ch.isUppercase { out += "-" + ch.lowercased() } else { out.append(ch) }

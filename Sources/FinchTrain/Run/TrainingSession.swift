@@ -4,7 +4,7 @@ import FinchModel
 
 /// The objective-independent half of a training run, for any trainer (causal LM, reward model, DPO, PPO):
 /// run folder, AdamW over named groups + LR schedule, trainer state (step, RNG, cursors, best eval,
-/// patience), metrics.jsonl + loss.svg, progress line, periodic / best checkpoints and exact resume.
+/// patience), metrics.jsonl + loss.svg, progress events, periodic / best checkpoints and exact resume.
 ///
 /// A trainer computes gradients its own way, then calls `step(gradients:)`; `evaluated(...)` after an
 /// evaluation; `checkpoint(...)` when `shouldCheckpoint`; `resume(from:)` before the loop.
@@ -13,7 +13,8 @@ public final class TrainingSession {
     public private(set) var metrics: MetricsLog
     public let optimizer: AdamWOptimizer
     public let schedule: LRSchedule
-    public let progress: Progress
+    /// Where the run's events go (the caller's sink) and its rate.
+    public let progress: ProgressReporter
     /// Step, epoch, RNG, cursors, best eval, patience; saved in every checkpoint.
     public var state: TrainingState
     /// The live trainable tensors by name (looked up at save/restore time, so the set may grow).
@@ -27,7 +28,7 @@ public final class TrainingSession {
     private var lastCurve = Date.distantPast
 
     public init(run: RunFolder, parameters: @escaping () -> [String: Tensor], groups: [ParameterGroup],
-                settings: AdamWSettings, schedule: LRSchedule, seed: UInt64, progress: Progress) throws {
+                settings: AdamWSettings, schedule: LRSchedule, seed: UInt64, progress: ProgressReporter) throws {
         self.run = run
         self.parameters = parameters
         self.metrics = try MetricsLog(url: run.metricsURL)
@@ -82,7 +83,9 @@ public final class TrainingSession {
     /// Writes `checkpoints/step-N` (atomically) and prunes old ones.
     @discardableResult
     public func checkpoint() throws -> URL {
-        try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
+        let folder = try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
+        progress.checkpoint(step: state.step, folder: folder)
+        return folder
     }
 
     /// Fills a checkpoint folder: trainable tensors, optimizer state, trainer state.

@@ -2,35 +2,20 @@ import Foundation
 import FinchModel
 import FinchData
 
-/// Inputs and outputs of `finch pretrain` (besides `TrainerConfig`).
-public struct PretrainJobOptions: Codable, Equatable, Sendable {
-    /// Text / JSONL files or one packed dataset folder.
-    public var data: [String]
-    public var out: String
-    /// A preset name (`ModelPresets.names`) or a config.json file (`modelConfig`).
-    public var preset: String?
-    public var modelConfig: String?
-    /// A tokenizer (.model file or folder); nil = train one on `data` into RUN/tokenizer.
-    public var tokenizer: String?
-    public var vocabSize: Int = 4096
-    /// Chat template recorded in the model's finch.json (for later SFT / chat).
-    public var template: String? = "chatml"
-    public var evalFraction: Double = 0.02
-    public var resume: Bool = false
-    public init(data: [String], out: String) { self.data = data; self.out = out }
-}
-
 /// `finch pretrain`: tokenizer (trained when not given), packed text, a decoder trained from scratch,
 /// an HF model folder in RUN/final (and best/).
 public enum PretrainJob {
-    public static func run(_ job: PretrainJobOptions, config: TrainerConfig, recipe: Recipe? = nil,
-                           progress: Progress.Mode = .auto, log: @escaping (String) -> Void = { print($0) }) throws -> JobReport {
-        var config = config
+    /// Runs `finch pretrain`: events go to `progress`, which may ask the run to stop.
+    public static func run(_ pretrain: PretrainConfig, recipe: Recipe? = nil, progress sink: any ProgressSink = NoProgress()) throws -> JobReport {
+        try pretrain.validate()
+        let job = pretrain.job
+        var config = pretrain.training
         config.method = "full"
-        try config.validate()
+        let reporter = ProgressReporter(sink: sink)
+        let log: (String) -> Void = { reporter.report($0) }
         let runURL = URL(fileURLWithPath: job.out)
         let run = try RunFolder(url: runURL)
-        try recipe?.write(to: run)
+        try (recipe ?? Recipe.of(pretrain)).write(to: run)
         let inputs = job.data.map { URL(fileURLWithPath: $0) }
 
         // Tokenizer: given, left by an earlier (resumed) run, or trained now.
@@ -78,8 +63,7 @@ public enum PretrainJob {
         }
         let decoder = Decoder(config: modelConfig, seed: config.seed)
         let model = CausalLMModel(decoder: decoder)
-        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, run: run,
-                                  progress: Progress(total: 0, mode: progress, every: config.logEvery))
+        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, run: run, progress: reporter)
         let writeUsable: (URL) throws -> Void = { try JobSupport.writeModel(decoder, to: $0, tokenizer: tokURL, template: template) }
         trainer.session.writeModel = writeUsable
         log(JobSupport.parameterLine(model, method: "pretrain (\(job.modelConfig ?? job.preset ?? "tiny"), \(modelConfig.flavour.rawValue))"))

@@ -2,35 +2,6 @@ import Foundation
 import FinchModel
 import FinchData
 
-/// Inputs and outputs of `finch sft` (besides `TrainerConfig` and `PEFTOptions`).
-public struct SFTJobOptions: Codable, Equatable, Sendable {
-    /// Base model: a Hugging Face / Finch folder or a .gguf file.
-    public var model: String
-    /// JSONL record files or one packed dataset folder.
-    public var data: [String]
-    /// Run folder.
-    public var out: String
-    public var template: String?
-    /// Held-out share of `data` for evaluation (ignored with `evalData`).
-    public var evalFraction: Double = 0.05
-    public var evalData: [String]?
-    /// Base-corpus data mixed in (`replayRatio`) and used for the forgetting check.
-    public var replay: [String]?
-    /// Base-corpus text for the before/after perplexity (default: `replay`).
-    public var baseEval: [String]?
-    /// Micro-batches of the base corpus measured before and after.
-    public var baseEvalBatches: Int = 8
-    public var resume: Bool = false
-    /// Also write a merged model (LoRA / DoRA) into RUN/final/merged.
-    public var merge: Bool = false
-    public var pack: Bool = true
-    public var trainOnPrompt: Bool = false
-    /// Records longer than the sequence length: dropped (default), truncated, or an error.
-    public var overlong: OverlongPolicy = .drop
-
-    public init(model: String, data: [String], out: String) { self.model = model; self.data = data; self.out = out }
-}
-
 /// What a job produced.
 public struct JobReport {
     public var summary: TrainingSummary
@@ -42,12 +13,15 @@ public struct JobReport {
 
 /// `finch sft`: fine-tunes a model folder on instruction data with any method.
 public enum SFTJob {
-    public static func run(_ job: SFTJobOptions, config: TrainerConfig, peft: PEFTOptions = PEFTOptions(),
-                           recipe: Recipe? = nil, progress: Progress.Mode = .auto, log: @escaping (String) -> Void = { print($0) }) throws -> JobReport {
-        try config.validate()
+    /// Runs `finch sft`: events (lines, steps, evaluations) go to `progress`, which may ask the run to stop.
+    public static func run(_ sft: SFTConfig, recipe: Recipe? = nil, progress sink: any ProgressSink = NoProgress()) throws -> JobReport {
+        try sft.validate()
+        let (job, config, peft) = (sft.job, sft.training, sft.peft)
+        let reporter = ProgressReporter(sink: sink)
+        let log: (String) -> Void = { reporter.report($0) }
         let runURL = URL(fileURLWithPath: job.out)
         let run = try RunFolder(url: runURL)
-        try recipe?.write(to: run)
+        try (recipe ?? Recipe.of(sft)).write(to: run)
         let modelURL = URL(fileURLWithPath: job.model)
         let folder = try HFModelFolder.read(modelURL)
         try folder.requireCausalLM("finch sft --model")
@@ -97,8 +71,7 @@ public enum SFTJob {
         let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
         let module = try PEFTMethods.make(config.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: config.seed)
         let model = CausalLMModel(decoder: decoder, peft: module, cacheFeatures: config.cacheFeatures)
-        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, replay: replay, run: run,
-                                  progress: Progress(total: 0, mode: progress, every: config.logEvery))
+        let trainer = try Trainer(config: config, model: model, train: train, eval: eval, replay: replay, run: run, progress: reporter)
         log(JobSupport.parameterLine(model, method: config.method))
         log("data: \(train.count) training sequences, \(eval?.count ?? 0) held-out; \(trainer.stepsPerEpoch) steps per epoch, \(trainer.totalSteps) steps")
         let writeUsable: (URL) throws -> Void = { dir in

@@ -44,11 +44,9 @@ public final class Trainer {
     public let totalSteps: Int
     /// Per-step losses of this process (tests compare them across resumes).
     public private(set) var stepLosses: [Double] = []
-    /// Install the Ctrl-C handler during `fit` (off in tests).
-    public var handleSignals = true
 
     public init(config: TrainerConfig, model: CausalLMModel, train: DatasetReader, eval: DatasetReader? = nil,
-                replay: DatasetReader? = nil, run: RunFolder, progress: Progress = Progress(total: 0, mode: .quiet)) throws {
+                replay: DatasetReader? = nil, run: RunFolder, progress: ProgressReporter = ProgressReporter()) throws {
         try config.validate()
         try model.checkPositions(seqLen: config.seqLen)
         guard train.count > 0 else { throw TrainingError("\(train.folder.path): the training split holds no entries") }
@@ -63,11 +61,11 @@ public final class Trainer {
         totalSteps = config.maxSteps ?? max(1, Int((config.epochs * Double(stepsPerEpoch)).rounded(.up)))
         let schedule = LRSchedule(kind: LRSchedule.Kind(name: config.schedule)!, baseLR: config.lr,
                                   warmupSteps: config.warmup, totalSteps: totalSteps)
-        let prog = progress.total == totalSteps ? progress : Progress(total: totalSteps, mode: progress.mode, every: config.logEvery)
+        progress.totalSteps = totalSteps
         try Self.applyTrainableSet(model, config: config, step: 0)
         session = try TrainingSession(run: run, parameters: { [unowned model] in model.trainableParameters },
                                       groups: Self.groups(model, config: config, names: nil), settings: config.adamW,
-                                      schedule: schedule, seed: config.seed, progress: prog)
+                                      schedule: schedule, seed: config.seed, progress: progress)
         session.checkpointEvery = config.checkpointEvery
         session.keepCheckpoints = config.keepCheckpoints
     }
@@ -212,10 +210,9 @@ public final class Trainer {
 
     // MARK: loop
 
-    /// Runs until `totalSteps`, early stopping or Ctrl-C; always ends with a checkpoint and loss.svg.
+    /// Runs until `totalSteps`, early stopping or a stop request of the sink (Ctrl-C in the CLI); always ends with a
+    /// checkpoint and loss.svg.
     public func fit() throws -> TrainingSummary {
-        if handleSignals { StopSignal.install() }
-        defer { if handleSignals { StopSignal.uninstall() } }
         let p = session.progress
         var endReason = "completed"
         var lastEval: EvalResult? = nil
@@ -227,7 +224,7 @@ public final class Trainer {
         while session.state.step < totalSteps {
             let r = try trainStep()
             let step = session.state.step
-            p.update(step: step, loss: r.loss, lr: r.lr, tokens: r.realTokens)
+            p.step(step, loss: r.loss, lr: r.lr, tokens: r.realTokens)
             var rec: [String: Any] = ["loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm, "trained_tokens": r.trainedTokens,
                                       "epoch": Double(trainData.cursor.epoch) + Double(trainData.cursor.position) / Double(trainData.count)]
             if let tps = p.tokensPerSecond { rec["tokens_per_s"] = tps }
@@ -237,8 +234,11 @@ public final class Trainer {
                 session.state.extras["eval_step"] = .int(Int64(step))
                 try session.log(e.record())
                 let improved = try session.evaluated(loss: e.loss, saveBest: config.saveBest)
-                p.message(String(format: "step %d: eval loss %.4f · ppl %.2f", step, e.loss, e.perplexity)
-                          + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "") + (improved ? " (best)" : ""))
+                var metrics = ["eval_loss": e.loss, "eval_ppl": e.perplexity]
+                if let a = e.accuracy { metrics["eval_accuracy"] = a }
+                p.evaluation(EvaluationProgress(step: step, metrics: metrics, improved: improved,
+                                                text: String(format: "step %d: eval loss %.4f · ppl %.2f", step, e.loss, e.perplexity)
+                                                    + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "") + (improved ? " (best)" : "")))
                 if session.state.shouldStopEarly(patience: config.patience) {
                     endReason = "early-stop"
                     p.message("early stop: no eval improvement in \(config.patience) evaluations")
@@ -246,9 +246,9 @@ public final class Trainer {
                 }
             }
             if session.shouldCheckpoint { try session.checkpoint() }
-            if StopSignal.requested { endReason = "interrupted"; break }
+            if p.stopRequested { endReason = "interrupted"; break }
         }
-        p.finish()
+        p.done(step: session.state.step, reason: endReason)
         if session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
         if endReason == "interrupted" { p.message("stopped at step \(session.state.step); checkpoint written (resume with --resume)") }
         if evalAtStep != session.state.step, endReason != "interrupted", let e = try evaluate() {

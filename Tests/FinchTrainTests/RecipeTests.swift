@@ -43,9 +43,12 @@ final class RecipeTests: XCTestCase {
         cache-features: yes
         schedule: linear
         """.write(to: yaml, atomically: true, encoding: .utf8)
-        let defaults = try Recipe.defaults(from: Config())
+        let keys = try ConfigKeys.describe(Config())
+        let defaults = keys.values
         XCTAssertEqual(Set(defaults.keys), ["lr", "epochs", "batch-size", "schedule", "target-modules", "cache-features", "seed"])
-        let known = Set(defaults.keys).union(["max-steps"])
+        XCTAssertEqual(keys.all, Set(defaults.keys).union(["max-steps"]), "an unset optional is a key too")
+        XCTAssertEqual(keys.lists, ["target-modules"])
+        let known = keys.all
         let r = try Recipe(defaults: defaults, recipe: yaml, flags: ["batch-size": 16, "seed": 7], knownKeys: known)
         XCTAssertEqual(try r.double("lr"), 1e-4)
         XCTAssertEqual(try r.int("batch-size"), 16)
@@ -81,76 +84,3 @@ final class RecipeTests: XCTestCase {
     }
 }
 
-final class ProgressTests: XCTestCase {
-    func testTerminalPlainAndQuiet() {
-        var out = ""
-        var now = 100.0
-        let tty = Progress(total: 100, mode: .terminal, write: { out += $0 }, clock: { now }, columns: { nil })
-        tty.update(step: 1, loss: 2.5, lr: 1e-4, tokens: 1000)
-        now += 2
-        tty.update(step: 3, loss: 2.25, lr: 2e-4, tokens: 2000, extra: [("kl", "0.012")])
-        XCTAssert(out.hasPrefix("\rstep 1/100 · loss 2.5000 · lr 1.00e-04"), out)
-        XCTAssert(out.contains("\rstep 3/100 · loss 2.2500 · lr 2.00e-04 · 1.0k tok/s · kl 0.012 · ETA 1m37s\u{1B}[K"), out)
-        XCTAssertFalse(out.contains("\n"))
-        tty.message("eval loss 2.1")
-        XCTAssert(out.hasSuffix("\u{1B}[K\neval loss 2.1\n"), out)
-
-        var plain = ""
-        let p = Progress(total: 25, mode: .plain, every: 10, write: { plain += $0 }, clock: { now })
-        for s in 1...25 { now += 1; p.update(step: s, loss: 1, lr: 1, tokens: 10) }
-        XCTAssertEqual(plain.split(separator: "\n").map { String($0.prefix(10)) }, ["step 10/25", "step 20/25", "step 25/25"])
-
-        var quiet = ""
-        let q = Progress(total: 5, mode: .quiet, write: { quiet += $0 })
-        q.update(step: 5, loss: 1, lr: 1); q.message("x"); q.finish()
-        XCTAssertEqual(quiet, "")
-        XCTAssertEqual(Progress.duration(3725), "1h02m")
-        XCTAssertEqual(Progress.compact(4_560_000), "4.56M")
-    }
-
-    /// A line rewritten in place never reaches the terminal's width (it would wrap, and `\r` would then rewrite
-    /// only its last row): extras go from the end first, then the rest is cut. A log line keeps every field.
-    func testTerminalLineFitsTheWidth() {
-        let extra = [("reward", "0.438"), ("kl", "0.051"), ("len", "5.8"), ("ent", "1.23"), ("clip", "0.000")]
-        func lastLine(width: Int?) -> String {
-            var out = ""
-            var now = 0.0
-            let p = Progress(total: 120, mode: .terminal, write: { out += $0 }, clock: { now }, columns: { width })
-            p.update(step: 1, loss: 0.5, lr: 3e-4, tokens: 100, extra: extra)
-            now += 1
-            out = ""
-            p.update(step: 2, loss: 0.25, lr: 3e-4, tokens: 100, extra: extra)
-            return String(out.dropFirst().dropLast(3))   // without "\r" and the erase escape
-        }
-        let full = lastLine(width: nil)
-        XCTAssertEqual(full, "step 2/120 · loss 0.2500 · lr 3.00e-04 · 100 tok/s · reward 0.438 · kl 0.051 · len 5.8 · ent 1.23 · clip 0.000 · ETA 1m58s")
-        XCTAssertEqual(lastLine(width: 200), full)
-        for width in [20, 60, 80, 100, 120] {
-            let line = lastLine(width: width)
-            XCTAssertLessThan(line.count, width, line)
-            if width >= 80 { XCTAssert(line.hasPrefix("step 2/120 · loss 0.2500") && line.hasSuffix("ETA 1m58s"), line) }
-        }
-        XCTAssertEqual(lastLine(width: 80), "step 2/120 · loss 0.2500 · lr 3.00e-04 · 100 tok/s · reward 0.438 · ETA 1m58s")
-        var plain = ""
-        let p = Progress(total: 1, mode: .plain, write: { plain += $0 }, clock: { 0 }, columns: { 20 })
-        p.update(step: 1, loss: 1, lr: 1, extra: extra)
-        XCTAssert(plain.contains("clip 0.000"), plain)
-    }
-}
-
-final class StopSignalTests: XCTestCase {
-    func testFirstSignalOnlySetsTheFlag() {
-        StopSignal.install()
-        defer { StopSignal.uninstall() }
-        XCTAssertFalse(StopSignal.requested)
-        raise(SIGINT)   // delivered synchronously to this thread
-        XCTAssertTrue(StopSignal.requested)
-        StopSignal.reset()
-        XCTAssertFalse(StopSignal.requested)
-        raise(SIGTERM)
-        XCTAssertTrue(StopSignal.requested)
-        StopSignal.reset()
-        StopSignal.request()
-        XCTAssertTrue(StopSignal.requested)
-    }
-}

@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 
-/// Ctrl-C handling for training loops: the first SIGINT or SIGTERM only sets a flag (the loop finishes
+/// Ctrl-C for training commands (the CLI's side; trainers only see `ProgressSink.stopRequested`): the first SIGINT or SIGTERM only sets a flag (the loop finishes
 /// its step, writes a checkpoint and exits); a second one exits the process at once (status 130).
 ///
 /// ```swift
@@ -61,16 +61,4 @@ private func stopSignalHandler(_ sig: Int32) {
 /// Writes a compile-time string to stderr without allocating.
 private func writeStatic(_ s: StaticString) {
     _ = write(STDERR_FILENO, s.utf8Start, s.utf8CodeUnitCount)
-}
-
-/// Thrown by a training job stopped with Ctrl-C (or SIGTERM) after it finished its step and wrote a checkpoint:
-/// the final stage (evaluation after, `final/`) is skipped, so an interrupted run never looks finished. The CLI
-/// prints `description` with the resume command and exits 130.
-public struct TrainingInterrupted: Error, CustomStringConvertible {
-    public let step: Int
-    public let runFolder: URL
-    public init(step: Int, runFolder: URL) { self.step = step; self.runFolder = runFolder }
-    public var description: String {
-        "interrupted at step \(step); checkpoint written in \(runFolder.appendingPathComponent("checkpoints").path)"
-    }
 }
