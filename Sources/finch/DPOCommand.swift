@@ -15,7 +15,8 @@ struct DPOCommand: ParsableCommand {
     @Option(help: "Preference JSONL; repeatable.") var data: [String] = []
     @Option(help: "Run folder.") var out: String?
     @Option(help: "DPO beta (default \(d.beta)).") var beta: Double?
-    @Option(help: "sigmoid, ipo or hinge (default \(d.lossType.rawValue)).") var lossType: DPOLoss.Variant?
+    @Option(help: "sigmoid, ipo, hinge, robust (noisy labels; uses --label-smoothing), apo_zero or simpo (reference-free, length-normalised; default \(d.lossType.rawValue)).") var lossType: DPOLoss.Variant?
+    @Option(help: "SimPO target margin gamma (default \(d.simpoGamma)).") var simpoGamma: Double?
     @Option(help: "Label smoothing, conservative DPO (default \(d.labelSmoothing)).") var labelSmoothing: Double?
     @Option(help: "Read at most N pairs.") var limit: Int?
     @OptionGroup var common: RLHFCommonOptions

@@ -33,6 +33,33 @@ final class DPOTrainingTests: XCTestCase {
         XCTAssertNotNil(try HFModelFolder.read(t.run.url.appendingPathComponent("final")))
     }
 
+    /// robust, APO-zero and SimPO train end to end; SimPO computes no reference log-probs (it has no reference) and
+    /// its implicit rewards are length-normalised.
+    func testNewLossTypesTrain() throws {
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let prefs = try RLHFFixture.preferences(24, in: dir)
+        for variant in [DPOLoss.Variant.robust, .apoZero, .simpo] {
+            var o = DPOConfig()
+            o.dpo.model = model.path; o.dpo.data = [prefs.path]; o.dpo.out = dir.appendingPathComponent("run-\(variant.rawValue)").path
+            o.dpo.lossType = variant
+            o.dpo.labelSmoothing = variant == .robust ? 0.1 : 0
+            o.common.lr = 2e-3; o.common.steps = 8; o.common.batchSize = 4; o.common.evalFraction = 0.25
+            o.common.maxLength = 48; o.common.overlong = .truncate; o.common.schedule = "constant"
+            let recorder = ProgressRecorder()
+            let t = try DPOTrainer(config: o, progress: recorder)
+            let (before, after) = try t.fit()
+            let b = try XCTUnwrap(before), a = try XCTUnwrap(after)
+            XCTAssertTrue(a.loss.isFinite && b.loss.isFinite, "\(variant)")
+            XCTAssertLessThan(a.loss, b.loss, "\(variant): held-out loss should fall")
+            let referenceNote = recorder.events.contains { if case .message(let m) = $0 { return m.hasPrefix("reference log-probs") } else { return false } }
+            XCTAssertEqual(referenceNote, variant != .simpo, "\(variant)")
+        }
+        var bad = DPOConfig()
+        bad.dpo.model = "m"; bad.dpo.data = ["d"]; bad.dpo.out = "o"; bad.dpo.lossType = .robust; bad.dpo.labelSmoothing = 0.5
+        XCTAssertThrowsError(try bad.validate()) { XCTAssertTrue("\($0)".contains("below 0.5"), "\($0)") }
+    }
+
     /// The sequence log-prob gradient (policy backward from d loss / d logprobs) matches finite differences.
     func testPolicyLogProbGradientMatchesFiniteDifferences() throws { try checkPolicyGradient(temperature: 1) }
 

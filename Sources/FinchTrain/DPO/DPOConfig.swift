@@ -31,6 +31,9 @@ public struct DPOConfig: TrainingConfig, Equatable, Sendable {
         guard dpo.labelSmoothing >= 0 && dpo.labelSmoothing <= 0.5 else {
             throw TrainingError("--label-smoothing must be in [0, 0.5] (got \(dpo.labelSmoothing))")
         }
+        if dpo.lossType == .robust, dpo.labelSmoothing >= 0.5 {
+            throw TrainingError("--loss-type robust needs --label-smoothing below 0.5 (got \(dpo.labelSmoothing)): it divides by 1 − 2ε")
+        }
         try common.validate()
         try peft.validate(method: common.method)
         if let l = dpo.limit, l < 1 { throw TrainingError("--limit must be at least 1 (got \(l))") }
@@ -46,8 +49,10 @@ public struct DPOOptions: Codable, Equatable, Sendable {
     /// Run folder.
     public var out = ""
     public var beta = 0.1
-    /// sigmoid (TRL's default), ipo or hinge.
+    /// sigmoid (TRL's default), ipo, hinge, robust, apo_zero or simpo (reference-free).
     public var lossType = DPOLoss.Variant.sigmoid
+    /// SimPO's target reward margin γ (TRL `simpo_gamma`).
+    public var simpoGamma = 0.5
     /// Conservative DPO's label smoothing.
     public var labelSmoothing = 0.0
     /// Pairs read (nil = all).

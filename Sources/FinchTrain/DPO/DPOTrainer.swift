@@ -68,6 +68,21 @@ public final class DPOTrainer {
         return (Array(sums[..<part.count]), Array(sums[part.count...]), spans, T)
     }
 
+    /// Completion tokens of each pair's chosen and rejected reply (the spans `sequenceLogProbs` sums).
+    static func replyLengths(_ part: ArraySlice<EncodedPair>) -> (chosen: [Int], rejected: [Int]) {
+        (part.map { $0.chosenSequence.count - max(1, $0.prompt.count) }, part.map { $0.rejectedSequence.count - max(1, $0.prompt.count) })
+    }
+
+    /// The configured loss on policy log-probs of `pairs` (and their reference log-probs, unused by SimPO).
+    func loss(_ pairs: ArraySlice<EncodedPair>, policy: (chosen: [Float], rejected: [Float]),
+              reference: (chosen: [Float], rejected: [Float])) -> DPOLoss.Result {
+        let lengths = Self.replyLengths(pairs)
+        return DPOLoss.compute(policyChosen: policy.chosen, policyRejected: policy.rejected, referenceChosen: reference.chosen,
+                               referenceRejected: reference.rejected, beta: config.dpo.beta, variant: config.dpo.lossType,
+                               labelSmoothing: config.dpo.labelSmoothing, chosenLengths: lengths.chosen,
+                               rejectedLengths: lengths.rejected, simpoGamma: config.dpo.simpoGamma)
+    }
+
     /// Sequence log-probs of all pairs without gradients.
     func logProbs(_ pairs: [EncodedPair]) -> (chosen: [Float], rejected: [Float]) {
         var c: [Float] = [], r: [Float] = []
@@ -83,10 +98,7 @@ public final class DPOTrainer {
 
     public func evaluate() -> DPOEvaluation? {
         guard !eval.isEmpty else { return nil }
-        let p = logProbs(eval)
-        let r = DPOLoss.compute(policyChosen: p.chosen, policyRejected: p.rejected, referenceChosen: refEval.chosen,
-                                referenceRejected: refEval.rejected, beta: config.dpo.beta, variant: config.dpo.lossType,
-                                labelSmoothing: config.dpo.labelSmoothing)
+        let r = loss(eval[...], policy: logProbs(eval), reference: refEval)
         return DPOEvaluation(pairs: eval.count, loss: r.loss, rewardAccuracy: r.rewardAccuracy, meanMargin: r.marginsMean)
     }
 
@@ -108,12 +120,14 @@ public final class DPOTrainer {
     public func fit() throws -> (before: DPOEvaluation?, after: DPOEvaluation?) {
         let o = config.common
         let total = totalSteps
-        // Reference log-probs once, from the initial model (adapter off).
-        policy.adapterEnabled = false
-        refTrain = logProbs(train)
-        refEval = logProbs(eval)
-        policy.adapterEnabled = true
-        progress.message("reference log-probs computed for \(train.count) train + \(eval.count) eval pairs")
+        // Reference log-probs once, from the initial model (adapter off); SimPO has no reference.
+        if config.dpo.lossType.usesReference {
+            policy.adapterEnabled = false
+            refTrain = logProbs(train)
+            refEval = logProbs(eval)
+            policy.adapterEnabled = true
+            progress.message("reference log-probs computed for \(train.count) train + \(eval.count) eval pairs")
+        }
         policy.model.allocateGradients()
         let pm = policy.model
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { pm.trainableParameters }, progress: progress)
@@ -130,9 +144,9 @@ public final class DPOTrainer {
             pm.zeroGradients()
             pm.decoder.dropoutStep = UInt64(session.state.step)
             let x = sequenceLogProbs(part)
-            let r = DPOLoss.compute(policyChosen: x.chosen, policyRejected: x.rejected,
-                                    referenceChosen: idx.map { refTrain.chosen[$0] }, referenceRejected: idx.map { refTrain.rejected[$0] },
-                                    beta: config.dpo.beta, variant: config.dpo.lossType, labelSmoothing: config.dpo.labelSmoothing)
+            let reference = config.dpo.lossType.usesReference
+                ? (idx.map { refTrain.chosen[$0] }, idx.map { refTrain.rejected[$0] }) : ([], [])
+            let r = loss(part[...], policy: (x.chosen, x.rejected), reference: reference)
             try RLHFSetup.requireFinite(r.loss, "DPO loss", step: session.state.step + 1)
             var d = [Float](repeating: 0, count: 2 * part.count * x.T)
             for (b, span) in x.spans.enumerated() {
