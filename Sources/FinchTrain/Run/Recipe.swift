@@ -172,7 +172,7 @@ public struct Recipe {
     /// left out): pass a default instance as `defaults:` so every key is resolved and recorded, and
     /// `decode` finds every non-optional property.
     public static func defaults<T: Encodable>(from value: T) throws -> [String: Any] {
-        guard case .object(let obj) = try JSONBlob(encoding: value) else {
+        guard case .object(let obj) = try JSONValue(encoding: value) else {
             throw TrainingError("\(T.self) does not encode as a keyed object")
         }
         var out: [String: Any] = [:]
