@@ -5,7 +5,7 @@ import FinchModel
 /// (the same convention as the shared data files).
 public enum JSONText {
     /// `s` as a JSON string literal.
-    public static func quote(_ s: String) -> String { JSONNode.quote(s) }
+    public static func quote(_ s: String) -> String { JSONValue.quote(s) }
 
     /// `[{"role":…,"content":…},…]`
     public static func messages(_ messages: [Message]) -> String {

@@ -3,9 +3,9 @@ import XCTest
 import FinchKernels
 import FinchModel
 
-/// Discovery and checking of the reference cases in `../shared/conformance` (override with
-/// `FINCH_CONFORMANCE`). Tests ask for the cases of a kind; everything about a case — shapes,
-/// hyper-parameters, tolerances — is read from its files.
+/// Discovery and checking of the reference cases in `../shared/conformance` (override with `FINCH_CONFORMANCE`).
+/// Tests run the cases of a kind through `run(kind:file:line:_:)`; everything about a case — shapes,
+/// hyper-parameters, tolerances — is read from its files (`case.json` as a `JSONValue`).
 public enum Conformance {
     /// The conformance root: `$FINCH_CONFORMANCE`, else `../shared/conformance` beside the checkout.
     public static var root: URL {
@@ -17,63 +17,90 @@ public enum Conformance {
         return pkg.deletingLastPathComponent().appendingPathComponent("shared/conformance")
     }
 
-    /// Every case folder whose `case.json` has the given kind, sorted by folder name.
-    public static func cases(kind: String) -> [Case] {
+    /// Every case folder under `folder` (the conformance root by default) whose `case.json` has the given kind,
+    /// sorted by folder name. Folders without a readable `case.json` are passed over.
+    public static func cases(kind: String, under folder: URL = Conformance.root) -> [Case] {
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: root.path) else { return [] }
+        guard let names = try? fm.contentsOfDirectory(atPath: folder.path) else { return [] }
         var out: [Case] = []
         for name in names.sorted() {
-            let dir = root.appendingPathComponent(name)
+            let dir = folder.appendingPathComponent(name)
             let caseURL = dir.appendingPathComponent("case.json")
             guard let data = try? Data(contentsOf: caseURL),
-                  let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let k = json["kind"] as? String, k == kind else { continue }
+                  let json = try? JSONValue.parse(data, file: caseURL.path),
+                  json["kind"]?.string == kind else { continue }
             out.append(Case(folder: dir, json: json))
         }
         return out
     }
 
-    /// The cases of a kind, or: no reference data at all → the test is skipped (`XCTSkip`, saying where it looked);
-    /// data present but no case of this kind → a failure, as it is in CI (`CI` set) whatever the reason.
-    public static func requireCases(kind: String) throws -> [Case] {
+    /// The one conformance loop for a test: runs `body` on every case folder of `kind`, each with a fresh `Checker`
+    /// (see `check(_:log:_:)`), and fails the test at the caller's `file`/`line` for every case that failed, naming it.
+    /// No reference data at all skips the test (`XCTSkip`, saying where it looked); data present but no case of
+    /// this kind fails it, as it does in CI (`CI` set) whatever the reason.
+    public static func run(kind: String, file: StaticString = #filePath, line: UInt = #line,
+                           _ body: (Case, Checker) throws -> Void) throws {
         let found = cases(kind: kind)
-        if !found.isEmpty { return found }
-        let hasRoot = FileManager.default.fileExists(atPath: root.path)
-        if hasRoot || ProcessInfo.processInfo.environment["CI"] != nil {
-            XCTFail("conformance: no case of kind \(kind) under \(root.path)")
-            return []
+        if found.isEmpty {
+            let hasRoot = FileManager.default.fileExists(atPath: root.path)
+            if hasRoot || ProcessInfo.processInfo.environment["CI"] != nil {
+                XCTFail("conformance: no case of kind \(kind) under \(root.path)", file: file, line: line)
+                return
+            }
+            throw XCTSkip("conformance: no reference data at \(root.path) (set FINCH_CONFORMANCE)", file: file, line: line)
         }
-        throw XCTSkip("conformance: no reference data at \(root.path) (set FINCH_CONFORMANCE)")
+        for checker in check(found, body) where !checker.passed {
+            XCTFail("conformance \(checker.c.name) \(checker.c.kind) failed: \(checker.failures.first ?? "")", file: file, line: line)
+        }
     }
 
-    /// Prints the one line per case that the issue asks for and returns whether it passed.
-    @discardableResult
-    public static func report(_ c: Case, _ checker: Checker) -> Bool {
+    /// Runs `body` on each case with a fresh `Checker` and writes the case's line (`line(for:)`) and its first
+    /// failures to `log` (standard output by default). An error thrown by `body` becomes a failure of that case
+    /// (`stopped by an error: …`) and the other cases still run. Returns the checkers in case order.
+    public static func check(_ cases: [Case], log: (String) -> Void = { print($0); fflush(stdout) },
+                             _ body: (Case, Checker) throws -> Void) -> [Checker] {
+        cases.map { c in
+            let checker = Checker(c)
+            do { try body(c, checker) } catch { checker.fail("stopped by an error: \(error)") }
+            log(line(for: checker))
+            for f in checker.failures.prefix(20) { log("    \(f)") }
+            return checker
+        }
+    }
+
+    /// The one line per case that other tooling reads:
+    /// `conformance NAME KIND: pass (worst element uses X% of its tolerance, at TENSOR)` (`FAIL` when it failed;
+    /// no `, at …` when nothing was compared).
+    public static func line(for checker: Checker) -> String {
+        let c = checker.c
         let pct = String(format: "%.1f", checker.worstUse * 100)
         let status = checker.failures.isEmpty ? "pass" : "FAIL"
         var line = "conformance \(c.name) \(c.kind): \(status) (worst element uses \(pct)% of its tolerance"
         if !checker.worstName.isEmpty { line += ", at \(checker.worstName)" }
-        line += ")"
-        print(line)
-        for f in checker.failures.prefix(20) { print("    \(f)") }
-        fflush(stdout)
-        return checker.failures.isEmpty
+        return line + ")"
     }
+}
+
+/// A case file that lacks a field a test needs, or holds it in another shape.
+public struct ConformanceError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One case folder.
 public struct Case {
     public let folder: URL
-    public let json: [String: Any]
+    /// The whole `case.json`.
+    public let json: JSONValue
     public var name: String { folder.lastPathComponent }
-    public var kind: String { json["kind"] as? String ?? "?" }
+    public var kind: String { json["kind"]?.string ?? "?" }
 
     public func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
 
-    public var inputs: [String: Any] { json["inputs"] as? [String: Any] ?? [:] }
-    public var expected: [String: Any] { json["expected"] as? [String: Any] ?? [:] }
-    public var hyperparameters: [String: Any] { json["hyperparameters"] as? [String: Any] ?? [:] }
-    public var expectedTensorNames: [String] { json["expected_tensors"] as? [String] ?? [] }
+    public var inputs: [String: JSONValue] { json["inputs"]?.object ?? [:] }
+    public var expected: [String: JSONValue] { json["expected"]?.object ?? [:] }
+    public var hyperparameters: [String: JSONValue] { json["hyperparameters"]?.object ?? [:] }
+    public var expectedTensorNames: [String] { json["expected_tensors"]?.strings ?? [] }
 
     /// `expected.safetensors` of this case.
     public func expectedTensors() throws -> SafeTensors.File {
@@ -83,23 +110,56 @@ public struct Case {
     /// The tolerance (abs, rel) for a tensor or scalar name: an exact override, else the longest
     /// matching `prefix*` override, else the case default.
     public func tolerance(for name: String) -> (abs: Double, rel: Double) {
-        let tol = json["tolerance"] as? [String: Any] ?? [:]
-        var abs = (tol["abs"] as? Double) ?? 0, rel = (tol["rel"] as? Double) ?? 0
-        if let ov = tol["overrides"] as? [String: Any] {
-            var best: (Int, [String: Any])? = nil
+        let tol = json["tolerance"]?.object ?? [:]
+        var abs = tol["abs"]?.double ?? 0, rel = tol["rel"]?.double ?? 0
+        if let ov = tol["overrides"]?.object {
+            var best: (Int, [String: JSONValue])? = nil
             for (k, v) in ov {
-                guard let d = v as? [String: Any] else { continue }
+                guard let d = v.object else { continue }
                 if k == name { best = (Int.max, d); break }
                 if k.hasSuffix("*"), name.hasPrefix(String(k.dropLast())) {
                     if best == nil || k.count > best!.0 { best = (k.count, d) }
                 }
             }
             if let b = best?.1 {
-                abs = (b["abs"] as? Double) ?? abs
-                rel = (b["rel"] as? Double) ?? rel
+                abs = b["abs"]?.double ?? abs
+                rel = b["rel"]?.double ?? rel
             }
         }
         return (abs, rel)
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    /// The field `key` read by `get` (`\.double`, `\.intRows`, `\.nestedFloats`, …), or a `ConformanceError`
+    /// naming the field: a case that lacks what a test needs fails by name instead of computing with a stand-in.
+    public func required<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T {
+        guard let v = self[key] else {
+            throw ConformanceError("case.json: no '\(key)'" + (isEmpty ? "" : " (has \(keys.sorted().joined(separator: ", ")))"))
+        }
+        guard let t = get(v) else { throw ConformanceError("case.json: '\(key)' is not \(T.self)") }
+        return t
+    }
+
+    /// The field `key` read by `get`, nil when it is absent or null, and a `ConformanceError` when it holds
+    /// something else.
+    public func optional<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T? {
+        guard let v = self[key], v != .null else { return nil }
+        return try required(key, get)
+    }
+}
+
+extension JSONValue {
+    /// `object?.required(key, get)` for a nested object of `case.json`.
+    public func required<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T {
+        guard let o = object else { throw ConformanceError("case.json: not an object where '\(key)' is expected") }
+        return try o.required(key, get)
+    }
+
+    /// `object?.optional(key, get)` for a nested object of `case.json`.
+    public func optional<T>(_ key: String, _ get: (JSONValue) -> T?) throws -> T? {
+        guard let o = object else { throw ConformanceError("case.json: not an object where '\(key)' is expected") }
+        return try o.optional(key, get)
     }
 }
 
@@ -157,28 +217,4 @@ public final class Checker {
     public func fail(_ message: String) { failures.append(message) }
 
     public var passed: Bool { failures.isEmpty }
-}
-
-/// JSON helpers for the nested arrays in `case.json`.
-public enum JSONValue {
-    public static func ints2D(_ v: Any?) -> [[Int]] { (v as? [[Any]] ?? []).map { $0.map { ($0 as? NSNumber)?.intValue ?? 0 } } }
-    public static func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).map { ($0 as? NSNumber)?.intValue ?? 0 } }
-    public static func doubles(_ v: Any?) -> [Double] { (v as? [Any] ?? []).map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
-    /// Flattens arbitrarily nested arrays of numbers to Floats (row-major), and returns their shape.
-    public static func floatsND(_ v: Any?) -> (values: [Float], shape: [Int]) {
-        var out: [Float] = []
-        var shape: [Int] = []
-        func walk(_ x: Any, depth: Int) {
-            if let arr = x as? [Any] {
-                if shape.count == depth { shape.append(arr.count) }
-                for e in arr { walk(e, depth: depth + 1) }
-            } else if let n = x as? NSNumber {
-                out.append(Float(n.doubleValue))
-            }
-        }
-        if let v = v { walk(v, depth: 0) }
-        return (out, shape)
-    }
-    public static func double(_ v: Any?) -> Double { (v as? NSNumber)?.doubleValue ?? .nan }
-    public static func int(_ v: Any?) -> Int { (v as? NSNumber)?.intValue ?? 0 }
 }

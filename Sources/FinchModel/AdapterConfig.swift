@@ -26,12 +26,12 @@ public struct LoRAAdapterConfig: Equatable, Sendable {
     public var rankPattern: [String: Int]
     public var alphaPattern: [String: Double]
     /// Every other key of adapter_config.json, written back as read.
-    public var other: [String: JSONNode]
+    public var other: [String: JSONValue]
 
     public init(r: Int, loraAlpha: Double, loraDropout: Double = 0, targetModules: [String], useRslora: Bool = false,
                 useDora: Bool = false, baseModelNameOrPath: String? = nil, taskType: String = "CAUSAL_LM",
                 bias: String = "none", fanInFanOut: Bool = false, rankPattern: [String: Int] = [:],
-                alphaPattern: [String: Double] = [:], other: [String: JSONNode] = LoRAAdapterConfig.peftDefaults) {
+                alphaPattern: [String: Double] = [:], other: [String: JSONValue] = LoRAAdapterConfig.peftDefaults) {
         self.r = r; self.loraAlpha = loraAlpha; self.loraDropout = loraDropout; self.targetModules = targetModules.sorted()
         self.useRslora = useRslora; self.useDora = useDora; self.baseModelNameOrPath = baseModelNameOrPath
         self.taskType = taskType; self.bias = bias; self.fanInFanOut = fanInFanOut
@@ -39,7 +39,7 @@ public struct LoRAAdapterConfig: Equatable, Sendable {
     }
 
     /// The keys PEFT 0.21 writes that Finch does not interpret, with PEFT's default values.
-    public static let peftDefaults: [String: JSONNode] = [
+    public static let peftDefaults: [String: JSONValue] = [
         "alora_invocation_tokens": .null, "arrow_config": .null, "auto_mapping": .null, "corda_config": .null,
         "ensure_weight_tying": .bool(false), "eva_config": .null, "exclude_modules": .null, "inference_mode": .bool(true),
         "init_lora_weights": .bool(true), "kasa_config": .null, "layer_replication": .null, "layers_pattern": .null,
@@ -84,7 +84,7 @@ public struct LoRAAdapterConfig: Equatable, Sendable {
                                          "use_dora", "base_model_name_or_path", "task_type", "bias", "fan_in_fan_out",
                                          "rank_pattern", "alpha_pattern"]
 
-    init(json o: [String: JSONNode], file: String) throws {
+    init(json o: [String: JSONValue], file: String) throws {
         guard let r = o["r"]?.int, r > 0 else { throw ModelFileError("\(file): 'r' must be a positive integer") }
         var targets: [String]
         switch o["target_modules"] {
@@ -107,7 +107,7 @@ public struct LoRAAdapterConfig: Equatable, Sendable {
                   other: o.filter { !Self.typedKeys.contains($0.key) })
     }
 
-    func encode() -> JSONNode {
+    func encode() -> JSONValue {
         var o = other
         o["peft_type"] = .string("LORA")
         o["r"] = .int(r)
@@ -149,12 +149,12 @@ public struct PromptLearningConfig: Equatable, Sendable {
     public var tokenizerNameOrPath: String?
     public var baseModelNameOrPath: String?
     public var taskType: String
-    public var other: [String: JSONNode]
+    public var other: [String: JSONValue]
 
     public init(kind: Kind, numVirtualTokens: Int, tokenDim: Int, numLayers: Int, numAttentionHeads: Int,
                 numTransformerSubmodules: Int = 1, encoderHiddenSize: Int? = nil, prefixProjection: Bool = false,
                 promptTuningInit: String? = nil, promptTuningInitText: String? = nil, tokenizerNameOrPath: String? = nil,
-                baseModelNameOrPath: String? = nil, taskType: String = "CAUSAL_LM", other: [String: JSONNode]? = nil) {
+                baseModelNameOrPath: String? = nil, taskType: String = "CAUSAL_LM", other: [String: JSONValue]? = nil) {
         self.kind = kind; self.numVirtualTokens = numVirtualTokens; self.tokenDim = tokenDim; self.numLayers = numLayers
         self.numAttentionHeads = numAttentionHeads; self.numTransformerSubmodules = numTransformerSubmodules
         self.encoderHiddenSize = encoderHiddenSize ?? (kind == .prefixTuning ? tokenDim : nil)
@@ -172,8 +172,8 @@ public struct PromptLearningConfig: Equatable, Sendable {
         return kind == .promptTuning ? [n, tokenDim] : [n, numLayers * 2 * tokenDim]
     }
 
-    public static func peftDefaults(_ kind: Kind) -> [String: JSONNode] {
-        var o: [String: JSONNode] = ["auto_mapping": .null, "inference_mode": .bool(true), "modules_to_save": .null,
+    public static func peftDefaults(_ kind: Kind) -> [String: JSONValue] {
+        var o: [String: JSONValue] = ["auto_mapping": .null, "inference_mode": .bool(true), "modules_to_save": .null,
                                      "peft_version": .string(PEFTAdapterFolder.peftFormatVersion), "revision": .null]
         if kind == .promptTuning { o["tokenizer_kwargs"] = .null } else { o["init_weights"] = .null }
         return o
@@ -184,7 +184,7 @@ public struct PromptLearningConfig: Equatable, Sendable {
                                          "prompt_tuning_init", "prompt_tuning_init_text", "tokenizer_name_or_path",
                                          "base_model_name_or_path", "task_type"]
 
-    init(kind: Kind, json o: [String: JSONNode], file: String) throws {
+    init(kind: Kind, json o: [String: JSONValue], file: String) throws {
         func need(_ k: String) throws -> Int {
             guard let v = o[k]?.int, v > 0 else { throw ModelFileError("\(file): '\(k)' must be a positive integer") }
             return v
@@ -199,9 +199,9 @@ public struct PromptLearningConfig: Equatable, Sendable {
                   other: o.filter { !Self.typedKeys.contains($0.key) })
     }
 
-    func encode() -> JSONNode {
+    func encode() -> JSONValue {
         var o = other
-        func str(_ s: String?) -> JSONNode { s.map { .string($0) } ?? .null }
+        func str(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
         o["peft_type"] = .string(kind.rawValue)
         o["num_virtual_tokens"] = .int(numVirtualTokens)
         o["token_dim"] = .int(tokenDim)

@@ -76,14 +76,14 @@ public enum PEFTAdapterFolder {
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ModelFileError("\(folder.path): not an adapter folder (no \(configFile))")
         }
-        return try JSONNode.read(configURL)["peft_type"]?.string ?? "?"
+        return try JSONValue.read(configURL)["peft_type"]?.string ?? "?"
     }
 
     /// `base_model_name_or_path` of any adapter folder, nil when it names none.
     public static func baseModel(of folder: URL) throws -> String? {
         _ = try peftType(of: folder)
         let configURL = folder.appendingPathComponent(configFile)
-        guard let base = try JSONNode.read(configURL)["base_model_name_or_path"]?.string else { return nil }
+        guard let base = try JSONValue.read(configURL)["base_model_name_or_path"]?.string else { return nil }
         // The base is read from disk: a path that is not there (moved, deleted, or a Hub name) is named with the file it came from.
         guard FileManager.default.fileExists(atPath: base) else {
             throw ModelFileError("\(configURL.path): base_model_name_or_path '\(base)' does not exist; give the base model with --model BASE and this folder with --adapter \(folder.path)")
@@ -110,7 +110,7 @@ public enum PEFTAdapterFolder {
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ModelFileError("\(url.path): not a PEFT adapter folder (no \(configFile))")
         }
-        guard let o = try JSONNode.read(configURL).object else { throw ModelFileError("\(configURL.path): not a JSON object") }
+        guard let o = try JSONValue.read(configURL).object else { throw ModelFileError("\(configURL.path): not a JSON object") }
         let type = o["peft_type"]?.string ?? "?"
         guard FileManager.default.fileExists(atPath: weightsURL.path) else {
             throw ModelFileError("\(url.path): no \(weightsFile) (PyTorch .bin adapters are not read; re-save with safetensors)")
@@ -191,7 +191,7 @@ public enum PEFTAdapterFolder {
     /// tensors fit the configuration.
     public static func save(_ adapter: PEFTAdapter, to url: URL) throws {
         let tensors: [String: Tensor]
-        let json: JSONNode
+        let json: JSONValue
         switch adapter {
         case .lora(let c, let w):
             for (module, m) in w.modules {

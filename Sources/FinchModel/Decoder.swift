@@ -132,7 +132,7 @@ public final class Decoder {
     /// A randomly initialised decoder: matrices and embeddings normal(0, 0.02), residual output
     /// projections normal(0, 0.02/√(2·layers)) (GPT-2), norm weights 1, biases 0.
     public convenience init(config: DecoderConfig, seed: UInt64) {
-        var rng = FinchRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         var params: [String: Tensor] = [:]
         let residualStd = 0.02 / Float(2 * max(config.numLayers, 1)).squareRoot()
         for (name, shape) in config.parameterShapes() {
@@ -148,7 +148,7 @@ public final class Decoder {
                 let std: Float = residual ? residualStd : 0.02
                 var i = 0
                 while i < t.count {   // Box–Muller gives two normals per draw
-                    let (a, b) = rng.nextNormalPair()
+                    let (a, b) = rng.fastNormalPair()
                     t[i] = a * std
                     if i + 1 < t.count { t[i + 1] = b * std }
                     i += 2

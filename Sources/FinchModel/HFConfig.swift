@@ -20,11 +20,11 @@ public enum HFConfig {
 
     /// Reads `config.json` at `url`.
     public static func load(_ url: URL) throws -> DecoderConfig {
-        try decode(try JSONNode.read(url), file: url.path)
+        try decode(try JSONValue.read(url), file: url.path)
     }
 
     /// Builds a `DecoderConfig` from a parsed config.json; `file` names the source in errors.
-    public static func decode(_ json: JSONNode, file: String) throws -> DecoderConfig {
+    public static func decode(_ json: JSONValue, file: String) throws -> DecoderConfig {
         guard let o = json.object else { throw ModelFileError("\(file): config.json is not a JSON object") }
         let supported = "supported: \(supportedArchitectures.joined(separator: ", "))"
         let modelType = o["model_type"]?.string
@@ -74,10 +74,10 @@ public enum HFConfig {
     }
 
     /// The RoPE settings of one `rope_parameters` entry (or the legacy top-level fields): theta and scaling.
-    private static func rope(_ r: Reader, _ params: [String: JSONNode]?, legacyTheta: String, defaultTheta: Double,
+    private static func rope(_ r: Reader, _ params: [String: JSONValue]?, legacyTheta: String, defaultTheta: Double,
                              legacyScaling: Bool) throws -> (Double, RopeScaling?) {
         var theta = r.o[legacyTheta]?.double ?? defaultTheta
-        var scaling: [String: JSONNode]? = nil
+        var scaling: [String: JSONValue]? = nil
         if legacyScaling, let rs = r.o["rope_scaling"]?.object { scaling = rs }
         if let p = params {
             if let t = p["rope_theta"]?.double { theta = t }
@@ -208,7 +208,7 @@ public enum HFConfig {
 
     /// Field access with errors naming the file and the key.
     private struct Reader {
-        let o: [String: JSONNode]
+        let o: [String: JSONValue]
         let file: String
         func int(_ key: String) throws -> Int {
             guard let v = o[key] else { throw ModelFileError("\(file): required field '\(key)' is missing") }
@@ -229,7 +229,7 @@ public enum HFConfig {
             throw ModelFileError("\(file): '\(key)' must be an integer or a list of integers")
         }
         /// A field Finch does not implement other values of: absent or equal to `value`, else an error saying why.
-        func expect(_ key: String, _ value: JSONNode, _ why: String) throws {
+        func expect(_ key: String, _ value: JSONValue, _ why: String) throws {
             guard let v = o[key], !v.isNull, v != value else { return }
             throw ModelFileError("\(file): \(key) = \(v.text().trimmingCharacters(in: .whitespacesAndNewlines)) is not supported (\(why))")
         }
@@ -238,8 +238,8 @@ public enum HFConfig {
     // MARK: writing
 
     /// The config.json transformers (4.x and 5.x) loads for this configuration.
-    public static func encode(_ c: DecoderConfig) -> JSONNode {
-        var o: [String: JSONNode] = [
+    public static func encode(_ c: DecoderConfig) -> JSONValue {
+        var o: [String: JSONValue] = [
             "architectures": .array([.string(c.hfArchitecture)]),
             "model_type": .string(c.hfModelType),
             "vocab_size": .int(c.vocabSize),
@@ -298,8 +298,8 @@ public enum HFConfig {
                 o["layer_types"] = .array((0..<c.numLayers).map { .string(c.isSlidingLayer($0) ? "sliding_attention" : "full_attention") })
             }
             if let n = c.numLabels {
-                o["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("\($0)", JSONNode.string("LABEL_\($0)")) }))
-                o["label2id"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("LABEL_\($0)", JSONNode.int($0)) }))
+                o["id2label"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("\($0)", JSONValue.string("LABEL_\($0)")) }))
+                o["label2id"] = .object(Dictionary(uniqueKeysWithValues: (0..<n).map { ("LABEL_\($0)", JSONValue.int($0)) }))
             }
         case .gpt2:
             o["n_embd"] = .int(c.hiddenSize)
@@ -327,8 +327,8 @@ public enum HFConfig {
     }
 
     /// A `rope_parameters` entry: theta, type and the scaling fields.
-    static func ropeNode(_ theta: Float, _ s: RopeScaling?) -> JSONNode {
-        var o: [String: JSONNode] = ["rope_theta": .float(theta), "rope_type": .string(s?.type ?? "default")]
+    static func ropeNode(_ theta: Float, _ s: RopeScaling?) -> JSONValue {
+        var o: [String: JSONValue] = ["rope_theta": .float(theta), "rope_type": .string(s?.type ?? "default")]
         if let s = s {
             o["factor"] = .double(s.factor)
             if let v = s.lowFreqFactor { o["low_freq_factor"] = .double(v) }
@@ -338,7 +338,7 @@ public enum HFConfig {
         return .object(o)
     }
 
-    static func eosNode(_ c: DecoderConfig) -> JSONNode {
+    static func eosNode(_ c: DecoderConfig) -> JSONValue {
         if let all = c.eosTokenIds, all.count > 1 { return .array(all.map { .int($0) }) }
         return .optionalInt(c.eosTokenId)
     }

@@ -37,7 +37,7 @@ extension HFModelFolder {
             if fm.fileExists(atPath: index.path) { try fm.removeItem(at: index) }
             for name in oldShards { try fm.removeItem(at: url.appendingPathComponent(name)) }
         } else {
-            var weightMap: [String: JSONNode] = [:]
+            var weightMap: [String: JSONValue] = [:]
             var names: [String] = []
             var totalSize = 0, totalParameters = 0
             for (i, shard) in shards.enumerated() {
@@ -53,7 +53,7 @@ extension HFModelFolder {
             // The single file would win over the index (as in transformers): remove it before the index appears.
             if fm.fileExists(atPath: single.path) { try fm.removeItem(at: single) }
             for name in oldShards where !names.contains(name) { try fm.removeItem(at: url.appendingPathComponent(name)) }
-            let indexJSON = JSONNode.object([
+            let indexJSON = JSONValue.object([
                 "metadata": .object(["total_size": .int(totalSize), "total_parameters": .int(totalParameters)]),
                 "weight_map": .object(weightMap),
             ])
@@ -83,15 +83,15 @@ extension HFModelFolder {
         }
         // finch.json: other writers' keys (e.g. a chat template recorded earlier) are kept unless replaced.
         let finchURL = url.appendingPathComponent(finchFile)
-        var finch: [String: JSONNode] = [:]
+        var finch: [String: JSONValue] = [:]
         if FileManager.default.fileExists(atPath: finchURL.path) {   // kept keys: a damaged file is an error, not dropped
-            guard let o = try JSONNode.read(finchURL).object else { throw ModelFileError("\(finchURL.path): not a JSON object") }
+            guard let o = try JSONValue.read(finchURL).object else { throw ModelFileError("\(finchURL.path): not a JSON object") }
             finch = o
         }
         let info = finchInfo ?? FinchModelInfo(flavour: config.flavour)
         for (k, v) in info.encode().object! where v != .null || finch[k] == nil { finch[k] = v }
         finch["flavour"] = .string(config.flavour.rawValue)
-        try AtomicFile.write(JSONNode.object(finch).data(), to: finchURL)
+        try AtomicFile.write(JSONValue.object(finch).data(), to: finchURL)
         try HFConfig.save(config, to: configURL)
     }
 

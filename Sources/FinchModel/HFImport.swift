@@ -19,7 +19,7 @@ struct HFWeightFiles {
             files = [f]
             for name in f.entries.keys { location[name] = f }
         } else if fm.fileExists(atPath: index.path) {
-            guard let map = try JSONNode.read(index)["weight_map"]?.object else {
+            guard let map = try JSONValue.read(index)["weight_map"]?.object else {
                 throw ModelFileError("\(index.path): no 'weight_map' object")
             }
             var opened: [String: SafeTensors.File] = [:]

@@ -30,8 +30,8 @@ public final class ScalarHead {
     /// bias zero when `bias` is true.
     public convenience init(name: String, hiddenSize: Int, bias: Bool = false, std: Float = 0.02, seed: UInt64) {
         let w = Tensor(shape: [1, hiddenSize])
-        var rng = FinchRNG(seed: seed)
-        for i in 0..<hiddenSize { w[i] = rng.nextNormal() * std }
+        var rng = SeededRNG(seed: seed)
+        for i in 0..<hiddenSize { w[i] = rng.weightNormal() * std }
         self.init(name: name, weight: w, bias: bias ? Tensor(shape: [1]) : nil)
     }
 

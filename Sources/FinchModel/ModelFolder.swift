@@ -65,11 +65,11 @@ public struct HFGenerationConfig: Equatable, Sendable {
     public var topP: Double?
     public var repetitionPenalty: Double?
     /// Keys Finch does not interpret, preserved on write.
-    public var other: [String: JSONNode]
+    public var other: [String: JSONValue]
 
     public init(bosTokenId: Int? = nil, eosTokenIds: [Int] = [], padTokenId: Int? = nil, maxNewTokens: Int? = nil,
                 doSample: Bool? = nil, temperature: Double? = nil, topK: Int? = nil, topP: Double? = nil,
-                repetitionPenalty: Double? = nil, other: [String: JSONNode] = [:]) {
+                repetitionPenalty: Double? = nil, other: [String: JSONValue] = [:]) {
         self.bosTokenId = bosTokenId; self.eosTokenIds = eosTokenIds; self.padTokenId = padTokenId
         self.maxNewTokens = maxNewTokens; self.doSample = doSample; self.temperature = temperature
         self.topK = topK; self.topP = topP; self.repetitionPenalty = repetitionPenalty; self.other = other
@@ -85,7 +85,7 @@ public struct HFGenerationConfig: Equatable, Sendable {
                                                  "do_sample", "temperature", "top_k", "top_p", "repetition_penalty"]
 
     public static func load(_ url: URL) throws -> HFGenerationConfig {
-        guard let o = try JSONNode.read(url).object else { throw ModelFileError("\(url.path): not a JSON object") }
+        guard let o = try JSONValue.read(url).object else { throw ModelFileError("\(url.path): not a JSON object") }
         var eos: [Int] = []
         if let v = o["eos_token_id"] { eos = v.int.map { [$0] } ?? (v.array ?? []).compactMap { $0.int } }
         return HFGenerationConfig(
@@ -95,9 +95,9 @@ public struct HFGenerationConfig: Equatable, Sendable {
             other: o.filter { !typedKeys.contains($0.key) })
     }
 
-    public func encode() -> JSONNode {
+    public func encode() -> JSONValue {
         var o = other
-        func put(_ k: String, _ v: JSONNode?) { if let v { o[k] = v } }
+        func put(_ k: String, _ v: JSONValue?) { if let v { o[k] = v } }
         put("bos_token_id", bosTokenId.map { .int($0) })
         put("eos_token_id", eosTokenIds.isEmpty ? nil : eosTokenIds.count == 1 ? .int(eosTokenIds[0]) : .array(eosTokenIds.map { .int($0) }))
         put("pad_token_id", padTokenId.map { .int($0) })
@@ -149,8 +149,8 @@ public struct FinchModelInfo: Codable, Equatable, Sendable {
         return info
     }
 
-    public func encode() -> JSONNode {
-        var o: [String: JSONNode] = ["format_version": .int(formatVersion), "flavour": .string(flavour.rawValue)]
+    public func encode() -> JSONValue {
+        var o: [String: JSONValue] = ["format_version": .int(formatVersion), "flavour": .string(flavour.rawValue)]
         o["chat_template"] = chatTemplate.map { .string($0) } ?? .null
         return .object(o)
     }

@@ -58,7 +58,7 @@ struct BenchTrain: ParsableCommand {
         let cfg = preset.config
         let d = Decoder(config: cfg, seed: 1)
         d.allocateGradients()
-        var rng = FinchRNG(seed: 2)
+        var rng = SeededRNG(seed: 2)
         let N = batch * length
         let ids = (0..<N).map { _ in Int(rng.next() % 50257) }
         let labels = ids
@@ -135,7 +135,7 @@ struct BenchDecode: ParsableCommand {
         if let t = threads { ThreadPool.shared.setThreads(t) }
         let cfg = preset.config
         let d = Decoder(config: cfg, seed: 1)
-        var rng = FinchRNG(seed: 3)
+        var rng = SeededRNG(seed: 3)
         let prompt = (0..<prefill).map { _ in Int(rng.next() % 50257) }
         let cache = KVCache(config: cfg, batch: 1, maxLength: max(prefill, generate) + 1)
         d.prefill(prompt, cache: cache)   // warm-up

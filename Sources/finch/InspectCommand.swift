@@ -61,14 +61,14 @@ struct InspectCommand: ParsableCommand {
     /// A PEFT adapter folder: its type, base and settings from adapter_config.json, its tensors from the header.
     func inspectAdapter(_ url: URL) throws {
         func line(_ k: String, _ v: String) { print(k.padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
-        func show(_ v: JSONNode) -> String {
+        func show(_ v: JSONValue) -> String {
             switch v {
             case .string(let s): return s
             case .array(let a): return a.map(show).joined(separator: ", ")
             default: return v.text().trimmingCharacters(in: .whitespacesAndNewlines)
             }
         }
-        let config = try JSONNode.read(url.appendingPathComponent(PEFTAdapterFolder.configFile))
+        let config = try JSONValue.read(url.appendingPathComponent(PEFTAdapterFolder.configFile))
         _ = try PEFTAdapterFolder.peftType(of: url)
         let weights = try SafeTensors.File(url: url.appendingPathComponent(PEFTAdapterFolder.weightsFile))
         line("adapter folder", url.path)

@@ -46,35 +46,33 @@ final class AdamWTests: XCTestCase {
 
     /// The `adamw` conformance kind: clipping + several AdamW steps, as torch computed them.
     func testConformanceCases() throws {
-        let cases = try Conformance.requireCases(kind: "adamw")
-        for c in cases {
-            let checker = Checker(c)
+        try Conformance.run(kind: "adamw") { c, checker in
             let hp = c.hyperparameters, inputs = c.inputs
-            let betas = JSONValue.doubles(hp["betas"])
-            let hyper = AdamW.Hyper(lr: Float(JSONValue.double(hp["lr"])), beta1: Float(betas[0]), beta2: Float(betas[1]),
-                                    eps: Float(JSONValue.double(hp["eps"])),
-                                    weightDecay: Float(JSONValue.double(hp["weight_decay"])))
-            let maxNorm = JSONValue.double(hp["max_grad_norm"])
-            let steps = JSONValue.int(hp["steps"])
-            let names = (inputs["parameter_names"] as? [String]) ?? []
-            let initial = inputs["initial"] as? [String: Any] ?? [:]
-            let rawGrads = inputs["raw_grads"] as? [[String: Any]] ?? []
+            let betas = try hp.required("betas", \.doubles)
+            let hyper = AdamW.Hyper(lr: Float(try hp.required("lr", \.double)), beta1: Float(betas[0]), beta2: Float(betas[1]),
+                                    eps: Float(try hp.required("eps", \.double)),
+                                    weightDecay: Float(try hp.required("weight_decay", \.double)))
+            let maxNorm = try hp.required("max_grad_norm", \.double)
+            let steps = try hp.required("steps", \.int)
+            let names = try inputs.required("parameter_names", \.strings)
+            let initial = try inputs.required("initial", \.object)
+            let rawGrads = try inputs.required("raw_grads", \.array)
             guard steps > 0, rawGrads.count >= steps, !names.isEmpty else {
                 checker.fail("case.json: steps \(steps), \(rawGrads.count) raw_grads, \(names.count) parameter names")
-                XCTAssert(Conformance.report(c, checker)); continue
+                return
             }
             let expected = try c.expectedTensors()
             var params: [String: Tensor] = [:], ms: [String: Tensor] = [:], vs: [String: Tensor] = [:]
             for name in names {
-                let (values, shape) = JSONValue.floatsND(initial[name])
+                let (values, shape) = try initial.required(name, \.nestedFloats)
                 params[name] = Tensor(shape: shape.isEmpty ? [values.count] : shape, values: values)
                 ms[name] = Tensor(shape: params[name]!.shape)
                 vs[name] = Tensor(shape: params[name]!.shape)
             }
             var norms: [Double] = [], coefs: [Double] = []
             for step in 1...steps {
-                let grads: [Tensor] = names.map { name in
-                    let (values, _) = JSONValue.floatsND(rawGrads[step - 1][name])
+                let grads: [Tensor] = try names.map { name in
+                    let (values, _) = try rawGrads[step - 1].required(name, \.nestedFloats)
                     return Tensor(shape: params[name]!.shape, values: values)
                 }
                 let norm = Clip.clip(grads, maxNorm: maxNorm)
@@ -88,9 +86,8 @@ final class AdamWTests: XCTestCase {
                     checker.check("step\(step).exp_avg_sq.\(name)", actual: vs[name]!, in: expected)
                 }
             }
-            checker.check("pre_clip_total_norm", actual: norms, expected: JSONValue.doubles(c.expected["pre_clip_total_norm"]))
-            checker.check("clip_coefficient", actual: coefs, expected: JSONValue.doubles(c.expected["clip_coefficient"]))
-            XCTAssert(Conformance.report(c, checker), "conformance \(c.name)")
+            checker.check("pre_clip_total_norm", actual: norms, expected: try c.expected.required("pre_clip_total_norm", \.doubles))
+            checker.check("clip_coefficient", actual: coefs, expected: try c.expected.required("clip_coefficient", \.doubles))
         }
     }
 }

@@ -22,7 +22,7 @@ final class AdapterFolderTests: XCTestCase {
             let name = caseFolder.lastPathComponent
             let adapter = try PEFTAdapterFolder.load(folder)
             let base = try HFConfig.load(caseFolder.appendingPathComponent("config.json"))
-            let raw = try JSONNode.read(folder.appendingPathComponent("adapter_config.json"))
+            let raw = try JSONValue.read(folder.appendingPathComponent("adapter_config.json"))
             switch adapter {
             case .lora(let c, let w):
                 XCTAssertEqual(c.r, raw["r"]?.int)
@@ -40,7 +40,7 @@ final class AdapterFolderTests: XCTestCase {
             }
             let out = hfTemporaryFolder(self)
             try PEFTAdapterFolder.save(adapter, to: out)
-            let ours = try JSONNode.read(out.appendingPathComponent("adapter_config.json"))
+            let ours = try JSONValue.read(out.appendingPathComponent("adapter_config.json"))
             XCTAssertEqual(ours, raw, "\(name): adapter_config.json differs:\n\(ours.text())")
             let theirs = try SafeTensors.File(url: folder.appendingPathComponent("adapter_model.safetensors"))
             let mine = try SafeTensors.File(url: out.appendingPathComponent("adapter_model.safetensors"))
@@ -75,13 +75,13 @@ final class AdapterFolderTests: XCTestCase {
         XCTAssertNotNil(file.entries["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"])
         XCTAssertNotNil(file.entries["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"])
         XCTAssertNotNil(file.entries["base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector"])
-        let json = try JSONNode.read(dir.appendingPathComponent("adapter_config.json"))
+        let json = try JSONValue.read(dir.appendingPathComponent("adapter_config.json"))
         XCTAssertEqual(json["target_modules"], .array([.string("q_proj"), .string("v_proj")]))
         XCTAssertEqual(json["lora_alpha"], .int(16))
         XCTAssertEqual(json["use_rslora"], .bool(true))
         // Same key set as PEFT writes (the conformance LoRA file, when present).
-        if let lora = conformanceAdapters().first(where: { (try? JSONNode.read($0.adapter.appendingPathComponent("adapter_config.json")))?["peft_type"] == .string("LORA") }) {
-            let peftKeys = Set(try JSONNode.read(lora.adapter.appendingPathComponent("adapter_config.json")).object!.keys)
+        if let lora = conformanceAdapters().first(where: { (try? JSONValue.read($0.adapter.appendingPathComponent("adapter_config.json")))?["peft_type"] == .string("LORA") }) {
+            let peftKeys = Set(try JSONValue.read(lora.adapter.appendingPathComponent("adapter_config.json")).object!.keys)
             XCTAssertEqual(Set(json.object!.keys), peftKeys)
         }
         let (c2, w2) = try PEFTAdapterFolder.loadLoRA(dir)
@@ -105,9 +105,9 @@ final class AdapterFolderTests: XCTestCase {
             let dir = hfTemporaryFolder(self)
             try PEFTAdapterFolder.save(config.kind == .promptTuning ? .promptTuning(config, promptEmbeddings: t)
                                                                      : .prefixTuning(config, promptEmbeddings: t), to: dir)
-            let json = try JSONNode.read(dir.appendingPathComponent("adapter_config.json"))
+            let json = try JSONValue.read(dir.appendingPathComponent("adapter_config.json"))
             let peft = Conformance.root.appendingPathComponent(adapterKind).appendingPathComponent("adapter/adapter_config.json")
-            if let theirs = try? JSONNode.read(peft) { XCTAssertEqual(Set(json.object!.keys), Set(theirs.object!.keys), adapterKind) }
+            if let theirs = try? JSONValue.read(peft) { XCTAssertEqual(Set(json.object!.keys), Set(theirs.object!.keys), adapterKind) }
             switch try PEFTAdapterFolder.load(dir) {
             case .promptTuning(let c, let back), .prefixTuning(let c, let back):
                 XCTAssertEqual(c, config); XCTAssertEqual(back.array, t.array)

@@ -201,8 +201,8 @@ final class ArchitectureTests: XCTestCase {
             let d = try decoder(c)
             let lora = try LoRAModule(config: LoRAAdapterConfig(r: 4, loraAlpha: 8, targetModules: ["q_proj", "v_proj"]), decoder: d, seed: 7)
             XCTAssertEqual(lora.modules.count, 2 * d.config.numLayers, name)
-            var rng = FinchRNG(seed: 11)
-            for m in lora.modules.values { for i in 0..<m.b.count { m.b[i] = rng.nextNormal() * 0.1 } }
+            var rng = SeededRNG(seed: 11)
+            for m in lora.modules.values { for i in 0..<m.b.count { m.b[i] = rng.weightNormal() * 0.1 } }
             let ids2D = Self.ints2D(c.inputs["input_ids"])
             let B = ids2D.count, T = ids2D[0].count
             let ids = ids2D.flatMap { $0 }, mask = Self.ints2D(c.inputs["attention_mask"]).flatMap { $0 }
@@ -235,9 +235,9 @@ final class ArchitectureTests: XCTestCase {
             let d = try decoder(c)
             let cfg = d.config, P = 3, V = cfg.vocabSize
             let ids = Self.ints2D(c.inputs["input_ids"])[0], T = ids.count
-            var rng = FinchRNG(seed: 5)
+            var rng = SeededRNG(seed: 5)
             func randomTensor(_ shape: [Int]) -> Tensor {
-                Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in rng.nextNormal() * 0.5 })
+                Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in rng.weightNormal() * 0.5 })
             }
             d.trainable = []
             // Prefix tuning.

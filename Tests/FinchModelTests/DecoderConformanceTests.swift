@@ -12,25 +12,16 @@ func loadCaseDecoder(_ c: Case) throws -> Decoder {
 /// `llama-forward-backward` and `gpt2-forward-backward`: logits, loss, token NLL, debug activations,
 /// and the gradient of every parameter, on the padded batch of each case.
 final class DecoderConformanceTests: XCTestCase {
-    func testLlamaForwardBackward() throws { try runKind("llama-forward-backward") }
-    func testGPT2ForwardBackward() throws { try runKind("gpt2-forward-backward") }
-
-    func runKind(_ kind: String) throws {
-        let cases = try Conformance.requireCases(kind: kind)
-        for c in cases {
-            let checker = Checker(c)
-            do { try run(c, checker) } catch { checker.fail("\(error)") }
-            XCTAssert(Conformance.report(c, checker), "\(c.name) failed")
-        }
-    }
+    func testLlamaForwardBackward() throws { try Conformance.run(kind: "llama-forward-backward", run) }
+    func testGPT2ForwardBackward() throws { try Conformance.run(kind: "gpt2-forward-backward", run) }
 
     func run(_ c: Case, _ checker: Checker) throws {
         let decoder = try loadCaseDecoder(c)
-        let ids2D = JSONValue.ints2D(c.inputs["input_ids"])
+        let ids2D = try c.inputs.required("input_ids", \.intRows)
         let B = ids2D.count, T = ids2D.first?.count ?? 0
-        let mask = c.inputs["attention_mask"].map { JSONValue.ints2D($0).flatMap { $0 } }
-        let positions = c.inputs["position_ids"].map { JSONValue.ints2D($0).flatMap { $0 } }
-        let labels = JSONValue.ints2D(c.inputs["labels"]).flatMap { $0 }
+        let mask = try c.inputs.optional("attention_mask", \.intRows)?.flatMap { $0 }
+        let positions = try c.inputs.optional("position_ids", \.intRows)?.flatMap { $0 }
+        let labels = try c.inputs.required("labels", \.intRows).flatMap { $0 }
         let expected = try c.expectedTensors()
 
         decoder.forwardHidden(ids: ids2D.flatMap { $0 }, batch: B, length: T, attentionMask: mask, positionIds: positions)
@@ -42,8 +33,8 @@ final class DecoderConformanceTests: XCTestCase {
             checker.check(name, actual: a, in: expected)
         }
         let loss = decoder.causalLMLoss(labels: labels)
-        checker.check("loss", actual: [Double(loss.loss)], expected: [JSONValue.double(c.expected["loss"])])
-        if let n = c.expected["num_loss_tokens"] { checker.checkExact("num_loss_tokens", actual: [loss.count], expected: [JSONValue.int(n)]) }
+        checker.check("loss", actual: [Double(loss.loss)], expected: [try c.expected.required("loss", \.double)])
+        if let n = try c.expected.optional("num_loss_tokens", \.int) { checker.checkExact("num_loss_tokens", actual: [loss.count], expected: [n]) }
         if names.contains("token_nll") {
             checker.check("token_nll", actual: Tensor(shape: [B, T - 1], values: loss.tokenNLL), in: expected)
         }

@@ -141,9 +141,9 @@ final class DecoderTests: XCTestCase {
     /// the prefix gradient matches a finite difference of the loss.
     func testPrefixKeyValues() {
         let d = Decoder(config: tinyConfig(.llama), seed: 8)
-        var rng = FinchRNG(seed: 9)
+        var rng = SeededRNG(seed: 9)
         let P = 3, kv = d.config.kvDim, L = d.config.numLayers
-        func table() -> [Tensor] { (0..<L).map { _ in let t = Tensor(shape: [P, kv]); for i in 0..<t.count { t[i] = rng.nextNormal() }; return t } }
+        func table() -> [Tensor] { (0..<L).map { _ in let t = Tensor(shape: [P, kv]); for i in 0..<t.count { t[i] = rng.weightNormal() }; return t } }
         let prefix = PrefixKeyValues(keys: table(), values: table())
         d.prefix = prefix
         let ids = [3, 14, 15, 9], labels = [-100, 14, 15, 9]

@@ -5,21 +5,13 @@ import FinchConformance
 
 /// `llama-generate`: greedy decoding with the KV cache; generated ids exact, prefill and step logits.
 final class GenerateConformanceTests: XCTestCase {
-    func testLlamaGenerate() throws {
-        let kind = "llama-generate"
-        let cases = try Conformance.requireCases(kind: kind)
-        for c in cases {
-            let checker = Checker(c)
-            do { try run(c, checker) } catch { checker.fail("\(error)") }
-            XCTAssert(Conformance.report(c, checker), "\(c.name) failed")
-        }
-    }
+    func testLlamaGenerate() throws { try Conformance.run(kind: "llama-generate", run) }
 
     func run(_ c: Case, _ checker: Checker) throws {
         let decoder = try loadCaseDecoder(c)
-        let prompt = JSONValue.ints(c.inputs["prompt_ids"])
-        let n = JSONValue.int(c.inputs["max_new_tokens"])
-        let expectedIds = JSONValue.ints(c.expected["generated_ids"])
+        let prompt = try c.inputs.required("prompt_ids", \.ints)
+        let n = try c.inputs.required("max_new_tokens", \.int)
+        let expectedIds = try c.expected.required("generated_ids", \.ints)
         let expected = try c.expectedTensors()
         let V = decoder.config.vocabSize
 

@@ -28,8 +28,8 @@ final class HFExportTests: XCTestCase {
             XCTAssertEqual(back.finchInfo?.flavour, original.config.flavour)
             if let g = original.generationConfig { XCTAssertEqual(back.generationConfig, g) }
 
-            let theirs = try JSONNode.read(folder.appendingPathComponent("config.json")).object!
-            let ours = try JSONNode.read(out.appendingPathComponent("config.json")).object!
+            let theirs = try JSONValue.read(folder.appendingPathComponent("config.json")).object!
+            let ours = try JSONValue.read(out.appendingPathComponent("config.json")).object!
             for (key, value) in theirs where key != "transformers_version" {
                 guard let mine = ours[key] else { continue }
                 XCTAssert(mine == value || (mine.double != nil && mine.double == value.double),
@@ -57,7 +57,7 @@ final class HFExportTests: XCTestCase {
             XCTAssertEqual(shards.last, String(format: "model-%05d-of-%05d.safetensors", shards.count, shards.count))
             XCTAssertFalse(files.contains("model.safetensors"))
             XCTAssertFalse(files.contains { $0.hasPrefix(".") }, "temporary files left: \(files)")
-            let index = try JSONNode.read(dir.appendingPathComponent("model.safetensors.index.json"))
+            let index = try JSONValue.read(dir.appendingPathComponent("model.safetensors.index.json"))
             let total = params.values.reduce(0) { $0 + 4 * $1.count }
             XCTAssertEqual(index["metadata"]?["total_size"]?.int, total)
             XCTAssertEqual(Set(index["weight_map"]!.object!.keys), Set(params.keys))
@@ -94,7 +94,7 @@ final class HFExportTests: XCTestCase {
         XCTAssertEqual(back.generationConfig, gen)
         XCTAssertEqual(back.finchInfo, FinchModelInfo(flavour: .llama, chatTemplate: "chatml"))
         XCTAssertEqual(try Data(contentsOf: XCTUnwrap(back.tokenizerModel)), Data([1, 2, 3]))
-        let json = try JSONNode.read(out.appendingPathComponent("config.json"))
+        let json = try JSONValue.read(out.appendingPathComponent("config.json"))
         XCTAssertEqual(json["eos_token_id"], .array([.int(2), .int(7)]))
         XCTAssertEqual(json["rope_parameters"]?["rope_theta"]?.double, 500000)
         XCTAssertEqual(json["rope_theta"]?.double, 500000)
@@ -115,7 +115,7 @@ final class HFExportTests: XCTestCase {
         let extra = dir.appendingPathComponent("chat_template.json")
         try "{}".write(to: extra, atomically: true, encoding: .utf8)
         try HFModelFolder.save(config: config, parameters: hfRandomParameters(config), to: out, extraFiles: [extra])
-        let finch = try JSONNode.read(out.appendingPathComponent("finch.json"))
+        let finch = try JSONValue.read(out.appendingPathComponent("finch.json"))
         XCTAssertEqual(finch["chat_template"], .string("alpaca"))
         XCTAssertEqual(finch["note"], .int(1))
         XCTAssertEqual(finch["flavour"], .string("gpt2"))

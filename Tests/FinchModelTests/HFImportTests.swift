@@ -237,7 +237,7 @@ final class HFImportTests: XCTestCase {
         let json = #"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64, "intermediate_size": 128,"#
             + #" "num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100, "rope_theta": 500000.0, "eos_token_id": [5, 6],"#
             + #" "max_position_embeddings": 256, "rms_norm_eps": 1e-06}"#
-        let c = try HFConfig.decode(JSONNode.parse(Data(json.utf8), file: "test"), file: "test")
+        let c = try HFConfig.decode(JSONValue.parse(Data(json.utf8), file: "test"), file: "test")
         XCTAssertEqual(c.numKVHeads, 4); XCTAssertEqual(c.headDim, 16); XCTAssertEqual(c.ropeTheta, 500000)
         XCTAssertEqual(c.eosTokenId, 5); XCTAssertEqual(c.eosTokenIds, [5, 6]); XCTAssertFalse(c.tieWordEmbeddings)
         XCTAssertNil(c.padTokenId)

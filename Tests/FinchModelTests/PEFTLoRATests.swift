@@ -8,7 +8,7 @@ import FinchModel
 final class PEFTLoRATests: XCTestCase {
     struct Sizes { let rows, inF, outF, r: Int }
 
-    func random(_ n: Int, _ rng: inout FinchRNG, scale: Float = 1) -> [Float] { (0..<n).map { _ in rng.nextNormal() * scale } }
+    func random(_ n: Int, _ rng: inout SeededRNG, scale: Float = 1) -> [Float] { (0..<n).map { _ in rng.weightNormal() * scale } }
 
     /// Σ G ⊙ delta(x) in Double, with DoRA's norm from (a0, b0) and the numerator from (a, b).
     func referenceLoss(_ s: Sizes, x: [Double], a: [Double], b: [Double], m: [Double]?, w: [Double], conv1D: Bool,
@@ -47,7 +47,7 @@ final class PEFTLoRATests: XCTestCase {
     }
 
     func checkLinear(_ s: Sizes, dora: Bool, conv1D: Bool) {
-        var rng = FinchRNG(seed: UInt64(s.rows * 1000 + s.inF * 10 + s.r + (dora ? 7 : 0) + (conv1D ? 3 : 0)))
+        var rng = SeededRNG(seed: UInt64(s.rows * 1000 + s.inF * 10 + s.r + (dora ? 7 : 0) + (conv1D ? 3 : 0)))
         let scale: Float = 1.7
         let ldx = s.inF + 3, ldy = s.outF + 2, lddx = s.inF + 5
         let a = Tensor(shape: [s.r, s.inF], values: random(s.r * s.inF, &rng, scale: 0.3))
@@ -118,7 +118,7 @@ final class PEFTLoRATests: XCTestCase {
     }
 
     func testDropoutIsSeededAndOffInEval() {
-        var rng = FinchRNG(seed: 5)
+        var rng = SeededRNG(seed: 5)
         let rows = 6, inF = 11, outF = 9, r = 2
         let a = Tensor(shape: [r, inF], values: random(r * inF, &rng)), b = Tensor(shape: [outF, r], values: random(outF * r, &rng))
         func run(_ training: Bool, seed: UInt64) -> [Float] {
@@ -142,8 +142,8 @@ final class PEFTLoRATests: XCTestCase {
         let eye = (0..<(n * n)).map { Float($0 % (n + 1) == 0 ? 1 : 0) }
         let l = LoRALinear(module: "t", a: Tensor(shape: [n, n], values: eye), b: Tensor(shape: [n, n], values: eye), scale: 1, dropout: 0.4)
         l.training = true; l.seed = 77
-        var rng = FinchRNG(seed: 3)
-        let x = (0..<(rows * n)).map { _ in 1 + abs(rng.nextNormal()) }, dy = random(rows * n, &rng)
+        var rng = SeededRNG(seed: 3)
+        let x = (0..<(rows * n)).map { _ in 1 + abs(rng.weightNormal()) }, dy = random(rows * n, &rng)
         var y = [Float](repeating: 0, count: rows * n), dx = y
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { l.forward(x: xp.baseAddress!, ldx: n, y: $0.baseAddress!, ldy: n, rows: rows) } }
         let mask = (0..<y.count).map { y[$0] / x[$0] }
@@ -170,9 +170,9 @@ final class PEFTLoRATests: XCTestCase {
 
     /// Gives B (and DoRA's magnitude) non-zero values so the adapter changes the model.
     static func perturb(_ lora: LoRAModule, seed: UInt64) {
-        var rng = FinchRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         for (name, t) in lora.parameters.sorted(by: { $0.key < $1.key }) {
-            for i in 0..<t.count { t[i] += rng.nextNormal() * (name.hasSuffix("magnitude_vector") ? 0.1 : 0.05) }
+            for i in 0..<t.count { t[i] += rng.weightNormal() * (name.hasSuffix("magnitude_vector") ? 0.1 : 0.05) }
         }
     }
 

@@ -5,7 +5,7 @@ import FinchModel
 
 /// Bottleneck adapters, prefix/prompt tuning (gradients, cache priming for generation) and adapter folders.
 final class PEFTMethodsTests: XCTestCase {
-    func random(_ n: Int, _ rng: inout FinchRNG, scale: Float = 1) -> [Float] { (0..<n).map { _ in rng.nextNormal() * scale } }
+    func random(_ n: Int, _ rng: inout SeededRNG, scale: Float = 1) -> [Float] { (0..<n).map { _ in rng.weightNormal() * scale } }
 
     func temporaryFolder() -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("finch-peft-\(UUID().uuidString)")
@@ -37,10 +37,10 @@ final class PEFTMethodsTests: XCTestCase {
 
     func testBottleneckAdapterMatchesFiniteDifferences() {
         for (rows, dim, size, act) in [(1, 1, 1, AdapterActivation.gelu), (7, 33, 5, .relu), (6, 13, 9, .gelu)] {
-            var rng = FinchRNG(seed: UInt64(rows * 100 + dim))
+            var rng = SeededRNG(seed: UInt64(rows * 100 + dim))
             let a = BottleneckAdapter(dim: dim, size: size, activation: act, upStd: 0.3, rng: &rng)
-            for i in 0..<a.downBias.count { a.downBias[i] = rng.nextNormal() * 0.1 }
-            for i in 0..<a.upBias.count { a.upBias[i] = rng.nextNormal() * 0.1 }
+            for i in 0..<a.downBias.count { a.downBias[i] = rng.weightNormal() * 0.1 }
+            for i in 0..<a.upBias.count { a.upBias[i] = rng.weightNormal() * 0.1 }
             let x = random(rows * dim, &rng), g = random(rows * dim, &rng)
             var out = x, dIn = g
             x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { a.forward(input: xp.baseAddress!, output: $0.baseAddress!, rows: rows, dim: dim) } }
@@ -124,7 +124,7 @@ final class PEFTMethodsTests: XCTestCase {
     // MARK: prefix / prompt tuning
 
     func testPrefixProjectionMatchesFiniteDifferences() {
-        var rng = FinchRNG(seed: 8)
+        var rng = SeededRNG(seed: 8)
         let p = PrefixProjection(virtualTokens: 3, tokenDim: 5, hidden: 7, out: 11, rng: &rng)
         let g = Tensor(shape: [3, 11], values: random(33, &rng))
         func L() -> Double {

@@ -5,33 +5,32 @@ import FinchTrain
 final class DPOLossTests: XCTestCase {
     /// `dpo-loss`: every scalar under `expected` and every tensor in `expected_tensors`.
     func testDPOLossConformance() throws {
-        let cases = try Conformance.requireCases(kind: "dpo-loss")
-        for c in cases {
-            let checker = Checker(c)
+        try Conformance.run(kind: "dpo-loss") { c, checker in
             let inp = c.inputs, hp = c.hyperparameters
-            let pc = JSONValue.floatsND(inp["policy_chosen_logps"]).values
-            let pr = JSONValue.floatsND(inp["policy_rejected_logps"]).values
-            let rc = JSONValue.floatsND(inp["reference_chosen_logps"]).values
-            let rr = JSONValue.floatsND(inp["reference_rejected_logps"]).values
-            let variantName = hp["loss_type"] as? String ?? "sigmoid"
+            let pc = try inp.required("policy_chosen_logps", \.nestedFloats).values
+            let pr = try inp.required("policy_rejected_logps", \.nestedFloats).values
+            let rc = try inp.required("reference_chosen_logps", \.nestedFloats).values
+            let rr = try inp.required("reference_rejected_logps", \.nestedFloats).values
+            let variantName = try hp.optional("loss_type", \.string) ?? "sigmoid"
             guard let variant = DPOLoss.Variant(rawValue: variantName) else {
-                checker.fail("unsupported loss_type \(variantName)"); Conformance.report(c, checker); XCTFail(); continue
+                checker.fail("unsupported loss_type \(variantName)"); return
             }
             let r = DPOLoss.compute(policyChosen: pc, policyRejected: pr, referenceChosen: rc, referenceRejected: rr,
-                                    beta: JSONValue.double(hp["beta"]), variant: variant,
-                                    labelSmoothing: hp["label_smoothing"].map { JSONValue.double($0) } ?? 0)
+                                    beta: try hp.required("beta", \.double), variant: variant,
+                                    labelSmoothing: try hp.optional("label_smoothing", \.double) ?? 0)
             func mean(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) } / Double(x.count) }
             let scalars: [String: Double] = [
                 "loss": r.loss, "rewards_chosen_mean": r.rewardsChosenMean, "rewards_rejected_mean": r.rewardsRejectedMean,
                 "rewards_margins_mean": r.marginsMean, "logps_chosen_mean": mean(pc), "logps_rejected_mean": mean(pr),
             ]
-            for (name, value) in c.expected.sorted(by: { $0.key < $1.key }) {
+            for name in c.expected.keys.sorted() {
+                let value = try c.expected.required(name, \.double)
                 if name == "reward_accuracy" {
                     // A ratio of small counts: compare the count exactly.
                     let n = Double(pc.count)
-                    checker.checkExact(name, actual: [r.correctPairs], expected: [Int((JSONValue.double(value) * n).rounded())])
+                    checker.checkExact(name, actual: [r.correctPairs], expected: [Int((value * n).rounded())])
                 } else if let v = scalars[name] {
-                    checker.check(name, actual: [v], expected: [JSONValue.double(value)])
+                    checker.check(name, actual: [v], expected: [value])
                 } else { checker.fail("expected scalar '\(name)' is not produced") }
             }
             let tensors: [String: [Float]] = [
@@ -44,7 +43,6 @@ final class DPOLossTests: XCTestCase {
                 guard let a = tensors[name] else { checker.fail("expected tensor '\(name)' is not produced"); continue }
                 checker.check(name, actual: a, expected: try file.tensor(name).array)
             }
-            XCTAssert(Conformance.report(c, checker), "dpo-loss case \(c.name)")
         }
     }
 

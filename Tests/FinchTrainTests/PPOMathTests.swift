@@ -1,34 +1,33 @@
 import XCTest
 import FinchConformance
+import FinchModel
 import FinchTrain
 
 final class PPOMathTests: XCTestCase {
     /// `ppo-math`: every tensor in `expected_tensors` and every scalar under `expected`.
     func testPPOMathConformance() throws {
-        let cases = try Conformance.requireCases(kind: "ppo-math")
-        for c in cases {
-            let checker = Checker(c)
+        try Conformance.run(kind: "ppo-math") { c, checker in
             let inp = c.inputs, hp = c.hyperparameters
-            let config = (c.json["reference_source"] as? [String: Any])?["config"] as? [String: Any] ?? [:]
+            let config = c.json["reference_source"]?["config"]?.object ?? [:]
             var hyper = PPOMath.Hyperparameters(
-                klCoef: JSONValue.double(hp["kl_coef"]), gamma: JSONValue.double(hp["gamma"]),
-                lam: JSONValue.double(hp["lam"]), cliprange: JSONValue.double(hp["cliprange"]),
-                cliprangeValue: JSONValue.double(hp["cliprange_value"]), vfCoef: JSONValue.double(hp["vf_coef"]))
-            if let k = (hp["kl_estimator"] ?? config["kl_estimator"]) as? String {
-                guard let e = PPOMath.KLEstimator(rawValue: k) else { checker.fail("unknown kl_estimator \(k)"); continue }
+                klCoef: try hp.required("kl_coef", \.double), gamma: try hp.required("gamma", \.double),
+                lam: try hp.required("lam", \.double), cliprange: try hp.required("cliprange", \.double),
+                cliprangeValue: try hp.required("cliprange_value", \.double), vfCoef: try hp.required("vf_coef", \.double))
+            if let k = (hp["kl_estimator"] ?? config["kl_estimator"])?.string {
+                guard let e = PPOMath.KLEstimator(rawValue: k) else { checker.fail("unknown kl_estimator \(k)"); return }
                 hyper.klEstimator = e
             }
-            if let w = (hp["whiten_rewards"] ?? config["whiten_rewards"]) as? Bool { hyper.whitenRewards = w }
-            let responses = JSONValue.ints2D(inp["responses"])
-            let pad = JSONValue.int(inp["pad_token_id"])
-            let f = { (k: String) in JSONValue.floatsND(inp[k]).values }
-            var scores = f("scores")
-            if let penalty = config["missing_eos_penalty"] as? Double, let eos = config["stop_token_id"] as? Int {
+            if let w = (hp["whiten_rewards"] ?? config["whiten_rewards"])?.bool { hyper.whitenRewards = w }
+            let responses = try inp.required("responses", \.intRows)
+            let pad = try inp.required("pad_token_id", \.int)
+            let f = { (k: String) in try inp.required(k, \.nestedFloats).values }
+            var scores = try f("scores")
+            if let penalty = config["missing_eos_penalty"]?.double, let eos = config["stop_token_id"]?.int {
                 PPOMath.applyMissingEOSPenalty(scores: &scores, responses: responses, eosTokenID: eos, penalty: penalty)
             }
-            let roll = PPOMath.processRollout(responses: responses, padTokenID: pad, logprobs: f("logprobs"),
-                                              refLogprobs: f("ref_logprobs"), values: f("values"), scores: scores, hyper: hyper)
-            let mb = PPOMath.minibatchLoss(batch: roll.batch, newLogprobs: f("new_logprobs"), vpred: f("vpred"), hyper: hyper)
+            let roll = PPOMath.processRollout(responses: responses, padTokenID: pad, logprobs: try f("logprobs"),
+                                              refLogprobs: try f("ref_logprobs"), values: try f("values"), scores: scores, hyper: hyper)
+            let mb = PPOMath.minibatchLoss(batch: roll.batch, newLogprobs: try f("new_logprobs"), vpred: try f("vpred"), hyper: hyper)
 
             let asFloat = { (b: [Bool]) in b.map { $0 ? Float(1) : 0 } }
             let tensors: [String: [Float]] = [
@@ -63,15 +62,14 @@ final class PPOMathTests: XCTestCase {
             ]
             // Clip fractions are ratios of small counts: compare the counts exactly.
             let counts: [String: (Double, Double)] = ["pg_clipfrac": (mb.pgClipfrac, nPG), "vf_clipfrac": (mb.vfClipfrac, nVF)]
-            for (name, value) in c.expected.sorted(by: { $0.key < $1.key }) {
-                let e = JSONValue.double(value)
+            for name in c.expected.keys.sorted() {
+                let e = try c.expected.required(name, \.double)
                 if let (a, n) = counts[name] {
                     checker.checkExact(name, actual: [Int((a * n).rounded())], expected: [Int((e * n).rounded())])
                 } else if let a = scalars[name] {
                     checker.check(name, actual: [a], expected: [e])
                 } else { checker.fail("expected scalar '\(name)' is not produced") }
             }
-            XCTAssert(Conformance.report(c, checker), "ppo-math case \(c.name)")
         }
     }
 

@@ -1,4 +1,5 @@
 import XCTest
+import FinchModel
 import FinchTrain
 
 /// RLOO arithmetic against a literal transcription of TRL's tensor code (written here in Double, with TRL's own

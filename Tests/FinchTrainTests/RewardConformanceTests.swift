@@ -7,25 +7,23 @@ import FinchTrain
 final class RewardConformanceTests: XCTestCase {
     /// `llama-reward`: rewards, Bradley–Terry loss, accuracy, pooled positions and every gradient listed.
     func testLlamaRewardConformance() throws {
-        let cases = try Conformance.requireCases(kind: "llama-reward")
-        for c in cases {
-            let checker = Checker(c)
-            let model = c.json["model"] as? [String: Any] ?? [:]
-            let config = try HFConfig.load(c.file(model["config_file"] as? String ?? "config.json"))
-            let weights = try SafeTensors.File(url: c.file(model["weights_file"] as? String ?? "model.safetensors"))
+        try Conformance.run(kind: "llama-reward") { c, checker in
+            let model = c.json["model"]
+            let config = try HFConfig.load(c.file(model?["config_file"]?.string ?? "config.json"))
+            let weights = try SafeTensors.File(url: c.file(model?["weights_file"]?.string ?? "model.safetensors"))
             var params: [String: Tensor] = [:]
             for (name, _) in config.parameterShapes() { params[name] = try weights.tensor(name) }
             let inp = c.inputs
-            let rows = JSONValue.ints2D(inp["input_ids"])
+            let rows = try inp.required("input_ids", \.intRows)
             let B = rows.count, T = rows.first?.count ?? 0
-            let pad = JSONValue.int(inp["pad_token_id"])
+            let pad = try inp.required("pad_token_id", \.int)
             let decoder = try Decoder(config: config, parameters: params)
             let rm = try RewardModel(decoder: decoder, padID: pad)
             rm.allocateGradients()
             rm.zeroGradients()
             let ids = rows.flatMap { $0 }
             let rewards = rm.rewards(ids: ids, batch: B, length: T)
-            let chosenRows = JSONValue.ints(inp["chosen_rows"]), rejectedRows = JSONValue.ints(inp["rejected_rows"])
+            let chosenRows = try inp.required("chosen_rows", \.ints), rejectedRows = try inp.required("rejected_rows", \.ints)
             let chosen = chosenRows.map { rewards[$0] }, rejected = rejectedRows.map { rewards[$0] }
             let loss = RewardLoss.compute(chosen: chosen, rejected: rejected)
             var dRewards = [Float](repeating: 0, count: B)
@@ -35,14 +33,14 @@ final class RewardConformanceTests: XCTestCase {
             rm.backward(dRewards: dRewards)
 
             let exp = c.expected
-            checker.check("loss", actual: [loss.loss], expected: [JSONValue.double(exp["loss"])])
+            checker.check("loss", actual: [loss.loss], expected: [try exp.required("loss", \.double)])
             let n = Double(chosen.count)
-            checker.checkExact("accuracy", actual: [loss.correctPairs], expected: [Int((JSONValue.double(exp["accuracy"]) * n).rounded())])
-            checker.check("rewards_chosen", actual: chosen.map(Double.init), expected: JSONValue.doubles(exp["rewards_chosen"]))
-            checker.check("rewards_rejected", actual: rejected.map(Double.init), expected: JSONValue.doubles(exp["rewards_rejected"]))
-            checker.check("margins", actual: loss.margins.map(Double.init), expected: JSONValue.doubles(exp["margins"]))
+            checker.checkExact("accuracy", actual: [loss.correctPairs], expected: [Int((try exp.required("accuracy", \.double) * n).rounded())])
+            checker.check("rewards_chosen", actual: chosen.map(Double.init), expected: try exp.required("rewards_chosen", \.doubles))
+            checker.check("rewards_rejected", actual: rejected.map(Double.init), expected: try exp.required("rewards_rejected", \.doubles))
+            checker.check("margins", actual: loss.margins.map(Double.init), expected: try exp.required("margins", \.doubles))
             checker.checkExact("last_token_index", actual: RewardModel.pooledPositions(ids: ids, batch: B, length: T, padID: pad),
-                               expected: JSONValue.ints(exp["last_token_index"]))
+                               expected: try exp.required("last_token_index", \.ints))
             let file = try c.expectedTensors()
             let grads = rm.gradients
             for name in c.expectedTensorNames {
@@ -57,7 +55,6 @@ final class RewardConformanceTests: XCTestCase {
                     checker.fail("expected tensor '\(name)' is not produced")
                 }
             }
-            XCTAssert(Conformance.report(c, checker), "llama-reward case \(c.name)")
         }
     }
 }

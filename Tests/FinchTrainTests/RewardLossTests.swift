@@ -6,17 +6,15 @@ final class RewardLossTests: XCTestCase {
     /// The loss / accuracy / margins of each `llama-reward` case from its expected rewards (the model
     /// part of that case is checked by the reward trainer).
     func testLossFromExpectedRewardsOfLlamaRewardCases() throws {
-        let cases = try Conformance.requireCases(kind: "llama-reward")
-        for c in cases {
-            let chosen = JSONValue.floatsND(c.expected["rewards_chosen"]).values
-            let rejected = JSONValue.floatsND(c.expected["rewards_rejected"]).values
+        try Conformance.run(kind: "llama-reward") { c, checker in
+            let chosen = try c.expected.required("rewards_chosen", \.nestedFloats).values
+            let rejected = try c.expected.required("rewards_rejected", \.nestedFloats).values
             let r = RewardLoss.compute(chosen: chosen, rejected: rejected)
-            let tol = c.tolerance(for: "loss")
-            let want = JSONValue.double(c.expected["loss"])
-            XCTAssertLessThanOrEqual(abs(r.loss - want), tol.abs + tol.rel * abs(want), c.name)
-            XCTAssertEqual(r.accuracy, JSONValue.double(c.expected["accuracy"]), accuracy: 1e-6, c.name)
-            let margins = JSONValue.floatsND(c.expected["margins"]).values
-            for (a, e) in zip(r.margins, margins) { XCTAssertEqual(a, e, accuracy: 1e-5, c.name) }
+            checker.check("loss", actual: [r.loss], expected: [try c.expected.required("loss", \.double)])
+            // A ratio of small counts: compare the count exactly.
+            let accuracy = try c.expected.required("accuracy", \.double)
+            checker.checkExact("accuracy", actual: [r.correctPairs], expected: [Int((accuracy * Double(chosen.count)).rounded())])
+            checker.check("margins", actual: r.margins, expected: try c.expected.required("margins", \.nestedFloats).values)
         }
     }
 

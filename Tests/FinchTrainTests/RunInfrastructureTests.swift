@@ -1,5 +1,6 @@
 import XCTest
 import FinchKernels
+import FinchModel
 import FinchTrain
 #if canImport(FoundationXML)
 import FoundationXML
@@ -112,7 +113,7 @@ final class RunInfrastructureTests: XCTestCase {
         struct Cursor: Codable, Equatable { var shard: Int; var offset: Int; var seed: UInt64 }
         var st = TrainingState(seed: 123)
         st.step = 42; st.epoch = 1; st.tokensSeen = 99_000; st.microBatches = 168
-        st.dataCursor = try JSONBlob(encoding: Cursor(shard: 3, offset: 17, seed: .max - 1))
+        st.dataCursor = try JSONValue(encoding: Cursor(shard: 3, offset: 17, seed: .max - 1))
         _ = st.rng.next()
         XCTAssertTrue(st.recordEvaluation(loss: 2.0))
         st.step = 50
@@ -120,7 +121,7 @@ final class RunInfrastructureTests: XCTestCase {
         XCTAssertFalse(st.recordEvaluation(loss: .nan))
         XCTAssertTrue(st.shouldStopEarly(patience: 2))
         XCTAssertFalse(st.shouldStopEarly(patience: 0))
-        st.extras["kl_controller"] = try JSONBlob(encoding: KLController.adaptive(initial: 0.1, target: 6, horizon: 1e4))
+        st.extras["kl_controller"] = try JSONValue(encoding: KLController.adaptive(initial: 0.1, target: 6, horizon: 1e4))
         try st.save(to: tmp)
         var back = try TrainingState.load(from: tmp)
         XCTAssertEqual(back, st)
@@ -139,7 +140,7 @@ final class RunInfrastructureTests: XCTestCase {
         var rng = SeededRNG(seed: 1)
         let w: Float = 0.7
         let micro: [[(x: Float, y: Float, m: Int)]] = [5, 1, 9].map { n in
-            (0..<n).map { _ in (rng.normal(), rng.normal(), rng.uniform() < 0.7 ? 1 : 0) }
+            (0..<n).map { _ in (rng.normal(), rng.normal(), rng.uniformFloat() < 0.7 ? 1 : 0) }
         }
         let all = micro.flatMap { $0 }
         let n = GradientAccumulation.trainedTokens(micro.map { $0.map(\.m) })

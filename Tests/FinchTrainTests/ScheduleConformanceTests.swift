@@ -5,21 +5,18 @@ import FinchTrain
 final class ScheduleConformanceTests: XCTestCase {
     /// `lr-schedules`: every schedule listed under `expected`, hyper-parameters from case.json.
     func testLRSchedulesConformance() throws {
-        let cases = try Conformance.requireCases(kind: "lr-schedules")
-        for c in cases {
-            let checker = Checker(c)
+        try Conformance.run(kind: "lr-schedules") { c, checker in
             let hp = c.hyperparameters
-            let base = JSONValue.double(hp["base_lr"])
-            let warmup = JSONValue.int(hp["num_warmup_steps"])
-            let total = JSONValue.int(hp["num_training_steps"])
-            let cycles = hp["num_cycles"].map { JSONValue.double($0) } ?? 0.5
+            let base = try hp.required("base_lr", \.double)
+            let warmup = try hp.required("num_warmup_steps", \.int)
+            let total = try hp.required("num_training_steps", \.int)
+            let cycles = try hp.optional("num_cycles", \.double) ?? 0.5
             for name in c.expected.keys.sorted() {
                 guard let kind = LRSchedule.Kind(name: name) else { checker.fail("unknown schedule '\(name)'"); continue }
-                let expected = JSONValue.doubles(c.expected[name])
+                let expected = try c.expected.required(name, \.doubles)
                 let s = LRSchedule(kind: kind, baseLR: base, warmupSteps: warmup, totalSteps: total, numCycles: cycles)
                 checker.check(name, actual: (0..<expected.count).map { s.lr(at: $0) }, expected: expected)
             }
-            XCTAssert(Conformance.report(c, checker), "lr-schedules case \(c.name)")
         }
     }
 

@@ -41,7 +41,7 @@ public final class AdapterModule: HookedPEFTModule, DecoderHooks {
 
     /// New adapters for `config` (seeded initialisation, see `BottleneckAdapter.init(dim:size:...)`).
     public convenience init(options: AdapterOptions, config: DecoderConfig, seed: UInt64) throws {
-        var rng = FinchRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         let adapters: [[BottleneckAdapter?]] = (0..<config.numLayers).map { _ in
             [options.afterAttention, options.afterMLP].map { on in
                 on ? BottleneckAdapter(dim: config.hiddenSize, size: options.size, activation: options.activation,
@@ -94,10 +94,10 @@ public final class AdapterModule: HookedPEFTModule, DecoderHooks {
 
     /// Writes `adapter_config.json` (peft_type "ADAPTER", marked Finch-specific) and `adapter_model.safetensors`.
     public func save(to folder: URL, baseModel: String) throws {
-        let json: JSONNode = .object([
+        let json: JSONValue = .object([
             "peft_type": .string("ADAPTER"), "finch_note": .string(Self.note), "task_type": .string("CAUSAL_LM"),
             "base_model_name_or_path": .string(baseModel), "adapter_size": .int(options.size),
-            "placement": .array((options.afterAttention ? [JSONNode.string("attention")] : []) + (options.afterMLP ? [.string("mlp")] : [])),
+            "placement": .array((options.afterAttention ? [JSONValue.string("attention")] : []) + (options.afterMLP ? [.string("mlp")] : [])),
             "nonlinearity": .string(options.activation.rawValue), "hidden_size": .int(hiddenSize), "num_layers": .int(numLayers),
         ])
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -108,7 +108,7 @@ public final class AdapterModule: HookedPEFTModule, DecoderHooks {
     /// Reads a folder written by `save`, checking it against `config`.
     public convenience init(folder: URL, config: DecoderConfig) throws {
         let configURL = folder.appendingPathComponent(PEFTAdapterFolder.configFile)
-        let o = try JSONNode.read(configURL).object ?? [:]
+        let o = try JSONValue.read(configURL).object ?? [:]
         let file = configURL.path
         guard o["peft_type"]?.string == "ADAPTER" else { throw ModelFileError("\(file): peft_type is not \"ADAPTER\"") }
         guard let size = o["adapter_size"]?.int, size > 0 else { throw ModelFileError("\(file): 'adapter_size' must be a positive integer") }

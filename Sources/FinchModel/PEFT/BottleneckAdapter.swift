@@ -22,10 +22,10 @@ public final class BottleneckAdapter: ResidualAdapter {
     }
 
     /// down: uniform ±1/√dim (torch's Linear default), up: normal(0, upStd) so the block starts near the identity.
-    public convenience init(dim: Int, size: Int, activation: AdapterActivation, upStd: Float = 1e-3, rng: inout FinchRNG) {
+    public convenience init(dim: Int, size: Int, activation: AdapterActivation, upStd: Float = 1e-3, rng: inout SeededRNG) {
         let dw = Tensor(shape: [size, dim]), uw = Tensor(shape: [dim, size]), bound = 1 / Float(dim).squareRoot()
-        for i in 0..<dw.count { dw[i] = Float(rng.nextUniform() * 2 - 1) * bound }
-        for i in 0..<uw.count { uw[i] = rng.nextNormal() * upStd }
+        for i in 0..<dw.count { dw[i] = Float(rng.uniformDouble() * 2 - 1) * bound }
+        for i in 0..<uw.count { uw[i] = rng.weightNormal() * upStd }
         self.init(downWeight: dw, downBias: Tensor(shape: [size]), upWeight: uw, upBias: Tensor(shape: [dim]), activation: activation)
     }
 

@@ -245,9 +245,9 @@ public final class LoRALinear: LinearAdapter {
 
     /// The inverted-dropout multipliers (0 or 1/(1-p)) [rows, in] of the last training forward.
     private func makeMask(rows: Int) -> [Float] {
-        var rng = FinchRNG(seed: maskSeed)
+        var rng = SeededRNG(seed: maskSeed)
         let keep = 1 / (1 - dropout), p = Double(dropout)
-        return (0..<(rows * inFeatures)).map { _ in rng.nextUniform() < p ? 0 : keep }
+        return (0..<(rows * inFeatures)).map { _ in rng.uniformDouble() < p ? 0 : keep }
     }
 
     private func ensure(_ buf: inout [Float], _ n: Int) { if buf.count < n { buf = [Float](repeating: 0, count: n) } }

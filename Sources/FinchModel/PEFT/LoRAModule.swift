@@ -31,14 +31,14 @@ public final class LoRAModule: HookedPEFTModule, DecoderHooks {
         if paths.isEmpty {
             throw ModelFileError("LoRA: target modules \(config.targetModules) match no linear layer of this \(decoder.config.hfArchitecture) model")
         }
-        var rng = FinchRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         var weights = LoRAAdapterWeights()
         for path in paths {
             let (inF, outF) = try Self.features(path, decoder)
             let r = config.rank(for: path)
             let a = Tensor(shape: [r, inF]), b = Tensor(shape: [outF, r])
             let bound = 1 / Float(inF).squareRoot()
-            for i in 0..<a.count { a[i] = Float(rng.nextUniform() * 2 - 1) * bound }
+            for i in 0..<a.count { a[i] = Float(rng.uniformDouble() * 2 - 1) * bound }
             weights.modules[path] = LoRAModuleWeights(a: a, b: b, scale: config.scale(for: path),
                                                       magnitude: config.useDora ? Tensor(shape: [outF]) : nil)
         }

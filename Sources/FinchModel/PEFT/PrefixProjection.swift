@@ -14,13 +14,13 @@ public final class PrefixProjection {
     /// tanh activations of the last forward [n, hidden].
     private let act: Tensor
 
-    public init(virtualTokens n: Int, tokenDim: Int, hidden: Int, out: Int, rng: inout FinchRNG) {
+    public init(virtualTokens n: Int, tokenDim: Int, hidden: Int, out: Int, rng: inout SeededRNG) {
         embedding = Tensor(shape: [n, tokenDim])
-        for i in 0..<embedding.count { embedding[i] = rng.nextNormal() }
+        for i in 0..<embedding.count { embedding[i] = rng.weightNormal() }
         func linear(_ o: Int, _ i: Int) -> (Tensor, Tensor) {
             let w = Tensor(shape: [o, i]), b = Tensor(shape: [o]), bound = 1 / Float(i).squareRoot()
-            for k in 0..<w.count { w[k] = Float(rng.nextUniform() * 2 - 1) * bound }
-            for k in 0..<b.count { b[k] = Float(rng.nextUniform() * 2 - 1) * bound }
+            for k in 0..<w.count { w[k] = Float(rng.uniformDouble() * 2 - 1) * bound }
+            for k in 0..<b.count { b[k] = Float(rng.uniformDouble() * 2 - 1) * bound }
             return (w, b)
         }
         (w1, b1) = linear(hidden, tokenDim)

@@ -45,7 +45,7 @@ public final class PrefixTuningModule: PEFTModule {
     public convenience init(virtualTokens n: Int, decoder: Decoder, prefixProjection: Bool = false,
                             encoderHiddenSize: Int? = nil, seed: UInt64) {
         let c = decoder.config, width = c.numLayers * 2 * c.kvDim
-        var rng = FinchRNG(seed: seed)
+        var rng = SeededRNG(seed: seed)
         let hidden = encoderHiddenSize ?? c.kvDim
         let config = PromptLearningConfig(kind: .prefixTuning, numVirtualTokens: n, tokenDim: c.kvDim, numLayers: c.numLayers,
                                           numAttentionHeads: c.numKVHeads, encoderHiddenSize: hidden,
@@ -55,7 +55,7 @@ public final class PrefixTuningModule: PEFTModule {
         if prefixProjection {
             projection = PrefixProjection(virtualTokens: n, tokenDim: c.kvDim, hidden: hidden, out: width, rng: &rng)
         } else {
-            for i in 0..<table.count { table[i] = rng.nextNormal() }
+            for i in 0..<table.count { table[i] = rng.weightNormal() }
         }
         try! self.init(config: config, table: table, projection: projection, decoder: decoder)
     }

@@ -37,8 +37,8 @@ public final class PromptTuningModule: PEFTModule {
     public convenience init(virtualTokens n: Int, decoder: Decoder, seed: UInt64) {
         let c = decoder.config
         let e = Tensor(shape: [n, c.hiddenSize])
-        var rng = FinchRNG(seed: seed)
-        for i in 0..<e.count { e[i] = rng.nextNormal() }
+        var rng = SeededRNG(seed: seed)
+        for i in 0..<e.count { e[i] = rng.weightNormal() }
         try! self.init(config: Self.makeConfig(n, c, initText: nil), embeddings: e, decoder: decoder)
     }
 

@@ -72,8 +72,8 @@ public enum ClassifyJob {
             let lr = session.currentLR
             try session.step(gradients: clf.gradients)
             first = first ?? loss; lastLoss = loss
-            session.state.extras["order"] = try JSONBlob(encoding: order)
-            session.state.extras["first_loss"] = try JSONBlob(encoding: first)
+            session.state.extras["order"] = try JSONValue(encoding: order)
+            session.state.extras["first_loss"] = try JSONValue(encoding: first)
             progress.step(session.state.step, loss: loss, lr: lr, tokens: rows.reduce(0) { $0 + $1.ids.count })
             var record: [String: Any] = ["loss": loss, "lr": lr]
             if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }

@@ -232,7 +232,7 @@ public final class PPOTrainer {
             if progress.stopRequested { try RLHFSetup.stop(session) }
             let iteration = session.state.step / perIter
             try iterate(iteration: iteration, session: session, kl: &kl)
-            session.state.extras["kl_controller"] = try JSONBlob(encoding: kl)
+            session.state.extras["kl_controller"] = try JSONValue(encoding: kl)
             let done = session.state.step / perIter
             // Evaluate before the checkpoint, so the checkpoint holds the evaluation (best, patience, metrics) and a
             // run killed between the two redoes both.

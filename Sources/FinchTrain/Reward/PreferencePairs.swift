@@ -1,5 +1,6 @@
 import Foundation
 import FinchData
+import FinchModel
 
 /// One tokenized preference pair: the shared prompt, then each reply (content + end-of-turn).
 public struct EncodedPair: Sendable {

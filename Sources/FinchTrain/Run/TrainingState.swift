@@ -6,7 +6,7 @@ import FinchModel
 ///
 /// `step` counts optimizer steps; it is also the schedule position (`LRSchedule.lr(at: step)` is the
 /// rate of the next step). The data cursor is opaque here: the data loader encodes its own cursor
-/// type with `JSONBlob(encoding:)` and decodes it back with `decode(_:)`.
+/// type with `JSONValue(encoding:)` and decodes it back with `decode(_:)`.
 public struct TrainingState: Codable, Equatable, Sendable {
     /// Optimizer steps completed.
     public var step: Int
@@ -17,7 +17,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// Trained (loss-carrying) tokens seen so far.
     public var tokensSeen: Int
     /// The data loader's resumable position.
-    public var dataCursor: JSONBlob?
+    public var dataCursor: JSONValue?
     /// The trainer's random stream (dropout, sampling) as it is after `step`.
     public var rng: SeededRNG
     /// Best evaluation loss so far and its step.
@@ -26,7 +26,7 @@ public struct TrainingState: Codable, Equatable, Sendable {
     /// Evaluations in a row without improvement (early stopping).
     public var patienceCounter: Int
     /// Method-specific extras (e.g. the PPO KL controller, the unfrozen-block count).
-    public var extras: [String: JSONBlob]
+    public var extras: [String: JSONValue]
     /// Records in metrics.jsonl when this state was saved: a resume keeps exactly these (records logged at the
     /// checkpoint's step but after it, e.g. a final evaluation, are dropped and redone). nil in older checkpoints.
     public var metricsRecords: Int?

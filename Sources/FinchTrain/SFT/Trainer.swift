@@ -189,8 +189,8 @@ public final class Trainer {
         session.state.microBatches += batches.count
         session.state.tokensSeen += tokens
         session.state.epoch = trainData.cursor.epoch
-        session.state.dataCursor = try JSONBlob(encoding: trainData.cursor)
-        if let r = replayData { session.state.extras["replay_cursor"] = try JSONBlob(encoding: r.cursor) }
+        session.state.dataCursor = try JSONValue(encoding: trainData.cursor)
+        if let r = replayData { session.state.extras["replay_cursor"] = try JSONValue(encoding: r.cursor) }
         stepLosses.append(loss)
         return StepResult(loss: loss, trainedTokens: tokens, realTokens: batches.reduce(0) { $0 + $1.realTokens },
                           gradNorm: report.gradNorm, lr: lr)

@@ -3,15 +3,16 @@ import Foundation
 /// A small JSON reader for tokenizer.json. Foundation's dictionaries key by Swift `String`, which compares by
 /// canonical equivalence ("Å" U+00C5 == "Å" U+212B) and would merge distinct vocabulary pieces; here objects
 /// keep every key as written, in order.
-indirect enum JSONValue {
+/// Not FinchModel's `JSONValue`: that one keys objects by `String` (merging such pieces) and sits above FinchData.
+indirect enum OrderedJSON {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+    case array([OrderedJSON])
+    case object([(String, OrderedJSON)])
 
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> OrderedJSON? {
         guard case .object(let pairs) = self else { return nil }
         let k = Array(key.utf8)
         for (name, v) in pairs where name.utf8.elementsEqual(k) { return v }
@@ -20,8 +21,8 @@ indirect enum JSONValue {
     var string: String? { if case .string(let s) = self { return s }; return nil }
     var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     var int: Int? { if case .number(let d) = self, let i = Int(exactly: d) { return i }; return nil }
-    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    var object: [(String, JSONValue)]? { if case .object(let o) = self { return o }; return nil }
+    var array: [OrderedJSON]? { if case .array(let a) = self { return a }; return nil }
+    var object: [(String, OrderedJSON)]? { if case .object(let o) = self { return o }; return nil }
     var isNull: Bool { if case .null = self { return true }; return false }
 
     /// Back to Foundation types (for small parts such as the post-processor).
@@ -43,7 +44,7 @@ indirect enum JSONValue {
 struct JSONReader {
     struct Failure: Error { let offset: Int; let message: String }
 
-    static func parse(_ data: Data) throws -> JSONValue {
+    static func parse(_ data: Data) throws -> OrderedJSON {
         try data.withUnsafeBytes { raw in
             let p = raw.bindMemory(to: UInt8.self)
             var r = JSONReader(p: p.baseAddress ?? UnsafePointer(bitPattern: 1)!, n: p.count)
@@ -66,14 +67,14 @@ struct JSONReader {
         while i < n, p[i] == 0x20 || p[i] == 0x0A || p[i] == 0x0D || p[i] == 0x09 { i += 1 }
     }
 
-    mutating func value(depth: Int) throws -> JSONValue {
+    mutating func value(depth: Int) throws -> OrderedJSON {
         guard depth < 200 else { throw Failure(offset: i, message: "nesting too deep") }
         skip()
         guard i < n else { throw Failure(offset: i, message: "unexpected end") }
         switch p[i] {
         case 0x7B: // {
             i += 1
-            var pairs: [(String, JSONValue)] = []
+            var pairs: [(String, OrderedJSON)] = []
             skip()
             if i < n && p[i] == 0x7D { i += 1; return .object(pairs) }
             while true {
@@ -92,7 +93,7 @@ struct JSONReader {
             }
         case 0x5B: // [
             i += 1
-            var items: [JSONValue] = []
+            var items: [OrderedJSON] = []
             skip()
             if i < n && p[i] == 0x5D { i += 1; return .array(items) }
             while true {

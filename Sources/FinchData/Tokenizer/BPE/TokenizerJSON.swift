@@ -36,7 +36,7 @@ enum TokenizerJSON {
     static func parse(_ data: Data, config: [String: Any]?, path: String) throws -> BPESpec {
         func invalid(_ key: String, _ message: String) -> BPETokenizerError { .invalid(path: path, key: key, message: message) }
         func unsupported(_ key: String, _ what: String) -> BPETokenizerError { .unsupported(path: path, key: key, what: what) }
-        let root: JSONValue
+        let root: OrderedJSON
         do { root = try JSONReader.parse(data) } catch let f as JSONReader.Failure {
             throw invalid("(root)", "not valid JSON at byte \(f.offset): \(f.message)")
         }
@@ -64,7 +64,7 @@ enum TokenizerJSON {
         spec.pieces = pieces.map { $0! }
 
         // merges: "a b" strings or ["a", "b"] pairs
-        let rawMerges: [JSONValue]
+        let rawMerges: [OrderedJSON]
         if let m = model["merges"] {
             guard let a = m.array else { throw invalid("model.merges", "not an array") }
             rawMerges = a
@@ -119,7 +119,7 @@ enum TokenizerJSON {
         }
 
         // normalizer
-        func normalizer(_ n: JSONValue?, _ key: String) throws {
+        func normalizer(_ n: OrderedJSON?, _ key: String) throws {
             guard let n, !n.isNull else { return }
             guard let t = n["type"]?.string else { throw invalid(key, "not an object with a type") }
             switch t {
@@ -140,8 +140,8 @@ enum TokenizerJSON {
         try normalizer(root["normalizer"], "normalizer")
 
         // pre-tokenizer
-        var parts: [JSONValue] = []
-        func flatten(_ p: JSONValue?, _ key: String) throws {
+        var parts: [OrderedJSON] = []
+        func flatten(_ p: OrderedJSON?, _ key: String) throws {
             guard let p, !p.isNull else { return }
             guard let t = p["type"]?.string else { throw invalid(key, "not an object with a type") }
             if t == "Sequence" {
@@ -152,7 +152,7 @@ enum TokenizerJSON {
         let names = parts.map { $0["type"]?.string ?? "?" }
         spec.byteLevel = false
         spec.preTokenizer = .none
-        func byteLevelPart(_ d: JSONValue, regexAllowed: Bool) throws {
+        func byteLevelPart(_ d: OrderedJSON, regexAllowed: Bool) throws {
             spec.byteLevel = true
             spec.addPrefixSpace = d["add_prefix_space"]?.bool ?? false
             let useRegex = d["use_regex"]?.bool ?? true
@@ -203,7 +203,7 @@ enum TokenizerJSON {
 
         // decoder
         spec.decodeByteLevel = spec.byteLevel
-        func decoder(_ o: JSONValue?, _ key: String) throws {
+        func decoder(_ o: OrderedJSON?, _ key: String) throws {
             guard let o, !o.isNull else { return }
             guard let t = o["type"]?.string else { throw invalid(key, "not an object with a type") }
             switch t {
@@ -233,7 +233,7 @@ enum TokenizerJSON {
         try decoder(root["decoder"], "decoder")
 
         // BOS from the post-processor template
-        func template(_ o: JSONValue?) {
+        func template(_ o: OrderedJSON?) {
             guard let o, let t = o["type"]?.string else { return }
             if t == "Sequence" { for x in o["processors"]?.array ?? [] { template(x) }; return }
             guard t == "TemplateProcessing", let first = o["single"]?.array?.first,
