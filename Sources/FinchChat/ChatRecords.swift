@@ -14,6 +14,11 @@ public enum ChatRecords {
         "{\"prompt\":\(JSONText.messages(prompt)),\"chosen\":\(JSONText.quote(chosen)),\"rejected\":\(JSONText.quote(rejected))}"
     }
 
+    /// A KTO record in TRL's unpaired form: `{"prompt":[messages before the answer],"completion":"…","label":true|false}`.
+    public static func feedback(prompt: [Message], completion: String, desirable: Bool) -> String {
+        "{\"prompt\":\(JSONText.messages(prompt)),\"completion\":\(JSONText.quote(completion)),\"label\":\(desirable)}"
+    }
+
     /// Appends one line to a JSONL file, creating it (and its folder) when missing. The file is rewritten
     /// through a temporary file and a rename, so a crash never leaves a half-written line.
     public static func append(line: String, to url: URL) throws {

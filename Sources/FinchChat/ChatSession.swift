@@ -10,6 +10,8 @@ public final class ChatSession {
     public var verbose: Bool
     /// Where `/prefer` writes when it is not given a file (`--prefs FILE`).
     public var preferencesFile: URL?
+    /// Where `/good` and `/bad` append KTO records (set by the first `/good FILE` or `/bad FILE`).
+    public var feedbackFile: URL?
     public private(set) var lastStats: ReplyStats?
     /// Polled between streamed tokens; returning true stops the reply (Ctrl-C).
     public var interruptRequested: () -> Bool = { false }
@@ -76,6 +78,8 @@ public final class ChatSession {
             save(to: path)
         case .prefer(let choice, let path):
             prefer(choice: choice, path: path)
+        case .feedback(let good, let path):
+            feedback(good: good, path: path)
         case .quit:
             return false
         }
@@ -198,6 +202,25 @@ public final class ChatSession {
         }
         forgetAlternatives()
         presenter.notice("preference recorded in \(url.path) (kept answer \(choice))")
+    }
+
+    /// `/good` and `/bad`: the last answer with the messages before it, labelled, for `finch kto`. The file is
+    /// remembered for the next `/good` or `/bad`.
+    private func feedback(good: Bool, path: String?) {
+        if let path { feedbackFile = Self.fileURL(path) }
+        guard let url = feedbackFile else {
+            presenter.error("no feedback file: type /\(good ? "good" : "bad") FILE (example: /\(good ? "good" : "bad") feedback.jsonl)")
+            return
+        }
+        guard let current = conversation.turns.last, current.role == .assistant else {
+            presenter.error("nothing to label: /good and /bad label the last answer")
+            return
+        }
+        let prompt = Array(conversation.messages.dropLast())
+        do {
+            try ChatRecords.append(line: ChatRecords.feedback(prompt: prompt, completion: current.content, desirable: good), to: url)
+        } catch { presenter.error("\(error)"); return }
+        presenter.notice("\(good ? "thumbs-up" : "thumbs-down") recorded in \(url.path) (train with finch kto --data \(url.path))")
     }
 
     static func fileURL(_ path: String) -> URL {

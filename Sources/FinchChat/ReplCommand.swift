@@ -15,6 +15,8 @@ public enum ReplCommand: Equatable {
     case save(path: String)
     /// `/prefer 1|2 [FILE]` (1 = the earlier answer, 2 = the newest); `/prefer FILE` only sets the file.
     case prefer(choice: Int?, path: String?)
+    /// `/good [FILE]` / `/bad [FILE]`: label the last answer for KTO (`good` = desirable).
+    case feedback(good: Bool, path: String?)
     case quit
 
     /// Command names with their one-line help, in `/help` order.
@@ -28,6 +30,7 @@ public enum ReplCommand: Equatable {
         ("/show", "show settings, context use and the speed of the last reply"),
         ("/save FILE", "append the conversation to FILE as a chat JSONL record (for SFT)"),
         ("/prefer 1|2 [FILE]", "after /retry: record which of the last two answers is better (preference JSONL)"),
+        ("/good [FILE], /bad [FILE]", "label the last answer thumbs-up or thumbs-down (KTO JSONL for finch kto)"),
         ("/quit", "leave (or Ctrl-D on an empty line)"),
     ]
 
@@ -69,6 +72,10 @@ public enum ReplCommand: Equatable {
             case 2 where w[0] == "1" || w[0] == "2": return .prefer(choice: Int(w[0]), path: w[1])
             default: throw ReplCommandError(usage)
             }
+        case "good", "bad":
+            let w = try words()
+            guard w.count <= 1 else { throw ReplCommandError("/\(name) takes at most one file name (example: /\(name) feedback.jsonl)") }
+            return .feedback(good: name == "good", path: w.first)
         case "quit", "exit", "bye", "q": return try noArguments(.quit)
         default:
             throw ReplCommandError("unknown command /\(name) (type /help for the list; //text sends a message starting with /)")

@@ -70,6 +70,30 @@ final class ChatSessionTests: XCTestCase {
         XCTAssertEqual(second["rejected"] as? String, "echo (3): question")
     }
 
+    /// /good and /bad append KTO records (TRL's unpaired form, as `finch kto` reads them) to the file given once.
+    func testGoodAndBadAppendKTORecords() throws {
+        let dir = try temporaryFolder("feedback")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("feedback.jsonl")
+        let (s, p, _) = session()
+        s.handle(line: "/good")
+        XCTAssertTrue(p.errors.last!.contains("no feedback file"), p.errors.last!)
+        s.handle(line: "/good \(file.path)")
+        XCTAssertTrue(p.errors.last!.contains("nothing to label"), p.errors.last!)
+        s.handle(line: "first")
+        s.handle(line: "/good \(file.path)")
+        s.handle(line: "second")
+        s.handle(line: "/bad")
+        let lines = try String(contentsOf: file, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertEqual(String(lines[0]), #"{"prompt":[{"role":"system","content":"be kind"},{"role":"user","content":"first"}],"completion":"echo: first","label":true}"#)
+        let second = try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as! [String: Any]
+        XCTAssertEqual(second["completion"] as? String, "echo: second")
+        XCTAssertEqual(second["label"] as? Bool, false)
+        XCTAssertEqual((second["prompt"] as? [[String: Any]])?.count, 4, "the whole conversation before the answer")
+        XCTAssertThrowsError(try ReplCommand.parse("/bad a b"))
+    }
+
     func testPreferNeedsAFile() {
         let (s, p, _) = session()
         s.handle(line: "q"); s.handle(line: "/retry"); s.handle(line: "/prefer 2")

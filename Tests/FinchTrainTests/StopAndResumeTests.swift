@@ -76,6 +76,22 @@ final class StopAndResumeTests: XCTestCase {
         try assertSame(dir.appendingPathComponent("a"), dir.appendingPathComponent("b"))
     }
 
+    func testKTOStopsAndResumesExactly() throws {
+        let dir = try TrainerFixture.tempDir()
+        var o = KTOConfig()
+        o.kto.model = try RLHFFixture.policyFolder(in: dir).path
+        o.kto.data = [try RLHFFixture.preferences(24, in: dir).path]
+        o.common.method = "lora"; o.peft.loraDropout = 0.2
+        o.common.lr = 2e-3; o.common.steps = 6; o.common.batchSize = 4; o.common.maxLength = 48; o.common.overlong = .truncate
+        func run(_ name: String, resume: Bool, sink: any ProgressSink) throws {
+            var c = o; c.kto.out = dir.appendingPathComponent(name).path; c.common.resume = resume
+            _ = try KTOTrainer(config: c, progress: sink).fit()
+        }
+        try run("a", resume: false, sink: NoProgress())
+        try stopThenResume(dir.appendingPathComponent("b"), stopAfter: 3) { try run("b", resume: $0, sink: $1) }
+        try assertSame(dir.appendingPathComponent("a"), dir.appendingPathComponent("b"))
+    }
+
     func testPPOStopsAndResumesExactly() throws {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
@@ -123,7 +139,7 @@ final class StopAndResumeTests: XCTestCase {
             }
         }
         try check(SFTConfig.self); try check(PretrainConfig.self); try check(RewardConfig.self)
-        try check(DPOConfig.self); try check(PPOConfig.self); try check(ClassifyConfig.self)
+        try check(DPOConfig.self); try check(KTOConfig.self); try check(PPOConfig.self); try check(ClassifyConfig.self)
         XCTAssertEqual(try DPOConfig.resolve(flags: Self.requiredInputs(DPOConfig.self)).config.common.lr, 5e-6, "dpo's own default rate")
         XCTAssertEqual(try PPOConfig.resolve(flags: Self.requiredInputs(PPOConfig.self)).config.peft.loraDropout, 0)
         XCTAssertThrowsError(try SFTConfig.resolve(flags: ["data": ["x"], "out": "o"])) { e in
@@ -140,7 +156,7 @@ final class StopAndResumeTests: XCTestCase {
         switch C.self {
         case is SFTConfig.Type: return ["model": "m", "data": ["d"], "out": "o"]
         case is PretrainConfig.Type: return ["data": ["d"], "out": "o"]
-        case is RewardConfig.Type, is DPOConfig.Type: return ["model": "m", "data": ["d"], "out": "o"]
+        case is RewardConfig.Type, is DPOConfig.Type, is KTOConfig.Type: return ["model": "m", "data": ["d"], "out": "o"]
         case is PPOConfig.Type: return ["policy": "m", "prompts": "p", "out": "o", "reward-command": "true"]
         default: return ["model": "m", "data": "d", "out": "o", "labels": "a,b"]
         }

@@ -102,20 +102,6 @@ public final class DPOTrainer {
         return DPOEvaluation(pairs: eval.count, loss: r.loss, rewardAccuracy: r.rewardAccuracy, meanMargin: r.marginsMean)
     }
 
-    /// The policy's full weights (LoRA merged).
-    func mergedParameters() throws -> [String: Tensor] {
-        if let lora = policy.model.peft as? LoRAModule { return try lora.mergedParameters(policy.decoder.parameters, config: policy.decoder.config) }
-        return policy.decoder.parameters
-    }
-
-    func saveModel(to folder: URL) throws {
-        let d = policy.decoder
-        try HFModelFolder.save(config: d.config, parameters: try mergedParameters(), to: folder,
-                               finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
-                               tokenizerModel: source.tokenizerURL)
-        try source.template.save(toModel: folder)
-    }
-
     @discardableResult
     public func fit() throws -> (before: DPOEvaluation?, after: DPOEvaluation?) {
         let o = config.common
@@ -131,7 +117,7 @@ public final class DPOTrainer {
         policy.model.allocateGradients()
         let pm = policy.model
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { pm.trainableParameters }, progress: progress)
-        session.writeModel = { [unowned self] in try self.saveModel(to: $0) }
+        session.writeModel = { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) }
         try RLHFSetup.resumeIfAsked(session, resume: o.resume)
         let before = session.state.step == 0 ? evaluate() : nil
         if let b = before { try session.log(["eval_loss": b.loss, "eval_accuracy": b.rewardAccuracy, "eval_margin": b.meanMargin]) }
@@ -176,7 +162,7 @@ public final class DPOTrainer {
         let after = evaluate()
         if let a = after { try session.log(["eval_loss": a.loss, "eval_accuracy": a.rewardAccuracy, "eval_margin": a.meanMargin]) }
         try session.writeLossCurve()
-        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.saveModel(to: $0) }
+        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.policy.saveMerged(to: $0, source: self.source) }
         return (before, after)
     }
 }

@@ -186,7 +186,6 @@ public final class PPOTrainer {
     // MARK: training
 
     func saveModel(to folder: URL) throws {
-        let d = policy.decoder
         if let adapter = policy.model.peft as? AdapterModule {
             // A bottleneck adapter cannot be merged: the result is an adapter folder over the same base.
             try adapter.save(to: folder, baseModel: source.folder.url.path)
@@ -194,13 +193,7 @@ public final class PPOTrainer {
             if usesValueHead { try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors")) }
             return
         }
-        let params: [String: Tensor]
-        if let lora = policy.model.peft as? LoRAModule { params = try lora.mergedParameters(d.parameters, config: d.config) }
-        else { params = d.parameters }
-        try HFModelFolder.save(config: d.config, parameters: params, to: folder,
-                               finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
-                               tokenizerModel: source.tokenizerURL)
-        try source.template.save(toModel: folder)
+        try policy.saveMerged(to: folder, source: source)
         if usesValueHead { try SafeTensors.write(valueHead.parameters, to: folder.appendingPathComponent("value_head.safetensors")) }
     }
 

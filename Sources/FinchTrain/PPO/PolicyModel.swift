@@ -121,5 +121,17 @@ public final class PolicyModel {
         }
         if let p = model.peft { p.backwardHidden(decoder, dHidden) } else { decoder.backwardHidden(dHidden) }
     }
+
+    /// Writes the policy as a full model folder (LoRA / DoRA merged into the weights) with the tokenizer and chat
+    /// template of `source`: what DPO, KTO and PPO leave in `final/` and `best/`.
+    public func saveMerged(to folder: URL, source: LoadedModelFolder) throws {
+        let d = decoder
+        var weights = d.parameters
+        if let lora = model.peft as? LoRAModule { weights = try lora.mergedParameters(d.parameters, config: d.config) }
+        try HFModelFolder.save(config: d.config, parameters: weights, to: folder,
+                               finchInfo: FinchModelInfo(flavour: d.config.flavour, chatTemplate: source.template.name),
+                               tokenizerModel: source.tokenizerURL)
+        try source.template.save(toModel: folder)
+    }
 }
 
