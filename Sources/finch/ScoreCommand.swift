@@ -17,6 +17,7 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Maximum tokens per sequence, cut as in training (default: the model's max positions; give finch reward's --max-length to score as trained).") var maxLength: Int?
 
     @Flag(help: "Also write the token ids each score was computed on (for tools/hf_reward_check.py).") var withIds = false
+    @Option(help: "With preference pairs: write a report folder (accuracy with a 95% interval, calibration and a reliability diagram, length bias, score distribution).") var report: String?
 
     func run() throws {
         let scorer = try RewardScorer(rewardModel: URL(fileURLWithPath: reward), templateName: template)
@@ -30,5 +31,13 @@ struct ScoreCommand: ParsableCommand {
                               acc, se, result.pairs, result.meanMargin ?? 0)
         }
         FileHandle.standardError.write(Data((summary + "\n").utf8))
+        if let dir = report {
+            let r = try RewardReport(chosen: result.chosenScores, rejected: result.rejectedScores,
+                                     chosenLengths: result.chosenLengths, rejectedLengths: result.rejectedLengths)
+            try r.write(to: URL(fileURLWithPath: dir))
+            FileHandle.standardError.write(Data(String(format: "report: accuracy %.3f (95%% %.3f–%.3f), ECE %.3f, length correlation %@ → %@\n",
+                                                       r.accuracy, r.accuracyInterval95.lower, r.accuracyInterval95.upper, r.ece,
+                                                       r.lengthBias.scoreLengthCorrelation.map { String(format: "%+.3f", $0) } ?? "–", dir).utf8))
+        }
     }
 }

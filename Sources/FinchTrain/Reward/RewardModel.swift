@@ -81,6 +81,35 @@ public final class RewardModel {
         return head.forward(hidden: hidden.ptr, rows: rows)
     }
 
+    /// Rewards of sequences padded to one length on the right (as in training) or on the left. Left padding shifts
+    /// the positions so every real token keeps its own, and masks the padding out of attention, so a sequence scores
+    /// the same whatever its batch-mates and padding side (`RewardReportTests`).
+    public func rewards(sequences: [[Int]], leftPadded: Bool = false) -> [Float] {
+        guard leftPadded else {
+            let (ids, T, _) = PreferencePairs.pad(sequences, padID: padID)
+            return rewards(ids: ids, batch: sequences.count, length: T)
+        }
+        let B = sequences.count, T = max(1, sequences.map(\.count).max() ?? 1)
+        var ids: [Int] = [], mask: [Int] = [], positions: [Int] = [], rows: [Int] = []
+        for (b, s) in sequences.enumerated() {
+            let front = T - s.count
+            ids += [Int](repeating: padID, count: front) + s
+            mask += [Int](repeating: 0, count: front) + s.map { $0 == padID ? 0 : 1 }
+            positions += [Int](repeating: 0, count: front) + Array(0..<s.count)
+            var t = s.count - 1
+            while t > 0 && s[t] == padID { t -= 1 }   // the pooled token: the rightmost id ≠ pad, as `pooledPositions`
+            rows.append(b * T + front + max(0, t))
+        }
+        let hidden: Tensor
+        if let p = model.peft {
+            hidden = p.forwardHidden(decoder, ids: ids, batch: B, length: T, attentionMask: mask, positionIds: positions)
+        } else {
+            hidden = decoder.forwardHidden(ids: ids, batch: B, length: T, attentionMask: mask, positionIds: positions)
+        }
+        last = (hidden, rows, B, T)
+        return head.forward(hidden: hidden.ptr, rows: rows)
+    }
+
     /// Score of every position of the last batch (debugging, pooling checks).
     public func allPositionScores() -> [Float] {
         guard let l = last else { return [] }

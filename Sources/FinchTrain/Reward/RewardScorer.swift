@@ -25,13 +25,11 @@ public final class RewardScorer {
         return p + r[0]
     }
 
-    /// Scores of sequences, `batchSize` at a time.
-    public func score(_ rows: [[Int]], batchSize: Int = 16) -> [Float] {
+    /// Scores of sequences, `batchSize` at a time, padded on the right (as in training) or on the left.
+    public func score(_ rows: [[Int]], batchSize: Int = 16, leftPadded: Bool = false) -> [Float] {
         var out: [Float] = []
         for s in stride(from: 0, to: rows.count, by: max(1, batchSize)) {
-            let part = Array(rows[s..<min(rows.count, s + max(1, batchSize))])
-            let (ids, T, _) = PreferencePairs.pad(part, padID: model.padID)
-            out += model.rewards(ids: ids, batch: part.count, length: T)
+            out += model.rewards(sequences: Array(rows[s..<min(rows.count, s + max(1, batchSize))]), leftPadded: leftPadded)
         }
         return out
     }
@@ -43,6 +41,9 @@ public final class RewardScorer {
         public var pairs: Int = 0
         public var pairwiseAccuracy: Double?
         public var meanMargin: Double?
+        /// Scores and reply lengths (tokens) of the pairs, in file order, for `RewardReport`.
+        public var chosenScores: [Float] = [], rejectedScores: [Float] = []
+        public var chosenLengths: [Int] = [], rejectedLengths: [Int] = []
         /// Standard error of the pairwise accuracy, sqrt(p(1 − p)/n).
         public var accuracyStandardError: Double? {
             pairwiseAccuracy.map { ($0 * (1 - $0) / Double(max(1, pairs))).squareRoot() }
@@ -62,6 +63,7 @@ public final class RewardScorer {
         let limit = maxLength ?? positions
         var seqs: [[Int]] = []
         var rows: [(line: Int, first: Int, count: Int)] = []
+        var replyLengths: [[Int]] = []
         switch file.format {
         case .preference:
             for r in file.records {
@@ -69,6 +71,7 @@ public final class RewardScorer {
                 let (p, replies) = try PreferencePairs.encode(prompt: prompt, replies: [chosen, rejected], encoder: folder.encoder, maxLength: limit)
                 rows.append((r.location.line, seqs.count, 2))
                 seqs += replies.map { p + $0 }
+                replyLengths.append(replies.map(\.count))
             }
         case .prompt:
             let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
@@ -98,6 +101,8 @@ public final class RewardScorer {
                 result.lines.append("{\"line\": \(r.line), \"score\": \(s[r.first])\(extra)}")
             } else {
                 let c = s[r.first], j = s[r.first + 1]
+                result.chosenScores.append(c); result.rejectedScores.append(j)
+                result.chosenLengths.append(replyLengths[result.pairs][0]); result.rejectedLengths.append(replyLengths[result.pairs][1])
                 result.pairs += 1
                 if c > j { correct += 1 }
                 margin += Double(c - j)
