@@ -6,7 +6,7 @@ import FinchTrain
 /// `--config FILE.yaml` sets any key, a flag wins over the recipe, and `--print-config` shows the resolved result
 /// (as RUN/config.yaml records it) without training.
 final class ConfigCommandTests: XCTestCase {
-    static let commands = ["sft", "pretrain", "reward", "dpo", "kto", "ppo", "classify"]
+    static let commands = ["sft", "pretrain", "reward", "dpo", "kto", "ppo", "grpo", "classify"]
     /// Flags that steer the command, not the run's configuration.
     static let commandFlags: Set<String> = ["help", "config", "print-config", "overwrite", "version"]
 

@@ -109,6 +109,20 @@ final class StopAndResumeTests: XCTestCase {
         try assertSame(dir.appendingPathComponent("a"), dir.appendingPathComponent("b"), key: "kl")
     }
 
+    func testGRPOStopsAndResumesExactly() throws {
+        let dir = try TrainerFixture.tempDir()
+        var o = try GRPOTrainingTests.config(dir, iterations: 3)
+        o.grpo.rewardCommand = [PPOTrainingTests.rewardScript]
+        o.grpo.minibatches = 2; o.grpo.beta = 0.05; o.common.method = "lora"
+        func run(_ name: String, resume: Bool, sink: any ProgressSink) throws {
+            var c = o; c.grpo.out = dir.appendingPathComponent(name).path; c.common.resume = resume
+            _ = try GRPOTrainer(config: c, progress: sink).fit()
+        }
+        try run("a", resume: false, sink: NoProgress())
+        try stopThenResume(dir.appendingPathComponent("b"), stopAfter: 1) { try run("b", resume: $0, sink: $1) }
+        try assertSame(dir.appendingPathComponent("a"), dir.appendingPathComponent("b"), key: "reward")
+    }
+
     func testClassifyStopsAndResumesExactly() throws {
         let dir = try TrainerFixture.tempDir()
         let data = try ClassifyTests.data(in: dir, name: "train.jsonl", n: 40)
@@ -139,7 +153,8 @@ final class StopAndResumeTests: XCTestCase {
             }
         }
         try check(SFTConfig.self); try check(PretrainConfig.self); try check(RewardConfig.self)
-        try check(DPOConfig.self); try check(KTOConfig.self); try check(PPOConfig.self); try check(ClassifyConfig.self)
+        try check(DPOConfig.self); try check(KTOConfig.self); try check(PPOConfig.self); try check(GRPOConfig.self)
+        try check(ClassifyConfig.self)
         XCTAssertEqual(try DPOConfig.resolve(flags: Self.requiredInputs(DPOConfig.self)).config.common.lr, 5e-6, "dpo's own default rate")
         XCTAssertEqual(try PPOConfig.resolve(flags: Self.requiredInputs(PPOConfig.self)).config.peft.loraDropout, 0)
         XCTAssertThrowsError(try SFTConfig.resolve(flags: ["data": ["x"], "out": "o"])) { e in
@@ -158,6 +173,7 @@ final class StopAndResumeTests: XCTestCase {
         case is PretrainConfig.Type: return ["data": ["d"], "out": "o"]
         case is RewardConfig.Type, is DPOConfig.Type, is KTOConfig.Type: return ["model": "m", "data": ["d"], "out": "o"]
         case is PPOConfig.Type: return ["policy": "m", "prompts": "p", "out": "o", "reward-command": "true"]
+        case is GRPOConfig.Type: return ["policy": "m", "prompts": "p", "out": "o", "reward-command": ["true"]]
         default: return ["model": "m", "data": "d", "out": "o", "labels": "a,b"]
         }
     }

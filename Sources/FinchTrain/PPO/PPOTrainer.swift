@@ -212,40 +212,12 @@ public final class PPOTrainer {
             ?? .fixed(config.hyper.klCoef)
         try RLHFSetup.resumeIfAsked(session, resume: o.resume, stepsPerIteration: perIter)
         if let blob = session.state.extras["kl_controller"] { kl = try blob.decode(KLController.self) }
-        guard session.state.step % perIter == 0 else {
-            throw TrainingError("checkpoint step \(session.state.step) is not at a PPO iteration boundary (\(perIter) optimizer steps per iteration); were --ppo-epochs/--minibatches changed?")
-        }
-        var before: Double? = nil
-        if session.state.step == 0, let b = try evaluate() {
-            before = b
-            progress.message(String(format: "held-out mean reward before: %.4f on %d prompts", b, eval.count))
-            try session.log(["eval_reward": b, "iteration": 0])
-        }
-        while session.state.step < totalSteps {
-            if progress.stopRequested { try RLHFSetup.stop(session) }
-            let iteration = session.state.step / perIter
-            try iterate(iteration: iteration, session: session, kl: &kl)
+        try RLHFSetup.requireIterationBoundary(session, perIteration: perIter, method: "PPO", settings: "--ppo-epochs/--minibatches")
+        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count,
+                                        evaluate: evaluate, iterate: { iteration in
+            try self.iterate(iteration: iteration, session: session, kl: &kl)
             session.state.extras["kl_controller"] = try JSONValue(encoding: kl)
-            let done = session.state.step / perIter
-            // Evaluate before the checkpoint, so the checkpoint holds the evaluation (best, patience, metrics) and a
-            // run killed between the two redoes both.
-            if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
-                try session.log(["eval_reward": e, "iteration": done], forceCurve: true)
-                let improved = try session.evaluated(loss: -e, saveBest: true)
-                progress.evaluation(EvaluationProgress(step: done, metrics: ["eval_reward": e], improved: improved,
-                                                       text: String(format: "iteration %d: held-out mean reward %.4f", done, e) + (improved ? " (best)" : "")))
-            }
-            if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
-        }
-        progress.done(step: session.state.step / perIter, reason: "completed")
-        let after = try evaluate()
-        if let a = after {
-            progress.message(String(format: "held-out mean reward after: %.4f on %d prompts", a, eval.count))
-            try session.log(["eval_reward": a, "iteration": session.state.step / perIter], forceCurve: true)
-        }
-        try session.writeLossCurve()
-        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.saveModel(to: $0) }
-        return (before, after)
+        }, writeFinal: { [unowned self] in try self.saveModel(to: $0) })
     }
 
     /// One PPO iteration: rollout, rewards, advantages, `ppoEpochs × minibatches` optimizer steps, metrics.

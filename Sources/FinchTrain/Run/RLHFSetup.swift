@@ -203,4 +203,49 @@ enum RLHFSetup {
             throw TrainingError("step \(step): \(what) is \(value) — stopping; no checkpoint was written for this step (lower --lr or check the data)")
         }
     }
+
+    /// The loop PPO and GRPO share, after their session is set up and resumed: the held-out mean reward before
+    /// (on a fresh run), iterations of `perIteration` optimizer steps until `totalSteps` (stopping between them when the
+    /// sink asks), an evaluation every `evalEvery` iterations written before that iteration's checkpoint (so a run killed
+    /// between the two redoes both), checkpoints at iteration boundaries, then the evaluation after and `final/`.
+    static func iterations(_ session: TrainingSession, o: RLHFTrainingOptions, perIteration perIter: Int, totalSteps: Int,
+                           heldOut: Int, evaluate: () throws -> Double?, iterate: (Int) throws -> Void,
+                           writeFinal: @escaping (URL) throws -> Void) throws -> (before: Double?, after: Double?) {
+        let progress = session.progress
+        var before: Double? = nil
+        if session.state.step == 0, let b = try evaluate() {
+            before = b
+            progress.message(String(format: "held-out mean reward before: %.4f on %d prompts", b, heldOut))
+            try session.log(["eval_reward": b, "iteration": 0])
+        }
+        progress.startClock(afterStep: session.state.step / perIter)
+        while session.state.step < totalSteps {
+            if progress.stopRequested { try stop(session) }
+            try iterate(session.state.step / perIter)
+            let done = session.state.step / perIter
+            if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
+                try session.log(["eval_reward": e, "iteration": done], forceCurve: true)
+                let improved = try session.evaluated(loss: -e, saveBest: true)
+                progress.evaluation(EvaluationProgress(step: done, metrics: ["eval_reward": e], improved: improved,
+                                                       text: String(format: "iteration %d: held-out mean reward %.4f", done, e) + (improved ? " (best)" : "")))
+            }
+            if o.checkpointEvery > 0, done % o.checkpointEvery == 0 || session.state.step == totalSteps { try session.checkpoint() }
+        }
+        progress.done(step: session.state.step / perIter, reason: "completed")
+        let after = try evaluate()
+        if let a = after {
+            progress.message(String(format: "held-out mean reward after: %.4f on %d prompts", a, heldOut))
+            try session.log(["eval_reward": a, "iteration": session.state.step / perIter], forceCurve: true)
+        }
+        try session.writeLossCurve()
+        try RunFolder.writeAtomically(to: session.run.url.appendingPathComponent("final"), writeFinal)
+        return (before, after)
+    }
+
+    /// The resumed step must sit on an iteration boundary (else the iteration settings changed since the checkpoint).
+    static func requireIterationBoundary(_ session: TrainingSession, perIteration: Int, method: String, settings: String) throws {
+        guard session.state.step % perIteration == 0 else {
+            throw TrainingError("checkpoint step \(session.state.step) is not at a \(method) iteration boundary (\(perIteration) optimizer steps per iteration); were \(settings) changed?")
+        }
+    }
 }

@@ -1,0 +1,243 @@
+import Foundation
+import FinchKernels
+import FinchModel
+import FinchData
+
+/// `finch grpo`: Group Relative Policy Optimisation (TRL's `GRPOTrainer`). Each iteration samples `groupSize`
+/// completions for each of `batchSize` prompts, scores them with every reward function (weighted sum, plus DAPO's
+/// soft over-long penalty when set), turns the scores into group-relative advantages (`GRPOMath.advantages`), and
+/// runs `innerIterations` passes of `minibatches` optimizer steps on the clipped surrogate (`GRPOMath.loss`). No value
+/// model; with β > 0 a k3 KL to the reference (a LoRA policy's base with the adapter off, else a frozen copy).
+///
+/// Checkpoints are written at iteration boundaries; sampling seeds, prompt order and minibatch order are functions of
+/// the iteration, so `--resume` continues exactly.
+public final class GRPOTrainer {
+    public let config: GRPOConfig
+    public let source: LoadedModelFolder
+    public let policy: PolicyModel
+    /// The frozen reference of a full-model policy when β > 0 (nil otherwise: LoRA switches its adapter off).
+    let referenceCopy: PolicyModel?
+    public let rewards: [RewardSource]
+    public let rewardWeights: [Double]
+    public let train: [PPOPrompt]
+    public let eval: [PPOPrompt]
+    public let run: RunFolder
+    public let progress: ProgressReporter
+    private let ownsRewards: Bool
+    private var encodedPrompts: [String: [Int]] = [:]
+
+    /// - Parameter rewards: the reward functions; nil = the reward models and programs `config` names (opened here,
+    ///   closed when the trainer goes away).
+    public init(config: GRPOConfig, rewards: [RewardSource]? = nil, progress sink: any ProgressSink = NoProgress()) throws {
+        try config.validate()
+        let progress = ProgressReporter(sink: sink, totalSteps: config.grpo.iterations)
+        self.progress = progress
+        source = try LoadedModelFolder(URL(fileURLWithPath: config.grpo.policy), templateName: config.common.template,
+                                       causalLM: "finch grpo --policy")
+        var config = config
+        RLHFSetup.fitLength(&config.common, source.folder, progress)
+        self.config = config
+        let o = config.common, g = config.grpo
+        let decoder = try source.decoder()
+        let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
+        policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
+        if peft == nil, g.beta > 0 {
+            let ref = try source.decoder(copy: true)
+            ref.trainable = []
+            referenceCopy = PolicyModel(model: CausalLMModel(decoder: ref))
+        } else { referenceCopy = nil }
+        // Completions sampled at a temperature are scored under logits / τ (as TRL).
+        policy.temperature = Float(g.temperature)
+        referenceCopy?.temperature = Float(g.temperature)
+        if let given = rewards {
+            self.rewards = given
+        } else {
+            self.rewards = try g.reward.map { try RewardSource(rewardModel: URL(fileURLWithPath: $0)) }
+                + g.rewardCommand.map { try RewardSource(command: $0, timeout: g.rewardTimeout) }
+        }
+        ownsRewards = rewards == nil
+        rewardWeights = g.rewardWeights ?? [Double](repeating: 1, count: self.rewards.count)
+        guard rewardWeights.count == self.rewards.count else {
+            throw TrainingError("\(rewardWeights.count) reward weights for \(self.rewards.count) reward functions")
+        }
+        let all = try PPOPrompts.fitting(PPOPrompts.load(URL(fileURLWithPath: g.prompts)), encoder: source.encoder,
+                                         maxLength: o.maxLength, overlong: o.overlong, progress: progress)
+        var (tr, ev) = PreferencePairs.split(all, evalFraction: o.evalFraction, seed: o.seed)
+        if ev.count > g.evalPrompts { tr += ev[g.evalPrompts...]; ev = Array(ev.prefix(g.evalPrompts)) }
+        guard tr.count >= o.batchSize else {
+            throw TrainingError("\(tr.count) training prompts for a batch of \(o.batchSize) prompts: give more prompts or a smaller --batch-size")
+        }
+        (train, eval) = (tr, ev)
+        run = try RunFolder(url: URL(fileURLWithPath: g.out))
+        try Recipe.of(config).write(to: run)
+    }
+
+    deinit { if ownsRewards { rewards.forEach { $0.close() } } }
+
+    var stepsPerIteration: Int { config.grpo.innerIterations * config.grpo.minibatches }
+
+    // MARK: rollouts
+
+    func promptIDs(_ p: PPOPrompt) throws -> [Int] {
+        if let ids = encodedPrompts[p.location] { return ids }
+        let room = min(config.common.maxLength, policy.decoder.config.maxPositions) - config.grpo.maxNewTokens
+        let ids = Array(try source.encoder.generationPrompt(p.messages).map(Int.init).suffix(max(1, room)))
+        encodedPrompts[p.location] = ids
+        return ids
+    }
+
+    /// Completions of `prompts` (sampled, each row with its own seed; greedy when `greedy`), with the end-of-turn
+    /// token when the row stopped, and whether each was cut at --max-new-tokens.
+    func sample(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> (tokens: [[Int]], truncated: [Bool]) {
+        let g = config.grpo
+        let ids = try prompts.map { try promptIDs($0) }
+        let sampling = greedy ? nil : SamplingOptions(temperature: Float(g.temperature), topK: g.topK, topP: Float(g.topP), seed: seed)
+        let seeds = ids.indices.map { seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
+        policy.setTraining(false)
+        defer { policy.setTraining(true) }
+        let out = GreedyGeneration.run(policy.decoder, prompts: ids, maxNewTokens: g.maxNewTokens, stopIDs: Set(source.encoder.stopIDs),
+                                       batch: ids.count, sampling: sampling, seeds: greedy ? nil : seeds)
+        let eot = source.encoder.endOfTurnID
+        return (out.map { $0.count < g.maxNewTokens ? $0 + [eot] : $0 }, out.map { $0.count >= g.maxNewTokens })
+    }
+
+    /// Weighted reward of each completion, and each reward function's raw scores (for the logs).
+    public func score(_ prompts: [PPOPrompt], _ completions: [[Int]]) throws -> (total: [Double], perFunction: [[Float]]) {
+        let stop = Set(source.encoder.stopIDs)
+        let texts = try completions.map { c in try source.tokenizer.decode(c[..<(c.firstIndex { stop.contains($0) } ?? c.count)]) }
+        let per = try rewards.map { try $0.score(prompts: prompts, responses: texts) }
+        var total = [Double](repeating: 0, count: completions.count)
+        for (w, s) in zip(rewardWeights, per) { for i in total.indices { total[i] += w * Double(s[i]) } }
+        if let cache = config.grpo.overlongPenalty {
+            // DAPO's soft over-long punishment (TRL get_soft_overlong_punishment), on the generated length.
+            let limit = config.grpo.maxNewTokens, start = limit - cache
+            for (i, c) in completions.enumerated() {
+                let n = c.count
+                if n > start { total[i] += n <= limit ? Double(start - n) / Double(cache) : -1 }
+            }
+        }
+        return (total, per)
+    }
+
+    /// Mean weighted reward of greedy completions to the held-out prompts.
+    public func evaluate() throws -> Double? {
+        guard !eval.isEmpty else { return nil }
+        let c = try sample(eval, seed: 0, greedy: true)
+        let s = try score(eval, c.tokens).total
+        return s.reduce(0, +) / Double(s.count)
+    }
+
+    // MARK: loop
+
+    @discardableResult
+    public func fit() throws -> (before: Double?, after: Double?) {
+        let o = config.common
+        let perIter = stepsPerIteration
+        let totalSteps = config.grpo.iterations * perIter
+        policy.model.allocateGradients()
+        let pm = policy.model
+        let session = try RLHFSetup.session(run: run, o: o, totalSteps: totalSteps, parameters: { pm.trainableParameters }, progress: progress)
+        session.checkpointEvery = 0   // at iteration boundaries only (below)
+        session.writeModel = { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) }
+        try RLHFSetup.resumeIfAsked(session, resume: o.resume, stepsPerIteration: perIter)
+        try RLHFSetup.requireIterationBoundary(session, perIteration: perIter, method: "GRPO", settings: "--inner-iterations/--minibatches")
+        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count,
+                                        evaluate: evaluate, iterate: { try self.iterate(iteration: $0, session: session) },
+                                        writeFinal: { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) })
+    }
+
+    /// Per-token log-probs (and entropies) of the rows of `layout` under `model`.
+    func tokenLogProbs(_ model: PolicyModel, _ ids: [Int], _ mask: [Int], B: Int, T: Int, entropy: Bool = false) -> (logprobs: [Float], entropy: [Float]?) {
+        let f = model.forward(ids: ids, batch: B, length: T, mask: mask, entropy: entropy)
+        return (f.logprobs, f.entropy)
+    }
+
+    /// One iteration: sample, score, advantages, `innerIterations × minibatches` optimizer steps, one metrics record.
+    func iterate(iteration: Int, session: TrainingSession) throws {
+        let o = config.common, g = config.grpo, G = g.groupSize
+        let pm = policy.model
+        let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize, seed: o.seed)
+        let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: G) }
+        let clock = DispatchTime.now().uptimeNanoseconds
+        let (completions, truncated) = try sample(prompts, seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false)
+        let (rewardsTotal, perFunction) = try score(prompts, completions)
+        let sampledTokens = completions.reduce(0) { $0 + $1.count }
+        progress.rollout(RolloutProgress(iteration: iteration + 1, responses: completions.count, newTokens: sampledTokens,
+                                         seconds: Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9,
+                                         meanScore: rewardsTotal.reduce(0, +) / Double(rewardsTotal.count)))
+        let (advantages, zeroStd) = GRPOMath.advantages(rewards: rewardsTotal, groupSize: G, scaling: g.scaleRewards)
+
+        // Rows prompt + completion, right-padded; the loss mask covers completion tokens (not truncated ones with --mask-truncated).
+        let promptIds = try prompts.map { try promptIDs($0) }
+        let rows = zip(promptIds, completions).map { $0 + $1 }
+        let (ids, T, lengths) = PreferencePairs.pad(rows, padID: source.padID)
+        let B = rows.count
+        let attention = ids.indices.map { $0 % T < lengths[$0 / T] ? 1 : 0 }
+        var lossMask = [Float](repeating: 0, count: B * T)
+        for b in 0..<B where !(g.maskTruncated && truncated[b]) {
+            for t in promptIds[b].count..<lengths[b] { lossMask[b * T + t] = 1 }
+        }
+        // The sampling policy's and the reference's log-probs (no gradients).
+        policy.setTraining(false)
+        let old = tokenLogProbs(policy, ids, attention, B: B, T: T).logprobs
+        var ref: [Float]? = nil
+        if g.beta > 0 {
+            if let copy = referenceCopy { ref = tokenLogProbs(copy, ids, attention, B: B, T: T).logprobs } else {
+                policy.adapterEnabled = false
+                ref = tokenLogProbs(policy, ids, attention, B: B, T: T).logprobs
+                policy.adapterEnabled = true
+            }
+        }
+        policy.setTraining(true)
+        let totalTokens = Double(lossMask.reduce(0, +))
+        let settings = config.lossSettings
+        var lossSum = 0.0, klSum = 0.0, low = 0.0, high = 0.0, region = 0.0, entSum = 0.0, passes = 0.0
+        for pass in 0..<g.innerIterations {
+            var order = Array(0..<B)
+            var rng = SeededRNG(seed: o.seed ^ (UInt64(iteration) &* 0x9E37_79B9) ^ (UInt64(pass) &* 0xD1B5_4A32_D192_ED03))
+            rng.shuffle(&order)
+            let size = (B + g.minibatches - 1) / g.minibatches
+            for m in 0..<g.minibatches {
+                let rowsMB = Array(order[min(B, m * size)..<min(B, (m + 1) * size)])
+                guard !rowsMB.isEmpty else { continue }
+                func pick<E>(_ x: [E]) -> [E] { rowsMB.flatMap { x[($0 * T)..<(($0 + 1) * T)] } }
+                let mbIds = pick(ids), mbAttention = pick(attention), mbMask = pick(lossMask)
+                pm.zeroGradients()
+                pm.decoder.dropoutStep = UInt64(session.state.step)
+                let now = tokenLogProbs(policy, mbIds, mbAttention, B: rowsMB.count, T: T, entropy: true)
+                let r = GRPOMath.loss(logprobs: now.logprobs, oldLogprobs: pick(old), refLogprobs: ref.map(pick), advantages: rowsMB.map { advantages[$0] },
+                                      mask: mbMask, batch: rowsMB.count, length: T, settings: settings,
+                                      tokensInBatch: totalTokens / Double(g.minibatches))
+                try RLHFSetup.requireFinite(r.loss, "GRPO loss", step: session.state.step + 1)
+                policy.backward(dLogprobs: r.gradient)
+                let report = try session.step(gradients: pm.gradients)
+                try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
+                session.state.microBatches += 1
+                let n = max(1, Double(mbMask.reduce(0, +)))
+                entSum += zip(now.entropy ?? [], mbMask).reduce(0.0) { $0 + Double($1.0 * $1.1) } / n
+                lossSum += r.loss; klSum += r.meanKL; low += r.clipLow; high += r.clipHigh; region += r.clipRegion; passes += 1
+            }
+        }
+        // One record per iteration.
+        let mean = rewardsTotal.reduce(0, +) / Double(B)
+        let std = (rewardsTotal.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, B - 1))).squareRoot()
+        let lengthsC = completions.map(\.count)
+        var record: [String: Any] = [
+            "iteration": iteration + 1, "loss": lossSum / passes, "reward": mean, "reward_std": std,
+            "frac_reward_zero_std": Double(zeroStd.filter { $0 }.count) / Double(B),
+            "clip_ratio_low": low / passes, "clip_ratio_high": high / passes, "clip_ratio": region / passes,
+            "entropy": entSum / passes, "completion_length": Double(lengthsC.reduce(0, +)) / Double(B),
+            "completion_length_min": lengthsC.min() ?? 0, "completion_length_max": lengthsC.max() ?? 0,
+            "truncated_fraction": Double(truncated.filter { $0 }.count) / Double(B),
+            "lr": session.schedule.lr(at: session.state.step - 1),
+        ]
+        if g.beta > 0 { record["kl"] = klSum / passes }
+        for (k, s) in perFunction.enumerated() { record["reward_\(k)"] = s.reduce(0.0) { $0 + Double($1) } / Double(B) }
+        progress.step(iteration + 1, loss: lossSum / passes, lr: session.schedule.lr(at: session.state.step - 1), tokens: sampledTokens,
+                      fields: [ProgressField("reward", String(format: "%.3f", mean)), ProgressField("std0", String(format: "%.2f", record["frac_reward_zero_std"] as! Double)),
+                               ProgressField("len", String(format: "%.1f", record["completion_length"] as! Double)),
+                               ProgressField("clip", String(format: "%.3f", region / passes))])
+        if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }
+        try session.log(record)
+    }
+}
