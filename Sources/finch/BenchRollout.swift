@@ -56,9 +56,9 @@ struct BenchRollout: ParsableCommand {
         if let t = threads { ThreadPool.shared.setThreads(t) }
         let source = try LoadedModelFolder(URL(fileURLWithPath: model), causalLM: "finch bench rollout")
         let decoder = try source.decoder()
-        let room = decoder.config.maxPositions - maxNewTokens
         let ids = try Self.questions.prefix(prompts).map { q in
-            Array(try source.encoder.generationPrompt([Message(.user, q)]).map(Int.init).suffix(max(1, room)))
+            BatchGenerator.keepingRecent(try source.encoder.generationPrompt([Message(.user, q)]).map(Int.init),
+                                         newTokens: maxNewTokens, positions: decoder.config.maxPositions)
         }
         let stop = Set(source.encoder.stopIDs)
         var runs: [(seconds: Double, tokens: Int, cpu: Double)] = []
@@ -90,13 +90,10 @@ struct BenchRollout: ParsableCommand {
         print(String(format: "  peak RSS MiB   %8.0f", peakRSSMiB()))
     }
 
-    /// One reply per prompt, as PPO's rollouts make them: one row at a time with a batch-1 KV cache.
+    /// One reply per prompt, as PPO's rollouts make them: every prompt through the batched generator at once.
     func rollout(_ decoder: Decoder, prompts: [[Int]], stop: Set<Int>) -> [[Int]] {
-        prompts.enumerated().map { i, ids in
-            let sampling = SamplingOptions(temperature: Float(temperature), seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
-            let cache = KVCache(config: decoder.config, batch: 1, maxLength: min(decoder.config.maxPositions, ids.count + maxNewTokens))
-            return decoder.generate(prompt: ids, options: GenerationOptions(maxNewTokens: maxNewTokens, sampling: sampling, stopTokenIds: stop),
-                                    cache: cache).tokens
-        }
+        let options = GenerationOptions(maxNewTokens: maxNewTokens, sampling: SamplingOptions(temperature: Float(temperature), seed: seed),
+                                        stopTokenIds: stop)
+        return BatchGenerator(decoder: decoder).generate(prompts, options: options).map(\.tokens)
     }
 }
