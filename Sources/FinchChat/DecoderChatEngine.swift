@@ -22,6 +22,8 @@ public final class DecoderChatEngine: ChatEngine {
     /// `virtualTokens` cache positions before any text, as in training.
     let promptAdapter: PEFTModule?
     private let virtualTokens: Int
+    /// Decodes every reply: batched replies in fresh caches primed with `promptAdapter`, the chat's in `cache`.
+    let generator: BatchGenerator
 
     public var usedTokens: Int { cache.length - virtualTokens }
 
@@ -58,7 +60,7 @@ public final class DecoderChatEngine: ChatEngine {
         case (let dir?, "PROMPT_TUNING"?), (let dir?, "PREFIX_TUNING"?):
             let module = try PEFTLoader.load(folder: dir, decoder: decoder)
             promptAdapter = module
-            virtualTokens = (module as? PromptTuningModule)?.virtualTokens ?? (module as? PrefixTuningModule)?.virtualTokens ?? 0
+            virtualTokens = module.virtualTokens
         case (let dir?, "ADAPTER"?):
             // Bottleneck adapters act inside every block, prompt and generated tokens alike: the decoder's hooks.
             try PEFTLoader.load(folder: dir, decoder: decoder).attach(to: decoder)
@@ -76,6 +78,7 @@ public final class DecoderChatEngine: ChatEngine {
         }
         contextLength = folder.config.maxPositions - virtualTokens
         cache = KVCache(config: folder.config, batch: 1, maxLength: folder.config.maxPositions)
+        generator = BatchGenerator(decoder: decoder, adapter: promptAdapter)
         defaultSettings = try SamplingSettings.modelDefaults(folder: modelDir)
         name = modelDir.lastPathComponent + (adapterDir.map { " + adapter \($0.lastPathComponent)" } ?? "")
             + " (\(folder.config.flavour.rawValue), template \(template.name), \(contextLength)-token context)"
@@ -126,43 +129,25 @@ public final class DecoderChatEngine: ChatEngine {
         cache.truncate(to: virtualTokens + keep)
         let fresh = Array(prompt[keep...])
 
-        let stopIDs = self.stopIDs
-        let options = GenerationOptions(
-            maxNewTokens: settings.maxTokens,
-            sampling: samplingOptions(settings),
-            stopTokenIds: stopIDs)
-        let tokenizer = encoder.tokenizer
-        var detokenizer = IncrementalDetokenizer { try tokenizer.decode($0) }
-        var filter = StopStringFilter(stops: settings.stop)
-        var generated: [Int] = []
+        let options = GenerationOptions(maxNewTokens: settings.maxTokens, sampling: samplingOptions(settings), stopTokenIds: stopIDs)
+        var stream = ReplyText(tokenizer: encoder.tokenizer, stopIDs: stopIDs, stops: settings.stop)
         var firstToken: Double?
-        var reason: StopReason?
         var failure: Error?
-        let result = decoder.generate(prompt: fresh, options: options, cache: cache) { token in
-            generated.append(token)
+        let result = generator.generate(fresh, after: cache, options: options) { token in
             if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
-            if stopIDs.contains(token) { return true }          // generate() stops on it; never shown
             do {
-                let (text, stop) = filter.feed(try detokenizer.add(token))
-                if !text.isEmpty, !onToken(text) { reason = .interrupted; return false }
-                if let stop { reason = .stopString(stop); return false }
+                let text = try stream.add(token)
+                if !text.isEmpty, !onToken(text) { stream.interrupt() }
+                return stream.stopReason == nil
             } catch { failure = error; return false }
-            return true
         }
         if let failure { throw failure }
+        let generated = result.tokens
         cachedTokens = Array((prompt + generated).prefix(cache.length - virtualTokens))
-        if reason == nil {
-            switch result.stop {
-            case .stopToken: reason = .endOfTurn
-            case .maxNewTokens: reason = .maxTokens
-            case .contextFull: reason = .contextFull
-            case .callback: reason = .interrupted
-            }
-            let rest = filter.feed(try detokenizer.finish()).text + filter.flush()
-            if !rest.isEmpty { _ = onToken(rest) }
-        }
+        let rest = try stream.finish(result.stop)
+        if !rest.isEmpty { _ = onToken(rest) }
         return ReplyStats(promptTokens: fresh.count, generatedTokens: generated.count,
-                          seconds: Date().timeIntervalSince(start), firstTokenSeconds: firstToken, stopReason: reason!,
+                          seconds: Date().timeIntervalSince(start), firstTokenSeconds: firstToken, stopReason: stream.stopReason!,
                           tokenIDs: generated)
     }
 }

@@ -2,9 +2,10 @@ import FinchKernels
 
 /// Keys and values of every layer for incremental decoding, preallocated to `maxLength` positions.
 /// Keys are stored after RoPE. Layout per layer: [batch, maxLength, kvDim]; `keyMask` [batch, maxLength]
-/// (1 = attend). `length` positions are filled (the same for every row).
+/// (1 = attend). `length` positions are filled (the same for every row). `keepRows` drops rows (a finished
+/// generation row), moving the rest to the front: the first `batch` rows of the buffers are in use.
 public final class KVCache {
-    public let batch: Int
+    public private(set) var batch: Int
     public let maxLength: Int
     public let kvDim: Int
     public let keys: [Tensor]
@@ -41,5 +42,19 @@ public final class KVCache {
         length = prefix.length
     }
 
-    var remaining: Int { maxLength - length }
+    /// Keeps only the rows `rows` (ascending indices), moved to the front in that order; `batch` becomes `rows.count`.
+    public func keepRows(_ rows: [Int]) {
+        precondition(!rows.isEmpty && zip(rows, rows.dropFirst()).allSatisfy { $0 < $1 } && rows.last! < batch,
+                     "KVCache.keepRows: \(rows) is not an ascending list of rows of 0..<\(batch)")
+        let M = maxLength, kv = kvDim
+        for (to, from) in rows.enumerated() where to != from {
+            for l in 0..<keys.count {
+                (keys[l].ptr + to * M * kv).update(from: keys[l].ptr + from * M * kv, count: length * kv)
+                (values[l].ptr + to * M * kv).update(from: values[l].ptr + from * M * kv, count: length * kv)
+            }
+            (keyMask.ptr + to * M).update(from: keyMask.ptr + from * M, count: length)
+        }
+        batch = rows.count
+    }
+
 }

@@ -45,8 +45,7 @@ public struct Sampler {
         let inv = 1 / options.temperature
         let top = z[best] * inv
         // Tokens more than 40 nats below the best have probability < 1e-17: never candidates.
-        var cand = (0..<V).filter { z[$0] * inv >= top - 40 }
-        cand.sort { z[$0] > z[$1] || (z[$0] == z[$1] && $0 < $1) }
+        var cand = Sampler.byLikelihood((0..<V).filter { z[$0] * inv >= top - 40 }, z)
         if options.topK > 0 && cand.count > options.topK { cand.removeLast(cand.count - options.topK) }
         var probs = cand.map { Double(expf(z[$0] * inv - top)) }
         var total = probs.reduce(0, +)
@@ -64,5 +63,28 @@ public struct Sampler {
         var u = rng.uniformDouble() * total
         for (i, p) in probs.enumerated() { u -= p; if u < 0 { return cand[i] } }
         return cand[cand.count - 1]
+    }
+
+    /// `ids` (ascending) ordered by `z` descending, ties by id: a stable radix sort of the logits' bits mapped to
+    /// order-preserving integers — the order a comparator on the logits gives, several times faster.
+    static func byLikelihood(_ ids: [Int], _ z: [Float]) -> [Int] {
+        // Descending logits = ascending complements of their order-preserving bits; -0 ranks with +0.
+        var keys = ids.map { i -> UInt32 in
+            let bits = (z[i] == 0 ? 0 : z[i]).bitPattern
+            return ~(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000)
+        }
+        var ids = ids, keys2 = keys, ids2 = ids
+        var count = [Int](repeating: 0, count: 2049)
+        for shift: UInt32 in [0, 11, 22] {   // three stable passes of 11 bits, lowest first
+            for b in count.indices { count[b] = 0 }
+            for k in keys { count[Int((k >> shift) & 0x7FF) + 1] += 1 }
+            for b in 1..<count.count { count[b] += count[b - 1] }
+            for j in keys.indices {
+                let b = Int((keys[j] >> shift) & 0x7FF)
+                keys2[count[b]] = keys[j]; ids2[count[b]] = ids[j]; count[b] += 1
+            }
+            swap(&keys, &keys2); swap(&ids, &ids2)
+        }
+        return ids
     }
 }

@@ -41,10 +41,10 @@ final class EvalTests: XCTestCase {
     func testBatchedGreedyEqualsOneAtATime() throws {
         let d = TrainerFixture.decoder(seed: 11)
         let prompts = [[1, 5, 9, 20], [1, 7], [1, 30, 31, 32, 33, 34, 35], [2]]
-        let batched = GreedyGeneration.run(d, prompts: prompts, maxNewTokens: 6, stopIDs: [], batch: 3)
+        let batched = BatchGenerator(decoder: d, maxBatch: 3).generate(prompts, options: GenerationOptions(maxNewTokens: 6))
         for (p, got) in zip(prompts, batched) {
             let single = d.generate(prompt: p, options: GenerationOptions(maxNewTokens: 6, sampling: SamplingOptions(temperature: 0)))
-            XCTAssertEqual(got, single.tokens)
+            XCTAssertEqual(got, single)
         }
     }
 
@@ -54,7 +54,8 @@ final class EvalTests: XCTestCase {
         let prompts = [[1, 5, 9, 20], [1, 7], [1, 30, 31, 32, 33, 34, 35], [2], [1, 5, 9, 20]]
         let seeds: [UInt64] = [3, 99, 4, 12, 77]
         let o = SamplingOptions(temperature: 1.3, topP: 0.95)
-        let batched = GreedyGeneration.run(d, prompts: prompts, maxNewTokens: 7, stopIDs: [], batch: 2, sampling: o, seeds: seeds)
+        let batched = BatchGenerator(decoder: d, maxBatch: 2).generate(prompts, options: GenerationOptions(maxNewTokens: 7, sampling: o),
+                                                                       seeds: seeds).map(\.tokens)
         for (i, p) in prompts.enumerated() {
             var one = o
             one.seed = seeds[i]

@@ -45,6 +45,8 @@ public protocol PEFTModule: AnyObject {
     /// Prepares an empty `cache` for generation with the method active (prefix keys/values or the
     /// virtual tokens go in first), so `decoder.prefill` / `generate` continue after them. Default: nothing.
     func primeCache(_ decoder: Decoder, cache: KVCache)
+    /// The virtual tokens of prompt or prefix tuning: the positions `primeCache` fills while enabled. Default: 0.
+    var virtualTokens: Int { get }
     /// Number of trainable scalars (the sum of `parameters`' sizes).
     var trainableParameterCount: Int { get }
 }
@@ -62,5 +64,6 @@ public extension PEFTModule {
     func setTraining(_ training: Bool) {}
     func logits(_ decoder: Decoder) -> Tensor { decoder.lmHead() }
     func primeCache(_ decoder: Decoder, cache: KVCache) {}
+    var virtualTokens: Int { 0 }
     var trainableParameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
 }

@@ -96,10 +96,14 @@ public enum ModelEvaluation {
         let n = settings.repliesPerPrompt
         var responses: [String] = []
         if !genRows.isEmpty {
-            let rowPrompts = try genRows.map { try model.promptIDs($0, plain: plain, fewShot: shots) }
+            // Keep the most recent context when a prompt is too long to leave room for the reply.
+            let positions = model.decoder.config.maxPositions
+            let rowPrompts = try genRows.map {
+                BatchGenerator.keepingRecent(try model.promptIDs($0, plain: plain, fewShot: shots), newTokens: settings.maxTokens, positions: positions)
+            }
             let prompts = rowPrompts.flatMap { [[Int]](repeating: $0, count: n) }
             let sampling = settings.temperature > 0
-                ? SamplingOptions(temperature: settings.temperature, topP: settings.topP, seed: settings.seed) : nil
+                ? SamplingOptions(temperature: settings.temperature, topP: settings.topP, seed: settings.seed) : SamplingOptions()
             let seeds = (0..<prompts.count).map { i in
                 settings.seed &+ UInt64(i / n) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(i % n) &* 0xD6E8_FEB8_6659_FD93
             }
@@ -108,13 +112,15 @@ public enum ModelEvaluation {
             let tokenizer = model.tokenizer
             // Plain prompting: the answer is one line; stop at the newline that would start the next "Question:".
             let newlineStop: (([Int]) -> Bool)? = plain ? { ids in ((try? tokenizer.decode(ids)) ?? "").contains("\n") } : nil
+            let generator = BatchGenerator(decoder: model.decoder, maxBatch: settings.batch)
+            let options = GenerationOptions(maxNewTokens: min(settings.maxTokens, positions - 1), sampling: sampling, stopTokenIds: stops)
             var done = 0
             for chunkStart in stride(from: 0, to: prompts.count, by: max(1, settings.batch)) {
                 let range = chunkStart..<min(prompts.count, chunkStart + settings.batch)
-                let ids = GreedyGeneration.run(model.decoder, prompts: Array(prompts[range]), maxNewTokens: settings.maxTokens, stopIDs: stops,
-                                               batch: settings.batch, stopWhen: newlineStop, sampling: sampling, seeds: Array(seeds[range]))
-                for r in ids {
-                    var text = try tokenizer.decode(r)
+                let results = generator.generate(Array(prompts[range]), options: options, seeds: Array(seeds[range]),
+                                                 stopWhen: newlineStop ?? { _ in false })
+                for r in results {
+                    var text = try tokenizer.decode(r.tokensBeforeStop)
                     if plain, let nl = text.firstIndex(of: "\n") { text = String(text[..<nl]) }
                     responses.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
                 }

@@ -86,19 +86,18 @@ public final class GRPOTrainer {
         return ids
     }
 
-    /// Completions of `prompts` (sampled, each row with its own seed; greedy when `greedy`), with the end-of-turn
-    /// token when the row stopped, and whether each was cut at --max-new-tokens.
+    /// Completions of `prompts` from the batched generator (sampled, row i with seed `BatchGenerator.rowSeed(seed, row: i)`
+    /// whatever its batch-mates; greedy when `greedy`), ending with the stop token when the row stopped, and whether
+    /// each was cut at --max-new-tokens.
     func sample(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> (tokens: [[Int]], truncated: [Bool]) {
         let g = config.grpo
         let ids = try prompts.map { try promptIDs($0) }
-        let sampling = greedy ? nil : SamplingOptions(temperature: Float(g.temperature), topK: g.topK, topP: Float(g.topP), seed: seed)
-        let seeds = ids.indices.map { seed &+ UInt64($0) &* 0x9E37_79B9_7F4A_7C15 }
+        let sampling = SamplingOptions(temperature: greedy ? 0 : Float(g.temperature), topK: g.topK, topP: Float(g.topP), seed: seed)
         policy.setTraining(false)
         defer { policy.setTraining(true) }
-        let out = GreedyGeneration.run(policy.decoder, prompts: ids, maxNewTokens: g.maxNewTokens, stopIDs: Set(source.encoder.stopIDs),
-                                       batch: ids.count, sampling: sampling, seeds: greedy ? nil : seeds)
-        let eot = source.encoder.endOfTurnID
-        return (out.map { $0.count < g.maxNewTokens ? $0 + [eot] : $0 }, out.map { $0.count >= g.maxNewTokens })
+        let out = BatchGenerator(decoder: policy.decoder).generate(ids, options: GenerationOptions(
+            maxNewTokens: g.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs)))
+        return (out.map(\.tokens), out.map { if case .maxNewTokens = $0.stop { return true } else { return false } })
     }
 
     /// Weighted reward of each completion, and each reward function's raw scores (for the logs).

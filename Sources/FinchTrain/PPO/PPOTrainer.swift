@@ -110,19 +110,27 @@ public final class PPOTrainer {
         return ids
     }
 
-    /// Samples one response per prompt (adapter on, no dropout). Greedy when `greedy`.
+    /// Samples one response per prompt (adapter on, no dropout), the prompts decoded together; row i samples with
+    /// seed `BatchGenerator.rowSeed(seed, row: i)`, whatever its batch-mates. Greedy when `greedy`. Sampled rollouts
+    /// add their tokens and time to `rolloutSpeed`.
     func generate(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> [[Int]] {
-        let stop = Set(source.encoder.stopIDs)
+        let ids = try prompts.map(promptIDs)
+        let sampling = SamplingOptions(temperature: greedy ? 0 : Float(config.ppo.temperature), topK: config.ppo.topK,
+                                       topP: Float(config.ppo.topP), seed: seed)
+        let start = Date()
         policy.setTraining(false)
         defer { policy.setTraining(true) }
-        return try prompts.enumerated().map { i, p in
-            let ids = try promptIDs(p)
-            let sampling = SamplingOptions(temperature: greedy ? 0 : Float(config.ppo.temperature), topK: config.ppo.topK,
-                                           topP: Float(config.ppo.topP), seed: seed &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15)
-            let cache = KVCache(config: policy.decoder.config, batch: 1, maxLength: min(policy.decoder.config.maxPositions, ids.count + config.ppo.maxNewTokens))
-            return policy.decoder.generate(prompt: ids, options: GenerationOptions(maxNewTokens: config.ppo.maxNewTokens, sampling: sampling, stopTokenIds: stop), cache: cache).tokens
+        let out = BatchGenerator(decoder: policy.decoder).generate(ids, options: GenerationOptions(
+            maxNewTokens: config.ppo.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs))).map(\.tokens)
+        if !greedy {
+            rolloutSpeed.tokens += out.reduce(0) { $0 + $1.count }
+            rolloutSpeed.seconds += Date().timeIntervalSince(start)
         }
+        return out
     }
+
+    /// New tokens and wall seconds of the current iteration's sampled rollouts (`rollout_tokens_per_s` in metrics.jsonl).
+    private var rolloutSpeed = (tokens: 0, seconds: 0.0)
 
     /// Response text as the reward sees it: decoded up to (not including) the first stop token.
     func responseText(_ tokens: [Int]) throws -> String {
@@ -356,6 +364,7 @@ public final class PPOTrainer {
         var record: [String: Any] = stats
         record["iteration"] = iteration + 1; record["reward"] = meanRaw; record["kl_coef"] = klCoef
         record["lr"] = session.schedule.lr(at: session.state.step - 1); record["prompts_drawn"] = drawn
+        if rolloutSpeed.seconds > 0 { record["rollout_tokens_per_s"] = Double(rolloutSpeed.tokens) / rolloutSpeed.seconds }
         try session.log(record)
         progress.step(iteration + 1, loss: stats["loss"] ?? 0, lr: session.schedule.lr(at: session.state.step - 1),
                       tokens: generated.reduce(0) { $0 + $1.count }, fields: progressFields(meanReward: meanRaw, stats))
@@ -414,6 +423,7 @@ public final class PPOTrainer {
     /// differ are kept until the batch is full, and tied groups fill what is left. Every draw and sampling seed is
     /// a function of the iteration, so a resumed run makes the same batches.
     func rollout(iteration: Int) throws -> (prompts: [PPOPrompt], generated: [[Int]], raw: [Float], drawn: Int) {
+        rolloutSpeed = (0, 0)
         let o = config.common
         let k = config.ppo.samplesPerPrompt, groups = o.batchSize / k
         let seed = o.seed &+ UInt64(iteration) &* 1_000_003
