@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${FINCH_CACHE:-$HOME/.cache/finch}"
 BUILD="$CACHE/llama.cpp-build"
+BIN="$BUILD/cmake/bin"   # where llama.cpp's CMakeLists puts binaries and libraries
 SDIST=$(ls "$CACHE"/sdist/llama_cpp_python-*.tar.gz 2>/dev/null | tail -1 || true)
 [ -n "$SDIST" ] || { echo "llama_parity: no llama_cpp_python sdist in $CACHE/sdist: run tools/test_assets.sh" >&2; exit 1; }
 
@@ -25,23 +26,23 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 STAMP="$BUILD/.built-from-$(basename "$SDIST" .tar.gz)"
-if [ ! -f "$STAMP" ] || [ ! -x "$BUILD/bin/greedy_ids" ] || [ tools/llama_parity/greedy_ids.cpp -nt "$BUILD/bin/greedy_ids" ]; then
+if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greedy_ids.cpp -nt "$BIN/greedy_ids" ]; then
   if [ ! -f "$STAMP" ]; then
     echo "llama_parity: building llama.cpp from $(basename "$SDIST") into $BUILD (once; about 10 minutes on 2 cores)"
     rm -rf "$BUILD"; mkdir -p "$BUILD/src"
     tar xzf "$SDIST" -C "$BUILD/src" --strip-components=3 --wildcards '*/vendor/llama.cpp/*'
     cmake -S "$BUILD/src" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF \
       -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
-      -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$BUILD/bin" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$BUILD/bin" >"$BUILD/cmake.log" 2>&1 \
+      >"$BUILD/cmake.log" 2>&1 \
       || { tail -30 "$BUILD/cmake.log"; exit 1; }
     cmake --build "$BUILD/cmake" -j 2 --target llama-simple llama-completion >"$BUILD/build.log" 2>&1 \
       || { tail -30 "$BUILD/build.log"; exit 1; }
     touch "$STAMP"
   fi
   g++ -O2 -std=c++17 tools/llama_parity/greedy_ids.cpp -I "$BUILD/src/include" -I "$BUILD/src/ggml/include" \
-    -L "$BUILD/bin" -lllama -lggml -lggml-base -Wl,-rpath,"$BUILD/bin" -o "$BUILD/bin/greedy_ids"
+    -L "$BIN" -lllama -lggml -lggml-base -Wl,-rpath,"$BIN" -o "$BIN/greedy_ids"
 fi
-echo "llama_parity: llama.cpp in $BUILD/bin ($(ls "$BUILD/bin" | tr '\n' ' '))"
+echo "llama_parity: llama.cpp in $BIN (llama-simple, llama-completion, greedy_ids)"
 [ "${1:-}" = "--build-only" ] && exit 0
 swift build -c release --build-tests
-FINCH_LLAMA_CPP=1 FINCH_LLAMA_CPP_BIN="$BUILD/bin" swift test -c release --skip-build --filter LlamaCppParityTests
+FINCH_LLAMA_CPP=1 FINCH_LLAMA_CPP_BIN="$BIN" swift test -c release --skip-build --filter LlamaCppParityTests

@@ -141,7 +141,7 @@ public enum GGUFModelExport {
                 throw ModelFileError("\(model.url.path): no parameter '\(item.hfName ?? item.ggufName)' for tensor '\(item.ggufName)'")
             }
             let shape = item.shape
-            let type = chooseType(item.ggufName, shape: shape, options: options, summary: &summary)
+            let type = chooseType(item.ggufName, shape: shape, options: options, tied: config.tieWordEmbeddings, summary: &summary)
             anyQuantized = anyQuantized || type.isQuantized
             try addTensor(&w, &summary, name: item.ggufName, data: t, ggmlShape: shape, type: type, options: options,
                           transform: item.transform)
@@ -171,10 +171,15 @@ public enum GGUFModelExport {
         }
     }
 
-    static func chooseType(_ name: String, shape: [Int], options: GGUFExportOptions, summary: inout GGUFExportSummary) -> GGMLType {
+    static func chooseType(_ name: String, shape: [Int], options: GGUFExportOptions, tied: Bool, summary: inout GGUFExportSummary) -> GGMLType {
         if let o = options.typeOverrides[name], GGMLQuantizer.canQuantize(o), shape[0] % o.blockSize == 0 { return o }
         if shape.count == 1 { return .f32 }
-        let t = options.type
+        var t = options.type
+        // As llama-quantize: below 8 bits, the output head (the token embedding when it is tied) is kept at Q6_K, or
+        // Q8_0 when its rows do not fill the asked type's blocks.
+        if [.q4_0, .q4_1, .q5_0, .q5_1, .q4_K].contains(t) && (name == "output.weight" || (tied && name == "token_embd.weight")) {
+            t = shape[0] % t.blockSize != 0 ? .q8_0 : .q6_K
+        }
         if shape[0] % t.blockSize == 0 { return t }
         // llama-quantize's fallbacks for rows that do not fill whole blocks: Q4_K → Q5_0, Q6_K → Q8_0, else F16.
         var fallback: GGMLType = t == .q4_K ? .q5_0 : t == .q6_K ? .q8_0 : .f16

@@ -116,15 +116,15 @@ final class GGUFExportTests: XCTestCase {
         }
     }
 
-    /// SmolLM2 exported as f32, f16, bf16 and q8_0 and read back: f32 gives the same logits exactly, the others
-    /// within what their rounding allows.
+    /// SmolLM2 exported as every type and read back: f32 gives the same logits exactly, f16/bf16/q8_0 within what
+    /// their rounding allows (the 4- and 6-bit types are measured and printed).
     func testExportedModelLogits() throws {
         let src = try realModel("smollm2")
         let model = try HFModelFolder.read(src)
         let ids = [1, 504, 3458, 282, 4193, 314, 253, 1345, 30, 216, 1780, 42]
         let reference = try logits(model, ids: ids)
         let range = reference.max()! - reference.min()!
-        for (type, tolerance) in [(GGMLType.f32, Float(0)), (.f16, 0.05), (.bf16, 0.4), (.q8_0, 1.0)] {
+        for (type, tolerance) in [(GGMLType.f32, Float(0)), (.f16, 0.05), (.bf16, 0.4), (.q8_0, 1.0), (.q6_K, .infinity), (.q4_K, .infinity), (.q4_0, .infinity)] {
             let out = temp.appendingPathComponent("smol.\(type.name).gguf")
             let t0 = Date()
             let s = try GGUFModelExport.write(model, to: out, options: GGUFExportOptions(type: type))

@@ -24,7 +24,7 @@ final class LlamaCppParityTests: XCTestCase {
             throw XCTSkip("the llama.cpp parity tier runs with FINCH_LLAMA_CPP=1 (tools/llama_parity.sh)")
         }
         let dir = ProcessInfo.processInfo.environment["FINCH_LLAMA_CPP_BIN"].map { URL(fileURLWithPath: $0) }
-            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/llama.cpp-build/bin")
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/llama.cpp-build/cmake/bin")
         bin = dir
         guard FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("greedy_ids").path) else {
             XCTFail("\(dir.path)/greedy_ids missing: run tools/llama_parity.sh"); throw XCTSkip("no llama.cpp build")
@@ -59,6 +59,13 @@ final class LlamaCppParityTests: XCTestCase {
         return r.tokens
     }
 
+    func lastLogits(_ model: HFModelFolder, _ ids: [Int]) throws -> [Float] {
+        let d = try Decoder(config: model.config, parameters: model.parameters)
+        d.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let all = d.lmHead().array, v = model.config.vocabSize
+        return Array(all[(all.count - v)...])
+    }
+
     func source() throws -> URL {
         let assets = ProcessInfo.processInfo.environment["FINCH_TEST_ASSETS"].map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/test-assets")
@@ -84,10 +91,19 @@ final class LlamaCppParityTests: XCTestCase {
                 XCTAssertEqual(ids, finchIDs, "\(name): prompt ids of \(prompt.debugDescription)")
                 guard let reread else { continue }
                 let mine = try finch(reread, prompt: ids, n: 16)
-                XCTAssertEqual(generated, mine, "\(name): greedy tokens for \(prompt.debugDescription)")
-                if generated == mine { same += 1 }
+                if generated == mine { same += 1; continue }
+                // llama.cpp's Q8_0 dot products quantise the activations to 8 bits too (Finch multiplies the
+                // dequantised weights in float32): a near tie may go the other way. Accepted for q8_0 only, and only
+                // where Finch itself ranks llama.cpp's token within `margin` of its best.
+                let k = zip(generated, mine).prefix { $0 == $1 }.count
+                let margin: Float = type == .q8_0 ? 0.25 : 0
+                let row = try lastLogits(reread, ids + Array(mine.prefix(k)))
+                let gap = k < generated.count ? row.max()! - row[generated[k]] : .infinity
+                report.append("\(name): \(prompt.debugDescription) diverges at generated token \(k): llama.cpp \(k < generated.count ? generated[k] : -1), Finch \(k < mine.count ? mine[k] : -1), Finch's logit gap \(gap)")
+                XCTAssertLessThanOrEqual(gap, margin, "\(name): greedy tokens for \(prompt.debugDescription): llama.cpp \(generated), Finch \(mine)")
+                if gap <= margin { same += 1 }
             }
-            report.append(exact ? "\(name): loads, greedy tokens equal for \(same)/\(Self.prompts.count) prompts" : "\(name): loads and generates")
+            report.append(exact ? "\(name): loads, greedy tokens equal (or a near tie, q8_0 only) for \(same)/\(Self.prompts.count) prompts" : "\(name): loads and generates")
         }
 
         // A LoRA adapter as llama.cpp's adapter file on the f32 base, against Finch with the adapter merged.
