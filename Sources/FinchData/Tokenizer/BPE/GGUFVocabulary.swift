@@ -201,8 +201,8 @@ extension BPETokenizer {
     /// This tokenizer as llama.cpp's byte-level BPE vocabulary (`tokenizer.ggml.model` = "gpt2"): the pieces by id,
     /// their types (special added tokens → control, other added tokens → user-defined, ids with no piece → unused
     /// "[PADn]"), the merges as "a b" and the pre-tokenizer's llama.cpp name. Throws for what llama.cpp's gpt2 model
-    /// cannot express: SentencePiece-style BPE (Metaspace, byte fallback), a ByteLevel `add_prefix_space`, or a
-    /// pre-tokenizer it does not have.
+    /// cannot express: SentencePiece-style BPE (Metaspace, byte fallback), a ByteLevel `add_prefix_space`, a
+    /// pre-tokenizer it does not have, or added tokens matched with `single_word`, `lstrip` or `rstrip`.
     public func ggufVocabulary() throws -> GGUFBPEVocabulary {
         let s = spec
         func refuse(_ what: String) -> BPETokenizerError {
@@ -215,6 +215,11 @@ extension BPETokenizer {
         guard let pre = GGUFBPEVocabulary.preName(kind: s.preTokenizer, ignoreMerges: s.ignoreMerges, nfc: s.nfc),
               let back = GGUFBPEVocabulary.preTokenizer(for: pre), back.kind == s.preTokenizer, back.ignoreMerges == s.ignoreMerges else {
             throw refuse("the pre-tokenizer \(s.preTokenizer)\(s.ignoreMerges ? " with ignore_merges" : "")")
+        }
+        // GGUF keeps an added token's text and type only: llama.cpp would match these where tokenizers does not.
+        if let t = s.added.first(where: { $0.singleWord || $0.lstrip || $0.rstrip }) {
+            let flags = [("single_word", t.singleWord), ("lstrip", t.lstrip), ("rstrip", t.rstrip)].filter(\.1).map(\.0)
+            throw refuse("the added token \"\(t.content)\" with \(flags.joined(separator: ", "))")
         }
         var tokens = pieces, types = [Int32](repeating: 1, count: pieces.count)
         for t in s.added { types[Int(t.id)] = t.special ? 3 : 4 }
