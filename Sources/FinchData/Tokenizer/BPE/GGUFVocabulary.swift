@@ -182,3 +182,53 @@ extension BPETokenizer {
         return try JSONSerialization.data(withJSONObject: root, options: [])
     }
 }
+
+extension GGUFBPEVocabulary {
+    /// llama.cpp's `tokenizer.ggml.pre` name for a Finch pre-tokenizer: the inverse of `preTokenizer(for:)` (for a
+    /// name that several models share, the one whose rules are the same in llama.cpp).
+    public static func preName(kind: PreTokenizerKind, ignoreMerges: Bool, nfc: Bool) -> String? {
+        switch kind {
+        case .llama3: return ignoreMerges ? "llama-bpe" : "smaug-bpe"
+        case .qwen2: return "qwen2"
+        case .gpt2Digits: return nfc ? "command-r" : "smollm"
+        case .gpt2: return nfc ? "mpt" : "gpt-2"
+        default: return nil
+        }
+    }
+}
+
+extension BPETokenizer {
+    /// This tokenizer as llama.cpp's byte-level BPE vocabulary (`tokenizer.ggml.model` = "gpt2"): the pieces by id,
+    /// their types (special added tokens → control, other added tokens → user-defined, ids with no piece → unused
+    /// "[PADn]"), the merges as "a b" and the pre-tokenizer's llama.cpp name. Throws for what llama.cpp's gpt2 model
+    /// cannot express: SentencePiece-style BPE (Metaspace, byte fallback), a ByteLevel `add_prefix_space`, a
+    /// pre-tokenizer it does not have, or added tokens matched with `single_word`, `lstrip` or `rstrip`.
+    public func ggufVocabulary() throws -> GGUFBPEVocabulary {
+        let s = spec
+        func refuse(_ what: String) -> BPETokenizerError {
+            .unsupported(path: source, key: "tokenizer.json", what: "\(what) in a GGUF vocabulary (llama.cpp's byte-level BPE cannot express it)")
+        }
+        guard s.byteLevel, s.spaceReplacement == nil, s.prepend == .never, !s.byteFallback else {
+            throw refuse("a SentencePiece-style BPE tokenizer (Metaspace / byte fallback)")
+        }
+        guard !s.addPrefixSpace else { throw refuse("ByteLevel add_prefix_space") }
+        guard let pre = GGUFBPEVocabulary.preName(kind: s.preTokenizer, ignoreMerges: s.ignoreMerges, nfc: s.nfc),
+              let back = GGUFBPEVocabulary.preTokenizer(for: pre), back.kind == s.preTokenizer, back.ignoreMerges == s.ignoreMerges else {
+            throw refuse("the pre-tokenizer \(s.preTokenizer)\(s.ignoreMerges ? " with ignore_merges" : "")")
+        }
+        // GGUF keeps an added token's text and type only: llama.cpp would match these where tokenizers does not.
+        if let t = s.added.first(where: { $0.singleWord || $0.lstrip || $0.rstrip }) {
+            let flags = [("single_word", t.singleWord), ("lstrip", t.lstrip), ("rstrip", t.rstrip)].filter(\.1).map(\.0)
+            throw refuse("the added token \"\(t.content)\" with \(flags.joined(separator: ", "))")
+        }
+        var tokens = pieces, types = [Int32](repeating: 1, count: pieces.count)
+        for t in s.added { types[Int(t.id)] = t.special ? 3 : 4 }
+        for c in s.control where Int(c) < types.count && c >= 0 { types[Int(c)] = 3 }
+        for i in tokens.indices where tokens[i].isEmpty { tokens[i] = "[PAD\(i)]"; types[i] = 5 }
+        var v = GGUFBPEVocabulary(tokens: tokens, types: types,
+                                  merges: s.merges.map { s.pieces[Int($0.0)] + " " + s.pieces[Int($0.1)] }, pre: pre)
+        v.bosID = bosID; v.eosID = eosID; v.unkID = unkID; v.padID = padID; v.eotID = eotID
+        v.addBOS = addsBOS
+        return v
+    }
+}
