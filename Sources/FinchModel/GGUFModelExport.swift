@@ -232,7 +232,7 @@ public enum GGUFModelExport {
             }
             // As llama.cpp's converter: tokenizer_config.json's added tokens are control (special) or user-defined.
             let configURL = file.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-            if let added = (try? JSONNode.read(configURL))?["added_tokens_decoder"]?.object {
+            if let added = (try? JSONValue.read(configURL))?["added_tokens_decoder"]?.object {
                 for (key, entry) in added {
                     guard let id = Int(key), id >= 0, id < types.count, let special = entry["special"]?.bool else { continue }
                     types[id] = special ? 3 : 4
