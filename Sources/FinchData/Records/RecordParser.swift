@@ -176,3 +176,16 @@ enum RecordParser {
         }
     }
 }
+
+extension Record {
+    /// A prompt field — a string, an HH transcript or a message list — as turns, parsed as every record format
+    /// parses its prompt (for readers of other record shapes, such as KTO's unpaired records).
+    public static func promptTurns(_ value: Any, field: String, at location: SourceLocation) throws -> [Message] {
+        try RecordParser.promptValue(value, field, location)
+    }
+
+    /// A reply field — a string (trimmed) or messages ending with an assistant turn — as text.
+    public static func replyText(_ value: Any, field: String, at location: SourceLocation) throws -> String {
+        try RecordParser.reply(value, field, prompt: [], location)
+    }
+}

@@ -24,7 +24,8 @@ public final class GRPOTrainer {
     public let run: RunFolder
     public let progress: ProgressReporter
     private let ownsRewards: Bool
-    private var encodedPrompts: [String: [Int]] = [:]
+    private lazy var promptTokens = PromptTokenCache(encoder: source.encoder, maxLength: config.common.maxLength,
+                                                     maxPositions: policy.decoder.config.maxPositions, maxNewTokens: config.grpo.maxNewTokens)
 
     /// - Parameter rewards: the reward functions; nil = the reward models and programs `config` names (opened here,
     ///   closed when the trainer goes away).
@@ -78,13 +79,7 @@ public final class GRPOTrainer {
 
     // MARK: rollouts
 
-    func promptIDs(_ p: PPOPrompt) throws -> [Int] {
-        if let ids = encodedPrompts[p.location] { return ids }
-        let room = min(config.common.maxLength, policy.decoder.config.maxPositions) - config.grpo.maxNewTokens
-        let ids = Array(try source.encoder.generationPrompt(p.messages).map(Int.init).suffix(max(1, room)))
-        encodedPrompts[p.location] = ids
-        return ids
-    }
+    func promptIDs(_ p: PPOPrompt) throws -> [Int] { try promptTokens.ids(p) }
 
     /// Completions of `prompts` from the batched generator (sampled, row i with seed `BatchGenerator.rowSeed(seed, row: i)`
     /// whatever its batch-mates; greedy when `greedy`), ending with the stop token when the row stopped, and whether

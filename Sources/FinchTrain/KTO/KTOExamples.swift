@@ -68,41 +68,21 @@ public enum KTOExamples {
         return out
     }
 
-    /// The prompt messages, completion text and label of an unpaired record.
+    /// The prompt messages, completion text and label of an unpaired record (prompt and completion parsed as every
+    /// record format parses them).
     static func unpaired(_ o: [String: Any], _ loc: SourceLocation) throws -> ([Message], String, Bool) {
-        func need<T>(_ key: String, _ what: String) throws -> T {
-            guard let v = o[key] else { throw TrainingError("\(loc): missing field \"\(key)\"") }
-            guard let t = v as? T else { throw TrainingError("\(loc): field \"\(key)\" must be \(what)") }
-            return t
-        }
         guard let label = o["label"] else { throw TrainingError("\(loc): missing field \"label\" (true for a desirable completion, false for an undesirable one)") }
         // JSON true/false, not 1/0 (a number would pass `as? Bool`).
         guard let n = label as? NSNumber, ["c", "B"].contains(String(cString: n.objCType)), let desirable = label as? Bool else {
             throw TrainingError("\(loc): field \"label\" must be true or false")
         }
-        let prompt: [Message]
-        if let s = o["prompt"] as? String { prompt = [Message(.user, s)] } else { prompt = try messages(need("prompt", "a string or a list of messages"), "prompt", loc) }
+        guard let p = o["prompt"] else { throw TrainingError("\(loc): missing field \"prompt\"") }
+        guard let c = o["completion"] else { throw TrainingError("\(loc): missing field \"completion\"") }
+        var prompt = try Record.promptTurns(p, field: "prompt", at: loc)
+        if prompt.last?.role == .assistant { prompt.removeLast() }
         guard prompt.last?.role == .user else { throw TrainingError("\(loc): prompt must end with a user turn") }
-        let completion: String
-        if let s = o["completion"] as? String { completion = s } else {
-            let m = try messages(need("completion", "a string or a list of messages"), "completion", loc)
-            guard let last = m.last, last.role == .assistant else { throw TrainingError("\(loc): completion must end with an assistant turn") }
-            completion = last.content
-        }
-        guard !completion.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw TrainingError("\(loc): field \"completion\" is empty") }
+        let completion = try Record.replyText(c, field: "completion", at: loc)
+        guard !completion.isEmpty else { throw TrainingError("\(loc): field \"completion\" is empty") }
         return (prompt, completion, desirable)
-    }
-
-    static func messages(_ list: [Any], _ field: String, _ loc: SourceLocation) throws -> [Message] {
-        guard !list.isEmpty else { throw TrainingError("\(loc): field \"\(field)\" is empty") }
-        return try list.enumerated().map { i, v in
-            guard let m = v as? [String: Any], let role = m["role"] as? String, let content = m["content"] as? String else {
-                throw TrainingError("\(loc): \(field)[\(i)] must be an object with string \"role\" and \"content\"")
-            }
-            guard let r = Role(rawValue: role == "human" ? "user" : role) else {
-                throw TrainingError("\(loc): \(field)[\(i)]: unknown role \"\(role)\" (system, user or assistant)")
-            }
-            return Message(r, content)
-        }
     }
 }

@@ -72,3 +72,23 @@ public enum PPOPrompts {
         return out
     }
 }
+
+/// Generation-prompt token ids of RL prompts (PPO, GRPO), encoded once each: the end of a long prompt is kept, so
+/// that prompt and reply fit `maxLength` (and the model's positions).
+final class PromptTokenCache {
+    private let encoder: ChatEncoder
+    private let room: Int
+    private var cache: [String: [Int]] = [:]
+
+    init(encoder: ChatEncoder, maxLength: Int, maxPositions: Int, maxNewTokens: Int) {
+        self.encoder = encoder
+        room = max(1, min(maxLength, maxPositions) - maxNewTokens)
+    }
+
+    func ids(_ p: PPOPrompt) throws -> [Int] {
+        if let ids = cache[p.location] { return ids }
+        let ids = Array(try encoder.generationPrompt(p.messages).map(Int.init).suffix(room))
+        cache[p.location] = ids
+        return ids
+    }
+}

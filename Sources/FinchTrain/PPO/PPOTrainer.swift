@@ -29,7 +29,8 @@ public final class PPOTrainer {
     /// Whether this trainer opened `rewards` (and closes it).
     private let ownsRewards: Bool
     private var ptx = PTXData(ids: [], mask: [])
-    private var encodedPrompts: [String: [Int]] = [:]
+    private lazy var promptTokens = PromptTokenCache(encoder: source.encoder, maxLength: config.common.maxLength,
+                                                     maxPositions: policy.decoder.config.maxPositions, maxNewTokens: config.ppo.maxNewTokens)
 
     /// - Parameter rewards: the scores' source; nil = the reward model or program `config` names (opened here and
     ///   closed when the trainer goes away).
@@ -102,13 +103,7 @@ public final class PPOTrainer {
 
     // MARK: rollouts
 
-    func promptIDs(_ p: PPOPrompt) throws -> [Int] {
-        if let ids = encodedPrompts[p.location] { return ids }
-        let room = min(config.common.maxLength, policy.decoder.config.maxPositions) - config.ppo.maxNewTokens
-        let ids = Array(try source.encoder.generationPrompt(p.messages).map(Int.init).suffix(max(1, room)))
-        encodedPrompts[p.location] = ids
-        return ids
-    }
+    func promptIDs(_ p: PPOPrompt) throws -> [Int] { try promptTokens.ids(p) }
 
     /// Samples one response per prompt (adapter on, no dropout), the prompts decoded together; row i samples with
     /// seed `BatchGenerator.rowSeed(seed, row: i)`, whatever its batch-mates. Greedy when `greedy`. Sampled rollouts
