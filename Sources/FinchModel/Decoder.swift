@@ -53,7 +53,9 @@ public final class Decoder {
     public private(set) var gradients: [String: Tensor] = [:]
     /// Names of the parameters that get gradients. Changing it drops gradients of frozen names.
     public var trainable: Set<String> {
-        didSet { gradients = gradients.filter { trainable.contains($0.key) } }
+        didSet {
+            gradients = gradients.filter { trainable.contains($0.key) }
+        }
     }
     /// PEFT extension points (LoRA, adapters); nil = plain decoder.
     public var hooks: DecoderHooks?
@@ -87,8 +89,8 @@ public final class Decoder {
     var stepBuffers: DecoderBuffers?
     var dlogitsReady = false
     var dlogitsStore: Tensor?
-    /// Set by `trainedTokenLoss`: the positions whose logits were computed, their hidden rows and dlogits.
-    var sparseHead: (rows: [Int], hidden: Tensor, dlogits: Tensor)?
+    /// Set by `trainedTokenLoss`: the trained positions and the gradient w.r.t. their hidden rows.
+    var trainedHead: TrainedHeadGradient?
 
     /// A decoder over existing weights. Throws a `ModelFileError` naming any missing tensor or
     /// shape mismatch (every name of `config.parameterShapes()` must be present).
@@ -191,14 +193,14 @@ public final class Decoder {
     /// y[rows, out] (columns `spec.column...` of a buffer with row stride ldy) = x·W (+ b) (+ adapter).
     func linearForward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int,
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
-        let W = w(s.weight)
         let yc = y + s.column
         if s.conv1D {
+            let W = w(s.weight)
             Gemm.sgemm(transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
         } else {
             Gemm.sgemm(transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,
-                       a: x, lda: ldx, b: W, ldb: s.inFeatures, beta: 0, c: yc, ldc: ldy)
+                       a: x, lda: ldx, b: w(s.weight), ldb: s.inFeatures, beta: 0, c: yc, ldc: ldy)
         }
         if s.hasBias {
             let b = w(s.bias)

@@ -9,6 +9,9 @@ public struct CausalLMLoss {
     public let tokenNLL: [Float]
     /// Number of trained labels.
     public let count: Int
+    /// How many trained labels are the logits' argmax (first maximum); measured by `trainedTokenLoss`
+    /// when it computes no gradients (evaluation), else nil.
+    public var correct: Int? = nil
 }
 
 extension Decoder {
@@ -44,61 +47,8 @@ extension Decoder {
             }
         }
         dlogitsReady = true
-        sparseHead = nil
+        trainedHead = nil
         return CausalLMLoss(loss: count > 0 ? Float(sum / Double(count)) : 0, tokenNLL: tokenNLL, count: count)
-    }
-
-    /// The same loss as `causalLMLoss`, after `forwardHidden` and without `lmHead()`: the LM head runs
-    /// only on positions whose shifted label is trained (for instruction tuning, prompt tokens are
-    /// masked, so this skips much of the largest matmul). Prepares `backward()` the same way.
-    public func trainedTokenLoss(labels: [Int], gradientScale: Float? = nil) -> CausalLMLoss {
-        guard let bf = buffers else { preconditionFailure("Decoder.trainedTokenLoss: call forwardHidden first") }
-        let B = bf.batch, T = bf.length, N = bf.rows, C = config.hiddenSize, V = config.vocabSize
-        precondition(labels.count == N, "Decoder.trainedTokenLoss: \(labels.count) labels for \(B) × \(T) tokens")
-        var rows: [Int] = [], targets: [Int32] = []
-        for b in 0..<B {
-            for t in 0..<(T - 1) where labels[b * T + t + 1] != -100 {
-                rows.append(b * T + t); targets.append(Int32(labels[b * T + t + 1]))
-            }
-        }
-        let R = rows.count
-        let hidden = Tensor(shape: [max(R, 1), C]), dlogits = Tensor(shape: [max(R, 1), V]), nll = Tensor(shape: [max(R, 1)])
-        for (i, r) in rows.enumerated() { (hidden.ptr + i * C).update(from: bf.hidden.ptr + r * C, count: C) }
-        var sum = 0.0
-        var tokenNLL = [Float](repeating: 0, count: B * max(T - 1, 0))
-        if R > 0 {
-            headForward(bf, rows: R, hidden: hidden.ptr, logits: dlogits.ptr)
-            let scale = gradientScale ?? 1 / Float(R)
-            targets.withUnsafeBufferPointer {
-                CrossEntropy.forwardBackward(logits: dlogits.ptr, targets: $0.baseAddress!, rows: R, vocab: V, nll: nll.ptr,
-                                             dlogits: dlogits.ptr, scale: scale)
-            }
-            for (i, r) in rows.enumerated() {
-                tokenNLL[(r / T) * (T - 1) + r % T] = nll[i]
-                sum += Double(nll[i])
-            }
-        }
-        sparseHead = (rows, hidden, dlogits)
-        dlogitsReady = true
-        return CausalLMLoss(loss: R > 0 ? Float(sum / Double(R)) : 0, tokenNLL: tokenNLL, count: R)
-    }
-
-    /// Backward of the LM head over the positions `trainedTokenLoss` kept; fills `dHidden` (zeros elsewhere).
-    private func sparseHeadBackward(_ bf: DecoderBuffers, _ sh: (rows: [Int], hidden: Tensor, dlogits: Tensor)) {
-        let C = config.hiddenSize, V = config.vocabSize, R = sh.rows.count, head = config.headWeightName
-        bf.dHidden.zero()
-        guard R > 0 else { return }
-        if let gW = grad(head) {
-            Gemm.sgemm(transA: true, transB: false, m: V, n: C, k: R, a: sh.dlogits.ptr, lda: V,
-                       b: sh.hidden.ptr, ldb: C, beta: 1, c: gW, ldc: C)
-        }
-        let dSel = Tensor(shape: [R, C])
-        Gemm.sgemm(transA: false, transB: false, m: R, n: C, k: V, a: sh.dlogits.ptr, lda: V,
-                   b: w(head), ldb: C, beta: 0, c: dSel.ptr, ldc: C)
-        if let lora = hooks?.linearAdapter(module: "lm_head") {
-            lora.backward(x: sh.hidden.ptr, ldx: C, dy: sh.dlogits.ptr, ldy: V, dx: dSel.ptr, lddx: C, rows: R)
-        }
-        for (i, r) in sh.rows.enumerated() { (bf.dHidden.ptr + r * C).update(from: dSel.ptr + i * C, count: C) }
     }
 
     func dlogitsBuffer(_ bf: DecoderBuffers) -> Tensor {
@@ -115,8 +65,8 @@ extension Decoder {
         guard let bf = buffers, dlogitsReady else {
             preconditionFailure("Decoder.backward: call causalLMLoss or trainedTokenLoss after the forward first")
         }
-        if let sh = sparseHead {
-            sparseHeadBackward(bf, sh)
+        if let head = trainedHead {
+            head.scatter(into: bf.dHidden, width: config.hiddenSize)
             backwardHidden(bf.dHidden.ptr)
             return
         }

@@ -43,7 +43,7 @@ extension Decoder {
         forwardDropout = activeDropout
         runTrunk(bf, cache: nil, dropout: forwardDropout)
         dlogitsReady = false
-        sparseHead = nil
+        trainedHead = nil
         return bf.hidden
     }
 

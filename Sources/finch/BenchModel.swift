@@ -70,10 +70,10 @@ struct BenchTrain: ParsableCommand {
         for s in 0...steps {
             if s == 1 { cpuStart = cpuSeconds() }
             let t0 = nowSeconds()
-            d.forward(ids: ids, batch: batch, length: length)
-            loss = d.causalLMLoss(labels: labels).loss
+            d.zeroGradients()   // the trained-token loss accumulates the head's gradient chunk by chunk
+            d.forwardHidden(ids: ids, batch: batch, length: length)
+            loss = d.trainedTokenLoss(labels: labels).loss
             let t1 = nowSeconds()
-            d.zeroGradients()
             d.backward()
             let t2 = nowSeconds()
             for (i, name) in names.enumerated() {

@@ -187,4 +187,44 @@ final class DecoderTests: XCTestCase {
             }
         }
     }
+
+    /// Chunked over many rows (a chunk far smaller than the trained rows), with a trainable head and a
+    /// LoRA on lm_head: the same loss and gradients as the dense path; without gradients it only measures
+    /// (nothing accumulated) and counts the argmax hits.
+    func testTrainedTokenLossInChunksMatchesDense() throws {
+        let cfg = DecoderConfig(flavour: .llama, vocabSize: 50_000, hiddenSize: 16, numLayers: 1, numHeads: 2,
+                                numKVHeads: 1, intermediateSize: 24, maxPositions: 256)
+        var rng = SeededRNG(seed: 5)
+        let B = 2, T = 200
+        XCTAssertLessThan(Decoder.headChunkRows(vocab: cfg.vocabSize), B * T / 2)   // at least two chunks
+        let ids = (0..<(B * T)).map { _ in Int(rng.next() % UInt64(cfg.vocabSize)) }
+        let labels = ids.enumerated().map { $0.offset % 7 == 3 ? -100 : $0.element }
+        let dense = Decoder(config: cfg, seed: 3), chunked = Decoder(config: cfg, seed: 3)
+        dense.forwardHidden(ids: ids, batch: B, length: T)
+        let logits = dense.lmHead()
+        let a = dense.causalLMLoss(labels: labels)
+        dense.backward()
+        chunked.forwardHidden(ids: ids, batch: B, length: T)
+        let measured = chunked.trainedTokenLoss(labels: labels, computeGradients: false)
+        XCTAssertTrue(chunked.gradients.values.allSatisfy { g in (0..<g.count).allSatisfy { g[$0] == 0 } })
+        var hits = 0
+        for b in 0..<B { for t in 0..<(T - 1) where labels[b * T + t + 1] != -100 {
+            let row = logits.ptr + (b * T + t) * cfg.vocabSize
+            var best = 0
+            for v in 1..<cfg.vocabSize where row[v] > row[best] { best = v }
+            if best == labels[b * T + t + 1] { hits += 1 }
+        } }
+        XCTAssertEqual(measured.correct, hits)
+        let b = chunked.trainedTokenLoss(labels: labels)
+        chunked.backward()
+        XCTAssertEqual(measured.loss, b.loss)
+        XCTAssertEqual(a.loss, b.loss, accuracy: 1e-5 * abs(a.loss))
+        XCTAssertEqual(a.count, b.count)
+        for (name, g) in dense.gradients {
+            let h = try XCTUnwrap(chunked.gradients[name])
+            var worst: Float = 0, scale: Float = 1e-9
+            for i in 0..<g.count { worst = max(worst, abs(g[i] - h[i])); scale = max(scale, abs(g[i])) }
+            XCTAssertLessThan(worst, 1e-4 * scale, name)
+        }
+    }
 }

@@ -11,9 +11,8 @@ public extension HookedPEFTModule {
                               documentIds: documentIds)
     }
 
-    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        decoder.lmHead()
-        return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
+    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?, computeGradients: Bool) -> CausalLMLoss {
+        decoder.trainedTokenLoss(labels: labels, gradientScale: gradientScale, computeGradients: computeGradients)
     }
 
     func backward(_ decoder: Decoder) { decoder.backward() }

@@ -26,8 +26,10 @@ public protocol PEFTModule: AnyObject {
     /// `documentIds` [B·T] keep packed documents from attending to each other (see `Decoder.forwardHidden`).
     func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
                        attentionMask: [Int]?, positionIds: [Int]?, documentIds: [Int]?) -> Tensor
-    /// LM head + HF causal-LM loss over the real tokens' labels [B·T] (virtual tokens handled inside).
-    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss
+    /// LM head + HF causal-LM loss over the real tokens' labels [B·T] (virtual tokens handled inside), on the
+    /// trained positions only (`Decoder.trainedTokenLoss`). With `computeGradients` it prepares `backward`;
+    /// without it (evaluation) it only measures.
+    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?, computeGradients: Bool) -> CausalLMLoss
     /// Backward of the last loss (or of `dHidden` for a head on the trunk) into `gradients`.
     func backward(_ decoder: Decoder)
     func backwardHidden(_ decoder: Decoder, _ dHidden: Tensor)
@@ -54,6 +56,11 @@ public protocol PEFTModule: AnyObject {
 // MARK: - Defaults of the later requirements
 
 public extension PEFTModule {
+    /// The loss of a training step: prepares `backward`.
+    func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
+        causalLMLoss(decoder, labels: labels, gradientScale: gradientScale, computeGradients: true)
+    }
+
     /// `forwardHidden` over rows of one document each.
     func forwardHidden(_ decoder: Decoder, ids: [Int], batch: Int, length: Int,
                        attentionMask: [Int]?, positionIds: [Int]?) -> Tensor {

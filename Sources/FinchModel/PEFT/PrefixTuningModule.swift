@@ -102,9 +102,9 @@ public final class PrefixTuningModule: PEFTModule {
                                      positionIds: positionIds.map { $0.map { $0 + n } }, documentIds: documentIds)
     }
 
-    public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        decoder.lmHead()   // labels cover the real tokens only: the decoder's loss as it is
-        return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
+    public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?, computeGradients: Bool) -> CausalLMLoss {
+        // Labels cover the real tokens only: the decoder's loss as it is.
+        decoder.trainedTokenLoss(labels: labels, gradientScale: gradientScale, computeGradients: computeGradients)
     }
 
     public func backward(_ decoder: Decoder) { decoder.backward(); collect(decoder) }

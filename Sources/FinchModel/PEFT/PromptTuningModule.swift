@@ -121,13 +121,14 @@ public final class PromptTuningModule: PEFTModule {
         return prepended > 0 ? realRows(full, width: decoder.config.vocabSize) : full
     }
 
-    public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?) -> CausalLMLoss {
-        if !headFresh { decoder.lmHead(); headFresh = true }
+    public func causalLMLoss(_ decoder: Decoder, labels: [Int], gradientScale: Float?, computeGradients: Bool) -> CausalLMLoss {
         let n = prepended
-        guard n > 0 else { return decoder.causalLMLoss(labels: labels, gradientScale: gradientScale) }
-        var all: [Int] = []; all.reserveCapacity(batch * (n + length))
-        for b in 0..<batch { all += [Int](repeating: -100, count: n) + labels[(b * length)..<((b + 1) * length)] }
-        return decoder.causalLMLoss(labels: all, gradientScale: gradientScale)
+        var all = labels
+        if n > 0 {   // the virtual positions are never trained
+            all = []; all.reserveCapacity(batch * (n + length))
+            for b in 0..<batch { all += [Int](repeating: -100, count: n) + labels[(b * length)..<((b + 1) * length)] }
+        }
+        return decoder.trainedTokenLoss(labels: all, gradientScale: gradientScale, computeGradients: computeGradients)
     }
 
     public func backward(_ decoder: Decoder) {

@@ -70,21 +70,22 @@ public final class CausalLMModel {
                               gradientScale: gradientScale, measureAccuracy: measureAccuracy)
         }
         let result: CausalLMLoss
-        var logits: Tensor? = nil
         if let p = peft {
             _ = p.forwardHidden(decoder, ids: ids, batch: batch.size, length: batch.length, attentionMask: mask,
                             positionIds: inputs.positions, documentIds: inputs.documents)
-            result = p.causalLMLoss(decoder, labels: labels, gradientScale: gradientScale)
-            if measureAccuracy { logits = decoder.lmHead() }
+            result = p.causalLMLoss(decoder, labels: labels, gradientScale: gradientScale,
+                                    computeGradients: gradientScale != nil)
         } else {
             decoder.forwardHidden(ids: ids, batch: batch.size, length: batch.length, attentionMask: mask,
                                   positionIds: inputs.positions, documentIds: inputs.documents)
-            logits = decoder.lmHead()
-            result = decoder.causalLMLoss(labels: labels, gradientScale: gradientScale)
+            // The head runs on the trained positions only, in chunks: no [rows × vocab] logits are ever held.
+            result = decoder.trainedTokenLoss(labels: labels, gradientScale: gradientScale,
+                                              computeGradients: gradientScale != nil)
         }
         var sum = 0.0
         for x in result.tokenNLL { sum += Double(x) }
-        let correct = measureAccuracy ? logits.flatMap { Self.correctPredictions($0, batch: batch, vocab: decoder.config.vocabSize) } : nil
+        // Evaluation (no gradient) measures the argmax accuracy chunk by chunk inside the loss.
+        let correct = measureAccuracy ? result.correct : nil
         return BatchLoss(nllSum: sum, count: result.count, correct: correct)
     }
 
