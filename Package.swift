@@ -57,7 +57,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         .testTarget(name: "FinchGGUFTests", dependencies: ["FinchGGUF"], swiftSettings: fast),
-        .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels", "FinchConformance"], swiftSettings: fast),
+        .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels", "FinchConformance", "FinchGGUF"], swiftSettings: fast),
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
