@@ -49,11 +49,16 @@ public final class Decoder {
     public let config: DecoderConfig
     /// Every parameter under its Hugging Face name (shapes as `config.parameterShapes()`).
     public var parameters: [String: Tensor]
+    /// Frozen projection weights held as quantised blocks instead of fp32 (absent from `parameters`);
+    /// see DecoderQuantizedBase.swift.
+    public internal(set) var quantized: [String: QuantizedMatrix] = [:]
     /// Gradients of the trainable parameters (allocated on the first backward), same names.
     public private(set) var gradients: [String: Tensor] = [:]
     /// Names of the parameters that get gradients. Changing it drops gradients of frozen names.
     public var trainable: Set<String> {
         didSet {
+            precondition(quantized.keys.allSatisfy { !trainable.contains($0) },
+                         "decoder: a weight held quantised cannot be trainable")
             gradients = gradients.filter { trainable.contains($0.key) }
         }
     }
@@ -94,8 +99,14 @@ public final class Decoder {
 
     /// A decoder over existing weights. Throws a `ModelFileError` naming any missing tensor or
     /// shape mismatch (every name of `config.parameterShapes()` must be present).
-    public init(config: DecoderConfig, parameters: [String: Tensor]) throws {
+    public init(config: DecoderConfig, parameters: [String: Tensor], quantized: [String: QuantizedMatrix] = [:]) throws {
         for (name, shape) in config.parameterShapes() {
+            if let q = quantized[name] {
+                guard [q.rows, q.cols] == shape else {
+                    throw ModelFileError("decoder: quantised tensor '\(name)' is \(q.rows) × \(q.cols), expected \(shape)")
+                }
+                continue
+            }
             guard let t = parameters[name] else {
                 throw ModelFileError("decoder: missing parameter tensor '\(name)' (expected shape \(shape))")
             }
@@ -108,7 +119,8 @@ public final class Decoder {
         }
         self.config = config
         self.parameters = parameters
-        self.trainable = Set(config.parameterShapes().map { $0.name })
+        self.quantized = quantized
+        self.trainable = Set(config.parameterShapes().map { $0.name }).subtracting(quantized.keys)
         if !config.flavour.usesRoPE {
             self.rope = nil
         } else if let scaling = config.ropeScaling {
@@ -194,7 +206,9 @@ public final class Decoder {
     func linearForward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int,
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
         let yc = y + s.column
-        if s.conv1D {
+        if let q = quantized[s.weight] {
+            QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
+        } else if s.conv1D {
             let W = w(s.weight)
             Gemm.sgemm(transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
@@ -226,7 +240,9 @@ public final class Decoder {
         if s.hasBias, let gb = grad(s.bias) {
             VectorMath.addColumnSums(dyc, rows: rows, n: s.outFeatures, ldx: ldy, into: gb)
         }
-        if let dx = dx {
+        if let dx = dx, let q = quantized[s.weight] {
+            QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx)
+        } else if let dx = dx {
             let W = w(s.weight)
             if s.conv1D {
                 Gemm.sgemm(transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,

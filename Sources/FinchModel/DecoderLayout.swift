@@ -63,6 +63,14 @@ extension DecoderConfig {
         }
     }
 
+    /// Names of the block projection weights (the candidates for quantised storage), layer by layer.
+    public var projectionWeightNames: [String] {
+        (0..<numLayers).flatMap { l -> [String] in
+            let lay = blockLayout(l)
+            return (lay.qkv + [lay.out] + lay.mlpIn + [lay.mlpOut]).map(\.weight)
+        }
+    }
+
     var embeddingName: String { flavour == .gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight" }
     var positionEmbeddingName: String? { flavour == .gpt2 ? "transformer.wpe.weight" : nil }
     var finalNorm: String { flavour == .gpt2 ? "transformer.ln_f" : "model.norm" }

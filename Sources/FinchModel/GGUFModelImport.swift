@@ -12,13 +12,22 @@ import FinchData
 /// (`tokenizer.json` or `tokenizer.model`, plus `tokenizer_config.json` with the chat template and special tokens),
 /// so every consumer of a model folder finds its tokenizer the same way, and exported folders carry it.
 public enum GGUFModelImport {
-    /// Reads the whole model.
-    public static func read(_ url: URL) throws -> HFModelFolder {
+    /// Reads the whole model. With `keepQuantized`, the block projection weights stored in a format the
+    /// kernels multiply by directly (`QuantFormat`) stay as those blocks (`HFModelFolder.quantized`, memory-mapped
+    /// where no rearranging is needed) instead of being dequantised; everything else is float32 as always.
+    public static func read(_ url: URL, keepQuantized: Bool = false) throws -> HFModelFolder {
         let file = try GGUFFile(contentsOf: url)
         let (config, plan) = try self.plan(file)
         var parameters: [String: Tensor] = [:]
+        var quantized: [String: QuantizedMatrix] = [:]
         var types = Set<String>()
+        let projections = keepQuantized && config.flavour != .gpt2 ? Set(config.projectionWeightNames) : []
         for p in plan {
+            if projections.contains(p.name), let q = try quantizedMatrix(p, file: file) {
+                quantized[p.name] = q
+                types.insert(p.info.type.name)
+                continue
+            }
             let transposed = p.transform == .transpose
             var t = Tensor(shape: transposed ? [p.shape[1], p.shape[0]] : p.shape)
             guard t.count == p.info.elementCount else {
@@ -40,7 +49,30 @@ public enum GGUFModelImport {
                                      eosTokenIds: config.eosTokenIds ?? config.eosTokenId.map { [$0] } ?? [],
                                      padTokenId: config.padTokenId)
         return HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: gen, finchInfo: nil,
-                             tokenizerModel: HFModelFolder.tokenizerFile(in: tokenizerFolder), storedDTypes: types.sorted())
+                             tokenizerModel: HFModelFolder.tokenizerFile(in: tokenizerFolder), storedDTypes: types.sorted(),
+                             quantized: quantized)
+    }
+
+    /// The blocks of a [out, in] projection as they are in the file, nil when the kernels cannot take its type.
+    /// Unpermuted q/k rows are copied (a row of blocks moves whole); other tensors borrow the mapped file.
+    static func quantizedMatrix(_ p: Item, file: GGUFFile) throws -> QuantizedMatrix? {
+        guard let format = QuantFormat(p.info.type), p.shape.count == 2 else { return nil }
+        let rows = p.shape[0], cols = p.shape[1], bytes = file.bytes(of: p.info)
+        switch p.transform {
+        case .none:
+            return try QuantizedMatrix(format: format, rows: rows, cols: cols, borrowing: bytes.baseAddress!, owner: file)
+        case .permuteRows(let heads):
+            let rowBytes = p.info.rowByteCount
+            var out = [UInt8](repeating: 0, count: rows * rowBytes)
+            for (to, from) in unpermutedRowSources(rows: rows, heads: heads).enumerated() {
+                out.withUnsafeMutableBytes { dst in
+                    (dst.baseAddress! + to * rowBytes).copyMemory(from: bytes.baseAddress! + from * rowBytes, byteCount: rowBytes)
+                }
+            }
+            return try QuantizedMatrix(format: format, rows: rows, cols: cols, bytes: out)
+        default:
+            return nil
+        }
     }
 
     /// The decoder configuration of a GGUF file, checked against its tensor infos; no tensor is decoded.
@@ -102,17 +134,23 @@ public enum GGUFModelImport {
     /// Inverse of llama.cpp's `permute`: GGUF row h·d + 2j + s holds HF row h·d + s·d/2 + j (d = head size).
     static func unpermuteRows(_ t: Tensor, heads: Int) {
         let rows = t.shape[0], cols = t.shape.count > 1 ? t.shape[1] : 1
-        let d = rows / heads, half = d / 2
-        guard heads > 0, d * heads == rows, half * 2 == d else { return }
         let src = t.copy()
+        for (to, from) in unpermutedRowSources(rows: rows, heads: heads).enumerated() {
+            (t.ptr + to * cols).update(from: src.ptr + from * cols, count: cols)
+        }
+    }
+
+    /// For each HF row, the GGUF row it comes from (the identity when the rows do not split into heads).
+    static func unpermutedRowSources(rows: Int, heads: Int) -> [Int] {
+        var source = Array(0..<rows)
+        let d = heads > 0 ? rows / heads : 0, half = d / 2
+        guard heads > 0, d * heads == rows, half * 2 == d else { return source }
         for h in 0..<heads {
             for j in 0..<half {
-                for s in 0..<2 {
-                    let from = h * d + 2 * j + s, to = h * d + s * half + j
-                    (t.ptr + to * cols).update(from: src.ptr + from * cols, count: cols)
-                }
+                for s in 0..<2 { source[h * d + s * half + j] = h * d + 2 * j + s }
             }
         }
+        return source
     }
 
 }

@@ -77,8 +77,10 @@ extension HFModelFolder {
     }
 
     /// Reads the folder: config, every parameter (validated), generation config, finch.json, tokenizer path.
-    public static func read(_ url: URL) throws -> HFModelFolder {
-        if isGGUF(url) { return try GGUFModelImport.read(url) }
+    /// `keepQuantized`: a GGUF file's projection weights stay as their quantised blocks where the kernels take
+    /// their type (see `GGUFModelImport.read`); a safetensors folder is always float32.
+    public static func read(_ url: URL, keepQuantized: Bool = false) throws -> HFModelFolder {
+        if isGGUF(url) { return try GGUFModelImport.read(url, keepQuantized: keepQuantized) }
         let configURL = url.appendingPathComponent(configFile)
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             if FileManager.default.fileExists(atPath: url.appendingPathComponent(PEFTAdapterFolder.configFile).path) {

@@ -22,6 +22,8 @@ public struct HFModelFolder {
     public let tokenizerModel: URL?
     /// The safetensors dtypes the parameters were stored in (e.g. ["BF16"]), before conversion to float32.
     public let storedDTypes: [String]
+    /// Projection weights kept as quantised blocks (a GGUF read with `keepQuantized`), absent from `parameters`.
+    public var quantized: [String: QuantizedMatrix] = [:]
 
     public static let configFile = "config.json"
     public static let generationConfigFile = "generation_config.json"
@@ -48,7 +50,7 @@ public struct HFModelFolder {
     /// The same folder with other weights (e.g. a LoRA adapter merged in); `parameters` must keep the shapes.
     public func replacingParameters(_ parameters: [String: Tensor]) -> HFModelFolder {
         HFModelFolder(url: url, config: config, parameters: parameters, generationConfig: generationConfig, finchInfo: finchInfo,
-                      tokenizerModel: tokenizerModel, storedDTypes: storedDTypes)
+                      tokenizerModel: tokenizerModel, storedDTypes: storedDTypes, quantized: quantized)
     }
 }
 

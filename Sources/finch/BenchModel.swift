@@ -121,10 +121,17 @@ struct BenchTrain: ParsableCommand {
 struct BenchDecode: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decode",
-        abstract: "Batch-1 prefill (64 tokens) and greedy KV-cached decode (128 tokens) tokens/s, vs PyTorch.",
-        discussion: "Example: finch bench decode --preset gpt2-124m")
+        abstract: "Batch-1 prefill and greedy KV-cached decode tokens/s: a random GPT-2 preset (vs PyTorch) or a real model.",
+        discussion: """
+        Examples: finch bench decode --preset gpt2-124m
+                  finch bench decode --model SmolLM2-135M-Instruct.Q4_1.gguf --prefill 512 --generate 128 --json
+        A GGUF model decodes from its own quantised blocks where the kernels take the type (q8_0, q4_0, q4_1,
+        q4_K, q6_K); --base-quant holds any model's projections in one of those formats instead.
+        """)
 
     @Option(help: "Model shape: gpt2-124m or small.") var preset: BenchPreset = .small
+    @Option(help: "A real model (Hugging Face folder or .gguf) instead of a preset.") var model: String?
+    @Option(help: "Hold the projections as q8_0, q4_0, q4_1, q4_K or q6_K blocks (with --model).") var baseQuant: String?
     @Option(help: "Worker threads (default: the pool's).") var threads: Int?
     @Option(help: "Repetitions (the median is reported).") var repetitions: Int = 3
     @Option(help: "Prompt tokens of the prefill test.") var prefill: Int = 64
@@ -133,10 +140,21 @@ struct BenchDecode: ParsableCommand {
 
     func run() throws {
         if let t = threads { ThreadPool.shared.setThreads(t) }
-        let cfg = preset.config
-        let d = Decoder(config: cfg, seed: 1)
+        let d: Decoder
+        if let path = model {
+            let folder = try HFModelFolder.read(URL(fileURLWithPath: path), keepQuantized: baseQuant == nil)
+            d = try Decoder(config: folder.config, parameters: folder.parameters, quantized: folder.quantized)
+            if let q = baseQuant {
+                guard let f = QuantFormat(rawValue: q) else { throw ValidationError("--base-quant: unknown format '\(q)'") }
+                d.trainable = []
+                try d.quantizeFrozenBase(f)
+            }
+        } else {
+            d = Decoder(config: preset.config, seed: 1)
+        }
+        let cfg = d.config
         var rng = SeededRNG(seed: 3)
-        let prompt = (0..<prefill).map { _ in Int(rng.next() % 50257) }
+        let prompt = (0..<prefill).map { _ in Int(rng.next() % UInt64(min(cfg.vocabSize, 50257))) }
         let cache = KVCache(config: cfg, batch: 1, maxLength: max(prefill, generate) + 1)
         d.prefill(prompt, cache: cache)   // warm-up
         var pp: [Double] = [], tg: [Double] = [], tgCPU: [Double] = []
@@ -146,7 +164,7 @@ struct BenchDecode: ParsableCommand {
             d.prefill(prompt, cache: cache)
             pp.append(Double(prefill) / (nowSeconds() - t0))
             cache.reset()
-            var token = 50256
+            var token = min(50256, cfg.vocabSize - 1)
             let t1 = nowSeconds(), c1 = cpuSeconds()
             for _ in 0..<generate {   // from an empty context, argmax fed back
                 let logits = d.step([token], cache: cache)
@@ -157,8 +175,26 @@ struct BenchDecode: ParsableCommand {
             tg.append(Double(generate) / (nowSeconds() - t1))
             tgCPU.append(Double(generate) / (cpuSeconds() - c1))
         }
-        let ref = preset.reference
         let ppv = median(pp), tgv = median(tg)
+        if let path = model {
+            let weights = d.quantized.isEmpty ? "fp32" : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
+            let obj: [String: Any] = [
+                "model": path, "weights": weights, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "weight_mib": Double(d.weightBytes) / 1048576, "peak_rss_mib": peakRSSMiB(),
+            ]
+            if json {
+                let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("batch-1 decoding \(path) (\(weights) projections), \(ThreadPool.shared.threads) threads, median of \(repetitions)")
+                print(String(format: "  prefill pp%d  %8.1f tok/s", prefill, ppv))
+                print(String(format: "  decode tg%d  %8.1f tok/s", generate, tgv))
+                print(String(format: "  weights %.0f MiB, peak RSS %.0f MiB", Double(d.weightBytes) / 1048576, peakRSSMiB()))
+            }
+            return
+        }
+        let ref = preset.reference
         if json {
             let obj: [String: Any] = [
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,

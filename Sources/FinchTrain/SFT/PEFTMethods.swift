@@ -1,5 +1,6 @@
 import Foundation
 import FinchModel
+import FinchKernels
 import FinchData
 
 /// Options of the PEFT methods (flag names in kebab-case: `--lora-r`, `--num-virtual-tokens`, ...).
@@ -16,11 +17,24 @@ public struct PEFTOptions: Codable, Equatable, Sendable {
     public var numVirtualTokens: Int = 20
     public var prefixProjection: Bool = false
     public var promptInitText: String?
+    /// Hold the frozen base's projections as quantised blocks: q8_0, q4_0, q4_1, q4_K, q6_K (quantised on load),
+    /// or `gguf` (a GGUF model's own blocks, where the kernels take their type); nil = fp32.
+    public var baseQuant: String?
     public init() {}
+
+    /// The methods that leave every base projection frozen, so the base may be held quantised.
+    public static let quantisableBaseMethods = ["lora", "adapter", "prefix", "prompt"]
 
     /// Sizes that would train nothing (or divide by zero) are refused, naming the flag.
     public func validate(method: String) throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
+        if let q = baseQuant {
+            let formats = Decoder.baseQuantFormats.map(\.rawValue) + ["gguf"]
+            try need(formats.contains(q), "--base-quant must be one of \(formats.joined(separator: ", ")) (got '\(q)')")
+            try need(Self.quantisableBaseMethods.contains(method),
+                     "--base-quant needs a method that keeps the base frozen (\(Self.quantisableBaseMethods.joined(separator: ", "))), not \(method)"
+                     + (method == "dora" ? ": DoRA reads the full base weight to normalise it" : ""))
+        }
         switch method {
         case "lora", "dora":
             try need(loraR >= 1, "--lora-r must be at least 1 (got \(loraR)): rank 0 trains nothing")
@@ -73,6 +87,15 @@ public enum PEFTMethods {
         default:
             throw TrainingError("unknown --method '\(method)' (choose one of \(all.joined(separator: ", ")))")
         }
+    }
+
+    /// Holds the frozen base as `options.baseQuant` blocks (after the method froze it); a line for the log, or nil.
+    public static func quantizeBase(_ decoder: Decoder, options o: PEFTOptions) throws -> String? {
+        guard let q = o.baseQuant else { return nil }
+        if let f = QuantFormat(rawValue: q) { try decoder.quantizeFrozenBase(f) }
+        let formats = Set(decoder.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
+        return "base: \(decoder.quantized.count) projections held as \(formats.isEmpty ? "fp32 (none quantised)" : formats) blocks, "
+            + String(format: "weights %.0f MiB", Double(decoder.weightBytes) / 1048576)
     }
 
     /// Switches method-internal dropout on or off (LoRA); no-op for others.

@@ -23,7 +23,7 @@ public enum SFTJob {
         let run = try RunFolder(url: runURL)
         try (recipe ?? Recipe.of(sft)).write(to: run)
         let modelURL = URL(fileURLWithPath: job.model)
-        let folder = try HFModelFolder.read(modelURL)
+        let folder = try HFModelFolder.read(modelURL, keepQuantized: peft.baseQuant == "gguf")
         try folder.requireCausalLM("finch sft --model")
         guard let tokURL = folder.tokenizerModel else {
             throw TrainingError("\(modelURL.path): no tokenizer in the model folder (tokenizer.model or tokenizer.json; finch sft needs the model's tokenizer)")
@@ -68,9 +68,10 @@ public enum SFTJob {
             base = try DatasetReader(u, options: .init(shuffle: false), tokenizer: tokenizer)
         }
 
-        let decoder = try Decoder(config: folder.config, parameters: folder.parameters)
+        let decoder = try Decoder(config: folder.config, parameters: folder.parameters, quantized: folder.quantized)
         let module = try PEFTMethods.make(config.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: config.seed)
         let model = CausalLMModel(decoder: decoder, peft: module, cacheFeatures: config.cacheFeatures)
+        if let line = try PEFTMethods.quantizeBase(decoder, options: peft) { log(line) }
         let trainer = try Trainer(config: config, model: model, train: train, eval: eval, replay: replay, run: run, progress: reporter)
         log(JobSupport.parameterLine(model, method: config.method))
         log("data: \(train.count) training sequences, \(eval?.count ?? 0) held-out; \(trainer.stepsPerEpoch) steps per epoch, \(trainer.totalSteps) steps")
@@ -116,7 +117,7 @@ public enum SFTJob {
             try RunFolder.writeAtomically(to: finalURL) { dir in
                 try writeUsable(dir)
                 if job.merge, let lora = module as? LoRAModule {
-                    let merged = try lora.mergedParameters(decoder.parameters, config: decoder.config)
+                    let merged = try lora.mergedParameters(decoder.fullPrecisionParameters(), config: decoder.config)
                     let mergedDecoder = try Decoder(config: decoder.config, parameters: merged)
                     try JobSupport.writeModel(mergedDecoder, to: dir.appendingPathComponent("merged"), tokenizer: tokURL, template: template)
                 }

@@ -1,0 +1,102 @@
+import Foundation
+import XCTest
+import FinchKernels
+import FinchModel
+
+/// A frozen base held as quantised blocks computes what the fp32 decoder computes on the dequantised weights:
+/// logits, LoRA gradients and KV-cached decoding; a real GGUF read with its blocks kept gives the logits of the
+/// same file read as fp32 (the Q/K row permutation undone on blocks).
+final class QuantizedBaseTests: XCTestCase {
+    /// Hidden 256 and MLP 512 hold K-format super-blocks; hidden 96 makes K formats fall back.
+    func config(hidden: Int, mlp: Int) -> DecoderConfig {
+        DecoderConfig(flavour: .llama, vocabSize: 61, hiddenSize: hidden, numLayers: 2, numHeads: 4, numKVHeads: 2,
+                      intermediateSize: mlp, maxPositions: 64)
+    }
+
+    /// Largest |a − b| over the largest |a|.
+    func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        var worst: Float = 0, scale: Float = 1e-12
+        for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])); scale = max(scale, abs(a[i])) }
+        return worst / scale
+    }
+
+    func testQuantisedBaseMatchesDequantisedFP32() throws {
+        var rng = SeededRNG(seed: 7)
+        let B = 2, T = 13
+        for (hidden, mlp) in [(256, 512), (96, 160)] {
+            let cfg = config(hidden: hidden, mlp: mlp)
+            let ids = (0..<(B * T)).map { _ in Int(rng.next() % UInt64(cfg.vocabSize)) }
+            for format in Decoder.baseQuantFormats {
+                let q = Decoder(config: cfg, seed: 3)
+                let lora = try LoRAModule(config: LoRAAdapterConfig(r: 4, loraAlpha: 8, loraDropout: 0, targetModules: ["all-linear"]),
+                                          decoder: q, seed: 1)
+                lora.attach(to: q)
+                let converted = try q.quantizeFrozenBase(format)
+                XCTAssertEqual(converted, 2 * 7)
+                XCTAssertTrue(q.config.projectionWeightNames.allSatisfy { q.parameters[$0] == nil && q.quantized[$0] != nil })
+                if hidden % 256 != 0, format == .q4_K {   // rows of 96 cannot hold super-blocks: llama.cpp-style fallback
+                    XCTAssertEqual(q.quantized["model.layers.0.self_attn.q_proj.weight"]?.format, .q4_1)
+                }
+                // The same weights in fp32, and the same adapter.
+                let f = try Decoder(config: cfg, parameters: q.fullPrecisionParameters())
+                let fl = try LoRAModule(config: lora.config, weights: lora.weights, decoder: f)
+                fl.attach(to: f)
+                for (name, t) in lora.parameters {   // B starts at zero: give it values so the adapter matters
+                    for i in 0..<t.count { t[i] = Float(i % 7) * 0.01 - 0.03 }
+                    fl.parameters[name]!.ptr.update(from: t.ptr, count: t.count)
+                }
+                for (d, m) in [(q, lora), (f, fl)] {
+                    _ = m.forwardHidden(d, ids: ids, batch: B, length: T, attentionMask: nil, positionIds: nil)
+                }
+                let lq = q.lmHead().array, lf = f.lmHead().array
+                XCTAssertLessThan(relativeError(lf, lq), 2e-5, "\(format) h\(hidden) logits")
+                _ = lora.causalLMLoss(q, labels: ids, gradientScale: nil)
+                lora.backward(q)
+                _ = fl.causalLMLoss(f, labels: ids, gradientScale: nil)
+                fl.backward(f)
+                for (name, g) in fl.gradients {
+                    XCTAssertLessThan(relativeError(g.array, lora.gradients[name]!.array), 1e-4, "\(format) h\(hidden) \(name)")
+                }
+                // KV-cached decoding (the small-m fused path) gives the full forward's last logits.
+                let cache = KVCache(config: cfg, batch: 1, maxLength: T + 1)
+                let prompt = Array(ids[0..<T])
+                _ = q.prefill(Array(prompt.dropLast()), cache: cache)
+                let stepped = q.step([prompt.last!], cache: cache)
+                let V = cfg.vocabSize, last = Array(lf[((T - 1) * V)..<(T * V)])
+                XCTAssertLessThan(relativeError(last, stepped.array), 1e-4, "\(format) h\(hidden) step")
+            }
+        }
+    }
+
+    func testQuantisedBaseRefusesTrainableWeightsAndGPT2() throws {
+        let gpt2 = Decoder(config: DecoderConfig(flavour: .gpt2, vocabSize: 40, hiddenSize: 32, numLayers: 1, numHeads: 2), seed: 1)
+        gpt2.trainable = []
+        XCTAssertThrowsError(try gpt2.quantizeFrozenBase(.q8_0)) { XCTAssertTrue("\($0)".contains("GPT-2")) }
+        let d = Decoder(config: config(hidden: 96, mlp: 160), seed: 1)
+        XCTAssertEqual(try d.quantizeFrozenBase(.q8_0), 0, "every weight is trainable: nothing is quantised")
+    }
+
+    /// The real SmolLM2 GGUF (Q4_1) read twice: blocks kept (q/k rows unpermuted as blocks, the rest borrowed from
+    /// the mapped file) and everything dequantised to fp32. Same logits.
+    func testRealGGUFKeptAsBlocksGivesTheFP32Logits() throws {
+        let assets = ProcessInfo.processInfo.environment["FINCH_TEST_ASSETS"].map { URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/test-assets")
+        let paths = assets.appendingPathComponent("real_models/paths.json")
+        guard let data = try? Data(contentsOf: paths), let obj = try JSONSerialization.jsonObject(with: data) as? [String: String],
+              let path = obj["smollm2"] else {
+            return XCTFail("missing \(paths.path): run tools/test_assets.sh")
+        }
+        let url = URL(fileURLWithPath: path)
+        let kept = try HFModelFolder.read(url, keepQuantized: true), full = try HFModelFolder.read(url)
+        XCTAssertEqual(kept.quantized.count, kept.config.projectionWeightNames.count)
+        XCTAssertTrue(kept.quantized.values.allSatisfy { $0.format == .q4_1 })
+        let ids = [1, 504, 3458, 281, 253, 2104, 30, 216, 1476, 28]
+        var out: [[Float]] = []
+        for f in [kept, full] {
+            let d = try Decoder(config: f.config, parameters: f.parameters, quantized: f.quantized)
+            d.forwardHidden(ids: ids, batch: 1, length: ids.count)
+            out.append(d.lmHead().array)
+        }
+        XCTAssertLessThan(relativeError(out[1], out[0]), 1e-4)
+    }
+}
