@@ -71,7 +71,7 @@ extension Gemm {
                         }
                         for t in 0..<8 {
                             let d = dst + (s + t) * sliverWords + q * mr
-                            for r in 0..<mr { d[r] = stage[t * mr + r] }
+                            for r in 0..<Gemm.MR { d[r] = stage[t * Gemm.MR + r] }
                         }
                         s += 8
                     }
@@ -95,7 +95,11 @@ extension Gemm {
                         rawStage.storeBytes(of: bf16Pairs(consecutive: src + r * lda + 2 * q), toByteOffset: 64 * r,
                                             as: SIMD16<UInt32>.self)
                     }
-                    for l in 0..<16 { for r in 0..<rows { d[(q + l) * mr + r] = stage[16 * r + l] } }
+                    if rows == mr {   // constant bounds: the copy unrolls into plain moves
+                        for l in 0..<16 { for r in 0..<Gemm.MR { d[(q + l) * Gemm.MR + r] = stage[16 * r + l] } }
+                    } else {
+                        for l in 0..<16 { for r in 0..<rows { d[(q + l) * mr + r] = stage[16 * r + l] } }
+                    }
                     q += 16
                 }
                 while q < pairs {
