@@ -34,7 +34,10 @@ let package = Package(
                 cxxSettings: [.unsafeFlags(["-std=c++17"])],
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train"),
                                  .linkedLibrary("stdc++")]),
-        .target(name: "FinchKernels", swiftSettings: fast),
+        // AVX512-BF16 micro-kernels: C, because Swift cannot name vdpbf16ps; each function carries its own target
+        // attribute and runs only after a cpuid check, so the target needs no -march flag.
+        .target(name: "CFinchSIMD", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "FinchKernels", dependencies: ["CFinchSIMD"], swiftSettings: fast),
         // The GGUF container (header, metadata, tensor infos, memory-mapped data) and ggml's block formats:
         // shared by FinchModel (weights) and FinchData (vocabularies, chat templates).
         .target(name: "FinchGGUF", swiftSettings: fast),

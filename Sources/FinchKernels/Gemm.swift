@@ -10,6 +10,10 @@
 /// all A slivers (each stays in L1 while it meets `NC / NR` B slivers) through the `MR × NR`
 /// register-tiled micro-kernel. Threads split the n slivers (or the m slivers when n is narrow).
 /// Single-row or single-column products take a bandwidth-bound matrix–vector path instead.
+///
+/// bf16 (`gemm(precision: .bf16, …)`, GemmBF16.swift): the same loop nest, but the packers round both
+/// operands to bf16 (nearest-even) into k-pair panels and a C micro-kernel (CFinchSIMD) accumulates in
+/// fp32 with `vdpbf16ps`; k blocks are twice as deep (`KCBF16`) for the same bytes.
 public enum Gemm {
     /// Micro-tile: MR rows × NR columns of C held in 24 zmm accumulators.
     static let MR = 6, NR = 64
@@ -58,29 +62,43 @@ public enum Gemm {
         return UnsafePointer(buf)
     }
 
-    static func blocked(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    /// The blocked loop nest; `bf16` packs bf16 k-pair panels and runs the `vdpbf16ps` kernel (the caller
+    /// has checked `bf16Available`), otherwise fp32 panels and `microKernel6x64`.
+    static func blocked(bf16: Bool = false, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let mSlivers = (m + MR - 1) / MR, nSlivers = (n + NR - 1) / NR
         let pool = ThreadPool.shared
         // Small products are not worth waking the other core for.
         let parallel = m * n * k >= 96 * 96 * 96 && pool.threads > 1
-        let aBuf = GemmScratch.current(0).floats(mSlivers * MR * KC)
+        let kcMax = bf16 ? kcBF16(k) : KC
+        let scratch = GemmScratch.current(0)
+        let aBuf = bf16 ? nil : scratch.floats(mSlivers * MR * KC)
+        let aWords = bf16 ? scratch.words(mSlivers * MR * ((kcMax + 1) / 2)) : nil
         var p0 = 0
         while p0 < k {
-            let kc = min(KC, k - p0)
+            let kc = min(kcMax, k - p0)
             let blockBeta: Float = p0 == 0 ? beta : 1
             let packA: (Int, Range<Int>) -> Void = { _, r in
+                if let aWords {
+                    packASliversBF16(transA: transA, a: a, lda: lda, m: m, slivers: r, p0: p0, kc: kc, dst: aWords)
+                    return
+                }
                 for s in r {
                     packASliver(transA: transA, a: a, lda: lda, i0: s * MR, rows: min(MR, m - s * MR),
-                                p0: p0, kc: kc, dst: aBuf + s * MR * kc)
+                                p0: p0, kc: kc, dst: aBuf! + s * MR * kc)
                 }
             }
             if parallel { pool.parallelFor(mSlivers, minChunk: 4, packA) } else { packA(0, 0..<mSlivers) }
 
             let run = { (ns: Range<Int>, ms: Range<Int>) in
-                computeBlock(transB: transB, m: m, n: n, kc: kc, p0: p0, alpha: alpha, aPacked: aBuf,
-                             b: b, ldb: ldb, beta: blockBeta, c: c, ldc: ldc, nSlivers: ns, mSlivers: ms)
+                if let aWords {
+                    computeBlockBF16(transB: transB, m: m, n: n, kc: kc, p0: p0, alpha: alpha, aPacked: aWords,
+                                     b: b, ldb: ldb, beta: blockBeta, c: c, ldc: ldc, nSlivers: ns, mSlivers: ms)
+                } else {
+                    computeBlock(transB: transB, m: m, n: n, kc: kc, p0: p0, alpha: alpha, aPacked: aBuf!,
+                                 b: b, ldb: ldb, beta: blockBeta, c: c, ldc: ldc, nSlivers: ns, mSlivers: ms)
+                }
             }
             if !parallel {
                 run(0..<nSlivers, 0..<mSlivers)
@@ -93,45 +111,49 @@ public enum Gemm {
         }
     }
 
+    /// Visits one thread's share of a k block in cache order: for each run of up to `NC / NR` B slivers,
+    /// `pack(t, slot)` packs B sliver `t` into block slot `slot`, then `tile(s, t, slot)` runs A sliver `s`
+    /// against each of them (the A sliver stays in L1, the packed B block in L2).
+    @inline(__always)
+    static func forEachTile(nSlivers: Range<Int>, mSlivers: Range<Int>, pack: (Int, Int) -> Void,
+                            tile: (Int, Int, Int) -> Void) {
+        let perBlock = NC / NR
+        for jc in stride(from: nSlivers.lowerBound, to: nSlivers.upperBound, by: perBlock) {
+            let jcEnd = min(jc + perBlock, nSlivers.upperBound)
+            for t in jc..<jcEnd { pack(t, t - jc) }
+            for s in mSlivers { for t in jc..<jcEnd { tile(s, t, t - jc) } }
+        }
+    }
+
     /// One thread's share of a k block: B slivers `nSlivers` × A slivers `mSlivers`.
     static func computeBlock(transB: Bool, m: Int, n: Int, kc: Int, p0: Int, alpha: Float,
                              aPacked: UnsafeMutablePointer<Float>, b: UnsafePointer<Float>, ldb: Int,
                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int,
                              nSlivers: Range<Int>, mSlivers: Range<Int>) {
         guard !nSlivers.isEmpty, !mSlivers.isEmpty else { return }
-        let perBlock = NC / NR
-        let bBuf = GemmScratch.current(1).floats(perBlock * NR * kc)
+        let bBuf = GemmScratch.current(1).floats(NC / NR * NR * kc)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: MR * NR) { edge in
             let tile = edge.baseAddress!
-            var jc = nSlivers.lowerBound
-            while jc < nSlivers.upperBound {
-                let jcEnd = min(jc + perBlock, nSlivers.upperBound)
-                for t in jc..<jcEnd {
-                    packBSliver(transB: transB, b: b, ldb: ldb, j0: t * NR, cols: min(NR, n - t * NR),
-                                p0: p0, kc: kc, dst: bBuf + (t - jc) * NR * kc)
-                }
-                for s in mSlivers {
-                    let rows = min(MR, m - s * MR)
-                    let aS = UnsafePointer(aPacked + s * MR * kc)
-                    for t in jc..<jcEnd {
-                        let cols = min(NR, n - t * NR)
-                        let bS = UnsafePointer(bBuf + (t - jc) * NR * kc)
-                        let cT = c + s * MR * ldc + t * NR
-                        if rows == MR && cols == NR {
-                            microKernel6x64(kc: kc, a: aS, b: bS, c: cT, ldc: ldc, alpha: alpha, beta: beta)
-                        } else {
-                            microKernel6x64(kc: kc, a: aS, b: bS, c: tile, ldc: NR, alpha: alpha, beta: 0)
-                            for i in 0..<rows {
-                                for j in 0..<cols {
-                                    let v = tile[i * NR + j]
-                                    cT[i * ldc + j] = beta == 0 ? v : v + beta * cT[i * ldc + j]
-                                }
-                            }
+            forEachTile(nSlivers: nSlivers, mSlivers: mSlivers, pack: { t, slot in
+                packBSliver(transB: transB, b: b, ldb: ldb, j0: t * NR, cols: min(NR, n - t * NR),
+                            p0: p0, kc: kc, dst: bBuf + slot * NR * kc)
+            }, tile: { s, t, slot in
+                let rows = min(MR, m - s * MR), cols = min(NR, n - t * NR)
+                let aS = UnsafePointer(aPacked + s * MR * kc)
+                let bS = UnsafePointer(bBuf + slot * NR * kc)
+                let cT = c + s * MR * ldc + t * NR
+                if rows == MR && cols == NR {
+                    microKernel6x64(kc: kc, a: aS, b: bS, c: cT, ldc: ldc, alpha: alpha, beta: beta)
+                } else {
+                    microKernel6x64(kc: kc, a: aS, b: bS, c: tile, ldc: NR, alpha: alpha, beta: 0)
+                    for i in 0..<rows {
+                        for j in 0..<cols {
+                            let v = tile[i * NR + j]
+                            cT[i * ldc + j] = beta == 0 ? v : v + beta * cT[i * ldc + j]
                         }
                     }
                 }
-                jc = jcEnd
-            }
+            })
         }
     }
 }

@@ -2,12 +2,15 @@ import ArgumentParser
 import Foundation
 import FinchKernels
 
-/// `finch bench gemm`: SGEMM GFLOP/s for the shapes of `../shared/bench/README.md`, at 1 and 2 threads,
-/// next to the OpenBLAS figures measured there.
+/// `finch bench gemm`: GEMM GFLOP/s for the shapes of `../shared/bench/README.md`, at 1 and 2 threads: fp32
+/// next to the OpenBLAS figures measured there, bf16 (`--precision bf16`) as a fraction of the vdpbf16ps peak.
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
-        abstract: "SGEMM GFLOP/s (median of ~50 ms samples) for the reference shapes, vs OpenBLAS.")
+        abstract: "GEMM GFLOP/s (median of ~50 ms samples) for the reference shapes: fp32 vs OpenBLAS, bf16 vs peak.")
+
+    @Option(name: .long, help: "fp32 (compared with OpenBLAS SGEMM) or bf16 (compared with the vdpbf16ps peak).")
+    var precision: String = "fp32"
 
     @Option(name: .long, help: "Comma-separated thread counts.")
     var threads: String = "1,2"
@@ -34,6 +37,8 @@ struct BenchGemm: ParsableCommand {
         "256x256x256/NN": (104, 187), "256x256x256/NT": (102, 180), "256x256x256/TN": (104, 182),
         "64x4096x256/NN": (92.7, 176), "64x4096x256/NT": (88.9, 173), "64x4096x256/TN": (93.4, 181),
     ]
+    /// vdpbf16ps zmm peak (GFLOP/s), 1 and 2 threads: "Peak arithmetic rate" in the same README.
+    static let bf16Peak: [Int: Double] = [1: 234, 2: 461]
     static let shapes: [(m: Int, n: Int, k: Int)] = [
         (512, 768, 768), (512, 3072, 768), (512, 768, 3072), (2048, 2048, 2048), (256, 256, 256), (64, 4096, 256),
     ]
@@ -43,12 +48,17 @@ struct BenchGemm: ParsableCommand {
         var shape: String, layout: String, threads: Int
         var median: Double, min: Double, max: Double
         var openblas: Double?, ratio: Double?
+        /// bf16 only: median / vdpbf16ps peak at this thread count.
+        var peakFraction: Double?
     }
 
     func validate() throws {
         guard parsedThreads.count > 0 else { throw ValidationError("--threads: expected a list like 1,2, got '\(threads)'") }
         guard seconds > 0, samples > 0 else { throw ValidationError("--seconds and --samples must be positive") }
+        guard gemmPrecision != nil else { throw ValidationError("--precision: expected fp32 or bf16, got '\(precision)'") }
     }
+
+    var gemmPrecision: GemmPrecision? { precision == "fp32" ? .fp32 : (precision == "bf16" ? .bf16 : nil) }
 
     var parsedThreads: [Int] { threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 } }
 
@@ -57,10 +67,14 @@ struct BenchGemm: ParsableCommand {
         let saved = pool.threads
         defer { pool.setThreads(saved) }
         var rows: [Row] = []
+        let bf16 = gemmPrecision == .bf16
+        if bf16 && !Gemm.bf16Available { print("note: this CPU has no AVX512-BF16; bf16 runs the fp32 path") }
         if !json {
-            print("SGEMM GFLOP/s, median of \(samples) samples of ≥\(Int(seconds * 1000)) ms (OpenBLAS: bench/README.md)")
+            let what = bf16 ? "bf16 GEMM (fp32 accumulation)" : "SGEMM"
+            let ref = bf16 ? "peak: vdpbf16ps" : "OpenBLAS"
+            print("\(what) GFLOP/s, median of \(samples) samples of ≥\(Int(seconds * 1000)) ms (\(ref), bench/README.md)")
             print(pad("M×N×K", 16) + pad("layout", 8) + pad("threads", 9) + pad("ours", 9) + pad("min–max", 14)
-                  + pad("OpenBLAS", 10) + "ratio")
+                  + (bf16 ? pad("peak", 10) + "of peak" : pad("OpenBLAS", 10) + "ratio"))
         }
         for t in parsedThreads {
             pool.setThreads(t)
@@ -69,13 +83,13 @@ struct BenchGemm: ParsableCommand {
                     let row = measure(s.m, s.n, s.k, layout: layout, threads: t)
                     rows.append(row)
                     if !json {
-                        let ref = row.openblas.map { fmt($0) } ?? "-"
-                        let ratio = row.ratio.map { String(format: "%.0f%%", $0 * 100) } ?? "-"
+                        let ref = (bf16 ? Self.bf16Peak[t] : row.openblas).map { fmt($0) } ?? "-"
+                        let ratio = (bf16 ? row.peakFraction : row.ratio).map { String(format: "%.0f%%", $0 * 100) } ?? "-"
                         print(pad(row.shape, 16) + pad(layout, 8) + pad("\(t)", 9) + pad(fmt(row.median), 9)
                               + pad("\(fmt(row.min))–\(fmt(row.max))", 14) + pad(ref, 10) + ratio)
                     }
                     if resultLines {
-                        print("RESULT\tours_gemm/\(row.shape)/\(layout)/t\(t)\tGFLOP/s\t\(fmt(row.median))\t\(fmt(row.min))\t\(fmt(row.max))")
+                        print("RESULT\tours_gemm\(bf16 ? "_bf16" : "")/\(row.shape)/\(layout)/t\(t)\tGFLOP/s\t\(fmt(row.median))\t\(fmt(row.min))\t\(fmt(row.max))")
                     }
                     fflush(stdout)
                 }
@@ -94,8 +108,9 @@ struct BenchGemm: ParsableCommand {
         let a = Tensor(shape: [m * k]), b = Tensor(shape: [k * n]), c = Tensor(shape: [m * n])
         for i in 0..<a.count { a[i] = Float(i % 17) * 0.01 - 0.08 }
         for i in 0..<b.count { b[i] = Float(i % 13) * 0.01 - 0.06 }
+        let precision = gemmPrecision ?? .fp32
         let call = {
-            Gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a.ptr, lda: transA ? m : k,
+            Gemm.gemm(precision: precision, transA: transA, transB: transB, m: m, n: n, k: k, a: a.ptr, lda: transA ? m : k,
                        b: b.ptr, ldb: transB ? k : n, beta: 0, c: c.ptr, ldc: n)
         }
         call()   // warm-up: packing buffers, worker threads
@@ -113,8 +128,12 @@ struct BenchGemm: ParsableCommand {
         }
         rates.sort()
         let key = "\(m)x\(n)x\(k)"
-        let ref = Self.openBLASReference["\(key)/\(layout)"].flatMap { threads == 1 ? $0.t1 : (threads == 2 ? $0.t2 : nil) }
         let median = rates[rates.count / 2]
+        if precision == .bf16 {
+            return Row(shape: key, layout: layout, threads: threads, median: median, min: rates.first!, max: rates.last!,
+                       openblas: nil, ratio: nil, peakFraction: Self.bf16Peak[threads].map { median / $0 })
+        }
+        let ref = Self.openBLASReference["\(key)/\(layout)"].flatMap { threads == 1 ? $0.t1 : (threads == 2 ? $0.t2 : nil) }
         return Row(shape: key, layout: layout, threads: threads, median: median, min: rates.first!, max: rates.last!,
                    openblas: ref, ratio: ref.map { median / $0 })
     }
