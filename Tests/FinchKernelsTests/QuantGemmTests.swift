@@ -72,6 +72,21 @@ final class QuantGemmTests: XCTestCase {
         }
     }
 
+    func testEmptyInnerDimensionScalesOrZeroes() throws {
+        let w = try QuantizedMatrix(format: .q8_0, rows: 3, cols: 0, bytes: [])
+        var y: [Float] = [1, 2, 3, .nan, 5, 6], dx: [Float] = []
+        QuantGemm.forward(m: 2, x: [], ldx: 0, w: w, beta: 0, y: &y, ldy: 3)
+        XCTAssertEqual(y, [0, 0, 0, 0, 0, 0])
+        y = [1, 2, 3, 4, 5, 6]
+        QuantGemm.forward(m: 2, x: [], ldx: 0, w: w, beta: 0.5, y: &y, ldy: 3)
+        XCTAssertEqual(y, [0.5, 1, 1.5, 2, 2.5, 3])
+        QuantGemm.inputGradient(m: 2, dy: [Float](repeating: 1, count: 6), lddy: 3, w: w, beta: 0, dx: &dx, lddx: 0)
+        let none = try QuantizedMatrix(format: .q4_K, rows: 0, cols: 256, bytes: [])
+        var g = [Float](repeating: 7, count: 256)
+        QuantGemm.inputGradient(m: 1, dy: [], lddy: 0, w: none, beta: 0, dx: &g, lddx: 256)
+        XCTAssertEqual(g, [Float](repeating: 0, count: 256))
+    }
+
     /// Checks `got[i, j]` (row stride `ld`) against Σ_p a(i, p)·b(p, j) over `k` terms (+ beta · before), within 1e-5
     /// of Σ|a||b|, and that padding columns are untouched.
     private func check(_ got: [Float], ld: Int, m: Int, n: Int, k: Int, before: [Float], beta: Float,
