@@ -9,10 +9,15 @@ enum QuantDequant {
             let out = UnsafeMutableRawPointer(dst + (r - rr.lowerBound) * ld - cr.lowerBound)
             var c = cr.lowerBound
             while c < cr.upperBound {
-                let (v0, v1) = C.decode(row + c / C.blockSize * C.blockBytes, sub: c % C.blockSize / 32)
-                out.storeBytes(of: v0, toByteOffset: c * 4, as: SIMD16<Float>.self)
-                out.storeBytes(of: v1, toByteOffset: c * 4 + 64, as: SIMD16<Float>.self)
-                c += 32
+                // One block's scales serve all its sub-blocks in the range.
+                let blk = c / C.blockSize, end = min(cr.upperBound, (blk + 1) * C.blockSize)
+                let p = row + blk * C.blockBytes, s = C.scales(p)
+                while c < end {
+                    let (v0, v1) = C.decode(p, s, sub: c % C.blockSize / 32)
+                    out.storeBytes(of: v0, toByteOffset: c * 4, as: SIMD16<Float>.self)
+                    out.storeBytes(of: v1, toByteOffset: c * 4 + 64, as: SIMD16<Float>.self)
+                    c += 32
+                }
             }
         }
     }

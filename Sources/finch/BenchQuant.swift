@@ -24,18 +24,33 @@ struct BenchQuant: ParsableCommand {
     @Option(name: .customLong("train-rows"), help: "m (x rows) for the training shapes; 0 skips them.")
     var trainRows: Int = 2048
 
+    @Option(name: .customLong("fused-max-rows"), help: "Largest m the fused kernels take (QuantGemm.fusedMaxRows; above it the tile path).")
+    var fusedMaxRows: Int = QuantGemm.fusedMaxRows
+
+    @Option(name: .customLong("tile-floats"), help: "Floats in one dequantised tile (QuantGemm.tileFloats).")
+    var tileFloats: Int = QuantGemm.tileFloats
+
     @Option(name: .long, help: "Seconds per sample (each sample repeats the call at least this long).")
     var seconds: Double = 0.05
 
     @Option(name: .long, help: "Samples per case (the median is reported).")
     var samples: Int = 5
 
+    @Flag(name: .customLong("fp32"), inversion: .prefixedNo, help: "Also time sgemm's m = 1 path on the Float matrices (the bandwidth yardstick).")
+    var fp32 = true
+
+    @Flag(name: .long, help: "Report the fastest sample instead of the median (on a machine shared with other work).")
+    var best = false
+
+    @Flag(name: .customLong("cpu-time"), help: "Time by this process's CPU seconds per thread instead of the wall clock (on a machine shared with other work; spinning pool workers count as busy).")
+    var cpuTime = false
+
     @Flag(name: .long, help: "Print one JSON object instead of the table.")
     var json = false
 
     struct Row: Codable {
         var format: String, kind: String, shape: String, m: Int, threads: Int
-        /// Median µs per call.
+        /// µs per call (median, or fastest with --best).
         var micros: Double
         /// Weight bytes read per second (decode rows) or nil.
         var gbPerSecond: Double?
@@ -60,8 +75,10 @@ struct BenchQuant: ParsableCommand {
         let ts = list(threads), ms = list(decodeRows)
         guard !ts.isEmpty, samples > 0, seconds > 0 else { throw ValidationError("--threads, --samples and --seconds must be positive") }
         let pool = ThreadPool.shared
-        let saved = pool.threads
-        defer { pool.setThreads(saved) }
+        let saved = (pool.threads, QuantGemm.fusedMaxRows, QuantGemm.tileFloats)
+        defer { pool.setThreads(saved.0); QuantGemm.fusedMaxRows = saved.1; QuantGemm.tileFloats = saved.2 }
+        QuantGemm.fusedMaxRows = fusedMaxRows
+        QuantGemm.tileFloats = max(1024, tileFloats)
         var rows: [Row] = []
         func emit(_ r: Row) {
             rows.append(r)
@@ -73,8 +90,20 @@ struct BenchQuant: ParsableCommand {
             fflush(stdout)
         }
         if !json {
-            print("median of \(samples) samples of ≥\(Int(seconds * 1000)) ms; decode: GB/s of weight bytes read")
+            print("\(best ? "fastest" : "median") of \(samples) samples of ≥\(Int(seconds * 1000)) ms \(cpuTime ? "CPU time per thread" : "wall time"); decode: GB/s of weight bytes read")
             print(pad("format", 6) + pad("kind", 15) + pad("W rows×cols", 12) + pad("m", 6) + pad("t", 4) + pad("µs", 11) + "rate")
+        }
+        // The bandwidth yardstick under the same conditions: sgemm's matrix–vector path on a Float matrix.
+        for s in Self.decodeShapes where fp32 {
+            let wf = Tensor(shape: [s.rows * s.cols]), x = Tensor(shape: [s.cols]), y = Tensor(shape: [s.rows])
+            for i in 0..<wf.count { wf[i] = Float(i % 7) * 0.01 }
+            for t in ts {
+                pool.setThreads(t)
+                let sec = time { Gemm.sgemm(transA: false, transB: true, m: 1, n: s.rows, k: s.cols, a: x.ptr, lda: s.cols,
+                                            b: wf.ptr, ldb: s.cols, beta: 0, c: y.ptr, ldc: s.rows) }
+                emit(Row(format: "f32", kind: "sgemm", shape: "\(s.rows)×\(s.cols)", m: 1, threads: t,
+                         micros: sec * 1e6, gbPerSecond: Double(wf.count * 4) / sec / 1e9))
+            }
         }
         for f in fmts {
             for shape in Self.decodeShapes {
@@ -141,16 +170,19 @@ struct BenchQuant: ParsableCommand {
         return try QuantizedMatrix(format: format, rows: rows, cols: cols, bytes: bytes)
     }
 
-    /// Median seconds per call: each sample repeats `call` for at least `seconds`.
+    /// Seconds per call, the median (or with `--best`, the fastest) of the samples; each sample repeats `call` for
+    /// at least `seconds`.
     private func time(_ call: () -> Void) -> Double {
         call()   // warm-up: tiles, packing buffers, worker threads
+        let threads = Double(ThreadPool.shared.threads)
+        let clock = cpuTime ? { cpuSeconds() / threads } : nowSeconds
         let perCall = (0..<samples).map { _ -> Double in
-            let t0 = nowSeconds()
+            let t0 = clock()
             var reps = 0
-            while reps == 0 || nowSeconds() - t0 < seconds { call(); reps += 1 }
-            return (nowSeconds() - t0) / Double(reps)
+            while reps == 0 || clock() - t0 < seconds { call(); reps += 1 }
+            return (clock() - t0) / Double(reps)
         }
-        return median(perCall)
+        return best ? perCall.min()! : median(perCall)
     }
 
     private func list(_ s: String) -> [Int] { s.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 } }

@@ -72,6 +72,21 @@ final class QuantGemmTests: XCTestCase {
         }
     }
 
+    func testEmptyInnerDimensionScalesOrZeroes() throws {
+        let w = try QuantizedMatrix(format: .q8_0, rows: 3, cols: 0, bytes: [])
+        var y: [Float] = [1, 2, 3, .nan, 5, 6], dx: [Float] = []
+        QuantGemm.forward(m: 2, x: [], ldx: 0, w: w, beta: 0, y: &y, ldy: 3)
+        XCTAssertEqual(y, [0, 0, 0, 0, 0, 0])
+        y = [1, 2, 3, 4, 5, 6]
+        QuantGemm.forward(m: 2, x: [], ldx: 0, w: w, beta: 0.5, y: &y, ldy: 3)
+        XCTAssertEqual(y, [0.5, 1, 1.5, 2, 2.5, 3])
+        QuantGemm.inputGradient(m: 2, dy: [Float](repeating: 1, count: 6), lddy: 3, w: w, beta: 0, dx: &dx, lddx: 0)
+        let none = try QuantizedMatrix(format: .q4_K, rows: 0, cols: 256, bytes: [])
+        var g = [Float](repeating: 7, count: 256)
+        QuantGemm.inputGradient(m: 1, dy: [], lddy: 0, w: none, beta: 0, dx: &g, lddx: 256)
+        XCTAssertEqual(g, [Float](repeating: 0, count: 256))
+    }
+
     /// Checks `got[i, j]` (row stride `ld`) against Σ_p a(i, p)·b(p, j) over `k` terms (+ beta · before), within 1e-5
     /// of Σ|a||b|, and that padding columns are untouched.
     private func check(_ got: [Float], ld: Int, m: Int, n: Int, k: Int, before: [Float], beta: Float,
@@ -105,31 +120,34 @@ final class QuantGemmTests: XCTestCase {
         for (fi, f) in QuantFormat.allCases.enumerated() {
             let colCounts = f.blockSize == 32 ? [32, 96, 256, 768] : [256, 512, 768]
             for (mi, m) in ms.enumerated() {
-                let rows = rowCounts[(mi + fi) % rowCounts.count], cols = colCounts[(mi * 3 + fi) % colCounts.count]
-                let beta: Float = mi % 2 == 0 ? 0 : 1
-                let pad = (mi + fi) % 3 == 0 ? 0 : 3
-                // Small tiles make the tile path take several tiles and bands even on small matrices.
-                QuantGemm.tileFloats = mi % 3 == 0 ? 1 << 20 : 64 * cols
-                let (w, ref) = try matrix(f, rows: rows, cols: cols, rng: &rng)
-                let what = "\(f) m=\(m) rows=\(rows) cols=\(cols) beta=\(beta) pad=\(pad) threads=\(threads)"
+                for variant in 0..<2 {
+                    let rows = rowCounts[(mi + fi + 2 * variant) % rowCounts.count]
+                    let cols = colCounts[(mi * 3 + fi + variant) % colCounts.count]
+                    let beta: Float = (mi + variant) % 2 == 0 ? 0 : 1
+                    let pad = (mi + fi + variant) % 3 == 0 ? 0 : 3
+                    // Small tiles make the tile path take several tiles and bands even on small matrices.
+                    QuantGemm.tileFloats = mi % 3 == 0 ? 1 << 20 : 64 * cols
+                    let (w, ref) = try matrix(f, rows: rows, cols: cols, rng: &rng)
+                    let what = "\(f) m=\(m) rows=\(rows) cols=\(cols) beta=\(beta) pad=\(pad) threads=\(threads)"
 
-                let ldx = cols + pad, ldy = rows + pad
-                let x = (0..<(m * ldx)).map { _ in rng.float() }
-                var y = (0..<(m * ldy)).map { _ in rng.float() }
-                if beta == 0 { for i in stride(from: 0, to: y.count, by: 4) where i % ldy < rows { y[i] = .nan } }
-                let y0 = y
-                QuantGemm.forward(m: m, x: x, ldx: ldx, w: w, beta: beta, y: &y, ldy: ldy)
-                check(y, ld: ldy, m: m, n: rows, k: cols, before: y0, beta: beta,
-                      a: { x[$0 * ldx + $1] }, b: { ref[$1 * cols + $0] }, "forward " + what)
+                    let ldx = cols + pad, ldy = rows + pad
+                    let x = (0..<(m * ldx)).map { _ in rng.float() }
+                    var y = (0..<(m * ldy)).map { _ in rng.float() }
+                    if beta == 0 { for i in stride(from: 0, to: y.count, by: 4) where i % ldy < rows { y[i] = .nan } }
+                    let y0 = y
+                    QuantGemm.forward(m: m, x: x, ldx: ldx, w: w, beta: beta, y: &y, ldy: ldy)
+                    check(y, ld: ldy, m: m, n: rows, k: cols, before: y0, beta: beta,
+                          a: { x[$0 * ldx + $1] }, b: { ref[$1 * cols + $0] }, "forward " + what)
 
-                let lddy = rows + pad, lddx = cols + pad
-                let dy = (0..<(m * lddy)).map { _ in rng.float() }
-                var dx = (0..<(m * lddx)).map { _ in rng.float() }
-                if beta == 0 { for i in stride(from: 1, to: dx.count, by: 4) where i % lddx < cols { dx[i] = .nan } }
-                let dx0 = dx
-                QuantGemm.inputGradient(m: m, dy: dy, lddy: lddy, w: w, beta: beta, dx: &dx, lddx: lddx)
-                check(dx, ld: lddx, m: m, n: cols, k: rows, before: dx0, beta: beta,
-                      a: { dy[$0 * lddy + $1] }, b: { ref[$0 * cols + $1] }, "inputGradient " + what)
+                    let lddy = rows + pad, lddx = cols + pad
+                    let dy = (0..<(m * lddy)).map { _ in rng.float() }
+                    var dx = (0..<(m * lddx)).map { _ in rng.float() }
+                    if beta == 0 { for i in stride(from: 1, to: dx.count, by: 4) where i % lddx < cols { dx[i] = .nan } }
+                    let dx0 = dx
+                    QuantGemm.inputGradient(m: m, dy: dy, lddy: lddy, w: w, beta: beta, dx: &dx, lddx: lddx)
+                    check(dx, ld: lddx, m: m, n: cols, k: rows, before: dx0, beta: beta,
+                          a: { dy[$0 * lddy + $1] }, b: { ref[$0 * cols + $1] }, "inputGradient " + what)
+                }
             }
         }
     }
