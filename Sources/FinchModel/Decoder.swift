@@ -81,6 +81,11 @@ public final class Decoder {
     /// training forward, so a resumed run draws the same masks). Masks are a function of
     /// (seed, step, layer, site) only, and the backward re-derives the forward's.
     public var dropoutStep: UInt64 = 0
+    /// Arithmetic of the decoder's matrix products (projections, LM head; forward and backward alike):
+    /// `.bf16` rounds both operands to bf16 and accumulates in fp32 (`vdpbf16ps`), as PyTorch's bf16 autocast
+    /// does; weights, gradients and optimizer state stay fp32. `.fp32` (the default) is bit-for-bit the fp32 path.
+    /// Attention, norms, softmax and the small PEFT products stay fp32 either way.
+    public var precision: GemmPrecision = .fp32
     /// Training mode: dropout is applied only when true. Evaluation, KV-cached decoding and generation never drop.
     public var training = false
     /// The dropout of the last `forwardHidden` (nil = none), which its backward re-derives.
@@ -210,10 +215,10 @@ public final class Decoder {
             QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
         } else if s.conv1D {
             let W = w(s.weight)
-            Gemm.sgemm(transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
+            Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
         } else {
-            Gemm.sgemm(transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,
+            Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: w(s.weight), ldb: s.inFeatures, beta: 0, c: yc, ldc: ldy)
         }
         if s.hasBias {
@@ -230,10 +235,10 @@ public final class Decoder {
         let dyc = dy + s.column
         if let gW = grad(s.weight) {
             if s.conv1D {   // dW[in, out] += xᵀ·dy
-                Gemm.sgemm(transA: true, transB: false, m: s.inFeatures, n: s.outFeatures, k: rows,
+                Gemm.gemm(precision: precision, transA: true, transB: false, m: s.inFeatures, n: s.outFeatures, k: rows,
                            a: x, lda: ldx, b: dyc, ldb: ldy, beta: 1, c: gW, ldc: s.outFeatures)
             } else {        // dW[out, in] += dyᵀ·x
-                Gemm.sgemm(transA: true, transB: false, m: s.outFeatures, n: s.inFeatures, k: rows,
+                Gemm.gemm(precision: precision, transA: true, transB: false, m: s.outFeatures, n: s.inFeatures, k: rows,
                            a: dyc, lda: ldy, b: x, ldb: ldx, beta: 1, c: gW, ldc: s.inFeatures)
             }
         }
@@ -245,10 +250,10 @@ public final class Decoder {
         } else if let dx = dx {
             let W = w(s.weight)
             if s.conv1D {
-                Gemm.sgemm(transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,
+                Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,
                            a: dyc, lda: ldy, b: W, ldb: s.outFeatures, beta: accumulate ? 1 : 0, c: dx, ldc: lddx)
             } else {
-                Gemm.sgemm(transA: false, transB: false, m: rows, n: s.inFeatures, k: s.outFeatures,
+                Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.inFeatures, k: s.outFeatures,
                            a: dyc, lda: ldy, b: W, ldb: s.inFeatures, beta: accumulate ? 1 : 0, c: dx, ldc: lddx)
             }
         }

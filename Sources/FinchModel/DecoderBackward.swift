@@ -74,11 +74,11 @@ extension Decoder {
         let N = bf.rows, C = config.hiddenSize, V = config.vocabSize
         let head = config.headWeightName
         if let gW = grad(head) {   // dW[V, C] += dlogitsᵀ · hidden
-            Gemm.sgemm(transA: true, transB: false, m: V, n: C, k: N, a: dlogits.ptr, lda: V,
+            Gemm.gemm(precision: precision, transA: true, transB: false, m: V, n: C, k: N, a: dlogits.ptr, lda: V,
                        b: bf.hidden.ptr, ldb: C, beta: 1, c: gW, ldc: C)
         }
         let dHidden = bf.dHidden
-        Gemm.sgemm(transA: false, transB: false, m: N, n: C, k: V, a: dlogits.ptr, lda: V,
+        Gemm.gemm(precision: precision, transA: false, transB: false, m: N, n: C, k: V, a: dlogits.ptr, lda: V,
                    b: w(head), ldb: C, beta: 0, c: dHidden.ptr, ldc: C)
         if let lora = hooks?.linearAdapter(module: "lm_head") {
             lora.backward(x: bf.hidden.ptr, ldx: C, dy: dlogits.ptr, ldy: V, dx: dHidden.ptr, lddx: C, rows: N)

@@ -289,7 +289,7 @@ extension Decoder {
     /// logits[rows, V] = hidden[rows, C] · Wᵀ (W = lm_head or the tied embedding, [V, C]).
     func headForward(_ bf: DecoderBuffers, rows: Int, hidden: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
         let C = config.hiddenSize, V = config.vocabSize
-        Gemm.sgemm(transA: false, transB: true, m: rows, n: V, k: C, a: hidden, lda: C,
+        Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: V, k: C, a: hidden, lda: C,
                    b: w(config.headWeightName), ldb: C, beta: 0, c: logits, ldc: V)
         if let lora = hooks?.linearAdapter(module: "lm_head") {
             lora.forward(x: hidden, ldx: C, y: logits, ldy: V, rows: rows)

@@ -69,10 +69,10 @@ extension Decoder {
                 if computeGradients {
                     let dh = dHidden.ptr + start * C
                     if let gW = gW {   // dW[V, C] += dlogitsᵀ · hidden
-                        Gemm.sgemm(transA: true, transB: false, m: V, n: C, k: n, a: logits.ptr, lda: V,
+                        Gemm.gemm(precision: precision, transA: true, transB: false, m: V, n: C, k: n, a: logits.ptr, lda: V,
                                    b: hidden.ptr, ldb: C, beta: 1, c: gW, ldc: C)
                     }
-                    Gemm.sgemm(transA: false, transB: false, m: n, n: C, k: V, a: logits.ptr, lda: V,
+                    Gemm.gemm(precision: precision, transA: false, transB: false, m: n, n: C, k: V, a: logits.ptr, lda: V,
                                b: w(head), ldb: C, beta: 0, c: dh, ldc: C)
                     lora?.backward(x: hidden.ptr, ldx: C, dy: logits.ptr, ldy: V, dx: dh, lddx: C, rows: n)
                 }

@@ -23,6 +23,7 @@ struct BenchLoRA: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
     @Option(help: "Worker threads (default: the pool's).") var threads: Int?
     @Option(help: "Hold the frozen base as q8_0, q4_0, q4_1, q4_K or q6_K blocks (default: fp32).") var baseQuant: String?
+    @Option(help: "Matrix-product arithmetic: fp32 or bf16.") var precision: Precision = .fp32
     @Flag(help: "Print one JSON object instead of the table.") var json = false
 
     func validate() throws {
@@ -42,6 +43,7 @@ struct BenchLoRA: ParsableCommand {
         let cfg = LoRAAdapterConfig(r: rank, loraAlpha: Double(2 * rank), loraDropout: 0, targetModules: ["all-linear"])
         let lora = try LoRAModule(config: cfg, decoder: decoder, seed: 0)
         lora.attach(to: decoder)
+        decoder.precision = precision.gemm
         if let q = baseQuant.flatMap(QuantFormat.init(rawValue:)) { try decoder.quantizeFrozenBase(q) }
         let loadSeconds = nowSeconds() - loadStart
 
@@ -68,7 +70,7 @@ struct BenchLoRA: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "model": model, "rank": rank, "batch": batch, "length": length, "threads": ThreadPool.shared.threads,
-                "base_quant": baseQuant ?? "fp32", "steps": steps, "s_per_step": seconds, "tokens_per_s": tokens,
+                "base_quant": baseQuant ?? "fp32", "precision": precision.rawValue, "steps": steps, "s_per_step": seconds, "tokens_per_s": tokens,
                 "peak_rss_mib": rss, "loss": Double(loss), "trainable_parameters": trainable,
                 "weight_mib": Double(decoder.weightBytes) / 1048576, "load_s": loadSeconds,
             ]
@@ -76,7 +78,7 @@ struct BenchLoRA: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("LoRA r=\(rank) all-linear, \(batch) × \(length) tokens, base \(baseQuant ?? "fp32"), \(ThreadPool.shared.threads) threads, median of \(steps) steps")
+        print("LoRA r=\(rank) all-linear, \(batch) × \(length) tokens, base \(baseQuant ?? "fp32"), \(precision.rawValue) products, \(ThreadPool.shared.threads) threads, median of \(steps) steps")
         print(String(format: "  s/step       %8.2f", seconds))
         print(String(format: "  tokens/s     %8.1f", tokens))
         print(String(format: "  peak RSS MiB %8.0f   (weights %.0f MiB)", rss, Double(decoder.weightBytes) / 1048576))

@@ -51,12 +51,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps after one warm-up step.") var steps: Int = 5
     @Option(help: "Batch size.") var batch: Int = 4
     @Option(help: "Sequence length.") var length: Int = 64
+    @Option(help: "Matrix-product arithmetic: fp32 or bf16.") var precision: Precision = .fp32
     @Flag(help: "Print one JSON object instead of the table.") var json = false
 
     func run() throws {
         if let t = threads { ThreadPool.shared.setThreads(t) }
         let cfg = preset.config
         let d = Decoder(config: cfg, seed: 1)
+        d.precision = precision.gemm
         d.allocateGradients()
         var rng = SeededRNG(seed: 2)
         let N = batch * length
@@ -95,7 +97,7 @@ struct BenchTrain: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "batch": batch, "length": length,
-                "steps": steps, "ms_per_step": ms, "cpu_ms_per_step": cpuMs, "tokens_per_s": tokens, "peak_rss_mib": rss, "loss": Double(loss),
+                "precision": precision.rawValue, "steps": steps, "ms_per_step": ms, "cpu_ms_per_step": cpuMs, "tokens_per_s": tokens, "peak_rss_mib": rss, "loss": Double(loss),
                 "forward_ms": median(phases["forward"]!) * 1000, "backward_ms": median(phases["backward"]!) * 1000,
                 "adamw_ms": median(phases["adamw"]!) * 1000,
                 "llmc_ms_2t": ref.llmc, "pytorch_ms_2t": ref.torch,
@@ -115,6 +117,12 @@ struct BenchTrain: ParsableCommand {
         print(String(format: "  vs llm.c 2t    %.0f ms → %.2f× faster", ref.llmc, ref.llmc / ms))
         print(String(format: "  vs PyTorch 2t  %.0f ms → %.2f× faster", ref.torch, ref.torch / ms))
     }
+}
+
+/// The arithmetic of a benchmark's matrix products.
+enum Precision: String, ExpressibleByArgument, CaseIterable {
+    case fp32, bf16
+    var gemm: GemmPrecision { self == .bf16 ? .bf16 : .fp32 }
 }
 
 /// `finch bench decode`: batch-1 prefill (pp64) and greedy decode (tg128) tokens/s with the KV cache.
