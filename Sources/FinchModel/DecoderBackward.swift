@@ -130,6 +130,7 @@ extension Decoder {
                                        adapter: hooks?.residualAdapter(layer: l, site: .mlp), bf)
         if let d = forwardDropout { dMlpOut = dropoutGradient(d, layer: l, site: .mlp, dDropped: dMlpOut, bf) }
         if let post = lay.postMLPNorm { dMlpOut = postNormBackward(post, dy: dMlpOut, x: bf.mlpOut[l].ptr, rstd: bf.rstd4[l].ptr, bf) }
+        mlpActivation(l, bf)   // recomputed into the shared buffer (DecoderBuffers)
         linearBackward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, dy: dMlpOut, ldy: C, dx: bf.dAct.ptr, lddx: F, accumulate: false, rows: N)
         if cfg.flavour == .gpt2 {
             GELU.backward(dy: bf.dAct.ptr, x: bf.mlpIn[l].ptr, dx: bf.dMlpIn.ptr, count: N * F)
@@ -138,6 +139,7 @@ extension Decoder {
         } else {
             SiLU.swigluBackward(dOut: bf.dAct.ptr, gateUp: bf.mlpIn[l].ptr, dGateUp: bf.dMlpIn.ptr, rows: N, width: F)
         }
+        normForward(lay.norm2, x: bf.mid[l].ptr, y: bf.norm2[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, rows: N)
         for (i, s) in lay.mlpIn.enumerated() {
             linearBackward(s, x: bf.norm2[l].ptr, ldx: C, dy: bf.dMlpIn.ptr, ldy: FW, dx: bf.dNorm.ptr, lddx: C, accumulate: i > 0, rows: N)
         }
@@ -183,6 +185,7 @@ extension Decoder {
         }
         // The norm's input gradient is needed below this layer, its output gradient also for its own weights.
         let needNormGrad = needInputGrad || trainable.contains(lay.norm1 + ".weight") || trainable.contains(lay.norm1 + ".bias")
+        normForward(lay.norm1, x: bf.residual[l].ptr, y: bf.norm1[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr, rows: N)
         for (i, s) in lay.qkv.enumerated() {
             linearBackward(s, x: bf.norm1[l].ptr, ldx: C, dy: dqkv, ldy: W, dx: needNormGrad ? bf.dNorm.ptr : nil,
                            lddx: C, accumulate: i > 0, rows: N)

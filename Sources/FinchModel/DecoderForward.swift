@@ -103,9 +103,10 @@ extension Decoder {
     }
 
     func trainingBuffers(batch: Int, length: Int) -> DecoderBuffers {
-        if let b = buffers, b.batch == batch, b.length == length { return b }
+        let keep = keepsSubLayerOutputs
+        if let b = buffers, b.batch == batch, b.length == length, b.keepSubLayerOutputs == keep { return b }
         buffers = nil   // free the old shape first
-        let b = DecoderBuffers(config: config, batch: batch, length: length)
+        let b = DecoderBuffers(config: config, batch: batch, length: length, keepSubLayerOutputs: keep)
         buffers = b
         return b
     }
@@ -159,6 +160,25 @@ extension Decoder {
         normForward(config.finalNorm, x: bf.residual[config.numLayers].ptr, y: bf.hidden.ptr,
                     mean: bf.meanF.ptr, rstd: bf.rstdF.ptr, rows: N)
         if let cache = cache { cache.length += bf.length }
+    }
+
+    /// Whether a backward reads the attention / MLP outputs (Gemma's post-norms, residual adapters' inputs).
+    var keepsSubLayerOutputs: Bool {
+        config.gemmaStyle || (0..<config.numLayers).contains { l in
+            hooks?.residualAdapter(layer: l, site: .attention) != nil || hooks?.residualAdapter(layer: l, site: .mlp) != nil
+        }
+    }
+
+    /// The MLP activation of layer l from its kept input: act = gelu(x), gelu_tanh(gate)·up or silu(gate)·up.
+    func mlpActivation(_ l: Int, _ bf: DecoderBuffers) {
+        let N = bf.rows, F = config.intermediateSize
+        if config.flavour == .gpt2 {
+            GELU.forward(x: bf.mlpIn[l].ptr, y: bf.act[l].ptr, count: N * F)
+        } else if config.gemmaStyle {
+            GELU.gegluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
+        } else {
+            SiLU.swigluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
+        }
     }
 
     func layerForward(_ l: Int, _ bf: DecoderBuffers, cache: KVCache?, dropout: DropoutStream? = nil) {
@@ -240,13 +260,7 @@ extension Decoder {
         normForward(lay.norm2, x: mid, y: bf.norm2[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, rows: N)
         let F = cfg.intermediateSize, FW = cfg.mlpInWidth
         for s in lay.mlpIn { linearForward(s, x: bf.norm2[l].ptr, ldx: C, y: bf.mlpIn[l].ptr, ldy: FW, rows: N) }
-        if cfg.flavour == .gpt2 {
-            GELU.forward(x: bf.mlpIn[l].ptr, y: bf.act[l].ptr, count: N * F)
-        } else if cfg.gemmaStyle {
-            GELU.gegluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
-        } else {
-            SiLU.swigluForward(gateUp: bf.mlpIn[l].ptr, out: bf.act[l].ptr, rows: N, width: F)
-        }
+        mlpActivation(l, bf)
         linearForward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, y: bf.mlpOut[l].ptr, ldy: C, rows: N)
         var mlpSub = bf.mlpOut[l].ptr
         if let post = lay.postMLPNorm {

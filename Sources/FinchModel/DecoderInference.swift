@@ -39,7 +39,7 @@ extension Decoder {
     func inferenceBuffers(batch: Int, length: Int) -> DecoderBuffers {
         if let b = stepBuffers, b.batch == batch, b.length == length { return b }
         if let b = inferenceBuffers, b.batch == batch, b.length == length { return b }
-        let b = DecoderBuffers(config: config, batch: batch, length: length)
+        let b = DecoderBuffers(config: config, batch: batch, length: length, keepSubLayerOutputs: false)   // no backward
         if length == 1 { stepBuffers = b } else { inferenceBuffers = b }
         return b
     }
