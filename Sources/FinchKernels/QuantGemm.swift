@@ -8,16 +8,20 @@ import Foundation
 /// ever exists in Float. `sgemm` is never called from inside a `parallelFor` body (the pool would run it
 /// on one thread).
 public enum QuantGemm {
-    /// Largest m the fused forward takes; above it the tile path is faster (`finch bench quant`).
+    /// Largest m the fused forward takes (`finch bench quant --fused-max-rows`: at m = 8 it is ~2x faster than the
+    /// tile path on SmolLM2 shapes; at m = 16 the two are within ~15% either way, depending on shape and format).
     public static var fusedMaxRows = 16
-    /// Floats in one dequantised tile of W (4 MiB).
+    /// sgemm's k block (`Gemm.KC`): slices and bands of W along k come in multiples of it.
+    static let kBlock = 256
+    /// Floats in one dequantised tile of W (4 MiB; a forward tile of whole rows holds at least 512 of them).
     public static var tileFloats = 1 << 20
 
     /// y[m, w.rows] = x[m, w.cols] · Wᵀ (+ beta · y): a linear layer's forward.
     /// beta == 0 overwrites y (NaNs there are ignored).
     public static func forward(m: Int, x: UnsafePointer<Float>, ldx: Int, w: QuantizedMatrix, beta: Float,
                                y: UnsafeMutablePointer<Float>, ldy: Int) {
-        precondition(ldx >= w.cols && ldy >= w.rows, "QuantGemm.forward: ldx \(ldx) < cols \(w.cols) or ldy \(ldy) < rows \(w.rows)")
+        precondition(m <= 1 || (ldx >= w.cols && ldy >= w.rows),
+                     "QuantGemm.forward: ldx \(ldx) < cols \(w.cols) or ldy \(ldy) < rows \(w.rows)")
         guard m > 0, w.rows > 0 else { return }
         if w.cols == 0 { return zeroK(m: m, n: w.rows, beta: beta, c: y, ldc: ldy) }
         if m <= fusedMaxRows {
@@ -30,8 +34,24 @@ public enum QuantGemm {
             }
             return
         }
-        // Tiles of whole W rows (output columns of y): each sgemm sees the full k and writes its own columns.
-        forEachTile(w, rowsPerTile: max(64, tileFloats / w.cols / 64 * 64)) { n0, nt, tile in
+        if w.rows * kBlock <= tileFloats {
+            // Slices of W's columns (the k of this product) in multiples of sgemm's k block, accumulated into y:
+            // x is packed once and y revisited once per k block, exactly as sgemm does on the whole matrix.
+            let kc = max(kBlock, tileFloats / w.rows / kBlock * kBlock)
+            let tile = QuantTile.current.floats(w.rows * min(kc, w.cols))
+            var k0 = 0
+            while k0 < w.cols {
+                let kw = min(kc, w.cols - k0)
+                dequantize(w, rows: 0..<w.rows, cols: k0..<(k0 + kw), into: tile)
+                Gemm.sgemm(transA: false, transB: true, m: m, n: w.rows, k: kw, a: x + k0, lda: ldx, b: tile, ldb: kw,
+                           beta: k0 == 0 ? beta : 1, c: y, ldc: ldy)
+                k0 += kw
+            }
+            return
+        }
+        // Too many rows for that: tiles of whole W rows (output columns of y), each sgemm seeing the full k. Each
+        // call repacks x, so a tile keeps at least 512 rows (measured: 64-row tiles ran at ~65% of sgemm).
+        forEachTile(w, rowsPerTile: max(512, tileFloats / w.cols / 64 * 64)) { n0, nt, tile in
             Gemm.sgemm(transA: false, transB: true, m: m, n: nt, k: w.cols, a: x, lda: ldx, b: tile, ldb: w.cols,
                        beta: beta, c: y + n0, ldc: ldy)
         }
@@ -41,12 +61,13 @@ public enum QuantGemm {
     /// beta == 0 overwrites dx (NaNs there are ignored).
     public static func inputGradient(m: Int, dy: UnsafePointer<Float>, lddy: Int, w: QuantizedMatrix, beta: Float,
                                      dx: UnsafeMutablePointer<Float>, lddx: Int) {
-        precondition(lddy >= w.rows && lddx >= w.cols, "QuantGemm.inputGradient: lddy \(lddy) < rows \(w.rows) or lddx \(lddx) < cols \(w.cols)")
+        precondition(m <= 1 || (lddy >= w.rows && lddx >= w.cols),
+                     "QuantGemm.inputGradient: lddy \(lddy) < rows \(w.rows) or lddx \(lddx) < cols \(w.cols)")
         guard m > 0, w.cols > 0 else { return }
         if w.rows == 0 { return zeroK(m: m, n: w.cols, beta: beta, c: dx, ldc: lddx) }
         // Bands of W rows (the k of this product) in multiples of sgemm's k block, accumulated into dx:
         // sgemm itself revisits C once per k block, so the bands add no traffic of their own.
-        forEachTile(w, rowsPerTile: max(256, tileFloats / w.cols / 256 * 256)) { k0, kb, tile in
+        forEachTile(w, rowsPerTile: max(kBlock, tileFloats / w.cols / kBlock * kBlock)) { k0, kb, tile in
             Gemm.sgemm(transA: false, transB: false, m: m, n: w.cols, k: kb, a: dy + k0, lda: lddy, b: tile, ldb: w.cols,
                        beta: k0 == 0 ? beta : 1, c: dx, ldc: lddx)
         }
@@ -60,18 +81,18 @@ public enum QuantGemm {
         var r0 = 0
         while r0 < w.rows {
             let count = min(rowsPerTile, w.rows - r0)
-            dequantize(w, rows: r0..<(r0 + count), into: tile)
+            dequantize(w, rows: r0..<(r0 + count), cols: 0..<w.cols, into: tile)
             body(r0, count, tile)
             r0 += count
         }
     }
 
-    /// Rows `rows` of `w` (all columns) into `dst` with row stride `w.cols`, split across the pool.
-    static func dequantize(_ w: QuantizedMatrix, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
-        let minRows = max(1, 16_384 / max(1, w.cols))
-        ThreadPool.shared.parallelFor(rows.count, minChunk: minRows) { _, r in
-            w.dequantize(rows: (rows.lowerBound + r.lowerBound)..<(rows.lowerBound + r.upperBound), cols: 0..<w.cols,
-                         into: dst + r.lowerBound * w.cols, ld: w.cols)
+    /// Rows `rows`, columns `cols` of `w` into `dst` with row stride `cols.count`, split across the pool.
+    static func dequantize(_ w: QuantizedMatrix, rows: Range<Int>, cols: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let ld = cols.count
+        ThreadPool.shared.parallelFor(rows.count, minChunk: max(1, 16_384 / max(1, ld))) { _, r in
+            w.dequantize(rows: (rows.lowerBound + r.lowerBound)..<(rows.lowerBound + r.upperBound), cols: cols,
+                         into: dst + r.lowerBound * ld, ld: ld)
         }
     }
 

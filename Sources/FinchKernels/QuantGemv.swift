@@ -1,7 +1,7 @@
-/// The fused small-m forward `y = x · Wᵀ` (decoding): every weight block is read once and turned into
-/// Float in registers next to the x values it multiplies; nothing is written but y. Bound by reading the
-/// weight bytes, so the row kernels keep enough independent accumulators to hide the FMA latency and
-/// nothing else. Threads split the output rows.
+/// The fused small-m forward `y = x · Wᵀ` (decoding): every weight block is read from memory once and turned
+/// into Float in registers next to the x values it multiplies; nothing is written but y. Threads split the
+/// output rows. Measured (`finch bench quant`, one core): q8_0 at m = 1 streams ~16-20 GB/s, near the read
+/// bandwidth; the 4- and 6-bit formats are bound by the byte → int → float conversions at ~6-9 GB/s.
 enum QuantGemv {
     static func forward<C: QuantBlockCodec>(_: C.Type, m: Int, x: UnsafePointer<Float>, ldx: Int, w: QuantizedMatrix,
                                             beta: Float, y: UnsafeMutablePointer<Float>, ldy: Int) {
@@ -10,24 +10,34 @@ enum QuantGemv {
             let p = y + i * ldy + j
             p.pointee = beta == 0 ? s : s + beta * p.pointee
         }
-        if m == 1 {
+        // Largest m that takes `row1` once per x row. Measured: for q8_0 (memory-bound) also m = 2 (1.5x faster on
+        // the 28 MB LM head than the shared-decode kernel); the 4- and 6-bit formats are compute-bound there
+        // and share each decoded block between x rows instead.
+        let rowByRowMaxRows = C.blockBytes * 8 >= 8 * C.blockSize ? 2 : 1
+        if m <= rowByRowMaxRows {
             // The sums of x over each 32-element sub-block serve the offsets (m, dmin·m_j) of every row.
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: w.cols / 32) { xs in
-                for c in 0..<(w.cols / 32) {
-                    let v = UnsafeRawPointer(x + 32 * c)
-                    xs[c] = (v.loadUnaligned(as: SIMD16<Float>.self) + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)).sum()
+            let subs = w.cols / 32
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: m * subs) { xs in
+                for i in 0..<m {
+                    for c in 0..<subs {
+                        let v = UnsafeRawPointer(x + i * ldx + 32 * c)
+                        xs[i * subs + c] = (v.loadUnaligned(as: SIMD16<Float>.self)
+                                            + v.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)).sum()
+                    }
                 }
                 let sums = UnsafePointer(xs.baseAddress!)
-                // A chunk of at least ~64 KiB of weights is worth a thread.
+                // A chunk of at least ~64 KiB of weights is worth a thread. A second x row finds the W row in L1.
                 ThreadPool.shared.parallelFor(n, minChunk: max(1, 65_536 / max(1, w.rowBytes))) { _, r in
-                    for j in r { store(0, j, row1(C.self, w.cols, x, sums, w.row(j))) }
+                    for j in r {
+                        for i in 0..<m { store(i, j, row1(C.self, w.cols, x + i * ldx, sums + i * subs, w.row(j))) }
+                    }
                 }
             }
             return
         }
-        // Eight (or four) x rows at a time meet two W rows, which stay in L1 after the first pass: the weights come
-        // from memory once whatever m is. x rows past m are padded with zeros in a scratch copy; W's last row
-        // repeats when n is odd. Padding sums are dropped.
+        // Eight (or four, or two) x rows at a time meet two W rows, which stay in L1 after the first pass: the
+        // weights come from memory once whatever m is. x rows past m are zeros in a padded scratch copy; W's last
+        // row repeats when n is odd. Padding sums are dropped.
         let ldp = w.cols, padded = (m + 7) / 8 * 8
         withUnsafeTemporaryAllocation(of: Float.self, capacity: padded * ldp) { buf in
             let xp = UnsafeMutablePointer(buf.baseAddress!)
@@ -40,8 +50,10 @@ enum QuantGemv {
                     var i0 = 0
                     while i0 < m {
                         let w0 = w.row(j0), w1 = w.row(min(j0 + 1, n - 1))
-                        let (s0, s1) = m - i0 > 4 ? rows8x2(C.self, w.cols, xp0 + i0 * ldp, ldp, eight: true, w0, w1)
-                                                  : rows8x2(C.self, w.cols, xp0 + i0 * ldp, ldp, eight: false, w0, w1)
+                        let xi = xp0 + i0 * ldp, left = m - i0
+                        let (s0, s1) = left > 4 ? rows8x2(C.self, w.cols, xi, ldp, count: 8, w0, w1)
+                            : left > 2 ? rows8x2(C.self, w.cols, xi, ldp, count: 4, w0, w1)
+                            : rows8x2(C.self, w.cols, xi, ldp, count: 2, w0, w1)
                         for i in 0..<min(8, m - i0) {
                             store(i0 + i, j0, s0[i])
                             if j0 + 1 < n { store(i0 + i, j0 + 1, s1[i]) }
@@ -98,11 +110,11 @@ enum QuantGemv {
         return (a0 + a1).sum() + (o0 + o1)
     }
 
-    /// Dot products of x rows `x + i·ldx` (i < 8, or i < 4 when `!eight`; `eight` is a literal at each call, so
-    /// the unused half folds away) with two weight rows: (row 0's sums, row 1's sums). Each decoded sub-block
-    /// meets up to eight x rows: 16 accumulators.
+    /// Dot products of x rows `x + i·ldx` (i < `count`: 2, 4 or 8, a literal at each call, so the unused rows fold
+    /// away) with two weight rows: (row 0's sums, row 1's sums). Each decoded sub-block meets up to eight x rows:
+    /// 16 accumulators.
     @inline(__always)
-    static func rows8x2<C: QuantBlockCodec>(_: C.Type, _ k: Int, _ x: UnsafePointer<Float>, _ ldx: Int, eight: Bool,
+    static func rows8x2<C: QuantBlockCodec>(_: C.Type, _ k: Int, _ x: UnsafePointer<Float>, _ ldx: Int, count: Int,
                                             _ w0: UnsafeRawPointer, _ w1: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>) {
         var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
         var a4 = SIMD16<Float>(), a5 = SIMD16<Float>(), a6 = SIMD16<Float>(), a7 = SIMD16<Float>()
@@ -121,8 +133,9 @@ enum QuantGemv {
                     a.addProduct(p0, lo); a.addProduct(q0, hi)
                     b.addProduct(p1, lo); b.addProduct(q1, hi)
                 }
-                row(0, &a0, &b0); row(1, &a1, &b1); row(2, &a2, &b2); row(3, &a3, &b3)
-                if eight { row(4, &a4, &b4); row(5, &a5, &b5); row(6, &a6, &b6); row(7, &a7, &b7) }
+                row(0, &a0, &b0); row(1, &a1, &b1)
+                if count > 2 { row(2, &a2, &b2); row(3, &a3, &b3) }
+                if count > 4 { row(4, &a4, &b4); row(5, &a5, &b5); row(6, &a6, &b6); row(7, &a7, &b7) }
                 c += 32
             }
             off += C.blockBytes

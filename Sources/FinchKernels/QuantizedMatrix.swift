@@ -1,7 +1,8 @@
 /// A row-major `[rows, cols]` matrix (a linear layer's weight `[out_features, in_features]`) stored as
 /// ggml blocks along each row: row `r` is the `cols / blockSize` blocks starting at byte
-/// `r * rowBytes`. Only tiles of it are ever turned into Float (see `QuantGemm`).
-public final class QuantizedMatrix {
+/// `r * rowBytes`. Only tiles of it are ever turned into Float (see `QuantGemm`). Immutable after init, so it
+/// may be shared between threads.
+public final class QuantizedMatrix: @unchecked Sendable {
     public let format: QuantFormat
     public let rows: Int
     public let cols: Int

@@ -125,8 +125,9 @@ final class QuantGemmTests: XCTestCase {
                     let cols = colCounts[(mi * 3 + fi + variant) % colCounts.count]
                     let beta: Float = (mi + variant) % 2 == 0 ? 0 : 1
                     let pad = (mi + fi + variant) % 3 == 0 ? 0 : 3
-                    // Small tiles make the tile path take several tiles and bands even on small matrices.
-                    QuantGemm.tileFloats = mi % 3 == 0 ? 1 << 20 : 64 * cols
+                    // Small tiles make the tile path take several column slices (forward), row tiles and row bands
+                    // even on small matrices.
+                    QuantGemm.tileFloats = [1 << 20, 256 * rows, 64 * cols][mi % 3]
                     let (w, ref) = try matrix(f, rows: rows, cols: cols, rng: &rng)
                     let what = "\(f) m=\(m) rows=\(rows) cols=\(cols) beta=\(beta) pad=\(pad) threads=\(threads)"
 
