@@ -86,6 +86,10 @@ public final class Decoder {
     /// does; weights, gradients and optimizer state stay fp32. `.fp32` (the default) is bit-for-bit the fp32 path.
     /// Attention, norms, softmax and the small PEFT products stay fp32 either way.
     public var precision: GemmPrecision = .fp32
+    /// Gradient checkpointing: keep only each layer's input and run the layer's forward again in the backward
+    /// (see DecoderBuffers). Same gradients; about a third more compute, much less activation memory.
+    /// LoRA dropout draws a new mask per forward, so it must be 0 with this on (trainers check).
+    public var recomputeActivations = false
     /// Training mode: dropout is applied only when true. Evaluation, KV-cached decoding and generation never drop.
     public var training = false
     /// The dropout of the last `forwardHidden` (nil = none), which its backward re-derives.

@@ -101,6 +101,9 @@ extension Decoder {
                      dx: needBelow ? dRes.ptr : nil, rows: N)
         guard needBelow else { return }
         for l in stride(from: L - 1, through: lowest, by: -1) {
+            // Gradient checkpointing: refill the shared activations of layer l from its kept input (the same
+            // values: dropout masks are functions of (seed, step, layer, site), and the hooks recompute theirs).
+            if bf.checkpointing { layerForward(l, bf, cache: nil, dropout: forwardDropout) }
             layerBackward(l, bf, needInputGrad: needEmbedding || l > lowest)
         }
         if needEmbedding { embeddingBackward(bf) }

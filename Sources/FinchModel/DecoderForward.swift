@@ -103,10 +103,12 @@ extension Decoder {
     }
 
     func trainingBuffers(batch: Int, length: Int) -> DecoderBuffers {
-        let keep = keepsSubLayerOutputs
-        if let b = buffers, b.batch == batch, b.length == length, b.keepSubLayerOutputs == keep { return b }
+        let keep = keepsSubLayerOutputs && !recomputeActivations
+        if let b = buffers, b.batch == batch, b.length == length, b.keepSubLayerOutputs == keep,
+           b.checkpointing == recomputeActivations { return b }
         buffers = nil   // free the old shape first
-        let b = DecoderBuffers(config: config, batch: batch, length: length, keepSubLayerOutputs: keep)
+        let b = DecoderBuffers(config: config, batch: batch, length: length, keepSubLayerOutputs: keep,
+                               checkpointing: recomputeActivations)
         buffers = b
         return b
     }

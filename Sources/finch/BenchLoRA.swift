@@ -24,6 +24,7 @@ struct BenchLoRA: ParsableCommand {
     @Option(help: "Worker threads (default: the pool's).") var threads: Int?
     @Option(help: "Hold the frozen base as q8_0, q4_0, q4_1, q4_K or q6_K blocks (default: fp32).") var baseQuant: String?
     @Option(help: "Matrix-product arithmetic: fp32 or bf16.") var precision: Precision = .fp32
+    @Flag(help: "Gradient checkpointing: recompute each layer in the backward.") var gradientCheckpointing = false
     @Flag(help: "Print one JSON object instead of the table.") var json = false
 
     func validate() throws {
@@ -44,6 +45,7 @@ struct BenchLoRA: ParsableCommand {
         let lora = try LoRAModule(config: cfg, decoder: decoder, seed: 0)
         lora.attach(to: decoder)
         decoder.precision = precision.gemm
+        decoder.recomputeActivations = gradientCheckpointing
         if let q = baseQuant.flatMap(QuantFormat.init(rawValue:)) { try decoder.quantizeFrozenBase(q) }
         let loadSeconds = nowSeconds() - loadStart
 
@@ -70,7 +72,7 @@ struct BenchLoRA: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "model": model, "rank": rank, "batch": batch, "length": length, "threads": ThreadPool.shared.threads,
-                "base_quant": baseQuant ?? "fp32", "precision": precision.rawValue, "steps": steps, "s_per_step": seconds, "tokens_per_s": tokens,
+                "base_quant": baseQuant ?? "fp32", "precision": precision.rawValue, "gradient_checkpointing": gradientCheckpointing, "steps": steps, "s_per_step": seconds, "tokens_per_s": tokens,
                 "peak_rss_mib": rss, "loss": Double(loss), "trainable_parameters": trainable,
                 "weight_mib": Double(decoder.weightBytes) / 1048576, "load_s": loadSeconds,
             ]

@@ -62,6 +62,7 @@ public enum PretrainJob {
             if modelConfig.maxPositions < config.seqLen { modelConfig.maxPositions = config.seqLen }
         }
         let decoder = Decoder(config: modelConfig, seed: config.seed)
+        try config.apply(to: decoder, loraDropout: 0)
         let model = CausalLMModel(decoder: decoder)
         let trainer = try Trainer(config: config, model: model, train: train, eval: eval, run: run, progress: reporter)
         let writeUsable: (URL) throws -> Void = { try JobSupport.writeModel(decoder, to: $0, tokenizer: tokURL, template: template) }

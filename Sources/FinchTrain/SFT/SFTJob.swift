@@ -72,6 +72,7 @@ public enum SFTJob {
         let module = try PEFTMethods.make(config.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: config.seed)
         let model = CausalLMModel(decoder: decoder, peft: module, cacheFeatures: config.cacheFeatures)
         if let line = try PEFTMethods.quantizeBase(decoder, options: peft) { log(line) }
+        try config.apply(to: decoder, loraDropout: config.method == "lora" ? peft.loraDropout : 0)
         let trainer = try Trainer(config: config, model: model, train: train, eval: eval, replay: replay, run: run, progress: reporter)
         log(JobSupport.parameterLine(model, method: config.method))
         log("data: \(train.count) training sequences, \(eval?.count ?? 0) held-out; \(trainer.stepsPerEpoch) steps per epoch, \(trainer.totalSteps) steps")

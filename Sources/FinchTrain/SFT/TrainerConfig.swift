@@ -1,4 +1,5 @@
 import Foundation
+import FinchModel
 
 /// Settings of a causal-LM training run (pretraining or SFT). Property names are the camelCase
 /// forms of the command-line flags, so `Recipe.decode(TrainerConfig.self)` fills it from flags + YAML.
@@ -45,6 +46,10 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var cacheFeatures: Bool = false
     /// Fraction of replay (base-corpus) rows mixed into every micro-batch.
     public var replayRatio: Double = 0
+    /// Matrix-product arithmetic: `fp32`, or `bf16` (bf16 operands, fp32 sums; weights and optimizer stay fp32).
+    public var precision: String = "fp32"
+    /// Keep only each layer's input and recompute the layer in the backward (less memory, ~⅓ more compute).
+    public var gradientCheckpointing: Bool = false
 
     public init() {}
 
@@ -52,6 +57,15 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var adamW: AdamWSettings {
         AdamWSettings(beta1: beta1, beta2: beta2, eps: adamEps, weightDecay: weightDecay,
                       maxGradNorm: maxGradNorm > 0 ? maxGradNorm : nil)
+    }
+
+    /// Sets the decoder's arithmetic and memory trade-offs from these values.
+    public func apply(to decoder: Decoder, loraDropout: Double) throws {
+        decoder.precision = precision == "bf16" ? .bf16 : .fp32
+        if gradientCheckpointing && loraDropout > 0 {
+            throw TrainingError("--gradient-checkpointing needs --lora-dropout 0: the recomputed forward would draw other dropout masks")
+        }
+        decoder.recomputeActivations = gradientCheckpointing
     }
 
     /// Checks ranges; errors name the option.
@@ -69,6 +83,7 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         try need(layerLrDecay > 0 && layerLrDecay <= 1, "--layer-lr-decay must be in (0, 1] (got \(layerLrDecay))")
         try need(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1) (got \(dropout))")
         try need(replayRatio >= 0 && replayRatio < 1, "--replay-ratio must be in [0, 1) (got \(replayRatio))")
+        try need(["fp32", "bf16"].contains(precision), "--precision must be fp32 or bf16 (got '\(precision)')")
         try need(trainLayers >= 0, "--train-layers must be >= 0 (got \(trainLayers))")
         try need(unfreezeEvery >= 0, "--unfreeze-every must be >= 0 (got \(unfreezeEvery))")
         if let m = maxSteps {
