@@ -6,7 +6,8 @@ import Foundation
 /// Larger m (training, prefill) dequantises W a tile at a time (both threads share the work) into a
 /// reusable per-thread buffer and multiplies it with `Gemm.sgemm`, so at most one tile of W (`tileFloats`)
 /// ever exists in Float. `sgemm` is never called from inside a `parallelFor` body (the pool would run it
-/// on one thread).
+/// on one thread). `precision: .bf16` multiplies the tiles with the bf16 GEMM (`Gemm.gemm`), as a bf16 decoder
+/// does its fp32 weights; the fused small-m kernels are fp32 either way (their speed is the reading of W).
 public enum QuantGemm {
     /// Largest m the fused forward takes (`finch bench quant --fused-max-rows`: at m = 8 it is ~2x faster than the
     /// tile path on SmolLM2 shapes; at m = 16 the two are within ~15% either way, depending on shape and format).
@@ -19,7 +20,7 @@ public enum QuantGemm {
     /// y[m, w.rows] = x[m, w.cols] · Wᵀ (+ beta · y): a linear layer's forward.
     /// beta == 0 overwrites y (NaNs there are ignored).
     public static func forward(m: Int, x: UnsafePointer<Float>, ldx: Int, w: QuantizedMatrix, beta: Float,
-                               y: UnsafeMutablePointer<Float>, ldy: Int) {
+                               y: UnsafeMutablePointer<Float>, ldy: Int, precision: GemmPrecision = .fp32) {
         precondition(m <= 1 || (ldx >= w.cols && ldy >= w.rows),
                      "QuantGemm.forward: ldx \(ldx) < cols \(w.cols) or ldy \(ldy) < rows \(w.rows)")
         guard m > 0, w.rows > 0 else { return }
@@ -43,7 +44,7 @@ public enum QuantGemm {
             while k0 < w.cols {
                 let kw = min(kc, w.cols - k0)
                 dequantize(w, rows: 0..<w.rows, cols: k0..<(k0 + kw), into: tile)
-                Gemm.sgemm(transA: false, transB: true, m: m, n: w.rows, k: kw, a: x + k0, lda: ldx, b: tile, ldb: kw,
+                Gemm.gemm(precision: precision, transA: false, transB: true, m: m, n: w.rows, k: kw, a: x + k0, lda: ldx, b: tile, ldb: kw,
                            beta: k0 == 0 ? beta : 1, c: y, ldc: ldy)
                 k0 += kw
             }
@@ -52,7 +53,7 @@ public enum QuantGemm {
         // Too many rows for that: tiles of whole W rows (output columns of y), each sgemm seeing the full k. Each
         // call repacks x, so a tile keeps at least 512 rows (measured: 64-row tiles ran at ~65% of sgemm).
         forEachTile(w, rowsPerTile: max(512, tileFloats / w.cols / 64 * 64)) { n0, nt, tile in
-            Gemm.sgemm(transA: false, transB: true, m: m, n: nt, k: w.cols, a: x, lda: ldx, b: tile, ldb: w.cols,
+            Gemm.gemm(precision: precision, transA: false, transB: true, m: m, n: nt, k: w.cols, a: x, lda: ldx, b: tile, ldb: w.cols,
                        beta: beta, c: y + n0, ldc: ldy)
         }
     }
@@ -60,7 +61,7 @@ public enum QuantGemm {
     /// dx[m, w.cols] = dy[m, w.rows] · W (+ beta · dx): the input gradient of a linear layer.
     /// beta == 0 overwrites dx (NaNs there are ignored).
     public static func inputGradient(m: Int, dy: UnsafePointer<Float>, lddy: Int, w: QuantizedMatrix, beta: Float,
-                                     dx: UnsafeMutablePointer<Float>, lddx: Int) {
+                                     dx: UnsafeMutablePointer<Float>, lddx: Int, precision: GemmPrecision = .fp32) {
         precondition(m <= 1 || (lddy >= w.rows && lddx >= w.cols),
                      "QuantGemm.inputGradient: lddy \(lddy) < rows \(w.rows) or lddx \(lddx) < cols \(w.cols)")
         guard m > 0, w.cols > 0 else { return }
@@ -68,7 +69,7 @@ public enum QuantGemm {
         // Bands of W rows (the k of this product) in multiples of sgemm's k block, accumulated into dx:
         // sgemm itself revisits C once per k block, so the bands add no traffic of their own.
         forEachTile(w, rowsPerTile: max(kBlock, tileFloats / w.cols / kBlock * kBlock)) { k0, kb, tile in
-            Gemm.sgemm(transA: false, transB: false, m: m, n: w.cols, k: kb, a: dy + k0, lda: lddy, b: tile, ldb: w.cols,
+            Gemm.gemm(precision: precision, transA: false, transB: false, m: m, n: w.cols, k: kb, a: dy + k0, lda: lddy, b: tile, ldb: w.cols,
                        beta: k0 == 0 ? beta : 1, c: dx, ldc: lddx)
         }
     }

@@ -216,7 +216,7 @@ public final class Decoder {
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
         let yc = y + s.column
         if let q = quantized[s.weight] {
-            QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
+            QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: precision)
         } else if s.conv1D {
             let W = w(s.weight)
             Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
@@ -250,7 +250,8 @@ public final class Decoder {
             VectorMath.addColumnSums(dyc, rows: rows, n: s.outFeatures, ldx: ldy, into: gb)
         }
         if let dx = dx, let q = quantized[s.weight] {
-            QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx)
+            QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx,
+                                    precision: precision)
         } else if let dx = dx {
             let W = w(s.weight)
             if s.conv1D {

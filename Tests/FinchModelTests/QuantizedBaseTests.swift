@@ -68,6 +68,24 @@ final class QuantizedBaseTests: XCTestCase {
         }
     }
 
+    /// bf16 products on a quantised base: the dequantised tiles go through the bf16 GEMM, as fp32 weights do.
+    func testQuantisedBaseInBF16MatchesDequantisedBF16() throws {
+        let cfg = config(hidden: 256, mlp: 512)
+        var rng = SeededRNG(seed: 8)
+        let ids = (0..<(2 * 40)).map { _ in Int(rng.next() % UInt64(cfg.vocabSize)) }
+        let q = Decoder(config: cfg, seed: 3)
+        q.trainable = []
+        try q.quantizeFrozenBase(.q4_K)
+        let f = try Decoder(config: cfg, parameters: q.fullPrecisionParameters())
+        var logits: [[Float]] = []
+        for d in [q, f] {
+            d.precision = .bf16
+            d.forwardHidden(ids: ids, batch: 2, length: 40)
+            logits.append(d.lmHead().array)
+        }
+        XCTAssertLessThan(relativeError(logits[1], logits[0]), 1e-4)
+    }
+
     func testQuantisedBaseRefusesTrainableWeightsAndGPT2() throws {
         let gpt2 = Decoder(config: DecoderConfig(flavour: .gpt2, vocabSize: 40, hiddenSize: 32, numLayers: 1, numHeads: 2), seed: 1)
         gpt2.trainable = []
