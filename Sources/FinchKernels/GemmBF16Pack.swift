@@ -42,9 +42,9 @@ extension Gemm {
     @inline(__always)
     static func bf16Pairs(consecutive src: UnsafePointer<Float>) -> SIMD16<UInt32> {
         let raw = UnsafeRawPointer(src)
-        let v = SIMD32(lowHalf: raw.loadUnaligned(as: SIMD16<Float>.self),
-                       highHalf: raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
-        return bf16Pairs(even: v.evenHalf, odd: v.oddHalf)
+        let v = deinterleave(raw.loadUnaligned(as: SIMD16<Float>.self),
+                             raw.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self))
+        return bf16Pairs(even: v.even, odd: v.odd)
     }
 
     /// Packs A slivers `slivers` (k range `p0..<p0+kc`) of op(A) into bf16 slivers at `dst + s · MR · ⌈kc/2⌉`.
@@ -136,10 +136,11 @@ extension Gemm {
             }
             return
         }
-        // op(B)(p, j) = b[j * ldb + p]: a column's pairs are contiguous; 16 columns × 16 pairs are made
-        // into words in a scratch tile and transposed into place.
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 256) { tileBuf in
-            let tile = tileBuf.baseAddress!
+        // op(B)(p, j) = b[j * ldb + p]: a column's pairs are contiguous; 16 columns × 16 pairs are made into
+        // words and transposed by the fp32 `transpose16` (the words travel as Float bit patterns: vector
+        // moves and shuffles keep every bit) between two scratch tiles, then copied into place.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 512) { tileBuf in
+            let tile = tileBuf.baseAddress!, rawTile = UnsafeMutableRawPointer(tile)
             var g = 0
             while g < nr {
                 let gcols = min(16, cols - g)
@@ -153,9 +154,16 @@ extension Gemm {
                     while 2 * (q + 16) <= kc {
                         for j in 0..<16 {
                             let w = bf16Pairs(consecutive: b + (j0 + g + j) * ldb + p0 + 2 * q)
-                            UnsafeMutableRawPointer(tile + 16 * j).storeBytes(of: w, as: SIMD16<UInt32>.self)
+                            rawTile.storeBytes(of: unsafeBitCast(w, to: SIMD16<Float>.self), toByteOffset: 64 * j,
+                                               as: SIMD16<Float>.self)
                         }
-                        transpose16(src: UnsafePointer(tile), ld: 16, dst: dst + q * nr + g, ldd: nr)
+                        transpose16(src: UnsafePointer(tile), ld: 16, dst: tile + 256, ldd: 16)
+                        let d = UnsafeMutableRawPointer(dst + q * nr + g)
+                        for r in 0..<16 {
+                            let row = rawTile.load(fromByteOffset: 1024 + 64 * r, as: SIMD16<Float>.self)
+                            d.storeBytes(of: unsafeBitCast(row, to: SIMD16<UInt32>.self), toByteOffset: 4 * nr * r,
+                                         as: SIMD16<UInt32>.self)
+                        }
                         q += 16
                     }
                 }

@@ -82,52 +82,59 @@ extension Gemm {
     /// dst[c * ldd + r] = src[r * ld + c] for a 16×16 block, by four rounds of even/odd unzipping
     /// (each round rotates the 8-bit (row, column) index by one bit; four rounds swap row and column).
     @inline(__always)
-    /// Generic over the 4-byte element so that bf16 k-pair words (UInt32) share it.
-    static func transpose16<T: SIMDScalar>(src: UnsafePointer<T>, ld: Int, dst: UnsafeMutablePointer<T>, ldd: Int) {
-        assert(MemoryLayout<T>.stride == 4)
+    static func transpose16(src: UnsafePointer<Float>, ld: Int, dst: UnsafeMutablePointer<Float>, ldd: Int) {
         let s = UnsafeRawPointer(src)
-        var r0 = s.loadUnaligned(fromByteOffset: 0 * ld * 4, as: SIMD16<T>.self)
-        var r1 = s.loadUnaligned(fromByteOffset: 1 * ld * 4, as: SIMD16<T>.self)
-        var r2 = s.loadUnaligned(fromByteOffset: 2 * ld * 4, as: SIMD16<T>.self)
-        var r3 = s.loadUnaligned(fromByteOffset: 3 * ld * 4, as: SIMD16<T>.self)
-        var r4 = s.loadUnaligned(fromByteOffset: 4 * ld * 4, as: SIMD16<T>.self)
-        var r5 = s.loadUnaligned(fromByteOffset: 5 * ld * 4, as: SIMD16<T>.self)
-        var r6 = s.loadUnaligned(fromByteOffset: 6 * ld * 4, as: SIMD16<T>.self)
-        var r7 = s.loadUnaligned(fromByteOffset: 7 * ld * 4, as: SIMD16<T>.self)
-        var r8 = s.loadUnaligned(fromByteOffset: 8 * ld * 4, as: SIMD16<T>.self)
-        var r9 = s.loadUnaligned(fromByteOffset: 9 * ld * 4, as: SIMD16<T>.self)
-        var r10 = s.loadUnaligned(fromByteOffset: 10 * ld * 4, as: SIMD16<T>.self)
-        var r11 = s.loadUnaligned(fromByteOffset: 11 * ld * 4, as: SIMD16<T>.self)
-        var r12 = s.loadUnaligned(fromByteOffset: 12 * ld * 4, as: SIMD16<T>.self)
-        var r13 = s.loadUnaligned(fromByteOffset: 13 * ld * 4, as: SIMD16<T>.self)
-        var r14 = s.loadUnaligned(fromByteOffset: 14 * ld * 4, as: SIMD16<T>.self)
-        var r15 = s.loadUnaligned(fromByteOffset: 15 * ld * 4, as: SIMD16<T>.self)
+        var r0 = s.loadUnaligned(fromByteOffset: 0 * ld * 4, as: SIMD16<Float>.self)
+        var r1 = s.loadUnaligned(fromByteOffset: 1 * ld * 4, as: SIMD16<Float>.self)
+        var r2 = s.loadUnaligned(fromByteOffset: 2 * ld * 4, as: SIMD16<Float>.self)
+        var r3 = s.loadUnaligned(fromByteOffset: 3 * ld * 4, as: SIMD16<Float>.self)
+        var r4 = s.loadUnaligned(fromByteOffset: 4 * ld * 4, as: SIMD16<Float>.self)
+        var r5 = s.loadUnaligned(fromByteOffset: 5 * ld * 4, as: SIMD16<Float>.self)
+        var r6 = s.loadUnaligned(fromByteOffset: 6 * ld * 4, as: SIMD16<Float>.self)
+        var r7 = s.loadUnaligned(fromByteOffset: 7 * ld * 4, as: SIMD16<Float>.self)
+        var r8 = s.loadUnaligned(fromByteOffset: 8 * ld * 4, as: SIMD16<Float>.self)
+        var r9 = s.loadUnaligned(fromByteOffset: 9 * ld * 4, as: SIMD16<Float>.self)
+        var r10 = s.loadUnaligned(fromByteOffset: 10 * ld * 4, as: SIMD16<Float>.self)
+        var r11 = s.loadUnaligned(fromByteOffset: 11 * ld * 4, as: SIMD16<Float>.self)
+        var r12 = s.loadUnaligned(fromByteOffset: 12 * ld * 4, as: SIMD16<Float>.self)
+        var r13 = s.loadUnaligned(fromByteOffset: 13 * ld * 4, as: SIMD16<Float>.self)
+        var r14 = s.loadUnaligned(fromByteOffset: 14 * ld * 4, as: SIMD16<Float>.self)
+        var r15 = s.loadUnaligned(fromByteOffset: 15 * ld * 4, as: SIMD16<Float>.self)
         for _ in 0..<4 {
-            let p0 = SIMD32(lowHalf: r0, highHalf: r1), p1 = SIMD32(lowHalf: r2, highHalf: r3)
-            let p2 = SIMD32(lowHalf: r4, highHalf: r5), p3 = SIMD32(lowHalf: r6, highHalf: r7)
-            let p4 = SIMD32(lowHalf: r8, highHalf: r9), p5 = SIMD32(lowHalf: r10, highHalf: r11)
-            let p6 = SIMD32(lowHalf: r12, highHalf: r13), p7 = SIMD32(lowHalf: r14, highHalf: r15)
-            r0 = p0.evenHalf; r1 = p1.evenHalf; r2 = p2.evenHalf; r3 = p3.evenHalf
-            r4 = p4.evenHalf; r5 = p5.evenHalf; r6 = p6.evenHalf; r7 = p7.evenHalf
-            r8 = p0.oddHalf; r9 = p1.oddHalf; r10 = p2.oddHalf; r11 = p3.oddHalf
-            r12 = p4.oddHalf; r13 = p5.oddHalf; r14 = p6.oddHalf; r15 = p7.oddHalf
+            let p0 = deinterleave(r0, r1), p1 = deinterleave(r2, r3), p2 = deinterleave(r4, r5)
+            let p3 = deinterleave(r6, r7), p4 = deinterleave(r8, r9), p5 = deinterleave(r10, r11)
+            let p6 = deinterleave(r12, r13), p7 = deinterleave(r14, r15)
+            r0 = p0.even; r1 = p1.even; r2 = p2.even; r3 = p3.even
+            r4 = p4.even; r5 = p5.even; r6 = p6.even; r7 = p7.even
+            r8 = p0.odd; r9 = p1.odd; r10 = p2.odd; r11 = p3.odd
+            r12 = p4.odd; r13 = p5.odd; r14 = p6.odd; r15 = p7.odd
         }
         let d = UnsafeMutableRawPointer(dst)
-        d.storeBytes(of: r0, toByteOffset: 0 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r1, toByteOffset: 1 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r2, toByteOffset: 2 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r3, toByteOffset: 3 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r4, toByteOffset: 4 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r5, toByteOffset: 5 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r6, toByteOffset: 6 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r7, toByteOffset: 7 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r8, toByteOffset: 8 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r9, toByteOffset: 9 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r10, toByteOffset: 10 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r11, toByteOffset: 11 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r12, toByteOffset: 12 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r13, toByteOffset: 13 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r14, toByteOffset: 14 * ldd * 4, as: SIMD16<T>.self)
-        d.storeBytes(of: r15, toByteOffset: 15 * ldd * 4, as: SIMD16<T>.self)
+        d.storeBytes(of: r0, toByteOffset: 0 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r1, toByteOffset: 1 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r2, toByteOffset: 2 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r3, toByteOffset: 3 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r4, toByteOffset: 4 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r5, toByteOffset: 5 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r6, toByteOffset: 6 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r7, toByteOffset: 7 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r8, toByteOffset: 8 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r9, toByteOffset: 9 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r10, toByteOffset: 10 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r11, toByteOffset: 11 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r12, toByteOffset: 12 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r13, toByteOffset: 13 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r14, toByteOffset: 14 * ldd * 4, as: SIMD16<Float>.self)
+        d.storeBytes(of: r15, toByteOffset: 15 * ldd * 4, as: SIMD16<Float>.self)
+    }
+
+    /// The even and the odd lanes of the 32 lanes `a` then `b` (one vpermt2ps each). Spelled lane by lane
+    /// rather than `SIMD32.evenHalf`: that generic getter was left as a call when the optimiser ran out of
+    /// inlining budget, and SwiftPM's multi-threaded release codegen could not inline it later (transposed-B
+    /// packing, so every NT product, ran up to 2× slower).
+    @inline(__always)
+    static func deinterleave(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> (even: SIMD16<Float>, odd: SIMD16<Float>) {
+        (SIMD16(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[0], b[2], b[4], b[6], b[8], b[10], b[12], b[14]),
+         SIMD16(a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], b[1], b[3], b[5], b[7], b[9], b[11], b[13], b[15]))
     }
 }
