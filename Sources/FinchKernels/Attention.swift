@@ -76,84 +76,20 @@ public enum Attention {
     public static func forward(_ s: AttentionShape, q: StridedRows, k: StridedRows, v: StridedRows,
                                keyMask: UnsafePointer<Float>?, maskStride: Int? = nil, documents: DocumentIDs? = nil,
                                out: StridedRows, lse: UnsafeMutablePointer<Float>) {
-        let hd = s.headDim, group = s.heads / s.kvHeads
-        let scale = s.scoreScale
-        let tasks = s.batch * s.heads
-        ThreadPool.shared.parallelFor(tasks * s.queries, minChunk: 8) { _, range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(s.keys, 1))
-            defer { scores.deallocate() }
-            for task in range {
-                let i = task % s.queries, bh = task / s.queries
-                let b = bh / s.heads, h = bh % s.heads, kvh = h / group
-                let qi = q.row(b, i) + h * hd
-                let o = out.row(b, i) + h * hd
-                let n = s.visible(i), j0 = s.firstVisible(i)
-                let mask = keyMask.map { $0 + b * (maskStride ?? s.keys) }
-                let docs = documents?.row(b, keys: s.keys)
-                let qd = docs?[s.queryOffset + i] ?? 0
-                var mx = -Float.infinity
-                for j in j0..<n {
-                    if let m = mask, m[j] == 0 { scores[j] = -.infinity; continue }
-                    if let d = docs, !sameDocument(qd, d[j]) { scores[j] = -.infinity; continue }
-                    let sc = VectorMath.dot(qi, k.row(b, j) + kvh * hd, hd) * scale
-                    scores[j] = sc
-                    if sc > mx { mx = sc }
-                }
-                o.update(repeating: 0, count: hd)
-                if mx == -.infinity { lse[bh * s.queries + i] = .infinity; continue }
-                var sum: Float = 0
-                for j in j0..<n where scores[j] != -.infinity {
-                    let e = expf(scores[j] - mx); scores[j] = e; sum += e
-                }
-                let inv = 1 / sum
-                for j in j0..<n where scores[j] != -.infinity {
-                    VectorMath.axpy(scores[j] * inv, v.row(b, j) + kvh * hd, o, hd)
-                }
-                lse[bh * s.queries + i] = mx + logf(sum)
-            }
+        // A few queries (decoding) cannot repay transposing the keys for the tiles: one query row at a time.
+        if s.queries < rowPathQueries {
+            forwardRows(s, q: q, k: k, v: v, keyMask: keyMask, maskStride: maskStride, documents: documents, out: out, lse: lse)
+        } else {
+            forwardTiled(s, q: q, k: k, v: v, keyMask: keyMask, maskStride: maskStride, documents: documents, out: out, lse: lse)
         }
     }
 
     /// Backward of `forward`. Overwrites dq (for every query) and dk, dv (for every key, including
-    /// keys no query sees, which get 0). Work is split by (batch, kv head) so no two threads write
-    /// the same dk/dv rows.
+    /// keys no query sees, which get 0). Tasks own disjoint dk/dv rows (see `backwardTiled`).
     public static func backward(_ s: AttentionShape, q: StridedRows, k: StridedRows, v: StridedRows,
                                 out: StridedRows, dOut: StridedRows, keyMask: UnsafePointer<Float>?, maskStride: Int? = nil,
                                 documents: DocumentIDs? = nil, lse: UnsafePointer<Float>, dq: StridedRows, dk: StridedRows, dv: StridedRows) {
-        let hd = s.headDim, group = s.heads / s.kvHeads
-        let scale = s.scoreScale
-        ThreadPool.shared.parallelFor(s.batch * s.kvHeads) { _, range in
-            for task in range {
-                let b = task / s.kvHeads, kvh = task % s.kvHeads
-                for j in 0..<s.keys {
-                    (dk.row(b, j) + kvh * hd).update(repeating: 0, count: hd)
-                    (dv.row(b, j) + kvh * hd).update(repeating: 0, count: hd)
-                }
-                let mask = keyMask.map { $0 + b * (maskStride ?? s.keys) }
-                let docs = documents?.row(b, keys: s.keys)
-                for h in (kvh * group)..<((kvh + 1) * group) {
-                    for i in 0..<s.queries {
-                        let qi = q.row(b, i) + h * hd, dqi = dq.row(b, i) + h * hd
-                        dqi.update(repeating: 0, count: hd)
-                        let l = lse[(b * s.heads + h) * s.queries + i]
-                        if l == .infinity { continue }
-                        let doi = dOut.row(b, i) + h * hd
-                        let delta = VectorMath.dot(doi, out.row(b, i) + h * hd, hd)
-                        let n = s.visible(i), j0 = s.firstVisible(i)
-                        let qd = docs?[s.queryOffset + i] ?? 0
-                        for j in j0..<n {
-                            if let m = mask, m[j] == 0 { continue }
-                            if let d = docs, !sameDocument(qd, d[j]) { continue }
-                            let kj = k.row(b, j) + kvh * hd, vj = v.row(b, j) + kvh * hd
-                            let pj = expf(VectorMath.dot(qi, kj, hd) * scale - l)
-                            VectorMath.axpy(pj, doi, dv.row(b, j) + kvh * hd, hd)
-                            let ds = pj * (VectorMath.dot(doi, vj, hd) - delta) * scale
-                            VectorMath.axpy(ds, kj, dqi, hd)
-                            VectorMath.axpy(ds, qi, dk.row(b, j) + kvh * hd, hd)
-                        }
-                    }
-                }
-            }
-        }
+        backwardTiled(s, q: q, k: k, v: v, out: out, dOut: dOut, keyMask: keyMask, maskStride: maskStride, documents: documents,
+                      lse: lse, dq: dq, dk: dk, dv: dv)
     }
 }
