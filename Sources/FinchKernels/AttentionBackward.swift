@@ -130,13 +130,13 @@ extension Attention {
             p.update(repeating: 0, count: 64); ds.update(repeating: 0, count: 64); return
         }
         let sv = F16(repeating: scale)
-        for c in stride(from: 0, to: 64, by: 16) { store16(load16(p + c) * sv, p + c) }
+        for c in 0..<4 { store16(load16(p + 16 * c) * sv, p + 16 * c) }
         if !clear { vis.apply(p, query: i, keys: j0) }
         let lv = F16(repeating: lse), dv = F16(repeating: delta)
-        for c in stride(from: 0, to: 64, by: 16) {
-            let e = AttentionMath.expNonPositive(load16(p + c) - lv)
-            store16(e, p + c)
-            store16(e * (load16(ds + c) - dv) * sv, ds + c)
+        for c in 0..<4 {
+            let e = AttentionMath.expNonPositive(load16(p + 16 * c) - lv)
+            store16(e, p + 16 * c)
+            store16(e * (load16(ds + 16 * c) - dv) * sv, ds + 16 * c)
         }
     }
 }

@@ -68,7 +68,7 @@ extension Attention {
     static func softmaxStep(_ row: UnsafeMutablePointer<Float>, scale: Float, clear: Bool, vis: AttentionVisibility,
                             query i: Int, keys j0: Int, m: inout Float, l: inout Float, o: UnsafeMutablePointer<Float>, hdp: Int) {
         let sv = F16(repeating: scale)
-        for c in stride(from: 0, to: 64, by: 16) { store16(load16(row + c) * sv, row + c) }
+        for c in 0..<4 { store16(load16(row + 16 * c) * sv, row + 16 * c) }   // (a stride loop stayed a call)
         if !clear { vis.apply(row, query: i, keys: j0) }
         let x0 = load16(row), x1 = load16(row + 16), x2 = load16(row + 32), x3 = load16(row + 48)
         let mNew = Swift.max(m, AttentionMath.maxAcross(AttentionMath.max(AttentionMath.max(x0, x1), AttentionMath.max(x2, x3))))
