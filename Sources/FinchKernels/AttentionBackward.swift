@@ -129,14 +129,18 @@ extension Attention {
         if lse == .infinity {
             p.update(repeating: 0, count: 64); ds.update(repeating: 0, count: 64); return
         }
-        let sv = F16(repeating: scale)
-        for c in stride(from: 0, to: 64, by: 16) { store16(load16(p + c) * sv, p + c) }
-        if !clear { vis.apply(p, query: i, keys: j0) }
-        let lv = F16(repeating: lse), dv = F16(repeating: delta)
-        for c in stride(from: 0, to: 64, by: 16) {
-            let e = AttentionMath.expNonPositive(load16(p + c) - lv)
-            store16(e, p + c)
-            store16(e * (load16(ds + c) - dv) * sv, ds + c)
+        let sv = F16(repeating: scale), lv = F16(repeating: lse), dv = F16(repeating: delta)
+        // A clear tile scales inside the exponent (score·scale − lse, one FMA); masking goes through memory.
+        var mul = sv
+        if !clear {
+            for c in 0..<4 { store16(load16(p + 16 * c) * sv, p + 16 * c) }
+            vis.apply(p, query: i, keys: j0)
+            mul = F16(repeating: 1)
+        }
+        for c in 0..<4 {
+            let e = AttentionMath.expNonPositive((-lv).addingProduct(load16(p + 16 * c), mul))
+            store16(e, p + 16 * c)
+            store16(e * (load16(ds + 16 * c) - dv) * sv, ds + 16 * c)
         }
     }
 }

@@ -68,9 +68,12 @@ extension Attention {
     static func softmaxStep(_ row: UnsafeMutablePointer<Float>, scale: Float, clear: Bool, vis: AttentionVisibility,
                             query i: Int, keys j0: Int, m: inout Float, l: inout Float, o: UnsafeMutablePointer<Float>, hdp: Int) {
         let sv = F16(repeating: scale)
-        for c in stride(from: 0, to: 64, by: 16) { store16(load16(row + c) * sv, row + c) }
-        if !clear { vis.apply(row, query: i, keys: j0) }
-        let x0 = load16(row), x1 = load16(row + 16), x2 = load16(row + 32), x3 = load16(row + 48)
+        var x0 = load16(row) * sv, x1 = load16(row + 16) * sv, x2 = load16(row + 32) * sv, x3 = load16(row + 48) * sv
+        if !clear {   // masking goes through memory; a clear tile keeps the scores in registers
+            store16(x0, row); store16(x1, row + 16); store16(x2, row + 32); store16(x3, row + 48)
+            vis.apply(row, query: i, keys: j0)
+            x0 = load16(row); x1 = load16(row + 16); x2 = load16(row + 32); x3 = load16(row + 48)
+        }
         let mNew = Swift.max(m, AttentionMath.maxAcross(AttentionMath.max(AttentionMath.max(x0, x1), AttentionMath.max(x2, x3))))
         if mNew == -.infinity { row.update(repeating: 0, count: 64); return }
         let mv = F16(repeating: mNew)
