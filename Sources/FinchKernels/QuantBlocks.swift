@@ -120,6 +120,37 @@ enum Q4_0: QuantBlockCodec {
     }
 }
 
+/// block_q5_0: f16 d, u32 qh, u8 qs[16]; element j's fifth bit is bit j of qh (j + 16 for the high nibbles);
+/// y = (q − 16)·d. llama.cpp's fallback for Q4_K rows that are not whole super-blocks (SmolLM2's 576).
+enum Q5_0: QuantBlockCodec {
+    static var blockSize: Int { 32 }
+    static var blockBytes: Int { 22 }
+    static let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    @inline(__always)
+    static func scales(_ block: UnsafeRawPointer) -> Float { QuantLanes.half(block, 0) }
+    @inline(__always)
+    static func values(_ block: UnsafeRawPointer) -> (SIMD16<Float>, SIMD16<Float>) {
+        let qh = SIMD16<Int32>(repeating: Int32(bitPattern: block.loadUnaligned(fromByteOffset: 2, as: UInt32.self)))
+        let q = QuantLanes.bytes(block + 6)
+        let low = (q & 0x0F) | (((qh &>> lanes) & 1) &<< 4)
+        let high = (q &>> 4) | (((qh &>> (lanes &+ 16)) & 1) &<< 4)
+        return (QuantLanes.float(low &- 16), QuantLanes.float(high &- 16))
+    }
+    @inline(__always)
+    static func decode(_ block: UnsafeRawPointer, _ d: Float, sub: Int) -> (SIMD16<Float>, SIMD16<Float>) {
+        let (v0, v1) = values(block)
+        return (v0 * d, v1 * d)
+    }
+    @inline(__always)
+    static func accumulate(_ block: UnsafeRawPointer, _ d: Float, sub: Int, _ x0: SIMD16<Float>, _ x1: SIMD16<Float>,
+                           xSum: Float, into acc: inout SIMD16<Float>, offset: inout Float) {
+        let (v0, v1) = values(block)
+        var t = v0 * x0
+        t.addProduct(v1, x1)
+        acc.addProduct(t, SIMD16(repeating: d))
+    }
+}
+
 /// block_q4_1: f16 d, f16 m, u8 qs[16]; y = q·d + m.
 enum Q4_1: QuantBlockCodec {
     static var blockSize: Int { 32 }

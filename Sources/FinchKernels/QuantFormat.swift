@@ -4,12 +4,12 @@
 /// `blockBytes` bytes. K formats (256 elements) are read in 32-element sub-blocks, so column ranges
 /// of a dequantisation only need to be multiples of 32 for every format.
 public enum QuantFormat: String, CaseIterable, Sendable {
-    case q8_0, q4_0, q4_1, q4_K, q6_K
+    case q8_0, q4_0, q4_1, q5_0, q4_K, q6_K
 
     /// Elements per block.
     public var blockSize: Int {
         switch self {
-        case .q8_0, .q4_0, .q4_1: return 32
+        case .q8_0, .q4_0, .q4_1, .q5_0: return 32
         case .q4_K, .q6_K: return 256
         }
     }
@@ -20,6 +20,7 @@ public enum QuantFormat: String, CaseIterable, Sendable {
         case .q8_0: return 34   // f16 d, i8 qs[32]
         case .q4_0: return 18   // f16 d, u8 qs[16]
         case .q4_1: return 20   // f16 d, f16 m, u8 qs[16]
+        case .q5_0: return 22   // f16 d, u32 qh, u8 qs[16]
         case .q4_K: return 144  // f16 d, f16 dmin, u8 scales[12], u8 qs[128]
         case .q6_K: return 210  // u8 ql[128], u8 qh[64], i8 scales[16], f16 d
         }

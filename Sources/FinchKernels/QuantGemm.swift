@@ -32,6 +32,7 @@ public enum QuantGemm {
             case .q4_1: QuantGemv.forward(Q4_1.self, m: m, x: x, ldx: ldx, w: w, beta: beta, y: y, ldy: ldy)
             case .q4_K: QuantGemv.forward(Q4_K.self, m: m, x: x, ldx: ldx, w: w, beta: beta, y: y, ldy: ldy)
             case .q6_K: QuantGemv.forward(Q6_K.self, m: m, x: x, ldx: ldx, w: w, beta: beta, y: y, ldy: ldy)
+            case .q5_0: QuantGemv.forward(Q5_0.self, m: m, x: x, ldx: ldx, w: w, beta: beta, y: y, ldy: ldy)
             }
             return
         }

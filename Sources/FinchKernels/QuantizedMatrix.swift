@@ -65,6 +65,7 @@ public final class QuantizedMatrix: @unchecked Sendable {
         case .q4_1: QuantDequant.rows(Q4_1.self, self, rr, cr, dst, ld)
         case .q4_K: QuantDequant.rows(Q4_K.self, self, rr, cr, dst, ld)
         case .q6_K: QuantDequant.rows(Q6_K.self, self, rr, cr, dst, ld)
+        case .q5_0: QuantDequant.rows(Q5_0.self, self, rr, cr, dst, ld)
         }
     }
 }

@@ -14,7 +14,7 @@ import FinchKernels
 
 extension Decoder {
     /// The formats a frozen base can be held in (`--base-quant`).
-    public static let baseQuantFormats: [QuantFormat] = [.q8_0, .q4_0, .q4_1, .q4_K, .q6_K]
+    public static let baseQuantFormats: [QuantFormat] = [.q8_0, .q5_0, .q4_0, .q4_1, .q4_K, .q6_K]
 
     /// Holds every frozen projection weight as `format` blocks and frees its fp32 tensor. Returns how many
     /// weights were converted. GPT-2's Conv1D weights ([in, out]) are refused: quantised rows must run along the
@@ -38,13 +38,12 @@ extension Decoder {
     }
 
     /// The format a [rows, cols] weight is held in when `format` is asked for: a K format needs rows of
-    /// 256-element super-blocks, and falls back to a 32-block format of about the same size otherwise
-    /// (q4_K → q4_1, q6_K → q8_0).
+    /// 256-element super-blocks, and falls back otherwise as llama.cpp's quantiser does (q4_K → q5_0, q6_K → q8_0).
     static func storageFormat(_ format: QuantFormat, cols: Int) -> QuantFormat {
         guard cols % format.blockSize != 0 else { return format }
         switch format {
         case .q6_K: return .q8_0
-        default: return .q4_1
+        default: return .q5_0
         }
     }
 
@@ -78,6 +77,7 @@ extension QuantFormat {
         case .q4_1: return .q4_1
         case .q4_K: return .q4_K
         case .q6_K: return .q6_K
+        case .q5_0: return .q5_0
         }
     }
 

@@ -22,7 +22,7 @@ struct BenchLoRA: ParsableCommand {
     @Option(help: "Timed steps after the warm-up.") var steps: Int = 3
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 1
     @Option(help: "Worker threads (default: the pool's).") var threads: Int?
-    @Option(help: "Hold the frozen base as q8_0, q4_0, q4_1, q4_K or q6_K blocks (default: fp32).") var baseQuant: String?
+    @Option(help: "Hold the frozen base as q8_0, q5_0, q4_0, q4_1, q4_K or q6_K blocks (default: fp32).") var baseQuant: String?
     @Option(help: "Matrix-product arithmetic: fp32 or bf16.") var precision: Precision = .fp32
     @Flag(help: "Gradient checkpointing: recompute each layer in the backward.") var gradientCheckpointing = false
     @Flag(help: "Print one JSON object instead of the table.") var json = false

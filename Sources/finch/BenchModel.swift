@@ -139,7 +139,7 @@ struct BenchDecode: ParsableCommand {
 
     @Option(help: "Model shape: gpt2-124m or small.") var preset: BenchPreset = .small
     @Option(help: "A real model (Hugging Face folder or .gguf) instead of a preset.") var model: String?
-    @Option(help: "Hold the projections as q8_0, q4_0, q4_1, q4_K or q6_K blocks (with --model).") var baseQuant: String?
+    @Option(help: "Hold the projections as q8_0, q5_0, q4_0, q4_1, q4_K or q6_K blocks (with --model).") var baseQuant: String?
     @Option(help: "Worker threads (default: the pool's).") var threads: Int?
     @Option(help: "Repetitions (the median is reported).") var repetitions: Int = 3
     @Option(help: "Prompt tokens of the prefill test.") var prefill: Int = 64

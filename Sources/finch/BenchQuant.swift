@@ -9,7 +9,7 @@ import FinchKernels
 struct BenchQuant: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quant",
-        abstract: "Quantised GEMV/GEMM (q8_0, q4_0, q4_1, q4_K, q6_K): decode GB/s and training GFLOP/s vs sgemm.",
+        abstract: "Quantised GEMV/GEMM (q8_0, q5_0, q4_0, q4_1, q4_K, q6_K): decode GB/s and training GFLOP/s vs sgemm.",
         discussion: "Example: finch bench quant --formats q4_0,q4_K --threads 1,2 --json")
 
     @Option(name: .long, help: "Comma-separated formats.")

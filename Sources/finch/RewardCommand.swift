@@ -13,7 +13,7 @@ struct RLHFCommonOptions: ParsableArguments {
     @Option(help: "LoRA alpha (default \(p.loraAlpha)).") var loraAlpha: Double?
     @Option(help: "LoRA dropout (default: reward, dpo \(p.loraDropout); ppo 0).") var loraDropout: Double?
     @Option(help: "LoRA target modules, comma-separated (or all-linear).") var loraTargets: String?
-    @Option(help: "With lora: hold the frozen base as q8_0, q4_0, q4_1, q4_K or q6_K blocks.") var baseQuant: String?
+    @Option(help: "With lora: hold the frozen base as q8_0, q5_0, q4_0, q4_1, q4_K or q6_K blocks.") var baseQuant: String?
     @Option(help: "Peak learning rate (default: reward \(RewardConfig().common.lr), dpo \(DPOConfig().common.lr), ppo \(PPOConfig().common.lr)).") var lr: Double?
     @Option(help: "constant, cosine or linear, after the warmup (default \(d.schedule)).") var schedule: String?
     @Option(help: "Warmup steps (default \(d.warmupSteps)).") var warmupSteps: Int?

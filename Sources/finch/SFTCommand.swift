@@ -48,7 +48,7 @@ struct SFTCommand: ParsableCommand {
     @Option(help: "Virtual tokens, prefix / prompt tuning (default \(d.peft.numVirtualTokens)).") var numVirtualTokens: Int?
     @Flag(help: "Prefix tuning with a reparametrisation MLP.") var prefixProjection = false
     @Option(help: "Initialise prompt-tuning embeddings from this text.") var promptInitText: String?
-    @Option(help: "Hold the frozen base as q8_0, q4_0, q4_1, q4_K or q6_K blocks, or gguf (a GGUF's own blocks); lora, adapter, prefix, prompt.")
+    @Option(help: "Hold the frozen base as q8_0, q5_0, q4_0, q4_1, q4_K or q6_K blocks, or gguf (a GGUF's own blocks); lora, adapter, prefix, prompt.")
     var baseQuant: String?
     @OptionGroup var train: TrainOptions
     @OptionGroup var options: ConfigOptions

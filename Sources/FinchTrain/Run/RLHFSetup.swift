@@ -141,7 +141,7 @@ enum RLHFSetup {
         }
         let module = try PEFTMethods.make(o.method, options: peft, decoder: decoder, tokenizer: tokenizer, seed: o.seed)
         if let q = peft.baseQuant {   // the method freezes the base first; only frozen projections are quantised
-            guard q != "gguf" else { throw TrainingError("--base-quant gguf is for finch sft; give a format (q8_0, q4_0, q4_1, q4_K, q6_K)") }
+            guard q != "gguf" else { throw TrainingError("--base-quant gguf is for finch sft; give a format (q8_0, q5_0, q4_0, q4_1, q4_K, q6_K)") }
             module?.attach(to: decoder)
             _ = try PEFTMethods.quantizeBase(decoder, options: peft)
         }
