@@ -53,7 +53,7 @@ public final class CausalLMModel {
     /// Trainable scalars and all scalars (base model + method).
     public var parameterCounts: (trainable: Int, total: Int) {
         let trainable = trainableParameters.values.reduce(0) { $0 + $1.count }
-        let base = decoder.parameters.values.reduce(0) { $0 + $1.count }
+        let base = decoder.parameters.values.reduce(0) { $0 + $1.count } + decoder.quantized.values.reduce(0) { $0 + $1.rows * $1.cols }
         return (trainable, base + (peft?.parameters.values.reduce(0) { $0 + $1.count } ?? 0))
     }
 
