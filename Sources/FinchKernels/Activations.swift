@@ -1,11 +1,17 @@
 import Foundation
 
 /// exp on 16 lanes: 2ⁿ·p(r) with r = x − n·ln2, |r| ≤ ln2/2, degree-7 polynomial (≈1 ulp in [−87, 88]).
-/// n is rounded with the 1.5·2²³ trick, whose bit pattern also gives 2ⁿ without int conversions
-/// (the generic SIMD Float→Int32 conversion is not vectorised).
 @inline(__always) @usableFromInline
 func exp16(_ x: F16) -> F16 {
-    let xc = pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3))
+    exp16Unclamped(pointwiseMin(pointwiseMax(x, F16(repeating: -87.3)), F16(repeating: 88.3)))
+}
+
+/// `exp16` for inputs already in [−87.3, 88.3] (callers outside it clamp in their own way).
+/// n is rounded with the 1.5·2²³ trick, whose bit pattern also gives 2ⁿ without int conversions
+/// (the generic SIMD Float→Int32 conversion is not vectorised). Horner one step a statement: written as one
+/// nested expression, LLVM scalarised it lane by lane.
+@inline(__always)
+func exp16Unclamped(_ xc: F16) -> F16 {
     let magic = F16(repeating: 12582912)   // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
     let t = xc.addingProduct(xc, F16(repeating: 0.442695040888963)) + magic   // x·log2(e) + magic
     let n = t - magic

@@ -7,26 +7,11 @@ import Foundation
 // multiplies and halving adds on zmm registers.
 enum AttentionMath {
     /// exp(x) for x ≤ 0 (a score minus its row's max, or minus the log-sum-exp); exactly 0 below −87.3, so
-    /// also for −∞ (hidden keys). Same reduction and degree-7 polynomial as `exp16` (≈1 ulp); the clamp is a
-    /// blend on the way out instead of min/max on the way in.
+    /// also for −∞ (hidden keys). `exp16`'s polynomial; the clamp is a blend on the way out instead of the
+    /// stdlib's min/max on the way in (out-of-line calls here).
     @inline(__always)
     static func expNonPositive(_ x: F16) -> F16 {
-        let magic = F16(repeating: 12582912)   // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
-        let t = x.addingProduct(x, F16(repeating: 0.442695040888963)) + magic
-        let n = t - magic
-        var r = x.addingProduct(n, F16(repeating: -0.693145751953125))
-        r = r.addingProduct(n, F16(repeating: -1.428606765330187e-06))
-        // Horner, one step a statement: written as one nested expression, LLVM scalarised it lane by lane.
-        var p = F16(repeating: 1.0 / 5040)
-        p = F16(repeating: 1.0 / 720).addingProduct(p, r)
-        p = F16(repeating: 1.0 / 120).addingProduct(p, r)
-        p = F16(repeating: 1.0 / 24).addingProduct(p, r)
-        p = F16(repeating: 1.0 / 6).addingProduct(p, r)
-        p = F16(repeating: 0.5).addingProduct(p, r)
-        p = F16(repeating: 1).addingProduct(p, r)
-        p = F16(repeating: 1).addingProduct(p, r)
-        let bits = (unsafeBitCast(t, to: SIMD16<Int32>.self) &+ 127) &<< 23
-        return (p * unsafeBitCast(bits, to: F16.self)).replacing(with: 0, where: x .< F16(repeating: -87.3))
+        exp16Unclamped(x).replacing(with: 0, where: x .< F16(repeating: -87.3))
     }
 
     /// Lane-wise max (no NaN inputs here). A ternary per lane becomes one vmaxps; `replacing(with:where:)`
