@@ -238,6 +238,9 @@ public enum GGUFModelExport {
                     types[id] = special ? 3 : 4
                 }
             }
+            // llama.cpp matches user-defined pieces in the raw text: their "▁" are written as spaces (its converter
+            // "pre-normalizes user-defined spaces" the same way; Finch's import spells them back with "▁").
+            tokens = zip(tokens, types).map { $1 == 4 ? $0.replacingOccurrences(of: "\u{2581}", with: " ") : $0 }
             modelName = "llama"; pre = "default"
             addSpacePrefix = (try? sp.normalize("a"))?.hasPrefix("\u{2581}") ?? true
             ids = (sp.bosID, sp.eosID, sp.unkID, sp.padID, -1)

@@ -181,7 +181,11 @@ public enum GGUFTokenizerFolder {
         if let template = meta["tokenizer.chat_template"]?.string { config["chat_template"] = template }
         config["model_max_length"] = meta["\(meta["general.architecture"]?.string ?? "").context_length"]?.int ?? 0
         let configData = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        let key = SHA256.hex(Data((tokenizer.fingerprint + "\n").utf8) + configData)
+        // special_tokens_map.json: the same four tokens, for readers that look there (older transformers, vLLM).
+        let specialMap = config.filter { ["bos_token", "eos_token", "pad_token", "unk_token"].contains($0.key) }
+        let specialData = try JSONSerialization.data(withJSONObject: specialMap, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        // "v2": folders written before tokenizer.json (SentencePiece vocabularies) and special_tokens_map.json.
+        let key = SHA256.hex(Data((tokenizer.fingerprint + "\nv2\n").utf8) + configData)
         let folder = cacheRoot.appendingPathComponent("gguf-tokenizers/\(key.prefix(24))")
         let done = folder.appendingPathComponent("tokenizer_config.json")
         if FileManager.default.fileExists(atPath: done.path) { return folder }
@@ -190,7 +194,26 @@ public enum GGUFTokenizerFolder {
         try? FileManager.default.removeItem(at: temp)
         try FileManager.default.createDirectory(at: temp, withIntermediateDirectories: true)
         try tokenizer.save(toFolder: temp)
-        try configData.write(to: temp.appendingPathComponent("tokenizer_config.json"), options: .atomic)
+        // A SentencePiece-style vocabulary is also written as tokenizer.json, for transformers' fast tokenizers:
+        // Finch itself keeps reading tokenizer.model (libsentencepiece), which is where its ids come from.
+        if tokenizer is SentencePieceTokenizer {
+            try GGUFSentencePieceJSON.tokenizerJSON(file).write(to: temp.appendingPathComponent(HFModelFolder.tokenizerJSONFile))
+        }
+        try specialData.write(to: temp.appendingPathComponent("special_tokens_map.json"), options: .atomic)
+        // tokenizer_config.json lists the added tokens as transformers writes them (added_tokens_decoder): the same
+        // entries as tokenizer.json's added_tokens. The GGUF export reads their types back (control or user-defined).
+        var fullConfig = config
+        let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: temp.appendingPathComponent(HFModelFolder.tokenizerJSONFile)))
+        if let added = (json as? [String: Any])?["added_tokens"] as? [[String: Any]] {
+            var decoder: [String: Any] = [:]
+            for var entry in added {
+                guard let id = (entry.removeValue(forKey: "id") as? NSNumber)?.intValue else { continue }
+                decoder[String(id)] = entry
+            }
+            fullConfig["added_tokens_decoder"] = decoder
+        }
+        try JSONSerialization.data(withJSONObject: fullConfig, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            .write(to: temp.appendingPathComponent("tokenizer_config.json"), options: .atomic)
         do { try FileManager.default.moveItem(at: temp, to: folder) } catch {
             try? FileManager.default.removeItem(at: temp)   // another process won the race: its folder is the same
             guard FileManager.default.fileExists(atPath: done.path) else { throw error }

@@ -69,8 +69,10 @@ extension HFModelFolder {
             // describe it (tokenizer_config.json with the chat template, special_tokens_map.json, chat_template.jinja).
             // A SentencePiece model is always `tokenizer.model`, a tokenizers file always `tokenizer.json`.
             let tokName = tok.pathExtension == "json" ? tokenizerJSONFile : tokenizerFile
+            // (tokenizer.json beside a tokenizer.model is the same vocabulary for transformers' fast tokenizers.)
             let companions = tokenizerCompanionFiles.map { tok.deletingLastPathComponent().appendingPathComponent($0) }
-            for file in [tok] + companions.filter({ fm.fileExists(atPath: $0.path) }) {
+                .filter { $0.standardizedFileURL != tok.standardizedFileURL && fm.fileExists(atPath: $0.path) }
+            for file in [tok] + companions {
                 let dest = url.appendingPathComponent(file == tok ? tokName : file.lastPathComponent)
                 guard file.standardizedFileURL != dest.standardizedFileURL else { continue }
                 guard let data = try? Data(contentsOf: file) else { throw ModelFileError("cannot read tokenizer file \(file.path)") }

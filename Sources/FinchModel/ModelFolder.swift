@@ -33,7 +33,7 @@ public struct HFModelFolder {
     public static let tokenizerFile = "tokenizer.model"
     public static let tokenizerJSONFile = "tokenizer.json"
     /// Files that travel with the tokenizer file when a model folder is written from another.
-    public static let tokenizerCompanionFiles = ["tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+    public static let tokenizerCompanionFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
 
     /// The tokenizer file of a folder: `tokenizer.model` (the original where both exist) or `tokenizer.json`.
     public static func tokenizerFile(in folder: URL) -> URL? {

@@ -57,14 +57,27 @@ struct Tokenizer: ParsableCommand {
         @Option(name: .long, help: "Model folder, .gguf, .model or tokenizer.json.") var model: String
         @Option(name: .long, help: "Encode this file's whole text instead of the arguments.") var textFile: String?
         @Flag(name: .long, help: "Print the ids as one JSON array only.") var json = false
+        @Option(name: .long, help: "Encode each line of this file, a JSON string, and print one JSON array of ids per line.")
+        var jsonLines: String?
         @Argument(help: "Text to encode.") var text: [String] = []
 
         func validate() throws {
-            if textFile == nil && text.isEmpty { throw ValidationError("give TEXT or --text-file FILE") }
+            if textFile == nil && jsonLines == nil && text.isEmpty { throw ValidationError("give TEXT, --text-file FILE or --json-lines FILE") }
         }
 
         func run() throws {
             let tok = try loadTokenizer(model)
+            if let jsonLines {
+                guard let data = FileManager.default.contents(atPath: jsonLines) else { throw ValidationError("\(jsonLines): cannot read") }
+                for (n, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+                where !line.isEmpty {
+                    guard let s = try? JSONSerialization.jsonObject(with: Data(line.utf8), options: .fragmentsAllowed) as? String else {
+                        throw ValidationError("\(jsonLines):\(n + 1): not a JSON string")
+                    }
+                    print("[" + (try tok.encode(s)).map(String.init).joined(separator: ",") + "]")
+                }
+                return
+            }
             let joined: String
             if let textFile {
                 guard let data = FileManager.default.contents(atPath: textFile) else { throw ValidationError("\(textFile): cannot read") }

@@ -30,13 +30,23 @@ enum GGUFSentencePiece {
         let bos = try id("bos_token_id"), eos = try id("eos_token_id"), pad = try id("padding_token_id")
         let addSpacePrefix = meta["tokenizer.ggml.add_space_prefix"]?.bool ?? true
 
+        // llama.cpp matches a user-defined piece in the raw text, spaces included (Gemma's "  " … 30 spaces);
+        // sentencepiece matches user-defined pieces after escaping spaces to "▁", so such a piece is spelled with
+        // "▁" (as transformers respells it too), unless that spelling is taken.
+        let spelled = Set(tokens.map { Array($0.utf8) })
+        func spelling(_ i: Int) -> String {
+            guard types[i] == 4, tokens[i].contains(" ") else { return tokens[i] }
+            let escaped = tokens[i].replacingOccurrences(of: " ", with: "\u{2581}")
+            return spelled.contains(Array(escaped.utf8)) ? tokens[i] : escaped
+        }
+
         var model = ProtoWriter()
         for i in 0..<n {
             var t = types[i]
             guard (1...6).contains(t) else { throw fail("token \(i) (\"\(tokens[i])\") has token_type \(t), expected 1…6") }
             if i == unk { t = 2 } else if t == 2 { t = 3 }   // exactly one unknown piece
             var piece = ProtoWriter()
-            piece.string(1, tokens[i])
+            piece.string(1, spelling(i))
             piece.float(2, scores[i])
             piece.varint(3, UInt64(t))
             model.message(1, piece)
