@@ -9,12 +9,13 @@ Checks, each printed as one line ("ok ..." or "FAIL ..."), exit 1 on any failure
   files      tokenizer.json, tokenizer_config.json (with the chat template), special_tokens_map.json and
              generation_config.json are present, and AutoTokenizer / AutoConfig / GenerationConfig load them;
   tokens     transformers' tokenizer of FOLDER gives `finch tokenizer encode --model FOLDER` ids on every text
-             (built-in texts plus the "text"/"prompt"/"response"/"instruction"/"output" strings of --texts), and,
-             with --source (the GGUF the model came from), the ids of transformers' own tokenizer of that file;
+             (built-in texts plus the "text"/"prompt"/"response"/"instruction"/"output" strings of --texts); with
+             --source (the GGUF the model came from) it also notes how often transformers' own tokenizer of that
+             file agrees (not a failure: its GGUF loader ignores some `tokenizer.ggml.pre` rules llama.cpp has);
   chat       apply_chat_template renders `finch template render --model FOLDER` text byte for byte for a few
              conversations (with and without a system turn, several turns, with the generation prompt);
   logits     with --logits: AutoModelForCausalLM (float32) on --logits-ids gives Finch's logits within 2e-4
-             (absolute, relative to max(1, largest logit));
+             (absolute);
   merge      with --base and --adapter: PEFT's merge_and_unload() of ADAPTER on BASE (a GGUF file, dequantised by
              transformers, or a model folder) equals FOLDER's weights within 1e-6 (absolute, relative to the
              largest weight of each tensor).
@@ -134,10 +135,11 @@ def check_tokens(tok, folder, binary, texts, source):
         print(f"     text {i} {text[:60]!r}: finch {(got or [])[:20]} transformers {hf[:20]}")
     report(not bad, f"tokens: transformers' tokenizer of the folder gives finch's ids on {len(texts) - len(bad)}/{len(texts)} texts")
     if ref_tok is not None:
+        # Not a failure: transformers' GGUF loader knows only some tokenizer.ggml.pre values (SmolLM2's "smollm"
+        # digit split is not among them), while Finch follows llama.cpp, which its own tests check.
         for i, text in bad_src[:3]:
             print(f"     text {i} {text[:60]!r}: differs from transformers' tokenizer of {Path(source).name}")
-        report(not bad_src, f"tokens: and the ids of transformers' tokenizer of the source GGUF on "
-               f"{len(texts) - len(bad_src)}/{len(texts)} texts")
+        print(f"note transformers' own tokenizer of the source GGUF gives the same ids on {len(texts) - len(bad_src)}/{len(texts)} texts")
 
 
 def check_chat(tok, folder, binary):
@@ -172,9 +174,8 @@ def check_logits(folder, ids, path):
         ref = model(torch.tensor([ids])).logits[0].float().numpy()
     got = np.fromfile(path, dtype="<f4").reshape(ref.shape)
     diff = float(np.abs(got - ref).max())
-    scale = max(1.0, float(np.abs(ref).max()))
-    report(diff <= 2e-4 * scale, f"logits: max |finch - transformers| = {diff:.3g} over {len(ids)} positions "
-           f"(largest logit {scale:.3g}; tolerance {2e-4 * scale:.3g})")
+    report(diff <= 2e-4, f"logits: max |finch - transformers| = {diff:.3g} over {len(ids)} positions "
+           f"(largest logit {float(np.abs(ref).max()):.3g}; tolerance 2e-4)")
 
 
 def load_base(base):
@@ -187,25 +188,25 @@ def load_base(base):
 
 
 def check_merge(folder, base, adapter):
+    import numpy as np
     from peft import PeftModel
     from safetensors.numpy import load_file
-    merged = PeftModel.from_pretrained(load_base(base), adapter).merge_and_unload()
+    base_model = load_base(base)
+    base_sd = {k: v.float().numpy().copy() for k, v in base_model.state_dict().items()}
+    merged = PeftModel.from_pretrained(base_model, adapter).merge_and_unload()
     ref = {k: v.float().numpy() for k, v in merged.state_dict().items()}
     index = folder / "model.safetensors.index.json"
     files = sorted(set(json.load(open(index))["weight_map"].values())) if index.exists() else ["model.safetensors"]
     got = {}
     for name in files:
         got.update(load_file(folder / name))
-    worst, worst_name, moved = 0.0, "", 0
-    base_model = load_base(base)
-    base_sd = {k: v.float().numpy() for k, v in base_model.state_dict().items()}
+    worst, worst_name, moved = 0.0, "-", 0
     for name, r in ref.items():
         if name not in got:
             if name == "lm_head.weight" and "model.embed_tokens.weight" in got:
                 continue  # tied
             report(False, f"merge: {name} missing from the folder")
             continue
-        import numpy as np
         d = float(np.abs(got[name] - r).max()) / max(1e-30, float(np.abs(r).max()))
         if d > worst:
             worst, worst_name = d, name

@@ -5,7 +5,8 @@
 #      (greedy token ids through libllama's C API, optionally with a LoRA adapter);
 #   2. runs `FINCH_LLAMA_CPP=1 swift test -c release --filter LlamaCppParityTests`: SmolLM2-135M-Instruct exported as
 #      every --type and as a LoRA adapter loads in llama.cpp and generates; for f32, f16, bf16 and q8_0 llama.cpp's greedy
-#      tokens for several prompts equal Finch's on the same file.
+#      tokens for several prompts equal Finch's on the same file; for q4_0, q4_k and q6_k llama.cpp's perplexity on the
+#      shipped corpora/pretrain.txt is within 1% of Finch's on the same file (tools/llama_parity/perplexity_ids.cpp).
 # Usage: tools/llama_parity.sh [--build-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 STAMP="$BUILD/.built-from-$(basename "$SDIST" .tar.gz)"
-if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greedy_ids.cpp -nt "$BIN/greedy_ids" ]; then
+if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greedy_ids.cpp -nt "$BIN/greedy_ids" ] \
+   || [ ! -x "$BIN/perplexity_ids" ] || [ tools/llama_parity/perplexity_ids.cpp -nt "$BIN/perplexity_ids" ]; then
   if [ ! -f "$STAMP" ]; then
     echo "llama_parity: building llama.cpp from $(basename "$SDIST") into $BUILD (once; about 10 minutes on 2 cores)"
     rm -rf "$BUILD"; mkdir -p "$BUILD/src"
@@ -41,8 +43,10 @@ if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greed
   fi
   g++ -O2 -std=c++17 tools/llama_parity/greedy_ids.cpp -I "$BUILD/src/include" -I "$BUILD/src/ggml/include" \
     -L "$BIN" -lllama -lggml -lggml-base -Wl,-rpath,"$BIN" -o "$BIN/greedy_ids"
+  g++ -O2 -std=c++17 tools/llama_parity/perplexity_ids.cpp -I "$BUILD/src/include" -I "$BUILD/src/ggml/include" \
+    -L "$BIN" -lllama -lggml -lggml-base -Wl,-rpath,"$BIN" -o "$BIN/perplexity_ids"
 fi
-echo "llama_parity: llama.cpp in $BIN (llama-simple, llama-completion, greedy_ids)"
+echo "llama_parity: llama.cpp in $BIN (llama-simple, llama-completion, greedy_ids, perplexity_ids)"
 [ "${1:-}" = "--build-only" ] && exit 0
 swift build -c release --build-tests
 FINCH_LLAMA_CPP=1 FINCH_LLAMA_CPP_BIN="$BIN" swift test -c release --skip-build --filter LlamaCppParityTests

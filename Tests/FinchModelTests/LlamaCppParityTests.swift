@@ -137,4 +137,58 @@ final class LlamaCppParityTests: XCTestCase {
         report.append("LoRA adapter: loads, greedy tokens equal to Finch's merged model for \(same)/\(Self.prompts.count) prompts (the adapter changed \(changed))")
         print("llama.cpp parity:\n  " + report.joined(separator: "\n  "))
     }
+
+    /// Perplexity of the q4_0, q4_k and q6_k exports: llama.cpp's (its own quantised kernels, which also round the
+    /// activations to 8 bits) within 1% of Finch's on the same file, over the same ids of the shipped
+    /// corpora/pretrain.txt (whole chunks of 256 tokens, every position after the first scored).
+    func testPerplexityOfQuantisedExportsEqualsFinchs() throws {
+        guard FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent("perplexity_ids").path) else {
+            return XCTFail("\(bin.path)/perplexity_ids missing: run tools/llama_parity.sh")
+        }
+        let src = try source()
+        let model = try HFModelFolder.read(src)
+        let tokenizer = try Tokenizers.load(path: model.tokenizerModel!.path)
+        let text = try String(contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("corpora/pretrain.txt"), encoding: .utf8)
+        let chunk = 256, chunks = 8
+        let ids = Array(try tokenizer.encode(String(text.prefix(40_000))).map(Int.init).prefix(chunk * chunks))
+        XCTAssertEqual(ids.count, chunk * chunks, "corpora/pretrain.txt is too short")
+        let idsFile = temp.appendingPathComponent("ppl.ids")
+        try ids.map(String.init).joined(separator: " ").write(to: idsFile, atomically: true, encoding: .utf8)
+        var report: [String] = []
+        for name in ["q4_0", "q4_k", "q6_k"] {
+            let out = temp.appendingPathComponent("smol.ppl.\(name).gguf")
+            try GGUFModelExport.write(model, to: out, options: GGUFExportOptions(type: GGUFModelExport.type(named: name)!))
+            let p = Process()
+            p.executableURL = bin.appendingPathComponent("perplexity_ids")
+            p.arguments = [out.path, idsFile.path, String(chunk)]
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let o = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            let j = try JSONSerialization.jsonObject(with: o) as? [String: Any]
+            guard p.terminationStatus == 0, let llamaPPL = (j?["ppl"] as? NSNumber)?.doubleValue else {
+                return XCTFail("llama.cpp perplexity failed on \(name): \(String(decoding: o, as: UTF8.self))")
+            }
+            let d = try Decoder(config: model.config, parameters: try HFModelFolder.read(out).parameters)
+            var nll = 0.0
+            for c in 0..<chunks {
+                let x = Array(ids[(c * chunk)..<((c + 1) * chunk)])
+                d.forwardHidden(ids: x, batch: 1, length: chunk)
+                let logits = d.lmHead(), v = model.config.vocabSize
+                for i in 0..<(chunk - 1) {
+                    let row = UnsafeBufferPointer(start: logits.ptr + i * v, count: v)
+                    let mx = Double(row.max()!)
+                    let sum = row.reduce(0.0) { $0 + exp(Double($1) - mx) }
+                    nll += mx + log(sum) - Double(row[x[i + 1]])
+                }
+            }
+            let finchPPL = exp(nll / Double(chunks * (chunk - 1)))
+            let ratio = llamaPPL / finchPPL
+            report.append(String(format: "%@: perplexity llama.cpp %.4f, Finch %.4f (ratio %.4f)", name, llamaPPL, finchPPL, ratio))
+            XCTAssertLessThanOrEqual(abs(ratio - 1), 0.01, "\(name): llama.cpp's perplexity \(llamaPPL) against Finch's \(finchPPL)")
+        }
+        print("llama.cpp perplexity parity (\(chunks) chunks of \(chunk) tokens of corpora/pretrain.txt):\n  " + report.joined(separator: "\n  "))
+    }
 }

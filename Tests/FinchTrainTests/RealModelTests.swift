@@ -222,6 +222,57 @@ final class RealModelTests: XCTestCase {
         XCTAssertEqual(check.status, 0, "PEFT logits differ:\n\(check.output.suffix(3000))")
     }
 
+    /// Tuned, merged and saved as a Hugging Face folder, an imported model keeps its own tokenizer: transformers loads
+    /// the folder (tokenizer.json, tokenizer_config.json with the chat template, special_tokens_map.json,
+    /// generation_config.json) and gives Finch's ids, chat rendering and logits (≤ 2e-4), and the merged weights
+    /// equal PEFT's merge_and_unload of the same adapter (tools/hf_export_check.py; issue 16, item 4).
+    func testSmolLM2LoRAMergedFolderLoadsInTransformersWithItsOwnTokenizer() throws { try checkHFExport("smollm2", method: "lora") }
+    func testGemma3DoRAMergedFolderLoadsInTransformersWithItsOwnTokenizer() throws { try checkHFExport("gemma3", method: "dora") }
+
+    func checkHFExport(_ name: String, method: String) throws {
+        let ref = try reference(name)
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lines = try String(contentsOf: PipelineTests.repoRoot.appendingPathComponent("corpora/instructions.jsonl"), encoding: .utf8)
+            .split(separator: "\n").prefix(48)
+        let data = dir.appendingPathComponent("data.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        var args = ["sft", "--model", ref.model.path, "--data", data.path, "--method", method, "--lora-r", "4", "--lora-alpha", "16",
+                    "--seq-len", "48", "--batch-size", "2", "--max-steps", "2", "--lr", "5e-3", "--eval-batches", "1",
+                    "--out", dir.appendingPathComponent("run").path]
+        if name == "gemma3" {
+            // Gemma 3 270M's base file carries no chat template: Gemma's turn format as a declarative template.
+            let template = dir.appendingPathComponent("gemma-turns.json")
+            try """
+            {"name": "gemma-turns", "description": "Gemma turns", "bos": true,
+             "system": {"prefix": "<start_of_turn>user\\n", "suffix": "<end_of_turn>\\n"},
+             "user": {"prefix": "<start_of_turn>user\\n", "suffix": "<end_of_turn>\\n"},
+             "assistant": {"prefix": "<start_of_turn>model\\n", "suffix": "<end_of_turn>\\n"},
+             "end_of_turn": "<end_of_turn>", "special_tokens": ["<start_of_turn>", "<end_of_turn>"]}
+            """.write(to: template, atomically: true, encoding: .utf8)
+            args += ["--template", template.path]
+        }
+        _ = try finch(args)
+        let adapter = dir.appendingPathComponent("run/final"), merged = dir.appendingPathComponent("merged")
+        _ = try finch(["merge", "--model", ref.model.path, "--adapter", adapter.path, "--out", merged.path])
+        // Finch's logits from the saved folder, as any consumer of it reads it.
+        let model = try EvalModel(folder: merged)
+        let ids = Self.ints(ref.json["logits_prompt_ids"])
+        model.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let logits = model.decoder.lmHead()
+        let file = dir.appendingPathComponent("finch.f32")
+        try Data(bytes: logits.ptr, count: 4 * logits.count).write(to: file)
+        let check = try ToolProcess.run("/usr/bin/env", ["TQDM_DISABLE=1", "python3", "tools/hf_export_check.py", merged.path,
+                                                         "--finch", bin.path, "--source", ref.model.path,
+                                                         "--texts", "corpora/instructions.jsonl", "--texts", "corpora/preferences.jsonl",
+                                                         "--logits-ids", ids.map(String.init).joined(separator: ","), "--logits", file.path,
+                                                         "--base", ref.model.path, "--adapter", adapter.path], in: PipelineTests.repoRoot)
+        print(check.output.split(separator: "\n").filter { $0.hasPrefix("ok") || $0.hasPrefix("FAIL") || $0.hasPrefix("note") || $0.hasPrefix("  ") }
+            .joined(separator: "\n"))
+        XCTAssertEqual(check.status, 0, "transformers disagrees with the folder Finch wrote:\n\(check.output.suffix(3000))")
+    }
+
     /// `finch chat --model FILE.gguf` in a real terminal answers a question sensibly (tools/chat_real_model_pty.py).
     func testSmolLM2ChatREPLInATerminalAnswersTheCapitalOfFrance() throws {
         let ref = try reference("smollm2")
