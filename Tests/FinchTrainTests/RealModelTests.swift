@@ -50,6 +50,13 @@ final class RealModelTests: XCTestCase {
         return u
     }
 
+    /// The first `n` lines of a shipped file (relative to the repository), written to `url`.
+    func firstLines(_ n: Int, of file: String, to url: URL) throws -> URL {
+        let lines = try String(contentsOf: PipelineTests.repoRoot.appendingPathComponent(file), encoding: .utf8).split(separator: "\n").prefix(n)
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
     static func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.intValue } }
 
     /// Reads the generate output lines' "ids".
@@ -189,10 +196,7 @@ final class RealModelTests: XCTestCase {
         let ref = try reference("smollm2")
         let dir = try temp()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let lines = try String(contentsOf: PipelineTests.repoRoot.appendingPathComponent("corpora/eval.jsonl"), encoding: .utf8)
-            .split(separator: "\n").prefix(24)
-        let held = dir.appendingPathComponent("held.jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: held, atomically: true, encoding: .utf8)
+        let held = try firstLines(24, of: "corpora/eval.jsonl", to: dir.appendingPathComponent("held.jsonl"))
         let run = dir.appendingPathComponent("run")
         _ = try finch(["sft", "--model", ref.model.path, "--data", "corpora/instructions.jsonl", "--eval-data", held.path,
                        "--method", "lora", "--lora-r", "8", "--seq-len", "64", "--batch-size", "4", "--max-steps", "8",
@@ -234,10 +238,7 @@ final class RealModelTests: XCTestCase {
         guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
         let dir = try temp()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let lines = try String(contentsOf: PipelineTests.repoRoot.appendingPathComponent("corpora/instructions.jsonl"), encoding: .utf8)
-            .split(separator: "\n").prefix(48)
-        let data = dir.appendingPathComponent("data.jsonl")
-        try (lines.joined(separator: "\n") + "\n").write(to: data, atomically: true, encoding: .utf8)
+        let data = try firstLines(48, of: "corpora/instructions.jsonl", to: dir.appendingPathComponent("data.jsonl"))
         var args = ["sft", "--model", ref.model.path, "--data", data.path, "--method", method, "--lora-r", "4", "--lora-alpha", "16",
                     "--seq-len", "48", "--batch-size", "2", "--max-steps", "2", "--lr", "5e-3", "--eval-batches", "1",
                     "--out", dir.appendingPathComponent("run").path]
