@@ -129,11 +129,10 @@ def main() -> int:
                 problems.append(f"tensor {t.name}: shape {list(o.shape)}, source {list(t.shape)}")
                 continue
             q = t.tensor_type
-            if q in (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0):
-                if o.tensor_type != q or tensor_bytes(o) != tensor_bytes(t):
-                    problems.append(f"tensor {t.name}: {q.name} in the source, {o.tensor_type.name} in the export, bytes differ")
-                else:
-                    identical += 1
+            if o.tensor_type == q and tensor_bytes(o) == tensor_bytes(t):
+                identical += 1   # unchanged weights keep the source's blocks (K-quants from an imatrix included)
+            elif q in (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0):
+                problems.append(f"tensor {t.name}: {q.name} in the source, {o.tensor_type.name} in the export, bytes differ")
             elif q in (QT.Q4_1, QT.Q5_0, QT.Q5_1, QT.Q4_K, QT.Q6_K):
                 x = dequantize(np.ascontiguousarray(t.data), q).reshape(-1, int(t.shape[0]))
                 if q in (QT.Q4_K, QT.Q6_K):

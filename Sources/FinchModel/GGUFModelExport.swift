@@ -144,7 +144,7 @@ public enum GGUFModelExport {
             let type = chooseType(item.ggufName, shape: shape, options: options, tied: config.tieWordEmbeddings, summary: &summary)
             anyQuantized = anyQuantized || type.isQuantized
             try addTensor(&w, &summary, name: item.ggufName, data: t, ggmlShape: shape, type: type, options: options,
-                          transform: item.transform)
+                          transform: item.transform, source: source)
         }
         if anyQuantized { w.set("general.quantization_version", uint32: 2) }
         if !options.typeOverrides.isEmpty, let ft = source?.metadata["general.file_type"],
@@ -188,11 +188,21 @@ public enum GGUFModelExport {
         return fallback
     }
 
+    /// Adds one tensor, quantised to `type` by ggml's reference quantiser. When the model came from a GGUF `source`
+    /// holding this tensor in the same type and shape, and the weights are still exactly that tensor's values (not
+    /// tuned, not merged), the source's blocks are copied instead: re-quantising would lose an importance-matrix
+    /// quantisation (Gemma 3's Q4_K_M file), and a round trip must give the file back byte for byte.
     static func addTensor(_ w: inout GGUFWriter, _ summary: inout GGUFExportSummary, name: String, data: Tensor, ggmlShape: [Int],
-                          type: GGMLType, options: GGUFExportOptions, transform: GGUFArchitecture.Transform = .none) throws {
+                          type: GGMLType, options: GGUFExportOptions, transform: GGUFArchitecture.Transform = .none,
+                          source: GGUFFile? = nil) throws {
         let threads = options.threads
+        let original = source?.tensor(named: name).flatMap { $0.type == type && $0.shape == ggmlShape ? $0 : nil }
         try w.addTensor(name: name, shape: ggmlShape, type: type) {
             let values = GGUFArchitecture.apply(transform, to: data)
+            if let source, let original {
+                let was = try source.dequantize(original, threads: threads)
+                if was.count == values.count, memcmp(was, values.ptr, 4 * was.count) == 0 { return [UInt8](source.bytes(of: original)) }
+            }
             do {
                 return try GGMLQuantizer.quantize(type, values.ptr, count: values.count, threads: threads)
             } catch let e as GGUFError {
