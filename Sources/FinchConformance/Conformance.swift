@@ -38,7 +38,8 @@ public enum Conformance {
     /// (see `check(_:log:_:)`), and fails the test at the caller's `file`/`line` for every case that failed, naming it.
     /// No reference data at all skips the test (`XCTSkip`, saying where it looked); data present but no case of
     /// this kind fails it, as it does in CI (`CI` set) whatever the reason.
-    public static func run(kind: String, file: StaticString = #filePath, line: UInt = #line,
+    public static func run(kind: String, scaleTolerance: (forward: Double, gradient: Double)? = nil,
+                           file: StaticString = #filePath, line: UInt = #line,
                            _ body: (Case, Checker) throws -> Void) throws {
         let found = cases(kind: kind)
         if found.isEmpty {
@@ -49,7 +50,7 @@ public enum Conformance {
             }
             throw XCTSkip("conformance: no reference data at \(root.path) (set FINCH_CONFORMANCE)", file: file, line: line)
         }
-        for checker in check(found, body) where !checker.passed {
+        for checker in check(found, scaleTolerance: scaleTolerance, body) where !checker.passed {
             XCTFail("conformance \(checker.c.name) \(checker.c.kind) failed: \(checker.failures.first ?? "")", file: file, line: line)
         }
     }
@@ -57,10 +58,11 @@ public enum Conformance {
     /// Runs `body` on each case with a fresh `Checker` and writes the case's line (`line(for:)`) and its first
     /// failures to `log` (standard output by default). An error thrown by `body` becomes a failure of that case
     /// (`stopped by an error: …`) and the other cases still run. Returns the checkers in case order.
-    public static func check(_ cases: [Case], log: (String) -> Void = { print($0); fflush(stdout) },
+    public static func check(_ cases: [Case], scaleTolerance: (forward: Double, gradient: Double)? = nil,
+                             log: (String) -> Void = { print($0); fflush(stdout) },
                              _ body: (Case, Checker) throws -> Void) -> [Checker] {
         cases.map { c in
-            let checker = Checker(c)
+            let checker = Checker(c, scaleTolerance: scaleTolerance)
             do { try body(c, checker) } catch { checker.fail("stopped by an error: \(error)") }
             log(line(for: checker))
             for f in checker.failures.prefix(20) { log("    \(f)") }
@@ -171,7 +173,15 @@ public final class Checker {
     public private(set) var failures: [String] = []
     public private(set) var compared = 0
 
-    public init(_ c: Case) { self.c = c }
+    /// Set for runs in reduced precision (bf16 matmuls): each tensor or scalar is then held to a tolerance relative
+    /// to its own scale, max|actual − expected| ≤ τ · max|expected| (τ = `gradient` for `grad.*` names, else
+    /// `forward`), instead of the case's elementwise fp32 tolerances, which describe fp32 rounding.
+    public var scaleTolerance: (forward: Double, gradient: Double)?
+
+    public init(_ c: Case, scaleTolerance: (forward: Double, gradient: Double)? = nil) {
+        self.c = c
+        self.scaleTolerance = scaleTolerance
+    }
 
     /// Compares `actual` with `expected` elementwise under the tolerance for `name`.
     public func check(_ name: String, actual: [Float], expected: [Float]) {
@@ -183,7 +193,10 @@ public final class Checker {
             failures.append("\(name): \(actual.count) values, expected \(expected.count)")
             return
         }
-        let (a, r) = c.tolerance(for: name)
+        var (a, r) = c.tolerance(for: name)
+        if let tau = scaleTolerance {
+            (a, r) = ((name.hasPrefix("grad.") ? tau.gradient : tau.forward) * (expected.map(Swift.abs).max() ?? 0), 0)
+        }
         var localWorst = 0.0, worstIdx = -1
         for i in 0..<actual.count {
             let diff = Swift.abs(actual[i] - expected[i])

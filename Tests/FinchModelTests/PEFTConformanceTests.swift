@@ -10,6 +10,11 @@ final class PEFTConformanceTests: XCTestCase {
     func testLoRA() throws { try Conformance.run(kind: "llama-lora", runLoRA) }
     func testPromptTuning() throws { try Conformance.run(kind: "llama-prompt-tuning", runPromptTuning) }
     func testPrefixTuning() throws { try Conformance.run(kind: "llama-prefix-tuning", runPrefixTuning) }
+    /// LoRA with the base projections, the LoRA products and the head in bf16 (`bf16Tolerance`).
+    func testLoRABF16() throws {
+        try requireBF16()
+        try Conformance.run(kind: "llama-lora", scaleTolerance: bf16Tolerance) { try runLoRA($0, $1, precision: .bf16) }
+    }
 
     struct Inputs {
         let ids: [Int], mask: [Int]?, labels: [Int], batch: Int, length: Int
@@ -33,8 +38,11 @@ final class PEFTConformanceTests: XCTestCase {
         checker.check("loss", actual: [Double(loss.loss)], expected: [try c.expected.required("loss", \.double)])
     }
 
-    func runLoRA(_ c: Case, _ checker: Checker) throws {
+    func runLoRA(_ c: Case, _ checker: Checker) throws { try runLoRA(c, checker, precision: .fp32) }
+
+    func runLoRA(_ c: Case, _ checker: Checker, precision: GemmPrecision) throws {
         let (decoder, adapterURL) = try load(c)
+        decoder.precision = precision
         let base = decoder.parameters
         let lora = try LoRAModule(folder: adapterURL, decoder: decoder)
         lora.attach(to: decoder)
