@@ -24,6 +24,11 @@ final class NativeSentencePieceTests: XCTestCase {
             "def f(x):\n\treturn x  # comment\n\n\n    if x:\n        pass", "1234567890 3.14159 -42 1e-9 0x1F",
             "http://example.com/path?q=1&r=2#frag", "snake_case camelCase PascalCase kebab-case",
         ]
+        // Tie-prone words after long prefixes: a memoised unigram word met at a large path score.
+        for k in [1, 10, 100, 1000, 3000] {
+            s.append(String(repeating: "the word ", count: k) + "YYYY YYYYYY yyyy aaaa")
+            s.append(String(repeating: "中文 ", count: k) + "YYYY")
+        }
         // Deterministic random strings over a mixed alphabet.
         var g = SystemRandomNumberGenerator.Seeded(seed: 7)
         let alphabet = Array("aabbcdeeeY  \t\n.,é中🦜ｱ①\u{301}▁<>|_0123") as [Character]
@@ -161,14 +166,20 @@ final class NativeSentencePieceTests: XCTestCase {
         if FileManager.default.fileExists(atPath: gguf.path), let tok = try Tokenizers.load(path: gguf.path) as? SentencePieceTokenizer {
             models.append(("llama-spm gguf", tok))
         }
-        let cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/gguf-tokenizers")
-        for dir in (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? [] {
-            let url = cache.appendingPathComponent(dir).appendingPathComponent("tokenizer.model")
-            if FileManager.default.fileExists(atPath: url.path) { models.append((url.path, try SentencePieceTokenizer(contentsOf: url))) }
-        }
         guard !models.isEmpty else { throw XCTSkip("no conformance or real SentencePiece models here") }
         let sample = stride(from: 0, to: Self.allShared.count, by: 8).map { Self.allShared[$0] }
         for (name, tok) in models { try check(tok, Self.adversarial + sample, name) }
+        // Whatever other tokenizer.model files this machine has cached (other tests write them): native where
+        // supported, otherwise the library with a stated reason; either way the library's ids.
+        let cache = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/finch/gguf-tokenizers")
+        for dir in (try? FileManager.default.contentsOfDirectory(atPath: cache.path)) ?? [] {
+            let url = cache.appendingPathComponent(dir).appendingPathComponent("tokenizer.model")
+            guard let tok = try? SentencePieceTokenizer(contentsOf: url) else { continue }
+            print("\(url.path): \(tok.vocabSize) pieces, \(tok.encoderDescription)")
+            for text in Self.adversarial + sample.prefix(2000) {
+                XCTAssertEqual(try tok.encode(text), try tok.libraryEncode(text), "\(url.path): \(text.prefix(60).debugDescription)")
+            }
+        }
         print("native SentencePiece: \(models.count) conformance/real models checked")
     }
 
@@ -179,6 +190,41 @@ final class NativeSentencePieceTests: XCTestCase {
         XCTAssertTrue(tok.encoderDescription.contains("libsentencepiece"), tok.encoderDescription)
         XCTAssertEqual(try tok.encode("hello there"), try tok.libraryEncode("hello there"))
         XCTAssertThrowsError(try SentencePieceEncoder(modelBytes: [UInt8]([0x0A, 0x05, 0x01])))
+    }
+}
+
+/// The double-array trie against a dictionary, on random keys over small and full byte alphabets.
+final class ByteTrieTests: XCTestCase {
+    func testLookupsMatchADictionary() {
+        var g = SystemRandomNumberGenerator.Seeded(seed: 3)
+        for (alphabet, count) in [(2, 50), (4, 3000), (256, 20000), (256, 1)] {
+            var dict: [[UInt8]: Int32] = [:]
+            var keys: [([UInt8], Int32)] = []
+            for i in 0..<count {
+                let key = (0..<Int(1 + g.next() % 12)).map { _ in UInt8(g.next() % UInt64(alphabet)) &+ (alphabet == 256 ? 0 : 97) }
+                if dict[key] == nil { dict[key] = Int32(i) }
+                keys.append((key, Int32(i)))
+            }
+            let trie = ByteTrie(keys.map { (bytes: $0.0, value: $0.1) })
+            for (key, _) in keys { XCTAssertEqual(trie.lookup(key), dict[key]) }
+            for _ in 0..<2000 {   // random probes, mostly absent, and prefixes of keys
+                let probe = (0..<Int(g.next() % 14)).map { _ in UInt8(g.next() % UInt64(alphabet)) &+ (alphabet == 256 ? 0 : 97) }
+                XCTAssertEqual(trie.lookup(probe), dict[probe] ?? -1, "\(probe)")
+                let k = keys[Int(g.next() % UInt64(keys.count))].0
+                let prefix = Array(k.prefix(Int(g.next() % UInt64(k.count + 1))))
+                XCTAssertEqual(trie.lookup(prefix), dict[prefix] ?? -1)
+            }
+        }
+    }
+
+    /// A 262,144-piece vocabulary (Gemma's size) builds in seconds, not minutes.
+    func testLargeVocabularyBuildsQuickly() {
+        var g = SystemRandomNumberGenerator.Seeded(seed: 5)
+        let keys = (0..<262_144).map { i in (bytes: (0..<Int(2 + g.next() % 10)).map { _ in UInt8(32 + g.next() % 200) }, value: Int32(i)) }
+        let t0 = Date()
+        let trie = ByteTrie(keys)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 20)
+        XCTAssertEqual(trie.lookup(keys[1000].bytes) >= 0, true)
     }
 }
 

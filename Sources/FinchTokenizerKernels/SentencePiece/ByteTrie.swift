@@ -22,36 +22,60 @@ public struct ByteTrie: Sendable {
             }
             if values[node] < 0 { values[node] = v }
         }
-        // 2. Breadth first, give each node a base where all its children's slots are free.
-        var base = [Int32](repeating: 0, count: 512), check = [Int32](repeating: -1, count: 512)
-        var value = [Int32](repeating: -1, count: 512)
+        // 2. Breadth first, give each node a base where all its children's slots are free. Free slots form a
+        // doubly linked list, so the search skips full regions; a node that fits none of the first 512 holes
+        // goes to the end (bounded work per node: large vocabularies build in well under a second).
+        var base = [Int32](), check = [Int32](), value = [Int32]()
+        var nextFree = [Int32](), prevFree = [Int32]()
+        var head: Int32 = -1, tail: Int32 = -1
+        func grow(to size: Int) {
+            let old = check.count
+            guard size > old else { return }
+            base += repeatElement(0, count: size - old); value += repeatElement(-1, count: size - old)
+            check += repeatElement(-1, count: size - old)
+            nextFree += repeatElement(-1, count: size - old); prevFree += repeatElement(-1, count: size - old)
+            for i in old..<size {   // append to the free list (slot 0 is the root, never free)
+                if i == 0 { continue }
+                prevFree[i] = tail
+                if tail >= 0 { nextFree[Int(tail)] = Int32(i) } else { head = Int32(i) }
+                tail = Int32(i)
+            }
+        }
+        func take(_ i: Int) {
+            let p = prevFree[i], n = nextFree[i]
+            if p >= 0 { nextFree[Int(p)] = n } else { head = n }
+            if n >= 0 { prevFree[Int(n)] = p } else { tail = p }
+        }
+        grow(to: 1024)
         check[0] = -2   // the root's own slot
         var slotOf = [Int32](repeating: -1, count: children.count)
         slotOf[0] = 0
-        var queue = [0], head = 0, firstFree = 1
+        var queue = [0], qhead = 0, usedEnd = 1
         var leaves: [Int] = []
-        while head < queue.count {
-            let node = queue[head]; head += 1
+        while qhead < queue.count {
+            let node = queue[qhead]; qhead += 1
             let slot = Int(slotOf[node])
             value[slot] = values[node]
             let kids = children[node].sorted { $0.0 < $1.0 }
             if kids.isEmpty { leaves.append(slot); continue }
-            while firstFree < check.count && check[firstFree] != -1 { firstFree += 1 }
-            var b = max(1, firstFree - Int(kids[0].0))
-            search: while true {
-                let need = b + 256
-                if need >= check.count {
-                    let grow = max(need + 1, check.count * 2) - check.count
-                    base += [Int32](repeating: 0, count: grow); value += [Int32](repeating: -1, count: grow)
-                    check += [Int32](repeating: -1, count: grow)
-                }
-                for (c, _) in kids where check[b + Int(c)] != -1 { b += 1; continue search }
-                break
+            let first = Int(kids[0].0)
+            var b = -1, f = head, tries = 0
+            while f >= 0 && tries < 512 {
+                let cand = Int(f) - first
+                if cand >= 1 && cand + 256 < check.count && kids.allSatisfy({ check[cand + Int($0.0)] == -1 }) { b = cand; break }
+                f = nextFree[Int(f)]; tries += 1
+            }
+            if b < 0 {
+                b = max(1, usedEnd - first)
+                grow(to: b + 257)
             }
             base[slot] = Int32(b)
             for (c, child) in kids {
-                check[b + Int(c)] = Int32(slot)
-                slotOf[Int(child)] = Int32(b + Int(c))
+                let t = b + Int(c)
+                check[t] = Int32(slot)
+                take(t)
+                usedEnd = max(usedEnd, t + 1)
+                slotOf[Int(child)] = Int32(t)
                 queue.append(Int(child))
             }
         }

@@ -8,11 +8,12 @@ struct DartsCloneTrie: Sendable {
     @inline(__always) private static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }
     @inline(__always) private static func label(_ u: UInt32) -> UInt32 { u & ((1 << 31) | 0xFF) }
     @inline(__always) private static func hasLeaf(_ u: UInt32) -> Bool { (u >> 8) & 1 == 1 }
+
     @inline(__always) private static func value(_ u: UInt32) -> Int { Int(u & ((1 << 31) - 1)) }
 
     /// The longest key that is a prefix of `text[from...]`: (length, value), or nil. As darts-clone's
     /// commonPrefixSearch followed by sentencepiece's pick of the longest match.
-    func longestPrefix(_ text: UnsafeRawBufferPointer, from: Int) -> (length: Int, value: Int)? {
+    static func longestPrefix(_ units: UnsafeBufferPointer<UInt32>, _ text: UnsafeRawBufferPointer, from: Int) -> (length: Int, value: Int)? {
         guard !units.isEmpty else { return nil }
         var best: (Int, Int)? = nil
         var pos = Self.offset(units[0])

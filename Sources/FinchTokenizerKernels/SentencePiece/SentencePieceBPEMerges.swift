@@ -2,7 +2,7 @@ extension SentencePieceEncoder {
     /// bpe_model.cc's merge loop: symbols are user-defined pieces (longest match, never merged) or single
     /// characters; the adjacent pair whose concatenation is the best-scoring piece merges first, the leftmost
     /// among equal scores; stale queue entries are recognised by their size.
-    func bpe(_ t: UnsafeRawBufferPointer, _ ids: inout [Int32]) {
+    func bpe(_ t: UnsafeRawBufferPointer, _ path: inout [PathPiece]) {
         let size = t.count
         withUnsafeTemporaryAllocation(of: Symbol.self, capacity: size) { symbols in
             trie.withView { trie in
@@ -45,12 +45,11 @@ extension SentencePieceEncoder {
                     consider(symbols[l].prev, Int32(l))
                     consider(Int32(l), symbols[l].next)
                 }
-                var prevUnk = false
                 var k: Int32 = count > 0 ? 0 : -1
                 while k >= 0 {
                     let s = symbols[Int(k)]
                     let id = s.node >= 0 ? trie.value[Int(s.node)] : -1
-                    emit(t, Int(s.start), Int(s.start + s.length), id >= 0 ? id : unkID, &prevUnk, &ids)
+                    path.append(PathPiece(id: id >= 0 ? id : unkID, length: s.length))
                     k = s.next
                 }
             }

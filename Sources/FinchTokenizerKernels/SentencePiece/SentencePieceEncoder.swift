@@ -24,6 +24,11 @@ public final class SentencePieceEncoder: @unchecked Sendable {
     let unkScore: Float
     let byteIDs: [Int32]
     let isBPE: Bool
+    /// Whether a normalised text may be cut before every "▁" that follows another character and each part
+    /// encoded alone: true when no piece holds "▁" after another character (so no piece crosses such a cut)
+    /// and "▁" itself is a piece (so a part never starts with an unknown piece). Parts are then memoised.
+    let segmentable: Bool
+    let cache = SegmentCache()
 
     public init(modelBytes: [UInt8]) throws {
         let spec = try SentencePieceModelSpec(modelBytes)
@@ -77,6 +82,15 @@ public final class SentencePieceEncoder: @unchecked Sendable {
         let userDefined = pieces.filter { $0.kind == .userDefined }
         let userTrie = userDefined.isEmpty ? nil : ByteTrie(userDefined.map { (bytes: $0.bytes, value: Int32(1)) })
         normalizer = try SentencePieceNormalizer(spec, userDefined: userTrie)
+        let space = SentencePieceNormalizer.space
+        segmentable = spec.escapeWhitespaces && !spec.treatWhitespaceAsSuffix && trie.lookup(space) >= 0
+            && pieces.allSatisfy { p in
+                guard outputs.contains(p.kind) else { return true }
+                var i = 0
+                while i + 3 <= p.bytes.count && Array(p.bytes[i..<i + 3]) == space { i += 3 }
+                while i + 3 <= p.bytes.count { if Array(p.bytes[i..<i + 3]) == space { return false }; i += 1 }
+                return true
+            }
     }
 
     public convenience init<D: Collection>(modelBytes: D) throws where D.Element == UInt8 { try self.init(modelBytes: Array(modelBytes)) }
@@ -86,8 +100,11 @@ public final class SentencePieceEncoder: @unchecked Sendable {
         var normalized: [UInt8] = []
         normalizer.normalize(text, into: &normalized)
         if normalized.isEmpty { return }
+        var path: [PathPiece] = []
+        path.reserveCapacity(normalized.count / 2 + 4)
         normalized.withUnsafeBytes { t in
-            if isBPE { bpe(t, &ids) } else { unigram(t, &ids) }
+            if segmentable { segmented(t, &path) } else if isBPE { bpe(t, &path) } else { unigram(t, base: 0, &path) }
+            emit(t, path, &ids)
         }
     }
 
@@ -104,19 +121,24 @@ public final class SentencePieceEncoder: @unchecked Sendable {
         return out
     }
 
-    /// Emits one output piece `t[start..<end]` with `id`, as PopulateSentencePieceText does.
-    @inline(__always)
-    func emit(_ t: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ id: Int32, _ prevUnk: inout Bool, _ ids: inout [Int32]) {
-        if id == unkID {
-            if spec.byteFallback {
-                for k in start..<end { ids.append(byteIDs[Int(t[k])]) }
-            } else if !prevUnk {
-                ids.append(id)   // a run of unknown pieces is one unknown id
+    /// The ids of a path, as PopulateSentencePieceText makes them: an unknown piece becomes its bytes' byte
+    /// pieces (byte fallback) or one unknown id for a whole run of unknown pieces.
+    func emit(_ t: UnsafeRawBufferPointer, _ path: [PathPiece], _ ids: inout [Int32]) {
+        var offset = 0, prevUnk = false
+        for p in path {
+            let end = offset + Int(p.length)
+            if p.id == unkID {
+                if spec.byteFallback {
+                    for k in offset..<end { ids.append(byteIDs[Int(t[k])]) }
+                } else if !prevUnk {
+                    ids.append(p.id)
+                }
+                prevUnk = true
+            } else {
+                ids.append(p.id)
+                prevUnk = false
             }
-            prevUnk = true
-        } else {
-            ids.append(id)
-            prevUnk = false
+            offset = end
         }
     }
 }

@@ -37,66 +37,100 @@ struct SentencePieceNormalizer: Sendable {
         replacements = Array(blob[(4 + trieBytes)...]) + [0]
     }
 
-    /// One step of NormalizePrefix: the bytes `input[i...]`'s next unit normalises to, and how many it consumes.
-    @inline(__always)
-    private func prefix(_ input: UnsafeRawBufferPointer, _ i: Int, _ out: (UnsafeRawBufferPointer) -> Void) -> Int {
-        if let userDefined {
-            let n = userDefined.withView { longestMatch($0, input, i) }
-            if n > 0 { out(UnsafeRawBufferPointer(rebasing: input[i..<i + n])); return n }
-        }
-        if let charsmap, let (length, value) = charsmap.longestPrefix(input, from: i) {
-            replacements.withUnsafeBytes { r in
-                var end = value
-                while end < r.count && r[end] != 0 { end += 1 }
-                out(UnsafeRawBufferPointer(rebasing: r[min(value, end)..<end]))
-            }
-            return length
-        }
-        let n = SentencePieceUTF8.validLength(input, i)
-        if n == 0 {
-            Self.replacement.withUnsafeBytes { out($0) }
-            return 1
-        }
-        out(UnsafeRawBufferPointer(rebasing: input[i..<i + n]))
-        return n
-    }
-
     /// Normalises `input` into `out` (replacing its contents).
     func normalize(_ input: UnsafeRawBufferPointer, into out: inout [UInt8]) {
         out.removeAll(keepingCapacity: true)
+        if input.isEmpty { return }
+        // Raw views once per call: the loop below must not retain the tables per character.
+        let units = charsmap?.units ?? []
+        units.withUnsafeBufferPointer { units in
+            replacements.withUnsafeBytes { replacements in
+                if let userDefined {
+                    userDefined.withView { run(input, &out, Rules(userDefined: $0, units: units, replacements: replacements)) }
+                } else {
+                    run(input, &out, Rules(userDefined: nil, units: units, replacements: replacements))
+                }
+            }
+        }
+    }
+
+    private struct Rules {
+        let userDefined: ByteTrie.View?
+        let units: UnsafeBufferPointer<UInt32>
+        let replacements: UnsafeRawBufferPointer
+
+        /// One step of NormalizePrefix: calls `out` with what the next unit of `input[i...]` normalises to and
+        /// returns how many bytes it consumes.
+        @inline(__always)
+        func prefix(_ input: UnsafeRawBufferPointer, _ i: Int, _ out: (UnsafeRawBufferPointer) -> Void) -> Int {
+            if let userDefined {
+                let n = longestMatch(userDefined, input, i)
+                if n > 0 { out(UnsafeRawBufferPointer(rebasing: input[i..<i + n])); return n }
+            }
+            if !units.isEmpty, let (length, value) = DartsCloneTrie.longestPrefix(units, input, from: i) {
+                var end = value
+                while end < replacements.count && replacements[end] != 0 { end += 1 }
+                out(UnsafeRawBufferPointer(rebasing: replacements[min(value, end)..<end]))
+                return length
+            }
+            let n = SentencePieceUTF8.validLength(input, i)
+            if n == 0 {
+                SentencePieceNormalizer.replacement.withUnsafeBytes { out($0) }
+                return 1
+            }
+            out(UnsafeRawBufferPointer(rebasing: input[i..<i + n]))
+            return n
+        }
+    }
+
+    private func run(_ input: UnsafeRawBufferPointer, _ out: inout [UInt8], _ rules: Rules) {
         var i = 0
         let n = input.count
-        if n == 0 { return }
         if removeExtraWhitespaces {
             while i < n {
                 var isSpace = false
-                let used = prefix(input, i) { isSpace = $0.count == 1 && $0[0] == 0x20 }
+                let used = rules.prefix(input, i) { isSpace = $0.count == 1 && $0[0] == 0x20 }
                 if !isSpace { break }
                 i += used
             }
             if i == n { return }
         }
         out.reserveCapacity(3 * (n - i) + 6)
+        let escape = escapeWhitespaces
         func addSpace() {
-            if escapeWhitespaces { out.append(contentsOf: Self.space) } else { out.append(0x20) }
+            if escape { out.append(0xE2); out.append(0x96); out.append(0x81) } else { out.append(0x20) }
         }
         if !treatWhitespaceAsSuffix && addDummyPrefix { addSpace() }
         var prevSpace = removeExtraWhitespaces
         while i < n {
-            i += prefix(input, i) { sp in
+            // Plain ASCII other than space, with no rule for it: itself (the common case, without a closure).
+            let c = input[i]
+            if c < 0x80 && c != 0x20 && rules.units.isEmpty
+                && (rules.userDefined.map { $0.child(0, c) < 0 } ?? true) {
+                out.append(c)
+                prevSpace = false
+                i += 1
+                continue
+            }
+            i += rules.prefix(input, i) { sp in
                 var k = 0
                 if prevSpace { while k < sp.count && sp[k] == 0x20 { k += 1 } }
                 guard k < sp.count else { return }
                 for j in k..<sp.count {
-                    if escapeWhitespaces && sp[j] == 0x20 { out.append(contentsOf: Self.space) } else { out.append(sp[j]) }
+                    if escape && sp[j] == 0x20 { out.append(0xE2); out.append(0x96); out.append(0x81) } else { out.append(sp[j]) }
                 }
                 prevSpace = sp[sp.count - 1] == 0x20
             }
             if !removeExtraWhitespaces { prevSpace = false }
         }
         if removeExtraWhitespaces {
-            let tail: [UInt8] = escapeWhitespaces ? Self.space : [0x20]
-            while out.count >= tail.count && Array(out[(out.count - tail.count)...]) == tail { out.removeLast(tail.count) }
+            if escape {
+                while out.count >= 3 && out[out.count - 3] == 0xE2 && out[out.count - 2] == 0x96 && out[out.count - 1] == 0x81 {
+                    out.removeLast(3)
+                }
+            } else {
+                while out.last == 0x20 { out.removeLast() }
+            }
         }
         if treatWhitespaceAsSuffix && addDummyPrefix { addSpace() }
     }
