@@ -68,9 +68,10 @@ struct SentencePieceNormalizer: Sendable {
                 if n > 0 { out(UnsafeRawBufferPointer(rebasing: input[i..<i + n])); return n }
             }
             if !units.isEmpty, let (length, value) = DartsCloneTrie.longestPrefix(units, input, from: i) {
-                var end = value
+                let start = min(value, replacements.count)   // a broken charsmap yields an empty replacement
+                var end = start
                 while end < replacements.count && replacements[end] != 0 { end += 1 }
-                out(UnsafeRawBufferPointer(rebasing: replacements[min(value, end)..<end]))
+                out(UnsafeRawBufferPointer(rebasing: replacements[start..<end]))
                 return length
             }
             let n = SentencePieceUTF8.validLength(input, i)
