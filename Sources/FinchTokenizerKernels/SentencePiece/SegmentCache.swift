@@ -6,60 +6,31 @@ public struct PathPiece: Equatable, Sendable {
     public var id: Int32, length: Int32
 }
 
-/// Segmentations of short normalised segments (words), shared by the encoding threads: 64 lock-striped
-/// open-addressing tables whose keys and paths live in per-shard arenas (no allocation per entry).
-/// `tag` carries what the unigram encoder needs to decide whether a cached path holds in a new context.
+/// Segmentations of short normalised segments (words), shared by the encoding threads. Each entry is one
+/// 64-byte line holding its hash, key bytes, path and tag, so a lookup touches one line of memory (a table of
+/// separate key and path arenas cost three cache misses per word). Direct-mapped: a new word overwrites the
+/// one in its slot. 64 locks, picked by hash, guard the slots.
 final class SegmentCache: @unchecked Sendable {
-    static let maxSegmentBytes = 64
-    static let maxEntriesPerShard = 1 << 13   // then the shard starts over
+    /// Longest cached segment and most pieces per entry (what fits in the line).
+    static let maxSegmentBytes = 20, maxPieces = 6
+    static let slotCount = 1 << 16   // 4 MiB
+    // Line layout: hash u64 @0 (0 = empty), key length u8 @8, piece count u8 @9, tag f32×2 @12, key @20,
+    // pieces u32 (id << 8 | length) @40.
+    private let lines: UnsafeMutableRawPointer
+    private let locks: UnsafeMutablePointer<pthread_mutex_t>
 
-    struct Slot {
-        var hash: UInt64 = 0   // 0 = empty
-        var key: UInt32 = 0, path: UInt32 = 0
-        var keyLength: UInt16 = 0, pathCount: UInt16 = 0
-        var tag: (Float, Float) = (0, 0)
+    init() {
+        lines = UnsafeMutableRawPointer.allocate(byteCount: 64 * Self.slotCount, alignment: 64)
+        lines.initializeMemory(as: UInt8.self, repeating: 0, count: 64 * Self.slotCount)
+        locks = .allocate(capacity: 64)
+        for i in 0..<64 { pthread_mutex_init(locks + i, nil) }
     }
 
-    final class Shard {
-        /// Heap-allocated: a mutex must not move.
-        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        var slots = [Slot](repeating: Slot(), count: 256)
-        var used = 0
-        var keys: [UInt8] = []
-        var paths: [PathPiece] = []
-        init() { pthread_mutex_init(lock, nil) }
-        deinit { pthread_mutex_destroy(lock); lock.deallocate() }
-
-        /// The slot index holding the key, or the empty slot where it belongs.
-        func find(_ key: UnsafeRawBufferPointer, _ h: UInt64) -> Int {
-            slots.withUnsafeBufferPointer { slots in
-                keys.withUnsafeBytes { keys in
-                    let mask = slots.count - 1
-                    var i = Int(truncatingIfNeeded: h) & mask
-                    while true {
-                        let s = slots[i]
-                        if s.hash == 0 { return i }
-                        if s.hash == h && Int(s.keyLength) == key.count
-                            && memcmp(keys.baseAddress! + Int(s.key), key.baseAddress!, key.count) == 0 { return i }
-                        i = (i + 1) & mask
-                    }
-                }
-            }
-        }
-
-        func grow() {
-            let old = slots
-            slots = [Slot](repeating: Slot(), count: old.count * 2)
-            let mask = slots.count - 1
-            for s in old where s.hash != 0 {
-                var i = Int(truncatingIfNeeded: s.hash) & mask
-                while slots[i].hash != 0 { i = (i + 1) & mask }
-                slots[i] = s
-            }
-        }
+    deinit {
+        for i in 0..<64 { pthread_mutex_destroy(locks + i) }
+        locks.deallocate()
+        lines.deallocate()
     }
-
-    private let shards = (0..<64).map { _ in Shard() }
 
     @inline(__always) static func hash(_ p: UnsafeRawBufferPointer) -> UInt64 {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ (UInt64(p.count) &* 0xFF51_AFD7_ED55_8CCD)
@@ -77,33 +48,37 @@ final class SegmentCache: @unchecked Sendable {
         return h | 1
     }
 
+    @inline(__always) private func line(_ h: UInt64) -> UnsafeMutableRawPointer { lines + 64 * (Int(truncatingIfNeeded: h >> 8) & (Self.slotCount - 1)) }
+    @inline(__always) private func lock(_ h: UInt64) -> UnsafeMutablePointer<pthread_mutex_t> { locks + Int(truncatingIfNeeded: h >> 58) }
+
     /// Appends the cached path of `key` to `path` and returns its tag, or returns nil.
     func lookup(_ key: UnsafeRawBufferPointer, _ h: UInt64, appendingTo path: inout [PathPiece]) -> (Float, Float)? {
-        let shard = shards[Int(truncatingIfNeeded: h >> 40) & 63]
-        pthread_mutex_lock(shard.lock)
-        defer { pthread_mutex_unlock(shard.lock) }
-        let s = shard.slots[shard.find(key, h)]
-        guard s.hash != 0 else { return nil }
-        shard.paths.withUnsafeBufferPointer { path.append(contentsOf: UnsafeBufferPointer(rebasing: $0[Int(s.path)..<Int(s.path) + Int(s.pathCount)])) }
-        return s.tag
+        guard key.count <= Self.maxSegmentBytes else { return nil }
+        let l = line(h), m = lock(h)
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        guard l.load(as: UInt64.self) == h, Int(l.load(fromByteOffset: 8, as: UInt8.self)) == key.count,
+              memcmp(l + 20, key.baseAddress!, key.count) == 0 else { return nil }
+        let count = Int(l.load(fromByteOffset: 9, as: UInt8.self))
+        for k in 0..<count {
+            let v = l.load(fromByteOffset: 40 + 4 * k, as: UInt32.self)
+            path.append(PathPiece(id: Int32(v >> 8), length: Int32(v & 0xFF)))
+        }
+        return (l.load(fromByteOffset: 12, as: Float.self), l.load(fromByteOffset: 16, as: Float.self))
     }
 
     func insert(_ key: UnsafeRawBufferPointer, _ h: UInt64, path: ArraySlice<PathPiece>, tag: (Float, Float)) {
-        guard key.count <= Self.maxSegmentBytes, path.count <= Int(UInt16.max) else { return }
-        let shard = shards[Int(truncatingIfNeeded: h >> 40) & 63]
-        pthread_mutex_lock(shard.lock)
-        defer { pthread_mutex_unlock(shard.lock) }
-        if shard.used >= Self.maxEntriesPerShard {
-            shard.slots = [Slot](repeating: Slot(), count: 256); shard.used = 0
-            shard.keys.removeAll(keepingCapacity: true); shard.paths.removeAll(keepingCapacity: true)
-        }
-        if 2 * (shard.used + 1) > shard.slots.count { shard.grow() }
-        let i = shard.find(key, h)
-        guard shard.slots[i].hash == 0 else { return }   // another thread got there first
-        shard.slots[i] = Slot(hash: h, key: UInt32(shard.keys.count), path: UInt32(shard.paths.count),
-                              keyLength: UInt16(key.count), pathCount: UInt16(path.count), tag: tag)
-        shard.keys.append(contentsOf: key)
-        shard.paths.append(contentsOf: path)
-        shard.used += 1
+        guard key.count <= Self.maxSegmentBytes, path.count <= Self.maxPieces,
+              path.allSatisfy({ $0.id >= 0 && $0.id < 1 << 24 && $0.length < 256 }) else { return }
+        let l = line(h), m = lock(h)
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        l.storeBytes(of: h, as: UInt64.self)
+        l.storeBytes(of: UInt8(key.count), toByteOffset: 8, as: UInt8.self)
+        l.storeBytes(of: UInt8(path.count), toByteOffset: 9, as: UInt8.self)
+        l.storeBytes(of: tag.0, toByteOffset: 12, as: Float.self)
+        l.storeBytes(of: tag.1, toByteOffset: 16, as: Float.self)
+        (l + 20).copyMemory(from: key.baseAddress!, byteCount: key.count)
+        for (k, p) in path.enumerated() { l.storeBytes(of: UInt32(p.id) << 8 | UInt32(p.length), toByteOffset: 40 + 4 * k, as: UInt32.self) }
     }
 }
