@@ -7,21 +7,21 @@ public struct PathPiece: Equatable, Sendable {
 }
 
 /// Segmentations of short normalised segments (words), shared by the encoding threads. Each entry is one
-/// 64-byte line holding its hash, key bytes, path and tag, so a lookup touches one line of memory (a table of
-/// separate key and path arenas cost three cache misses per word). Direct-mapped: a new word overwrites the
+/// 128-byte slot (two adjacent cache lines) holding its hash, key bytes, path and tag, so a lookup touches one
+/// place in memory (a table of separate key and path arenas cost three cache misses per word). Direct-mapped: a new word overwrites the
 /// one in its slot. 64 locks, picked by hash, guard the slots.
 final class SegmentCache: @unchecked Sendable {
-    /// Longest cached segment and most pieces per entry (what fits in the line).
-    static let maxSegmentBytes = 20, maxPieces = 6
-    static let slotCount = 1 << 16   // 4 MiB
-    // Line layout: hash u64 @0 (0 = empty), key length u8 @8, piece count u8 @9, tag f32×2 @12, key @20,
-    // pieces u32 (id << 8 | length) @40.
+    /// Longest cached segment (an indented line of code is one segment) and most pieces per entry.
+    static let maxSegmentBytes = 64, maxPieces = 11
+    static let slotBytes = 128, slotCount = 1 << 15   // 4 MiB
+    // Slot layout: hash u64 @0 (0 = empty), key length u8 @8, piece count u8 @9, tag f32×2 @12, key @20,
+    // pieces u32 (id << 8 | length) @84.
     private let lines: UnsafeMutableRawPointer
     private let locks: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {
-        lines = UnsafeMutableRawPointer.allocate(byteCount: 64 * Self.slotCount, alignment: 64)
-        lines.initializeMemory(as: UInt8.self, repeating: 0, count: 64 * Self.slotCount)
+        lines = UnsafeMutableRawPointer.allocate(byteCount: Self.slotBytes * Self.slotCount, alignment: 128)
+        lines.initializeMemory(as: UInt8.self, repeating: 0, count: Self.slotBytes * Self.slotCount)
         locks = .allocate(capacity: 64)
         for i in 0..<64 { pthread_mutex_init(locks + i, nil) }
     }
@@ -48,7 +48,7 @@ final class SegmentCache: @unchecked Sendable {
         return h | 1
     }
 
-    @inline(__always) private func line(_ h: UInt64) -> UnsafeMutableRawPointer { lines + 64 * (Int(truncatingIfNeeded: h >> 8) & (Self.slotCount - 1)) }
+    @inline(__always) private func line(_ h: UInt64) -> UnsafeMutableRawPointer { lines + Self.slotBytes * (Int(truncatingIfNeeded: h >> 8) & (Self.slotCount - 1)) }
     @inline(__always) private func lock(_ h: UInt64) -> UnsafeMutablePointer<pthread_mutex_t> { locks + Int(truncatingIfNeeded: h >> 58) }
 
     /// Appends the cached path of `key` to `path` and returns its tag, or returns nil.
@@ -61,7 +61,7 @@ final class SegmentCache: @unchecked Sendable {
               memcmp(l + 20, key.baseAddress!, key.count) == 0 else { return nil }
         let count = Int(l.load(fromByteOffset: 9, as: UInt8.self))
         for k in 0..<count {
-            let v = l.load(fromByteOffset: 40 + 4 * k, as: UInt32.self)
+            let v = l.load(fromByteOffset: 84 + 4 * k, as: UInt32.self)
             path.append(PathPiece(id: Int32(v >> 8), length: Int32(v & 0xFF)))
         }
         return (l.load(fromByteOffset: 12, as: Float.self), l.load(fromByteOffset: 16, as: Float.self))
@@ -79,6 +79,6 @@ final class SegmentCache: @unchecked Sendable {
         l.storeBytes(of: tag.0, toByteOffset: 12, as: Float.self)
         l.storeBytes(of: tag.1, toByteOffset: 16, as: Float.self)
         (l + 20).copyMemory(from: key.baseAddress!, byteCount: key.count)
-        for (k, p) in path.enumerated() { l.storeBytes(of: UInt32(p.id) << 8 | UInt32(p.length), toByteOffset: 40 + 4 * k, as: UInt32.self) }
+        for (k, p) in path.enumerated() { l.storeBytes(of: UInt32(p.id) << 8 | UInt32(p.length), toByteOffset: 84 + 4 * k, as: UInt32.self) }
     }
 }

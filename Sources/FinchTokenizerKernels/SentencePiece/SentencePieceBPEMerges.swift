@@ -4,7 +4,9 @@ extension SentencePieceEncoder {
     /// among equal scores; stale queue entries are recognised by their size.
     func bpe(_ t: UnsafeRawBufferPointer, _ path: inout [PathPiece]) {
         let size = t.count
+        // At most size - 1 initial pairs plus two per merge: the queue never outgrows 3 × size.
         withUnsafeTemporaryAllocation(of: Symbol.self, capacity: size) { symbols in
+        withUnsafeTemporaryAllocation(of: Pair.self, capacity: 3 * size + 1) { pairs in
             trie.withView { trie in
                 var count = 0, i = 0
                 let users = normalizer.userDefined
@@ -19,7 +21,7 @@ extension SentencePieceEncoder {
                     count += 1
                     i += n
                 }
-                var heap = PairHeap()
+                var heap = PairHeap(items: pairs.baseAddress!)
                 func consider(_ l: Int32, _ r: Int32) {
                     guard l >= 0, r >= 0 else { return }
                     let a = symbols[Int(l)], b = symbols[Int(r)]
@@ -54,6 +56,7 @@ extension SentencePieceEncoder {
                 }
             }
         }
+        }
     }
 
     struct Symbol {
@@ -69,35 +72,40 @@ extension SentencePieceEncoder {
         @inline(__always) func before(_ o: Pair) -> Bool { score > o.score || (score == o.score && left < o.left) }
     }
 
-    /// A binary max-heap of candidate merges.
+    /// A binary max-heap of candidate merges in caller-provided storage.
     struct PairHeap {
-        var items: [Pair] = []
+        let items: UnsafeMutablePointer<Pair>
+        var count = 0
+
+        init(items: UnsafeMutablePointer<Pair>) { self.items = items }
 
         mutating func push(_ p: Pair) {
-            items.append(p)
-            var i = items.count - 1
+            items[count] = p
+            count += 1
+            var i = count - 1
             while i > 0 {
                 let parent = (i - 1) / 2
                 if !items[i].before(items[parent]) { break }
-                items.swapAt(i, parent)
+                (items[i], items[parent]) = (items[parent], items[i])
                 i = parent
             }
         }
 
         mutating func pop() -> Pair? {
-            guard let top = items.first else { return nil }
-            let last = items.removeLast()
-            if items.isEmpty { return top }
-            items[0] = last
+            guard count > 0 else { return nil }
+            let top = items[0]
+            count -= 1
+            if count == 0 { return top }
+            items[0] = items[count]
             var i = 0
-            let n = items.count
+            let n = count
             while true {
                 let l = 2 * i + 1, r = l + 1
                 var m = i
                 if l < n && items[l].before(items[m]) { m = l }
                 if r < n && items[r].before(items[m]) { m = r }
                 if m == i { break }
-                items.swapAt(i, m)
+                (items[i], items[m]) = (items[m], items[i])
                 i = m
             }
             return top
