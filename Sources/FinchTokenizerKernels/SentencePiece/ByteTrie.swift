@@ -23,7 +23,7 @@ public struct ByteTrie: Sendable {
             if values[node] < 0 { values[node] = v }
         }
         // 2. Breadth first, give each node a base where all its children's slots are free. Free slots form a
-        // doubly linked list, so the search skips full regions; a node that fits none of the first 512 holes
+        // doubly linked list, so the search skips full regions; a node that fits none of the first 48 holes
         // goes to the end (bounded work per node: large vocabularies build in well under a second).
         var base = [Int32](), check = [Int32](), value = [Int32]()
         var nextFree = [Int32](), prevFree = [Int32]()
@@ -60,7 +60,7 @@ public struct ByteTrie: Sendable {
             if kids.isEmpty { leaves.append(slot); continue }
             let first = Int(kids[0].0)
             var b = -1, f = head, tries = 0
-            while f >= 0 && tries < 512 {
+            while f >= 0 && tries < 48 {
                 let cand = Int(f) - first
                 if cand >= 1 && cand + 256 < check.count && kids.allSatisfy({ check[cand + Int($0.0)] == -1 }) { b = cand; break }
                 f = nextFree[Int(f)]; tries += 1
