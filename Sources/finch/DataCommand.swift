@@ -99,8 +99,8 @@ struct DataBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Batch rows for the read benchmark.") var batch: Int = 8
     @Option(name: .long, help: "Scratch folder (default: a temp folder).") var out: String?
     @Option(name: .long, help: "Runs; each figure is the median.") var repeats: Int = 3
-    @Option(name: .long, help: "Python reference run side by side when present (empty: skip).")
-    var reference: String = "tools/sentencepiece_bench.py"
+    @Option(name: .long, help: "Python reference run side by side when present (empty: skip; default: tools/sentencepiece_bench.py for SentencePiece models, tools/tokenizers_pack_bench.py for tokenizer.json and GGUF BPE).")
+    var reference: String?
 
     func run() throws {
         let tok = try Tokenizers.load(path: tokenizer)
@@ -109,8 +109,10 @@ struct DataBenchOptions: ParsableArguments {
         defer { if out == nil { try? FileManager.default.removeItem(at: dir) } }
         let r = try DataBenchmark.run(inputs: input.map { URL(fileURLWithPath: $0) }, tokenizer: tok, template: t,
                                       maxLength: maxLength, batchSize: batch, folder: dir, repeats: repeats)
-        print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, words memoised: \((tok as? SentencePieceTokenizer)?.memoizesWords ?? true ? "yes" : "no")")
+        let spm = tok as? SentencePieceTokenizer
+        print("tokenizer: \(tok.source), \(tok.vocabSize) pieces, encoder: \(spm?.encoderDescription ?? "Finch BPE")")
         print(r.description)
+        let reference = self.reference ?? (spm != nil ? "tools/sentencepiece_bench.py" : "tools/tokenizers_pack_bench.py")
         guard !reference.isEmpty, FileManager.default.fileExists(atPath: reference) else { return }
         // The Python package encoding the same text, run now on the same machine.
         let p = Process()
@@ -122,7 +124,7 @@ struct DataBenchOptions: ParsableArguments {
         try p.run()
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { print("python reference: not run (python3 with sentencepiece needed)"); return }
+        guard p.terminationStatus == 0 else { print("python reference: not run (python3 with sentencepiece or tokenizers needed)"); return }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             guard let mbs = parts.last.flatMap({ Double($0) }) else { continue }

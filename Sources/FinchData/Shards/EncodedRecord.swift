@@ -83,25 +83,33 @@ func parallelMap<T, R>(_ items: [T], threads: Int, _ f: (T) throws -> R) throws 
     try parallelMapWithCodec(items, threads: threads, level: 0) { _, x in try f(x) }
 }
 
-/// Parallel map where each worker owns a zstd codec.
+/// Parallel map where each worker owns a zstd codec. Workers take chunks of items from a shared counter, so a
+/// worker the OS schedules less (a busy machine) does less, instead of the others waiting for its fixed share.
 func parallelMapWithCodec<T, R>(_ items: [T], threads: Int, level: Int32, _ f: (ZstdCodec, T) throws -> R) throws -> [R] {
     let n = items.count
     if n == 0 { return [] }
     let workers = max(1, min(threads, n))
+    let chunk = max(1, min(64, n / (8 * workers)))
     var results = [R?](repeating: nil, count: n)
     var firstError: Error? = nil
+    var next = 0
     let lock = NSLock()
     results.withUnsafeMutableBufferPointer { out in
         let outPtr = out
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
             let codec = ZstdCodec(level: level == 0 ? 3 : level)
-            var i = w
-            while i < n {
-                do { outPtr[i] = try f(codec, items[i]) } catch {
-                    lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
-                    return
+            while true {
+                lock.lock()
+                let start = firstError == nil ? next : n
+                next = start + chunk
+                lock.unlock()
+                if start >= n { return }
+                for i in start..<min(n, start + chunk) {
+                    do { outPtr[i] = try f(codec, items[i]) } catch {
+                        lock.lock(); if firstError == nil { firstError = error }; lock.unlock()
+                        return
+                    }
                 }
-                i += workers
             }
         }
     }

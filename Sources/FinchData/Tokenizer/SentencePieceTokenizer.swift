@@ -1,4 +1,5 @@
 import CSentencePiece
+import FinchTokenizerKernels
 import Foundation
 
 /// Errors from loading, running or training a SentencePiece model.
@@ -51,6 +52,10 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     /// -1 when the model defines no pad piece.
     public let padID: Int
     public let unkID: Int
+    /// Finch's own encoder for this model (same ids as the library, see `SentencePieceEncoder`), or nil when
+    /// the model uses a feature it leaves to the library (`nativeFallbackReason`) or `FINCH_SPM_LIBRARY=1`.
+    public let native: SentencePieceEncoder?
+    public let nativeFallbackReason: String?
 
     /// Loads a `.model` file.
     public convenience init(contentsOf url: URL) throws {
@@ -73,12 +78,24 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
         vocabSize = Int(csp_vocab_size(h))
         bosID = Int(csp_bos_id(h)); eosID = Int(csp_eos_id(h))
         padID = Int(csp_pad_id(h)); unkID = Int(csp_unk_id(h))
+        if ProcessInfo.processInfo.environment["FINCH_SPM_LIBRARY"] == "1" {
+            native = nil; nativeFallbackReason = "FINCH_SPM_LIBRARY=1"
+        } else {
+            do { native = try SentencePieceEncoder(modelBytes: modelBytes); nativeFallbackReason = nil }
+            catch { native = nil; nativeFallbackReason = "\(error)" }
+        }
+    }
+
+    /// Which encoder `encode` runs, for benchmark and inspection output.
+    public var encoderDescription: String {
+        native != nil ? "native" : "libsentencepiece (\(nativeFallbackReason ?? ""))"
     }
 
     deinit { csp_free(handle) }
 
     /// Token ids of `text` (no BOS/EOS).
     public func encode(_ text: String) throws -> [Int32] {
+        if let native { return native.encode(text) }
         var text = text
         var ids: [Int32] = []
         try text.withUTF8 { try encode(utf8: UnsafeRawBufferPointer($0), appendingTo: &ids) }
@@ -86,10 +103,12 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     }
 
     /// Appends the ids of UTF-8 `bytes` to `ids` (the fast path used when packing: no String round trip).
-    /// Repeated words are served from a per-thread cache when that gives exactly the library's ids
-    /// (`memoizesWords`); `libraryEncode` is the uncached call.
+    /// The native encoder runs when it supports the model; otherwise the library, whose repeated words are
+    /// served from a shared cache when that gives exactly its ids (`memoizesWords`). `libraryEncode` is the
+    /// library's uncached call.
     public func encode(utf8 bytes: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws {
         if bytes.isEmpty { return }
+        if let native { return native.encode(bytes, appendingTo: &ids) }
         let text = bytes.baseAddress!.assumingMemoryBound(to: CChar.self)
         // Identity-normalised text never has more ids than bytes; other normalisers may expand, so retry.
         var capacity = bytes.count + 2
@@ -115,17 +134,18 @@ public final class SentencePieceTokenizer: TextTokenizer, @unchecked Sendable {
     /// The library's own Encode, uncached (tests compare it with `encode`).
     public func libraryEncode(_ text: String) throws -> [Int32] {
         var text = text
-        return try text.withUTF8 { utf8 in
-            var ids: UnsafeMutablePointer<Int32>? = nil
-            var count = 0
-            var err: UnsafeMutablePointer<CChar>? = nil
-            let rc = utf8.withMemoryRebound(to: CChar.self) { c in
-                csp_encode_ids(handle, c.baseAddress, c.count, &ids, &count, &err)
-            }
-            guard rc == 0, let ids else { throw TokenizerError.encode(Self.take(err)) }
-            defer { csp_free_buffer(ids) }
-            return Array(UnsafeBufferPointer(start: ids, count: count))
-        }
+        return try text.withUTF8 { try libraryEncode(utf8: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The library's own Encode of raw bytes (which may be malformed UTF-8).
+    public func libraryEncode(utf8: UnsafeRawBufferPointer) throws -> [Int32] {
+        var ids: UnsafeMutablePointer<Int32>? = nil
+        var count = 0
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let rc = csp_encode_ids(handle, utf8.baseAddress?.assumingMemoryBound(to: CChar.self), utf8.count, &ids, &count, &err)
+        guard rc == 0, let ids else { throw TokenizerError.encode(Self.take(err)) }
+        defer { csp_free_buffer(ids) }
+        return Array(UnsafeBufferPointer(start: ids, count: count))
     }
 
     /// Piece strings of `text` (no BOS/EOS), as sentencepiece's EncodeAsPieces returns them.
