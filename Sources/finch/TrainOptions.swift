@@ -43,7 +43,8 @@ struct TrainOptions: ParsableArguments {
 /// stop request; `threads` applied.
 func trainingProgress(logEvery: Int, threads: Int) -> TerminalProgress {
     if threads > 0 { ThreadPool.shared.setThreads(threads) }
-    // Under mpirun only rank 0 reports; the others train silently (their errors still reach stderr).
-    if !World.current.isWriter { return TerminalProgress(every: logEvery, catchCtrlC: true, write: { _ in }, report: { _ in }) }
+    // Under mpirun only rank 0 reports and turns Ctrl-C / SIGTERM into a stop request (shared with the others at the
+    // next step); the others train silently, and a signal ends them at once (mpirun's way of ending a failed job).
+    if !World.current.isWriter { return TerminalProgress(every: logEvery, catchCtrlC: false, write: { _ in }, report: { _ in }) }
     return TerminalProgress(every: logEvery, catchCtrlC: true)
 }

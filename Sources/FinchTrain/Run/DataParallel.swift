@@ -13,6 +13,10 @@ public struct RankLayout: Codable, Equatable, Sendable {
     /// Rows of the whole optimizer step: the data cursor advances by this much per step on every rank.
     public var rowsPerStep: Int { ranks * microBatchesPerRank * rowsPerMicroBatch }
 
+    public init(ranks: Int, microBatchesPerRank: Int, rowsPerMicroBatch: Int) {
+        self.ranks = ranks; self.microBatchesPerRank = microBatchesPerRank; self.rowsPerMicroBatch = rowsPerMicroBatch
+    }
+
     public static let stateKey = "ranks"
 }
 
