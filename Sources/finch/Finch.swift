@@ -25,10 +25,18 @@ struct Finch: ParsableCommand {
         setvbuf(stdout, nil, _IOLBF, 0)
         // Started by mpirun: join the other ranks (data-parallel training); a plain `finch` never touches MPI.
         do { try World.joinIfLaunched() } catch { exit(withError: error) }
+        // Rank 0 speaks for the job: the other ranks' reports and tables (stdout) would only repeat it.
+        if !World.current.isWriter { _ = freopen("/dev/null", "w", stdout) }
         var parsed: ParsableCommand? = nil
         do {
             var command = try parseAsRoot()
             parsed = command
+            if World.current.isDistributed {
+                let parallel: [ParsableCommand.Type] = [SFTCommand.self, PretrainCommand.self, RewardTrain.self, DPOCommand.self]
+                guard parallel.contains(where: { $0 == type(of: command) }) else {
+                    throw ValidationError("under mpirun only finch sft, pretrain, reward and dpo train data-parallel; run \(type(of: command)._commandName) as one process")
+                }
+            }
             try command.run()
         } catch let invalid as ValidationError where parsed != nil {
             // A flag refused while running: show the subcommand's usage, not the top-level one.

@@ -7,7 +7,8 @@ import FinchTrain
 /// `mpirun -np N finch …` on this machine's loopback: N ranks of micro-batch b against one process with batch N·b.
 ///
 /// What is compared, and how closely:
-/// - against the plain single process with `--grad-accum N` (same rows per step, gradients accumulated in one buffer):
+/// - against the plain single process with N times the rows per step (`--grad-accum N` for sft and pretrain, an N·b
+///   pair batch for reward and DPO; gradients accumulated in one buffer):
 ///   every step's loss within 1e-6 relative. Its weights differ in the last bits of the gradient sum, and AdamW's first
 ///   steps turn a gradient that is only rounding noise (GPT-2's key bias: its true gradient is 0, softmax is
 ///   shift-invariant) into ±lr, so weights are not compared against it;
@@ -57,17 +58,38 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// Reward and DPO: N ranks × b pairs against one process with N·b pairs per step, and with --simulate-ranks N.
+    func testRewardAndDPOOnTwoAndThreeRanksEqualOneProcess() throws {
+        let mpirun = try MPILauncher.require()
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let prefs = try RLHFFixture.preferences(48, in: dir)
+        for method in ["reward", "dpo"] {
+            let common = [method, "--model", model.path, "--data", prefs.path, "--steps", "3", "--batch-size", "2", "--threads", "1",
+                          "--eval-fraction", "0", "--lr", "1e-3", "--max-length", "128"]
+            for n in [2, 3] {
+                let ranks = dir.appendingPathComponent("\(method)-ranks\(n)")
+                let r = try MPILauncher.run(mpirun, ranks: n, try finch().path, common + ["--out", ranks.path], in: dir)
+                XCTAssertEqual(r.status, 0, r.output)
+                var plain = common
+                plain[plain.firstIndex(of: "--batch-size")! + 1] = "\(2 * n)"
+                try compare(ranks, common, n: n, model: "final/model.safetensors", dir: dir, plain: plain, name: method)
+            }
+        }
+    }
+
     /// Runs the two single-process references of an N-rank run and checks it against them (see the class comment).
-    func compare(_ ranks: URL, _ common: [String], n: Int, model: String, dir: URL) throws {
+    /// `plain`: the one-process command with N times the rows per step (default: `common` with --grad-accum N).
+    func compare(_ ranks: URL, _ common: [String], n: Int, model: String, dir: URL, plain: [String]? = nil, name: String = "") throws {
         let bin = try finch().path
-        let accum = dir.appendingPathComponent("accum\(n)"), simulated = dir.appendingPathComponent("simulated\(n)")
-        let a = try ToolProcess.run(bin, common + ["--grad-accum", "\(n)", "--out", accum.path], in: dir)
+        let accum = dir.appendingPathComponent("\(name)accum\(n)"), simulated = dir.appendingPathComponent("\(name)simulated\(n)")
+        let a = try ToolProcess.run(bin, (plain ?? common + ["--grad-accum", "\(n)"]) + ["--out", accum.path], in: dir)
         XCTAssertEqual(a.status, 0, a.output)
         let s = try ToolProcess.run(bin, common + ["--simulate-ranks", "\(n)", "--out", simulated.path], in: dir)
         XCTAssertEqual(s.status, 0, s.output)
         let lossesN = try MPILauncher.losses(ranks)
         XCTAssertFalse(lossesN.isEmpty)
-        for (name, ref) in [("--grad-accum \(n)", accum), ("--simulate-ranks \(n)", simulated)] {
+        for (name, ref) in [("one process, \(n)× the rows", accum), ("--simulate-ranks \(n)", simulated)] {
             let l = try MPILauncher.losses(ref)
             XCTAssertEqual(l.count, lossesN.count, name)
             for (x, y) in zip(l, lossesN) { XCTAssertLessThanOrEqual(abs(x - y), 1e-6 * abs(x), "\(n) ranks vs \(name): loss \(y) vs \(x)") }

@@ -58,9 +58,14 @@ public final class DataParallel {
     /// and leaves in `gradients` their sum grouped as MPI groups it; returns the ranks' values of `rankStep` summed in
     /// the same grouping.
     public func simulate(_ gradients: [String: Tensor], zero: () -> Void, rankStep: (Int) throws -> Double) rethrows -> Double {
+        try simulate(gradients, zero: zero) { [try rankStep($0)] }[0]
+    }
+
+    /// The same for several values per rank.
+    public func simulate(_ gradients: [String: Tensor], zero: () -> Void, rankStep: (Int) throws -> [Double]) rethrows -> [Double] {
         let names = gradients.keys.sorted()
         var parts: [[Tensor]] = []
-        var values: [Double] = []
+        var values: [[Double]] = []
         for r in 0..<simulatedRanks {
             zero()
             values.append(try rankStep(r))
@@ -70,7 +75,7 @@ public final class DataParallel {
             RankOrderedSum.fold(parts.map { $0[i].buffer })
             gradients[name]!.copy(from: parts[0][i])
         }
-        return RankOrderedSum.fold(values)
+        return (0..<(values.first?.count ?? 0)).map { i in RankOrderedSum.fold(values.map { $0[i] }) }
     }
 
     /// Exact integer sums over ranks (token and pair counts).
@@ -87,6 +92,31 @@ public final class DataParallel {
         var v = values
         try communicator.sum(&v, what: what)
         return v
+    }
+
+    /// A reward / DPO step's pairs: the global batch of `ranks × batchSize` indices (rebuilt from the step, as one
+    /// process with batch `ranks × batchSize` draws it) and this rank's run of `batchSize` of them.
+    public func pairBatch(step: Int, count: Int, batchSize: Int, seed: UInt64, rank: Int) throws -> [Int] {
+        guard count >= batchSize * ranks else {
+            throw TrainingError("\(count) training pairs are fewer than \(ranks) ranks × --batch-size \(batchSize): use fewer ranks or a smaller batch")
+        }
+        let all = RLHFSetup.batchIndices(step: step, count: count, batchSize: batchSize * ranks, seed: seed)
+        return Array(all[(rank * batchSize)..<((rank + 1) * batchSize)])
+    }
+
+    /// Turns this rank's per-pair mean gradients into its share of the global mean (×1/ranks: every rank has the same
+    /// number of pairs); with one process it leaves them as they are.
+    public func shareOfMean(_ gradients: inout [Float]) {
+        guard ranks > 1 else { return }
+        let s = 1 / Float(ranks)
+        for i in gradients.indices { gradients[i] *= s }
+    }
+
+    /// Global means of per-pair metrics that each rank computed over its own equal share (simulated ranks: their
+    /// values already summed by `simulate`).
+    public func mean(_ metrics: [Double], what: String) throws -> [Double] {
+        guard ranks > 1 else { return metrics }
+        return try sum(metrics, what: what).map { $0 / Double(ranks) }
     }
 
     /// A stop request (Ctrl-C) that reached any rank stops all of them after the same step.
