@@ -61,14 +61,20 @@ public final class MPICommunicator: Communicator {
 
         func wait() throws {
             var polls = 0
+            let waitStart = Date()
             while try !test() {
                 polls += 1
-                // Spin briefly (a small sum answers in microseconds), then sleep between polls so a waiting rank leaves
-                // the cores to the others.
-                if polls > 2000 { usleep(polls > 20000 ? 1000 : 50) }
-                if polls % 64 == 0, Date().timeIntervalSince(started) > owner.timeout {
-                    throw DistributedError.timeout(rank: owner.rank, what: what, seconds: owner.timeout)
+                // Open MPI moves a large message's fragments only inside MPI calls, so poll without sleeping (yielding
+                // the core) while a transfer may be running; after 2 s of waiting the peer is late, not busy: sleep
+                // between polls so a rank waiting for a slow or dead one leaves the cores to the others.
+                if polls % 64 == 0 {
+                    let now = Date()
+                    if now.timeIntervalSince(started) > owner.timeout {
+                        throw DistributedError.timeout(rank: owner.rank, what: what, seconds: owner.timeout)
+                    }
+                    if now.timeIntervalSince(waitStart) > 2 { usleep(200) }
                 }
+                sched_yield()
             }
         }
     }
