@@ -38,6 +38,11 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
     public var simulateRanks = 1
     public init() {}
 
+    /// For the methods that do not train data-parallel (ppo, grpo, kto): refuses the data-parallel-only settings.
+    public func requireSingleProcess(_ command: String) throws {
+        guard simulateRanks == 1 else { throw TrainingError("--simulate-ranks works with sft, pretrain, reward and dpo; \(command) runs as one process") }
+    }
+
     /// The ranges every RLHF trainer needs; errors name the flag.
     public func validate() throws {
         func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError(msg) } }
