@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd",
                        providers: [.apt(["libzstd-dev"])]),
+        // Open MPI for data-parallel training (mpirun -np N finch ...); only FinchDistributed imports it.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .target(name: "CSentencePiece",
                 cxxSettings: [.unsafeFlags(["-std=c++17"])],
                 linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train"),
@@ -47,7 +49,9 @@ let package = Package(
                 swiftSettings: fast),
         // FinchModel reads whole models (weights, tokenizer, chat template), so it sits above FinchData (DESIGN.md).
         .target(name: "FinchModel", dependencies: ["FinchKernels", "FinchGGUF", "FinchData"], swiftSettings: fast),
-        .target(name: "FinchTrain", dependencies: ["FinchKernels", "FinchModel", "FinchData",
+        // The ranks of a data-parallel run: communicator (one process, or MPI), rank-ordered bucketed gradient sums.
+        .target(name: "FinchDistributed", dependencies: ["CMPI", "FinchKernels"], swiftSettings: fast),
+        .target(name: "FinchTrain", dependencies: ["FinchKernels", "FinchModel", "FinchData", "FinchDistributed",
                                                     .product(name: "Yams", package: "Yams")],
                 swiftSettings: fast),
         .target(name: "FinchConformance", dependencies: ["FinchModel"], swiftSettings: fast),
@@ -56,14 +60,14 @@ let package = Package(
         // configuration values. The trainers know nothing of it (DESIGN.md: the trainer knows nothing of terminals).
         .target(name: "FinchCLI", dependencies: ["FinchTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "finch", dependencies: [
-            "FinchKernels", "FinchGGUF", "FinchModel", "FinchData", "FinchTrain", "FinchChat", "FinchCLI",
+            "FinchKernels", "FinchGGUF", "FinchModel", "FinchData", "FinchTrain", "FinchChat", "FinchCLI", "FinchDistributed",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         .testTarget(name: "FinchGGUFTests", dependencies: ["FinchGGUF"], swiftSettings: fast),
         .testTarget(name: "FinchKernelsTests", dependencies: ["FinchKernels", "FinchConformance", "FinchGGUF"], swiftSettings: fast),
         .testTarget(name: "FinchModelTests", dependencies: ["FinchModel", "FinchConformance"], swiftSettings: fast),
         .testTarget(name: "FinchDataTests", dependencies: ["FinchData", "FinchConformance"], swiftSettings: fast),
-        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance"], swiftSettings: fast),
+        .testTarget(name: "FinchTrainTests", dependencies: ["FinchTrain", "FinchConformance", "FinchDistributed"], swiftSettings: fast),
         .testTarget(name: "FinchChatTests", dependencies: ["FinchChat", "FinchData", "FinchModel"]),
         .testTarget(name: "FinchCLITests", dependencies: ["FinchCLI", "FinchTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     ],

@@ -2,7 +2,7 @@
 # Installs the system packages Finch needs when they are missing (Debian/Ubuntu), then nothing else.
 # Safe to run again: it does nothing when everything is present.
 set -euo pipefail
-need=(libsentencepiece-dev libzstd-dev libssl-dev pkg-config)
+need=(libsentencepiece-dev libzstd-dev libssl-dev pkg-config libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

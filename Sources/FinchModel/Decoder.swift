@@ -92,6 +92,9 @@ public final class Decoder {
     public var recomputeActivations = false
     /// Training mode: dropout is applied only when true. Evaluation, KV-cached decoding and generation never drop.
     public var training = false
+    /// Called after each layer's backward with its index (top layer first): that layer's parameter gradients are
+    /// final for this backward, so a data-parallel trainer can start summing them while the layers below run.
+    public var afterLayerBackward: ((Int) -> Void)?
     /// The dropout of the last `forwardHidden` (nil = none), which its backward re-derives.
     var forwardDropout: DropoutStream?
 

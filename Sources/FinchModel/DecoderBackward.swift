@@ -105,6 +105,7 @@ extension Decoder {
             // values: dropout masks are functions of (seed, step, layer, site), and the hooks recompute theirs).
             if bf.checkpointing { layerForward(l, bf, cache: nil, dropout: forwardDropout) }
             layerBackward(l, bf, needInputGrad: needEmbedding || l > lowest)
+            afterLayerBackward?(l)
         }
         if needEmbedding { embeddingBackward(bf) }
     }

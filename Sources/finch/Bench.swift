@@ -5,7 +5,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure kernel, training and decoding speed against the reference figures.",
-        subcommands: [BenchGemm.self, BenchAttention.self, BenchQuant.self, BenchTrain.self, BenchLoRA.self, BenchDecode.self, BenchRollout.self, BenchData.self, BenchTokenizer.self])
+        subcommands: [BenchGemm.self, BenchAttention.self, BenchQuant.self, BenchTrain.self, BenchLoRA.self, BenchDecode.self, BenchRollout.self, BenchData.self, BenchTokenizer.self, BenchRanks.self])
 }
 
 /// `finch bench data`: the dataset pack/read benchmark (also `finch data bench`).

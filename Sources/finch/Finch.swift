@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FinchTrain
+import FinchDistributed
 
 @main
 struct Finch: ParsableCommand {
@@ -22,10 +23,20 @@ struct Finch: ParsableCommand {
         // Line-buffered stdout even into a file or pipe: header lines (stdout) and progress lines (stderr) of a
         // redirected run (`> log 2>&1`) then keep the order they happened in.
         setvbuf(stdout, nil, _IOLBF, 0)
+        // Started by mpirun: join the other ranks (data-parallel training); a plain `finch` never touches MPI.
+        do { try World.joinIfLaunched() } catch { exit(withError: error) }
+        // Rank 0 speaks for the job: the other ranks' reports and tables (stdout) would only repeat it.
+        if !World.current.isWriter { _ = freopen("/dev/null", "w", stdout) }
         var parsed: ParsableCommand? = nil
         do {
             var command = try parseAsRoot()
             parsed = command
+            if World.current.isDistributed {
+                let parallel: [ParsableCommand.Type] = [SFTCommand.self, PretrainCommand.self, RewardTrain.self, DPOCommand.self, BenchRanks.self]
+                guard parallel.contains(where: { $0 == type(of: command) }) else {
+                    throw ValidationError("under mpirun only finch sft, pretrain, reward and dpo train data-parallel; run \(type(of: command)._commandName) as one process")
+                }
+            }
             try command.run()
         } catch let invalid as ValidationError where parsed != nil {
             // A flag refused while running: show the subcommand's usage, not the top-level one.
@@ -33,12 +44,20 @@ struct Finch: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(invalid.message)\nUsage: \(Finch.usageString(for: sub))\n  See 'finch help \(sub._commandName)' for more information.\n".utf8))
             Foundation.exit(64)
         } catch let stop as TrainingInterrupted {
+            // Every rank stopped at the same step; rank 0 says how to resume.
+            guard World.current.isWriter else { Foundation.exit(130) }
             var args = Array(CommandLine.arguments.dropFirst())
             if !args.contains("--resume") { args.append("--resume") }
             let quoted = args.map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }.joined(separator: " ")
             FileHandle.standardError.write(Data("\n\(stop)\nresume with: finch \(quoted)\n".utf8))
             Foundation.exit(130)
         } catch {
+            // One rank's error ends the whole job (MPI_Abort), so the others do not wait for it until their timeout.
+            if World.current.isDistributed {
+                let who = "finch (rank \(World.current.rank) of \(World.current.size))"
+                FileHandle.standardError.write(Data("\(who): error: \(Finch.message(for: error))\n".utf8))
+                MPICommunicator.abort(code: 1)
+            }
             exit(withError: error)
         }
     }

@@ -31,6 +31,9 @@ struct RLHFCommonOptions: ParsableArguments {
     @Option(help: "Random seed (default \(d.seed)).") var seed: UInt64?
     @Option(help: "Chat template name or path (default: the model's, else chatml).") var template: String?
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Under mpirun: gradient all-reduce bucket size in MiB (default 4).") var allreduceBucketMb: Double?
+    @Option(help: "Compute each step as N data-parallel ranks would, in this one process: the exact reference for mpirun -np N.") var simulateRanks: Int?
+    @Option(help: "Under mpirun: seconds a rank waits for the others before stopping with an error (default 300).") var rankTimeout: Double?
     @Flag(help: "Continue from the newest checkpoint in --out.") var resume = false
 }
 

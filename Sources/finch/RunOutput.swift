@@ -1,10 +1,12 @@
 import ArgumentParser
 import Foundation
+import FinchDistributed
 
 /// The `--out` run folder of a training command: a folder that already holds a run is refused unless the command
 /// resumes it (`--resume`) or replaces it (`--overwrite`), so two runs never mix their metrics, curves, checkpoints
 /// and packed data.
 func prepareRunFolder(_ path: String, resume: Bool, overwrite: Bool) throws {
+    guard World.current.isWriter else { return }   // under mpirun rank 0 prepares the folder; the others wait for it
     let fm = FileManager.default
     var isDir: ObjCBool = false
     guard fm.fileExists(atPath: path, isDirectory: &isDir) else { return }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FinchCLI
 import FinchKernels
 import FinchTrain
+import FinchDistributed
 import Foundation
 
 /// The training-loop flags of `finch pretrain` and `finch sft`, named as `TrainerConfig`'s properties (see
@@ -32,6 +33,9 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Random seed: init, shuffle, replay mixing, dropout (default \(d.seed)).") var seed: UInt64?
     @Option(help: "Progress line interval in logs, in steps (default \(d.logEvery)).") var logEvery: Int?
     @Option(help: "Threads (default: all cores).") var threads: Int?
+    @Option(help: "Under mpirun: gradient all-reduce bucket size in MiB (default \(d.allreduceBucketMb)).") var allreduceBucketMb: Double?
+    @Option(help: "Compute each step as N data-parallel ranks would, in this one process: the exact reference for mpirun -np N.") var simulateRanks: Int?
+    @Option(help: "Under mpirun: seconds a rank waits for the others before stopping with an error (default \(d.rankTimeout)).") var rankTimeout: Double?
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
 }
 
@@ -39,5 +43,8 @@ struct TrainOptions: ParsableArguments {
 /// stop request; `threads` applied.
 func trainingProgress(logEvery: Int, threads: Int) -> TerminalProgress {
     if threads > 0 { ThreadPool.shared.setThreads(threads) }
+    // Under mpirun only rank 0 reports and turns Ctrl-C / SIGTERM into a stop request (shared with the others at the
+    // next step); the others train silently, and a signal ends them at once (mpirun's way of ending a failed job).
+    if !World.current.isWriter { return TerminalProgress(every: logEvery, catchCtrlC: false, write: { _ in }, report: { _ in }) }
     return TerminalProgress(every: logEvery, catchCtrlC: true)
 }

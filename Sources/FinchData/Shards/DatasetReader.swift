@@ -118,6 +118,19 @@ public final class DatasetReader {
         return try entry(shard: s, index: e)
     }
 
+    /// Moves the cursor past the next `count` entries without reading them, exactly as `count` calls of `next()`
+    /// would (a data-parallel rank skips the rows another rank reads).
+    public func skip(_ count: Int) throws {
+        guard !selected.isEmpty else { throw ShardError.manifest(file: folder.path, message: "the split holds no entries") }
+        var left = count
+        while left > 0 {
+            if cursor.position >= selected.count { cursor = Cursor(epoch: cursor.epoch + 1, position: 0) }
+            let n = min(left, selected.count - cursor.position)
+            cursor.position += n
+            left -= n
+        }
+    }
+
     /// The next `count` entries, in cursor order. Runs of entries from one shard are decoded on two threads.
     public func next(_ count: Int) throws -> [Example] {
         guard !selected.isEmpty else { throw ShardError.manifest(file: folder.path, message: "the split holds no entries") }

@@ -1,6 +1,7 @@
 import Foundation
 import FinchKernels
 import FinchModel
+import FinchDistributed
 import FinchData
 
 /// Loss, implicit-reward accuracy and margin of a policy on held-out pairs.
@@ -41,8 +42,7 @@ public final class DPOTrainer {
         let decoder = try source.decoder()
         let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
         policy = PolicyModel(model: CausalLMModel(decoder: decoder, peft: peft))
-        run = try RunFolder(url: URL(fileURLWithPath: config.dpo.out))
-        try Recipe.of(config).write(to: run)
+        run = try RLHFSetup.runFolder(config.dpo.out, recipe: Recipe.of(config))
         progress.totalSteps = RLHFSetup.totalSteps(o, pairs: train.count)
     }
 
@@ -117,6 +117,7 @@ public final class DPOTrainer {
         policy.model.allocateGradients()
         let pm = policy.model
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { pm.trainableParameters }, progress: progress)
+        let dp = DataParallel(bucketMB: o.allreduceBucketMb, timeout: o.rankTimeout, simulatedRanks: o.simulateRanks)
         session.writeModel = { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) }
         try RLHFSetup.resumeIfAsked(session, resume: o.resume)
         let before = session.state.step == 0 ? evaluate() : nil
@@ -124,29 +125,41 @@ public final class DPOTrainer {
         // LoRA dropout on while training, with masks following the step (so a resumed run draws the same).
         policy.setTraining(true)
         while session.state.step < total {
-            if progress.stopRequested { try RLHFSetup.stop(session) }
-            let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
-            let part = idx.map { train[$0] }
-            pm.zeroGradients()
-            pm.decoder.dropoutStep = UInt64(session.state.step)
-            let x = sequenceLogProbs(part)
-            let reference = config.dpo.lossType.usesReference
-                ? (idx.map { refTrain.chosen[$0] }, idx.map { refTrain.rejected[$0] }) : ([], [])
-            let r = loss(part[...], policy: (x.chosen, x.rejected), reference: reference)
-            try RLHFSetup.requireFinite(r.loss, "DPO loss", step: session.state.step + 1)
-            var d = [Float](repeating: 0, count: 2 * part.count * x.T)
-            for (b, span) in x.spans.enumerated() {
-                let g = b < part.count ? r.gradPolicyChosen[b] : r.gradPolicyRejected[b - part.count]
-                for i in span { d[i] = g }
+            if try dp.anyStop(progress.stopRequested) { try RLHFSetup.stop(session) }
+            let step = session.state.step
+            // One rank's pairs: forward, DPO loss against the reference, backward of its share of the mean.
+            func rankPass(_ rank: Int) throws -> [Double] {
+                let idx = try dp.pairBatch(step: step, count: train.count, batchSize: o.batchSize, seed: o.seed, rank: rank)
+                let part = idx.map { train[$0] }
+                pm.decoder.dropoutStep = UInt64(step)
+                let x = sequenceLogProbs(part)
+                let reference = config.dpo.lossType.usesReference
+                    ? (idx.map { refTrain.chosen[$0] }, idx.map { refTrain.rejected[$0] }) : ([], [])
+                let r = loss(part[...], policy: (x.chosen, x.rejected), reference: reference)
+                try RLHFSetup.requireFinite(r.loss, "DPO loss", step: step + 1)
+                var d = [Float](repeating: 0, count: 2 * part.count * x.T)
+                for (b, span) in x.spans.enumerated() {
+                    let g = b < part.count ? r.gradPolicyChosen[b] : r.gradPolicyRejected[b - part.count]
+                    for i in span { d[i] = g }
+                }
+                dp.shareOfMean(&d)
+                policy.backward(dLogprobs: d)
+                return [r.loss, r.rewardAccuracy, r.marginsMean, r.rewardsChosenMean, r.rewardsRejectedMean, Double(2 * part.count * x.T)]
             }
-            policy.backward(dLogprobs: d)
+            pm.zeroGradients()
+            let mine = dp.isSimulated ? try dp.simulate(pm.gradients, zero: { pm.zeroGradients() }, rankStep: rankPass) : try rankPass(dp.rank)
+            try dp.allReduce(pm.gradients)
+            let means = try dp.mean(Array(mine[..<5]), what: "averaging the step's loss")
+            let tokens = Int(mine[5]) * (dp.isSimulated ? 1 : dp.ranks)
             let report = try session.step(gradients: pm.gradients)
             try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
             session.state.microBatches += 1
-            progress.step(session.state.step, loss: r.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: 2 * part.count * x.T,
-                          fields: [ProgressField("acc", String(format: "%.2f", r.rewardAccuracy)), ProgressField("margin", String(format: "%.3f", r.marginsMean))])
-            var record: [String: Any] = ["loss": r.loss, "reward_accuracy": r.rewardAccuracy, "margin": r.marginsMean,
-                                         "rewards_chosen": r.rewardsChosenMean, "rewards_rejected": r.rewardsRejectedMean,
+            // The step's figures over every rank's pairs (this rank's alone with one process).
+            let (lossAll, accuracy, margin) = (means[0], means[1], means[2])
+            progress.step(session.state.step, loss: lossAll, lr: session.schedule.lr(at: session.state.step - 1), tokens: tokens,
+                          fields: [ProgressField("acc", String(format: "%.2f", accuracy)), ProgressField("margin", String(format: "%.3f", margin))])
+            var record: [String: Any] = ["loss": lossAll, "reward_accuracy": accuracy, "margin": margin,
+                                         "rewards_chosen": means[3], "rewards_rejected": means[4],
                                          "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm]
             if let tps = progress.tokensPerSecond { record["tokens_per_s"] = tps }
             try session.log(record)
@@ -162,7 +175,7 @@ public final class DPOTrainer {
         let after = evaluate()
         if let a = after { try session.log(["eval_loss": a.loss, "eval_accuracy": a.rewardAccuracy, "eval_margin": a.meanMargin]) }
         try session.writeLossCurve()
-        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.policy.saveMerged(to: $0, source: self.source) }
+        if dp.isWriter { try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) { try self.policy.saveMerged(to: $0, source: self.source) } }
         return (before, after)
     }
 }

@@ -57,6 +57,7 @@ public struct GRPOConfig: TrainingConfig, Equatable, Sendable {
         if let c = o.overlongPenalty { try need(c >= 1 && c < o.maxNewTokens, "--overlong-penalty \(c) must be between 1 and --max-new-tokens − 1") }
         try need(o.rewardTimeout > 0, "--reward-timeout must be positive (got \(o.rewardTimeout))")
         try common.validate()
+        try common.requireSingleProcess("finch grpo")
         try peft.validate(method: common.method)
     }
 }

@@ -32,6 +32,7 @@ public struct KTOConfig: TrainingConfig, Equatable, Sendable {
         // The KL reference point pairs each prompt with another example's completion: a batch of one has none.
         try need(!(kto.lossType == .kto && common.batchSize < 2), "--loss-type kto needs --batch-size 2 or more (its KL estimate pairs prompts with other completions in the batch)")
         try common.validate()
+        try common.requireSingleProcess("finch kto")
         try peft.validate(method: common.method)
         if let l = kto.limit { try need(l >= 1, "--limit must be at least 1 (got \(l))") }
     }

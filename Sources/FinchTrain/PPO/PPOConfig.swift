@@ -38,6 +38,7 @@ public struct PPOConfig: TrainingConfig, Equatable, Sendable {
         // Neither is fine for a library caller that passes its own `RewardSource`.
         try need(ppo.reward == nil || ppo.rewardCommand == nil, "give exactly one of --reward RM_DIR or --reward-command CMD")
         try common.validate()
+        try common.requireSingleProcess("finch ppo")
         if common.method != "adapter" { try peft.validate(method: common.method) }
         let o = ppo
         try need(o.iterations >= 1, "--iterations must be at least 1 (got \(o.iterations))")

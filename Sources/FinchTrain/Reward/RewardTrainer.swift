@@ -2,6 +2,7 @@ import Foundation
 import FinchKernels
 import FinchModel
 import FinchData
+import FinchDistributed
 
 /// Pairwise accuracy, mean margin and mean Bradley–Terry loss of a reward model on some pairs.
 public struct PairwiseEvaluation: Codable, Equatable, Sendable {
@@ -48,8 +49,7 @@ public final class RewardTrainer {
                                                          padID: source.padID, seed: o.seed)
         let peft = try RLHFSetup.peft(o, config.peft, decoder: decoder, tokenizer: source.tokenizer)
         reward = try RewardModel(decoder: decoder, peft: peft, padID: source.padID)
-        run = try RunFolder(url: URL(fileURLWithPath: config.reward.out))
-        try Recipe.of(config).write(to: run)
+        run = try RLHFSetup.runFolder(config.reward.out, recipe: Recipe.of(config))
         progress.totalSteps = RLHFSetup.totalSteps(o, pairs: train.count)
     }
 
@@ -90,6 +90,7 @@ public final class RewardTrainer {
         reward.allocateGradients()
         let rm = reward
         let session = try RLHFSetup.session(run: run, o: o, totalSteps: total, parameters: { rm.trainableParameters }, progress: progress)
+        let dp = DataParallel(bucketMB: o.allreduceBucketMb, timeout: o.rankTimeout, simulatedRanks: o.simulateRanks)
         let src = source
         session.writeModel = { try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name) }
         try RLHFSetup.resumeIfAsked(session, resume: o.resume)
@@ -101,23 +102,35 @@ public final class RewardTrainer {
         // LoRA dropout on while training (also after a resume), masks following the step.
         PEFTMethods.setTraining(rm.model.peft, true)
         while session.state.step < total {
-            if progress.stopRequested { try RLHFSetup.stop(session) }
-            let idx = RLHFSetup.batchIndices(step: session.state.step, count: train.count, batchSize: o.batchSize, seed: o.seed)
-            let part = idx.map { train[$0] }
-            let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
-            let (ids, T, _) = PreferencePairs.pad(rows, padID: rm.padID)
+            if try dp.anyStop(progress.stopRequested) { try RLHFSetup.stop(session) }
+            let step = session.state.step
+            // One rank's pairs: forward, Bradley–Terry loss, backward of its share of the mean; returns its figures.
+            func rankPass(_ r: Int) throws -> [Double] {
+                let idx = try dp.pairBatch(step: step, count: train.count, batchSize: o.batchSize, seed: o.seed, rank: r)
+                let part = idx.map { train[$0] }
+                let rows = part.map(\.chosenSequence) + part.map(\.rejectedSequence)
+                let (ids, T, _) = PreferencePairs.pad(rows, padID: rm.padID)
+                rm.decoder.dropoutStep = UInt64(step)
+                let rewards = rm.rewards(ids: ids, batch: rows.count, length: T)
+                var (l, grad) = RewardLoss.compute(stackedRewards: rewards, margin: config.reward.noMargin ? nil : part.map(\.margin),
+                                                   centeringCoefficient: config.reward.centerRewards)
+                try RLHFSetup.requireFinite(l.loss, "reward loss", step: step + 1)
+                dp.shareOfMean(&grad)
+                rm.backward(dRewards: grad)
+                return [l.loss, l.accuracy, l.meanMargin, Double(ids.count)]
+            }
             rm.zeroGradients()
-            rm.decoder.dropoutStep = UInt64(session.state.step)
-            let rewards = rm.rewards(ids: ids, batch: rows.count, length: T)
-            let (loss, grad) = RewardLoss.compute(stackedRewards: rewards, margin: config.reward.noMargin ? nil : part.map(\.margin),
-                                                  centeringCoefficient: config.reward.centerRewards)
-            try RLHFSetup.requireFinite(loss.loss, "reward loss", step: session.state.step + 1)
-            rm.backward(dRewards: grad)
+            let mine = dp.isSimulated ? try dp.simulate(rm.gradients, zero: { rm.zeroGradients() }, rankStep: rankPass) : try rankPass(dp.rank)
+            try dp.allReduce(rm.gradients)
+            // The step's figures over every rank's pairs (this rank's alone with one process).
+            let means = try dp.mean(Array(mine[..<3]), what: "averaging the step's loss")
+            let loss = (loss: means[0], accuracy: means[1], meanMargin: means[2])
+            let tokens = Int(mine[3]) * (dp.isSimulated ? 1 : dp.ranks)
             let report = try session.step(gradients: rm.gradients)
             try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
             session.state.microBatches += 1
-            session.state.tokensSeen += ids.count
-            progress.step(session.state.step, loss: loss.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: ids.count,
+            session.state.tokensSeen += tokens
+            progress.step(session.state.step, loss: loss.loss, lr: session.schedule.lr(at: session.state.step - 1), tokens: tokens,
                           fields: [ProgressField("acc", String(format: "%.2f", loss.accuracy))])
             var record: [String: Any] = ["loss": loss.loss, "accuracy": loss.accuracy, "margin": loss.meanMargin,
                                          "lr": session.schedule.lr(at: session.state.step - 1), "grad_norm": report.gradNorm]
@@ -141,8 +154,10 @@ public final class RewardTrainer {
             progress.message(String(format: "eval after: pairwise accuracy %.3f ± %.3f, mean margin %.3f on %d pairs", a.accuracy, a.accuracyStandardError, a.meanMargin, a.pairs))
         }
         try session.writeLossCurve()
-        try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) {
-            try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name)
+        if dp.isWriter {
+            try RunFolder.writeAtomically(to: run.url.appendingPathComponent("final")) {
+                try rm.save(to: $0, tokenizer: src.tokenizerURL, templateName: src.template.name)
+            }
         }
         return (before, after)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import FinchKernels
 import FinchModel
+import FinchDistributed
 import FinchData
 
 /// The training-loop settings every RLHF trainer (reward, DPO, PPO) shares; a part of `RewardConfig`, `DPOConfig` and
@@ -30,7 +31,17 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
     public var threads = 0
     /// Continue from the newest checkpoint of the run folder.
     public var resume = false
+    /// Data-parallel runs (`mpirun -np N finch reward|dpo`): all-reduce bucket size, seconds to wait for the other ranks.
+    public var allreduceBucketMb = 4.0
+    public var rankTimeout = 300.0
+    /// One process computing each step as N ranks would: the exact reference for `mpirun -np N` (see TrainerConfig).
+    public var simulateRanks = 1
     public init() {}
+
+    /// For the methods that do not train data-parallel (ppo, grpo, kto): refuses the data-parallel-only settings.
+    public func requireSingleProcess(_ command: String) throws {
+        guard simulateRanks == 1 else { throw TrainingError("--simulate-ranks works with sft, pretrain, reward and dpo; \(command) runs as one process") }
+    }
 
     /// The ranges every RLHF trainer needs; errors name the flag.
     public func validate() throws {
@@ -43,6 +54,9 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
         try need(batchSize >= 1, "--batch-size must be at least 1 (got \(batchSize))")
         try need(maxLength >= 2, "--max-length must be at least 2 (got \(maxLength))")
         try need(evalFraction >= 0 && evalFraction < 1, "--eval-fraction must be in [0, 1) (got \(evalFraction))")
+        try need(allreduceBucketMb > 0, "--allreduce-bucket-mb must be positive (got \(allreduceBucketMb))")
+        try need(rankTimeout > 0, "--rank-timeout must be positive seconds (got \(rankTimeout))")
+        try need(simulateRanks >= 1, "--simulate-ranks must be at least 1 (got \(simulateRanks))")
     }
 }
 
@@ -171,6 +185,7 @@ enum RLHFSetup {
                                     seed: o.seed, progress: progress)
         s.checkpointEvery = o.checkpointEvery
         s.keepCheckpoints = o.keepCheckpoints
+        s.isWriter = World.current.isWriter
         return s
     }
 
@@ -188,9 +203,20 @@ enum RLHFSetup {
         s.progress.message("resumed from \(last.url.path) (\(at))")
     }
 
-    /// Optimizer steps of a reward / DPO run: `steps`, else whole epochs of `pairs / batchSize` batches.
+    /// Optimizer steps of a reward / DPO run: `steps`, else whole epochs of `pairs / batchSize` batches (a batch of
+    /// every rank's `batchSize` pairs under mpirun).
     static func totalSteps(_ o: RLHFTrainingOptions, pairs: Int) -> Int {
-        o.steps > 0 ? o.steps : max(1, pairs / max(1, o.batchSize)) * max(1, o.epochs)
+        o.steps > 0 ? o.steps : max(1, pairs / max(1, o.batchSize * max(World.current.size, o.simulateRanks))) * max(1, o.epochs)
+    }
+
+    /// The run folder of a reward / DPO run with its recipe, created by rank 0 first under mpirun.
+    static func runFolder(_ path: String, recipe: Recipe) throws -> RunFolder {
+        let world = World.current
+        try world.beginRankZeroFirst()
+        let run = try RunFolder(url: URL(fileURLWithPath: path))
+        if world.isWriter { try recipe.write(to: run) }
+        try world.endRankZeroFirst()
+        return run
     }
 
     /// The indices of batch `step` in an epoch-shuffled order (seeded per epoch, so any step can be rebuilt).

@@ -25,6 +25,9 @@ public final class TrainingSession {
     /// Periodic checkpoint interval (0 = none) and how many to keep.
     public var checkpointEvery = 0
     public var keepCheckpoints = 2
+    /// False on the ranks of a data-parallel run other than 0: they compute every step but write nothing (no metrics,
+    /// curve, checkpoints or best/), so the run folder is written once.
+    public var isWriter = true
     private var lastCurve = Date.distantPast
 
     public init(run: RunFolder, parameters: @escaping () -> [String: Tensor], groups: [ParameterGroup],
@@ -51,6 +54,7 @@ public final class TrainingSession {
 
     /// Appends a metrics record (with `step`) and refreshes loss.svg at most every few seconds.
     public func log(_ record: [String: Any], forceCurve: Bool = false) throws {
+        guard isWriter else { return }
         var r = record
         if r["step"] == nil { r["step"] = state.step }
         try metrics.append(r)
@@ -59,6 +63,7 @@ public final class TrainingSession {
 
     /// Redraws loss.svg from metrics.jsonl.
     public func writeLossCurve() throws {
+        guard isWriter else { return }
         try LossCurve.write(LossCurve.panels(fromMetrics: try MetricsLog.read(metrics.url)), to: run.lossCurveURL)
         lastCurve = Date()
     }
@@ -68,7 +73,7 @@ public final class TrainingSession {
     @discardableResult
     public func evaluated(loss: Double, saveBest: Bool) throws -> Bool {
         let improved = state.recordEvaluation(loss: loss)
-        if improved && saveBest {
+        if improved && saveBest && isWriter {
             try run.writeBest { folder in
                 try self.writeCheckpoint(into: folder)
                 try self.writeModel?(folder)
@@ -83,6 +88,7 @@ public final class TrainingSession {
     /// Writes `checkpoints/step-N` (atomically) and prunes old ones.
     @discardableResult
     public func checkpoint() throws -> URL {
+        guard isWriter else { return run.checkpointURL(step: state.step) }
         let folder = try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
         progress.checkpoint(step: state.step, folder: folder)
         return folder
@@ -98,6 +104,7 @@ public final class TrainingSession {
     /// Call after making every tensor the checkpoint holds trainable (see `Checkpoint.state(at:)`).
     public func resume(from folder: URL) throws {
         state = try Checkpoint.restore(from: folder, into: parameters(), optimizer: optimizer)
+        guard isWriter else { return }
         if let n = state.metricsRecords {
             try MetricsLog.truncate(metrics.url, keepingFirst: n)
         } else {
@@ -109,6 +116,7 @@ public final class TrainingSession {
     /// `--resume` with no checkpoint in the run folder (killed before the first one): the run starts from step 0,
     /// so whatever the interrupted run logged is dropped (else its records would repeat).
     public func startFresh() throws {
+        guard isWriter else { return }
         try MetricsLog.truncate(metrics.url, keepingFirst: 0)
         metrics = try MetricsLog(url: run.metricsURL)
     }

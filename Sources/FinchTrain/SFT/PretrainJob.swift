@@ -1,6 +1,7 @@
 import Foundation
 import FinchModel
 import FinchData
+import FinchDistributed
 
 /// `finch pretrain`: tokenizer (trained when not given), packed text, a decoder trained from scratch,
 /// an HF model folder in RUN/final (and best/).
@@ -14,8 +15,12 @@ public enum PretrainJob {
         let reporter = ProgressReporter(sink: sink)
         let log: (String) -> Void = { reporter.report($0) }
         let runURL = URL(fileURLWithPath: job.out)
+        // Data-parallel: rank 0 creates the run folder, packs the data (and trains the tokenizer) first; the others
+        // then reuse its files (see Communicator.beginRankZeroFirst).
+        let world = World.current
+        try world.beginRankZeroFirst()
         let run = try RunFolder(url: runURL)
-        try (recipe ?? Recipe.of(pretrain)).write(to: run)
+        if world.isWriter { try (recipe ?? Recipe.of(pretrain)).write(to: run) }
         let inputs = job.data.map { URL(fileURLWithPath: $0) }
 
         // Tokenizer: given, left by an earlier (resumed) run, or trained now.
@@ -67,6 +72,7 @@ public enum PretrainJob {
         let trainer = try Trainer(config: config, model: model, train: train, eval: eval, run: run, progress: reporter)
         let writeUsable: (URL) throws -> Void = { try JobSupport.writeModel(decoder, to: $0, tokenizer: tokURL, template: template) }
         trainer.session.writeModel = writeUsable
+        try world.endRankZeroFirst()
         log(JobSupport.parameterLine(model, method: "pretrain (\(job.modelConfig ?? job.preset ?? "tiny"), \(modelConfig.flavour.rawValue))"))
         log("data: \(train.count) training sequences of ≤\(config.seqLen) tokens, \(eval?.count ?? 0) held-out; \(trainer.totalSteps) steps")
         if job.resume {
@@ -77,9 +83,9 @@ public enum PretrainJob {
         }
         let summary = try trainer.fit()
         let finalURL = runURL.appendingPathComponent("final")
-        if summary.endReason != "interrupted" { try RunFolder.writeAtomically(to: finalURL, writeUsable) }
+        if summary.endReason != "interrupted" && world.isWriter { try RunFolder.writeAtomically(to: finalURL, writeUsable) }
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
+        if world.isWriter { try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json")) }
         log(JobSupport.summaryTable(summary, baseBefore: nil, baseAfter: nil))
         if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return JobReport(summary: summary, baseBefore: nil, baseAfter: nil, finalFolder: finalURL, runFolder: runURL)

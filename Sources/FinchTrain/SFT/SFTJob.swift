@@ -1,6 +1,7 @@
 import Foundation
 import FinchModel
 import FinchData
+import FinchDistributed
 
 /// What a job produced.
 public struct JobReport {
@@ -20,8 +21,12 @@ public enum SFTJob {
         let reporter = ProgressReporter(sink: sink)
         let log: (String) -> Void = { reporter.report($0) }
         let runURL = URL(fileURLWithPath: job.out)
+        // Data-parallel: rank 0 creates the run folder, packs the data (and trains the tokenizer) first; the others
+        // then reuse its files (see Communicator.beginRankZeroFirst).
+        let world = World.current
+        try world.beginRankZeroFirst()
         let run = try RunFolder(url: runURL)
-        try (recipe ?? Recipe.of(sft)).write(to: run)
+        if world.isWriter { try (recipe ?? Recipe.of(sft)).write(to: run) }
         let modelURL = URL(fileURLWithPath: job.model)
         let folder = try HFModelFolder.read(modelURL, keepQuantized: peft.baseQuant == "gguf")
         try folder.requireCausalLM("finch sft --model")
@@ -84,6 +89,7 @@ public enum SFTJob {
             }
         }
         trainer.session.writeModel = writeUsable
+        try world.endRankZeroFirst()
 
         func baseEval() throws -> EvalResult? {
             guard let b = base else { return nil }
@@ -109,12 +115,12 @@ public enum SFTJob {
             module?.enabled = false
             before = try baseEval()
             module?.enabled = true
-            if let b = before { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent("base_before.json")) }
+            if let b = before, world.isWriter { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent("base_before.json")) }
         }
         let summary = try trainer.fit()
         let after = summary.endReason == "interrupted" ? nil : try baseEval()
         let finalURL = runURL.appendingPathComponent("final")
-        if summary.endReason != "interrupted" {
+        if summary.endReason != "interrupted" && world.isWriter {
             try RunFolder.writeAtomically(to: finalURL) { dir in
                 try writeUsable(dir)
                 if job.merge, let lora = module as? LoRAModule {
@@ -126,7 +132,7 @@ public enum SFTJob {
         }
         let report = JobReport(summary: summary, baseBefore: before, baseAfter: after, finalFolder: finalURL, runFolder: runURL)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json"))
+        if world.isWriter { try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json")) }
         log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after))
         if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return report

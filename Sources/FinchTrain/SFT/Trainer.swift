@@ -2,6 +2,7 @@ import Foundation
 import FinchKernels
 import FinchModel
 import FinchData
+import FinchDistributed
 
 /// What a finished (or stopped) run measured.
 public struct TrainingSummary: Codable, Sendable {
@@ -42,11 +43,14 @@ public final class Trainer {
     public let replayData: DatasetReader?
     public let stepsPerEpoch: Int
     public let totalSteps: Int
+    /// The ranks of a data-parallel run (one process: every call is a no-op).
+    public let parallel: DataParallel
     /// Per-step losses of this process (tests compare them across resumes).
     public private(set) var stepLosses: [Double] = []
 
     public init(config: TrainerConfig, model: CausalLMModel, train: DatasetReader, eval: DatasetReader? = nil,
-                replay: DatasetReader? = nil, run: RunFolder, progress: ProgressReporter = ProgressReporter()) throws {
+                replay: DatasetReader? = nil, run: RunFolder, progress: ProgressReporter = ProgressReporter(),
+                parallel: DataParallel? = nil) throws {
         try config.validate()
         try model.checkPositions(seqLen: config.seqLen)
         guard train.count > 0 else { throw TrainingError("\(train.folder.path): the training split holds no entries") }
@@ -56,7 +60,12 @@ public final class Trainer {
         self.trainData = train
         self.evalData = eval
         self.replayData = replay
-        let rowsPerStep = config.batchSize * config.gradAccum
+        let parallel = parallel ?? DataParallel(bucketMB: config.allreduceBucketMb, timeout: config.rankTimeout,
+                                                simulatedRanks: config.simulateRanks)
+        // Full and LoRA weights of layer l are final once layer l's backward ran; other PEFT modules finish theirs later.
+        parallel.overlap = ["full", "freeze", "lora"].contains(config.method)
+        self.parallel = parallel
+        let rowsPerStep = config.batchSize * config.gradAccum * parallel.ranks
         stepsPerEpoch = max(1, (train.count + rowsPerStep - 1) / rowsPerStep)
         totalSteps = config.maxSteps ?? max(1, Int((config.epochs * Double(stepsPerEpoch)).rounded(.up)))
         let schedule = LRSchedule(kind: LRSchedule.Kind(name: config.schedule)!, baseLR: config.lr,
@@ -68,6 +77,19 @@ public final class Trainer {
                                       schedule: schedule, seed: config.seed, progress: progress)
         session.checkpointEvery = config.checkpointEvery
         session.keepCheckpoints = config.keepCheckpoints
+        session.isWriter = parallel.isWriter
+    }
+
+    /// This run's rank layout (recorded beside the data cursor).
+    public var rankLayout: RankLayout {
+        RankLayout(ranks: parallel.ranks, microBatchesPerRank: config.gradAccum, rowsPerMicroBatch: config.batchSize)
+    }
+
+    /// Records the rank layout in the state: always in a data-parallel run, and in a single-process run that resumed
+    /// one (a plain run's state stays as it was). Returns a note when the saved layout differs.
+    func recordRankLayout() throws -> String? {
+        guard parallel.ranks > 1 || session.state.extras[RankLayout.stateKey] != nil else { return nil }
+        return try parallel.record(rankLayout, in: &session.state)
     }
 
     // MARK: trainable set
@@ -115,6 +137,7 @@ public final class Trainer {
         try session.resume(from: folder)
         if let c = session.state.dataCursor { trainData.cursor = try c.decode(Cursor.self) }
         if let r = replayData, let c = session.state.extras["replay_cursor"] { r.cursor = try c.decode(Cursor.self) }
+        if let note = try recordRankLayout() { session.progress.message(note) }
     }
 
     /// Resumes from the newest periodic checkpoint of the run folder; false when there is none.
@@ -128,17 +151,23 @@ public final class Trainer {
     // MARK: steps
 
     /// The next micro-batch: `batchSize` rows, each a replay row with probability `replayRatio`.
-    public func nextMicroBatch() throws -> Batch {
+    public func nextMicroBatch() throws -> Batch { try drawMicroBatch(read: true)! }
+
+    /// Draws a micro-batch's rows from the streams (each row replay or training data by the shared RNG) and reads them
+    /// when `read`; else only moves the cursors past them (another rank's micro-batch) and returns nil.
+    func drawMicroBatch(read: Bool) throws -> Batch? {
         var examples: [Example] = []
-        examples.reserveCapacity(config.batchSize)
+        examples.reserveCapacity(read ? config.batchSize : 0)
         for _ in 0..<config.batchSize {
-            if let r = replayData, config.replayRatio > 0, session.state.rng.uniformDouble() < config.replayRatio {
-                examples.append(try Self.checkedIDs(try r.next(), reader: r, vocabSize: model.decoder.config.vocabSize))
+            var reader = trainData
+            if let r = replayData, config.replayRatio > 0, session.state.rng.uniformDouble() < config.replayRatio { reader = r }
+            if read {
+                examples.append(try Self.checkedIDs(try reader.next(), reader: reader, vocabSize: model.decoder.config.vocabSize))
             } else {
-                examples.append(try Self.checkedIDs(try trainData.next(), reader: trainData, vocabSize: model.decoder.config.vocabSize))
+                try reader.skip(1)
             }
         }
-        return Batch(examples, length: config.seqLen, padID: trainData.padID)
+        return read ? Batch(examples, length: config.seqLen, padID: trainData.padID) : nil
     }
 
     /// `example` unless a token id is outside the model's vocabulary (a tokenizer with more pieces than the model's
@@ -160,22 +189,37 @@ public final class Trainer {
     public static func accumulateGradients(_ model: CausalLMModel, microBatches: [Batch],
                                            firstMicroBatch: Int = 0) -> (loss: Double, trainedTokens: Int) {
         let total = microBatches.reduce(0) { $0 + $1.trainedTokens }
+        let nll = accumulate(model, microBatches: microBatches, firstMicroBatch: firstMicroBatch, totalTrainedTokens: total)
+        return (total > 0 ? nll / Double(total) : 0, total)
+    }
+
+    /// The same with the step's trained-token count given (a data-parallel step counts the tokens of every rank);
+    /// returns the summed NLL. `lastBackward` runs after each layer of the last backward (the gradient sum's hook).
+    static func accumulate(_ model: CausalLMModel, microBatches: [Batch], firstMicroBatch: Int, totalTrainedTokens total: Int,
+                           lastBackward: ((Int) -> Void)? = nil) -> Double {
         let scale = GradientAccumulation.lossScale(totalTrainedTokens: total)
         var nll = 0.0
         for (i, mb) in microBatches.enumerated() {
             model.decoder.dropoutStep = UInt64(firstMicroBatch + i)
             let r = model.loss(mb, gradientScale: scale)
             nll += r.nllSum
+            if i == microBatches.count - 1 { model.decoder.afterLayerBackward = lastBackward }
             model.backward()
+            model.decoder.afterLayerBackward = nil
         }
-        return (total > 0 ? nll / Double(total) : 0, total)
+        return nll
     }
 
     /// One optimizer step over `gradAccum` micro-batches.
+    /// One optimizer step over `gradAccum` micro-batches (on each rank of a data-parallel run: the step's rows are
+    /// `ranks × gradAccum` micro-batches, this rank computing its own run of `gradAccum` of them).
     public func trainStep() throws -> StepResult {
         try updateTrainableSet()
+        let k = config.gradAccum, dp = parallel
         var batches: [Batch] = []
-        for _ in 0..<config.gradAccum { batches.append(try nextMicroBatch()) }
+        for m in 0..<(k * dp.ranks) {
+            if let b = try drawMicroBatch(read: dp.owns(microBatch: m, perRank: k)) { batches.append(b) }
+        }
         model.zeroGradients()
         let lr = session.currentLR
         // Dropout only for the training forwards; evaluation runs with `training` off.
@@ -183,17 +227,33 @@ public final class Trainer {
         model.decoder.dropoutSeed = config.seed
         model.decoder.training = true
         PEFTMethods.setTraining(model.peft, true)   // LoRA dropout on from the first step (and after a resume)
-        let (loss, tokens) = Self.accumulateGradients(model, microBatches: batches, firstMicroBatch: session.state.microBatches)
+        // The loss is normalised by the trained tokens of the whole step, over every rank, before any backward.
+        let tokens = try dp.sum([batches.reduce(0) { $0 + $1.trainedTokens }], what: "counting the step's trained tokens")[0]
+        let gradients = model.gradients
+        let first = session.state.microBatches
+        let nll: Double
+        if dp.isSimulated {
+            nll = dp.simulate(gradients, zero: { model.zeroGradients() }) { r in
+                Self.accumulate(model, microBatches: Array(batches[(r * k)..<((r + 1) * k)]), firstMicroBatch: first + r * k,
+                                totalTrainedTokens: tokens)
+            }
+        } else {
+            nll = Self.accumulate(model, microBatches: batches, firstMicroBatch: first + dp.rank * k,
+                                  totalTrainedTokens: tokens, lastBackward: dp.layerHook(for: gradients))
+        }
         model.decoder.training = false
-        let report = try session.step(gradients: model.gradients)
-        session.state.microBatches += batches.count
+        try dp.allReduce(gradients)
+        let sums = try dp.sum([nll, Double(batches.reduce(0) { $0 + $1.realTokens })], what: "summing the step's loss")
+        let loss = tokens > 0 ? sums[0] / Double(tokens) : 0
+        let report = try session.step(gradients: gradients)
+        session.state.microBatches += k * dp.ranks
         session.state.tokensSeen += tokens
         session.state.epoch = trainData.cursor.epoch
         session.state.dataCursor = try JSONValue(encoding: trainData.cursor)
         if let r = replayData { session.state.extras["replay_cursor"] = try JSONValue(encoding: r.cursor) }
+        _ = try recordRankLayout()
         stepLosses.append(loss)
-        return StepResult(loss: loss, trainedTokens: tokens, realTokens: batches.reduce(0) { $0 + $1.realTokens },
-                          gradNorm: report.gradNorm, lr: lr)
+        return StepResult(loss: loss, trainedTokens: tokens, realTokens: Int(sums[1]), gradNorm: report.gradNorm, lr: lr)
     }
 
     /// Evaluates on the held-out split (nil without one).
@@ -245,10 +305,14 @@ public final class Trainer {
                     break
                 }
             }
-            if session.shouldCheckpoint { try session.checkpoint() }
-            if p.stopRequested { endReason = "interrupted"; break }
+            if session.shouldCheckpoint {
+                try parallel.checkReplicas(model.trainableParameters, step: step)
+                try session.checkpoint()
+            }
+            if try parallel.anyStop(p.stopRequested) { endReason = "interrupted"; break }
         }
         p.done(step: session.state.step, reason: endReason)
+        try parallel.checkReplicas(model.trainableParameters, step: session.state.step)
         if session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
         if endReason == "interrupted" { p.message("stopped at step \(session.state.step); checkpoint written (resume with --resume)") }
         if evalAtStep != session.state.step, endReason != "interrupted", let e = try evaluate() {

@@ -50,6 +50,13 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     public var precision: String = "fp32"
     /// Keep only each layer's input and recompute the layer in the backward (less memory, ~⅓ more compute).
     public var gradientCheckpointing: Bool = false
+    /// Data-parallel runs (`mpirun -np N finch …`): gradient all-reduce bucket size, and how long a rank waits for the
+    /// others before it stops with an error (a rank died or hangs).
+    public var allreduceBucketMb: Double = 4
+    public var rankTimeout: Double = 300
+    /// One process computing each step as N ranks would (same rows, same grouping of the gradient sum): the exact
+    /// single-process reference for `mpirun -np N` (memory: N copies of the trainable gradients).
+    public var simulateRanks: Int = 1
 
     public init() {}
 
@@ -84,6 +91,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
         try need(dropout >= 0 && dropout < 1, "--dropout must be in [0, 1) (got \(dropout))")
         try need(replayRatio >= 0 && replayRatio < 1, "--replay-ratio must be in [0, 1) (got \(replayRatio))")
         try need(["fp32", "bf16"].contains(precision), "--precision must be fp32 or bf16 (got '\(precision)')")
+        try need(allreduceBucketMb > 0, "--allreduce-bucket-mb must be positive (got \(allreduceBucketMb))")
+        try need(simulateRanks >= 1, "--simulate-ranks must be at least 1 (got \(simulateRanks))")
+        try need(rankTimeout > 0, "--rank-timeout must be positive seconds (got \(rankTimeout))")
         try need(trainLayers >= 0, "--train-layers must be >= 0 (got \(trainLayers))")
         try need(unfreezeEvery >= 0, "--unfreeze-every must be >= 0 (got \(unfreezeEvery))")
         if let m = maxSteps {
