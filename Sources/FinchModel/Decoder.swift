@@ -52,6 +52,12 @@ public final class Decoder {
     /// Frozen projection weights held as quantised blocks instead of fp32 (absent from `parameters`);
     /// see DecoderQuantizedBase.swift.
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
+    /// Frozen projection weights held as bf16 for inference (`holdFrozenBaseBF16`; absent from `parameters`).
+    public internal(set) var bf16Weights: [String: BF16Matrix] = [:]
+    /// The LM head in the file's own type, used by `prefill`/`step` only (see DecoderInferenceWeights.swift).
+    public internal(set) var inferenceHead: InferenceHead?
+    /// True inside `prefill`/`step`: products may take the inference-only kernels (int8 activations).
+    var inferring = false
     /// Gradients of the trainable parameters (allocated on the first backward), same names.
     public private(set) var gradients: [String: Tensor] = [:]
     /// Names of the parameters that get gradients. Changing it drops gradients of frozen names.
@@ -128,8 +134,10 @@ public final class Decoder {
         }
         self.config = config
         self.parameters = parameters
-        self.quantized = quantized
-        self.trainable = Set(config.parameterShapes().map { $0.name }).subtracting(quantized.keys)
+        var blocks = quantized
+        self.inferenceHead = blocks.removeValue(forKey: Decoder.inferenceHeadKey).map { .quantized($0) }
+        self.quantized = blocks
+        self.trainable = Set(config.parameterShapes().map { $0.name }).subtracting(blocks.keys)
         if !config.flavour.usesRoPE {
             self.rope = nil
         } else if let scaling = config.ropeScaling {
@@ -216,7 +224,13 @@ public final class Decoder {
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
         let yc = y + s.column
         if let q = quantized[s.weight] {
-            QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: precision)
+            if inferring && QuantGemvInt8.available && QuantGemvInt8.supports(q.format) && rows <= QuantGemm.fusedMaxRows {
+                QuantGemvInt8.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
+            } else {
+                QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: precision)
+            }
+        } else if let b = bf16Weights[s.weight] {
+            b.forward(m: rows, x: x, ldx: ldx, beta: 0, y: yc, ldy: ldy)
         } else if s.conv1D {
             let W = w(s.weight)
             Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
@@ -253,6 +267,7 @@ public final class Decoder {
             QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx,
                                     precision: precision)
         } else if let dx = dx {
+            precondition(bf16Weights[s.weight] == nil, "decoder: '\(s.weight)' is held as bf16 for inference (holdFrozenBaseBF16), which has no backward")
             let W = w(s.weight)
             if s.conv1D {
                 Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,
