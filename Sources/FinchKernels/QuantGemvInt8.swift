@@ -29,9 +29,25 @@ public enum QuantGemvInt8 {
     /// (tests compare the two). Precondition: `supports(w.format)`.
     public static func forward(m: Int, x: UnsafePointer<Float>, ldx: Int, w: QuantizedMatrix, beta: Float,
                                y: UnsafeMutablePointer<Float>, ldy: Int, simd: Bool = true) {
-        guard let format = code(w.format) else { preconditionFailure("QuantGemvInt8: no integer kernel for \(w.format)") }
-        let k = w.cols, blocks = k / 32, n = w.rows
-        guard m > 0, n > 0 else { return }
+        forward(m: m, x: x, ldx: ldx, [(w, y)], beta: beta, ldy: ldy, simd: simd)
+    }
+
+    /// Several products of the same x (q, k and v; gate and up): x is quantised once and the rows of all the
+    /// matrices are split between the threads as one list, so small matrices (k and v: 192 rows) neither run on
+    /// one thread nor cost a dispatch each. Every matrix has `x`'s columns; `outputs[i].1` gets matrix i's y.
+    public static func forward(m: Int, x: UnsafePointer<Float>, ldx: Int, _ outputs: [(QuantizedMatrix, UnsafeMutablePointer<Float>)],
+                               beta: Float, ldy: Int, simd: Bool = true) {
+        guard let k = outputs.first?.0.cols, m > 0 else { return }
+        let codes = outputs.map { o -> Int32 in
+            precondition(o.0.cols == k, "QuantGemvInt8: matrices of \(o.0.cols) and \(k) columns share one x")
+            guard let c = code(o.0.format) else { preconditionFailure("QuantGemvInt8: no integer kernel for \(o.0.format)") }
+            return c
+        }
+        let blocks = k / 32
+        var starts = [0]
+        for o in outputs { starts.append(starts.last! + o.0.rows) }
+        let total = starts.last!, bytes = outputs.reduce(0) { $0 + $1.0.byteCount }
+        guard total > 0 else { return }
         withUnsafeTemporaryAllocation(of: Int8.self, capacity: max(1, m * k)) { q in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, m * blocks)) { d in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(1, m * blocks)) { s in
@@ -40,9 +56,13 @@ public enum QuantGemvInt8 {
                         cfinch_quantize_q8_32(x + i * ldx, k, qp + i * k, dp + i * blocks, sp + i * blocks, simd ? 1 : 0)
                     }
                     // A chunk of at least ~64 KiB of weights is worth a thread (as the fp32 fused kernel).
-                    ThreadPool.shared.parallelFor(n, minChunk: max(1, 65_536 / max(1, w.rowBytes))) { _, r in
-                        cfinch_gemv_i8(format, k, w.data, w.rowBytes, r.lowerBound, r.upperBound, Int32(m), qp, dp, sp,
-                                       y, ldy, beta, simd ? 1 : 0)
+                    ThreadPool.shared.parallelFor(total, minChunk: max(1, 65_536 * total / max(1, bytes))) { _, r in
+                        for (i, o) in outputs.enumerated() {
+                            let lo = max(r.lowerBound, starts[i]) - starts[i], hi = min(r.upperBound, starts[i + 1]) - starts[i]
+                            guard lo < hi else { continue }
+                            cfinch_gemv_i8(codes[i], k, o.0.data, o.0.rowBytes, lo, hi, Int32(m), qp, dp, sp, o.1, ldy, beta,
+                                           simd ? 1 : 0)
+                        }
                     }
                 }
             }

@@ -219,6 +219,26 @@ public final class Decoder {
 
     // MARK: projections
 
+    /// `linearForward` of several projections of the same x into columns of one y (q/k/v, gate/up). While
+    /// decoding from quantised weights the products run as one int8 call (one dispatch, x quantised once).
+    func linearForward(_ specs: [LinearSpec], x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
+        let blocks = specs.compactMap { quantized[$0.weight] }
+        guard specs.count > 1, inferring, rows <= QuantGemm.fusedMaxRows, QuantGemvInt8.available, blocks.count == specs.count,
+              blocks.allSatisfy({ QuantGemvInt8.supports($0.format) }) else {
+            for s in specs { linearForward(s, x: x, ldx: ldx, y: y, ldy: ldy, rows: rows) }
+            return
+        }
+        QuantGemvInt8.forward(m: rows, x: x, ldx: ldx, zip(blocks, specs).map { ($0, y + $1.column) }, beta: 0, ldy: ldy)
+        for s in specs {
+            let yc = y + s.column
+            if s.hasBias {
+                let b = w(s.bias)
+                for r in 0..<rows { VectorMath.add(b, into: yc + r * ldy, s.outFeatures) }
+            }
+            hooks?.linearAdapter(module: s.module)?.forward(x: x, ldx: ldx, y: yc, ldy: ldy, rows: rows)
+        }
+    }
+
     /// y[rows, out] (columns `spec.column...` of a buffer with row stride ldy) = x·W (+ b) (+ adapter).
     func linearForward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int,
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
@@ -227,7 +247,9 @@ public final class Decoder {
             if inferring && QuantGemvInt8.available && QuantGemvInt8.supports(q.format) && rows <= QuantGemm.fusedMaxRows {
                 QuantGemvInt8.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
             } else {
-                QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: precision)
+                // Prompt processing multiplies the dequantised tiles in bf16 (inference only: x and the tile rounded
+                // to bf16, fp32 sums), about twice sgemm's rate; training keeps the decoder's precision.
+                QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: inferring ? .bf16 : precision)
             }
         } else if let b = bf16Weights[s.weight] {
             b.forward(m: rows, x: x, ldx: ldx, beta: 0, y: yc, ldy: ldy)
