@@ -45,3 +45,33 @@ void cfinch_gemv_bf16(long k, const uint16_t *w, long ldw, long r0, long r1, int
         }
     }
 }
+
+// MARK: fp32 weights
+
+AVX512_TARGET
+static float dot_f32_avx512(long k, const float *w, const float *x) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    long p = 0;
+    for (; p + 64 <= k; p += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + p), _mm512_loadu_ps(x + p), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + p + 16), _mm512_loadu_ps(x + p + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + p + 32), _mm512_loadu_ps(x + p + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + p + 48), _mm512_loadu_ps(x + p + 48), a3);
+    }
+    for (; p < k; p += 16) {
+        long left = k - p;
+        __mmask16 mk = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, w + p), _mm512_maskz_loadu_ps(mk, x + p), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+void cfinch_gemv_f32(long k, const float *w, long ldw, long r0, long r1, const float *x, float *y, float beta, int simd) {
+    int fast = simd && cfinch_cpu_has_avx512();
+    for (long j = r0; j < r1; j++) {
+        float v;
+        if (fast) v = dot_f32_avx512(k, w + j * ldw, x);
+        else { v = 0; for (long p = 0; p < k; p++) v += w[j * ldw + p] * x[p]; }
+        y[j] = beta == 0 ? v : v + beta * y[j];
+    }
+}

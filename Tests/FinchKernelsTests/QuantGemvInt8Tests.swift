@@ -67,6 +67,38 @@ final class QuantGemvInt8Tests: XCTestCase {
         }
     }
 
+    func testGroupedProductsEqualSeparateOnes() throws {
+        // q/k/v (or gate/up) as one call: the same kernel on the same int8 x, so the same bits as one call each.
+        try XCTSkipUnless(QuantGemvInt8.available)
+        var rng = MKRNG(9)
+        let k = 96
+        let mats = try [(QuantFormat.q5_0, 40), (.q5_0, 8), (.q8_0, 200)].map { f, n -> QuantizedMatrix in
+            let bytes = try GGMLQuantizer.quantize(GGMLType(name: f.rawValue)!, weights(rows: n, cols: k, rng: &rng), threads: 1)
+            return try QuantizedMatrix(format: f, rows: n, cols: k, bytes: bytes)
+        }
+        let saved = ThreadPool.shared.threads
+        defer { ThreadPool.shared.setThreads(saved) }
+        for threads in [1, 2] {
+            ThreadPool.shared.setThreads(threads)
+            for m in [1, 3] {
+                let x = (0..<(m * k)).map { _ in rng.float() }, ldy = 248
+                var grouped = [Float](repeating: .nan, count: m * ldy), separate = grouped
+                grouped.withUnsafeMutableBufferPointer { g in
+                    QuantGemvInt8.forward(m: m, x: x, ldx: k, [(mats[0], g.baseAddress!), (mats[1], g.baseAddress! + 40),
+                                                              (mats[2], g.baseAddress! + 48)], beta: 0, ldy: ldy)
+                }
+                separate.withUnsafeMutableBufferPointer { p in
+                    var col = 0
+                    for w in mats {
+                        QuantGemvInt8.forward(m: m, x: x, ldx: k, w: w, beta: 0, y: p.baseAddress! + col, ldy: ldy)
+                        col += w.rows
+                    }
+                }
+                XCTAssertEqual(grouped.map(\.bitPattern), separate.map(\.bitPattern), "\(threads) threads, m \(m)")
+            }
+        }
+    }
+
     func testInt8ErrorIsThatOfEightBitActivations() throws {
         // Not exact (x is rounded), but far inside the tolerance on typical data: mean |error| ≲ 1e-3 · Σ|xw|.
         try XCTSkipUnless(QuantGemvInt8.available)
@@ -86,6 +118,21 @@ final class QuantGemvInt8Tests: XCTestCase {
             err += abs(Double(y[j]) - s)
         }
         XCTAssertLessThan(err, 1e-3 * mag)
+    }
+
+    func testDecodeGemvF32MatchesReference() {
+        var rng = MKRNG(17)
+        for (n, k) in [(1, 1), (5, 15), (33, 100), (70, 576)] {
+            let w = weights(rows: n, cols: k + 3, rng: &rng), x = (0..<k).map { _ in rng.float() }
+            let y0 = (0..<n).map { _ in rng.float() }
+            var wk = [Float](repeating: 0, count: n * k)   // the reference's view of w's k columns (row stride k + 3)
+            for j in 0..<n { for p in 0..<k { wk[j * k + p] = w[j * (k + 3) + p] } }
+            for (simd, beta) in [(true, Float(0)), (true, 1), (false, 1)] {
+                var y = y0
+                DecodeGemv.f32(n: n, k: k, x: x, w: w, ldw: k + 3, beta: beta, y: &y, simd: simd)
+                guard check(y, y0, beta: beta, x: x, w: wk, m: 1, n: n, k: k, rel: 1e-5, "f32 \(n)x\(k) simd \(simd)") else { return }
+            }
+        }
     }
 
     func testBF16MatrixMatchesReferenceOnOddShapes() {

@@ -42,4 +42,9 @@ int cfinch_cpu_has_avx512(void);
 void cfinch_gemv_bf16(long k, const uint16_t *_Nonnull w, long ldw, long r0, long r1, int m,
                       const float *_Nonnull x, long ldx, float *_Nonnull y, long ldy, float beta, int simd);
 
+/// y[j] = Σ_p x[p] · w[j·ldw + p] (+ beta · y[j]) for rows j in [r0, r1): one x row against fp32 weights read
+/// front to back, one row at a time (a single stream for the prefetcher). `simd` 0 forces the portable path.
+void cfinch_gemv_f32(long k, const float *_Nonnull w, long ldw, long r0, long r1, const float *_Nonnull x,
+                     float *_Nonnull y, float beta, int simd);
+
 #endif
