@@ -132,98 +132,103 @@ VNNI_TARGET static inline __m256i nibbles(const uint8_t *p) {
 // A dpbusd accumulator whose lanes sum to c (the offset correction of a block, folded into the integer sum).
 VNNI_TARGET static inline __m256i lane0(int32_t c) { return _mm256_zextsi128_si256(_mm_cvtsi32_si128(c)); }
 
-VNNI_TARGET
-static float dot_q8_0_vnni(long nb, const uint8_t *w, const int8_t *xq, const float *xd) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    long b = 0;
-    for (; b + 2 <= nb; b += 2, w += 68) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2)), w1 = _mm256_loadu_si256((const __m256i *)(w + 36));
-        __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 32 * b)), x1 = _mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32));
-        // |w| as unsigned times x with w's sign: dpbusd takes one unsigned operand.
-        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w1, w1), _mm256_sign_epi8(x1, w1));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(load_u16(w)) * xd[b]), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(load_u16(w + 34)) * xd[b + 1]), a1);
-    }
-    for (; b < nb; b++, w += 34) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + 2)), x0 = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
-        __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w0, w0), _mm256_sign_epi8(x0, w0));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(load_u16(w)) * xd[b]), a0);
-    }
-    return hsum8(_mm256_add_ps(a0, a1));
+// One 32-element block (a sub-block pair's half for Q4_K) of weight row `w` against x block b, added to acc.
+// Each returns acc + (w·x terms in 8 lanes); offsets of unsigned formats are folded into the integer sums.
+
+VNNI_TARGET static inline __m256 blk_q8_0(const uint8_t *w, long b, const int8_t *xq, const float *xd, const int32_t *xs, __m256 acc) {
+    (void)xs;
+    const uint8_t *p = w + 34 * b;
+    __m256i wv = _mm256_loadu_si256((const __m256i *)(p + 2)), xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+    // |w| as unsigned times x with w's sign: dpbusd takes one unsigned operand.
+    __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(wv, wv), _mm256_sign_epi8(xv, wv));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(_cvtsh_ss(load_u16(p)) * xd[b]), acc);
 }
 
-VNNI_TARGET
-static float dot_q4_0_vnni(long nb, const uint8_t *w, const int8_t *xq, const float *xd, const int32_t *xs) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    long b = 0;
-    for (; b + 2 <= nb; b += 2, w += 36) {
-        __m256i p0 = _mm256_dpbusd_epi32(lane0(-8 * xs[b]), nibbles(w + 2), _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-        __m256i p1 = _mm256_dpbusd_epi32(lane0(-8 * xs[b + 1]), nibbles(w + 20), _mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(load_u16(w)) * xd[b]), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(load_u16(w + 18)) * xd[b + 1]), a1);
-    }
-    for (; b < nb; b++, w += 18) {
-        __m256i p0 = _mm256_dpbusd_epi32(lane0(-8 * xs[b]), nibbles(w + 2), _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(load_u16(w)) * xd[b]), a0);
-    }
-    return hsum8(_mm256_add_ps(a0, a1));
+VNNI_TARGET static inline __m256 blk_q4_0(const uint8_t *w, long b, const int8_t *xq, const float *xd, const int32_t *xs, __m256 acc) {
+    const uint8_t *p = w + 18 * b;
+    __m256i d = _mm256_dpbusd_epi32(lane0(-8 * xs[b]), nibbles(p + 2), _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(_cvtsh_ss(load_u16(p)) * xd[b]), acc);
 }
 
-VNNI_TARGET
-static float dot_q5_0_vnni(long nb, const uint8_t *w, const int8_t *xq, const float *xd, const int32_t *xs) {
-    __m256 a0 = _mm256_setzero_ps();
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    for (long b = 0; b < nb; b++, w += 22) {
-        uint32_t qh; memcpy(&qh, w + 2, 4);
-        __m256i u = _mm256_mask_add_epi8(nibbles(w + 6), (__mmask32)qh, nibbles(w + 6), bit4);   // bit i of qh → element i's 5th bit
-        __m256i p = _mm256_dpbusd_epi32(lane0(-16 * xs[b]), u, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(load_u16(w)) * xd[b]), a0);
-    }
-    return hsum8(a0);
+VNNI_TARGET static inline __m256 blk_q5_0(const uint8_t *w, long b, const int8_t *xq, const float *xd, const int32_t *xs, __m256 acc) {
+    const uint8_t *p = w + 22 * b;
+    uint32_t qh; memcpy(&qh, p + 2, 4);
+    __m256i n = nibbles(p + 6);
+    __m256i u = _mm256_mask_add_epi8(n, (__mmask32)qh, n, _mm256_set1_epi8(0x10));   // bit i of qh → element i's 5th bit
+    __m256i d = _mm256_dpbusd_epi32(lane0(-16 * xs[b]), u, _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(_cvtsh_ss(load_u16(p)) * xd[b]), acc);
 }
 
-VNNI_TARGET
-static float dot_q4_k_vnni(long nsb, const uint8_t *w, const int8_t *xq, const float *xd, const int32_t *xs) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    float off = 0;
+// Q4_K: b is a pair index (sub-blocks 2b' and 2b'+1 of super-block b / 4 share one 32-byte run of nibbles).
+VNNI_TARGET static inline __m256 blk_q4_k(const uint8_t *w, long b, const int8_t *xq, const float *xd, const int32_t *xs, __m256 acc) {
+    const uint8_t *p = w + 144 * (b / 4);
+    int j = (int)(b % 4) * 2, sc0, m0, sc1, m1;
+    scale_min_k4(j, p + 4, &sc0, &m0); scale_min_k4(j + 1, p + 4, &sc1, &m1);
+    float dd = _cvtsh_ss(load_u16(p)), dmin = _cvtsh_ss(load_u16(p + 2));
+    long xb = 2 * b;
     const __m256i m4 = _mm256_set1_epi8(0xF);
-    for (long sb = 0; sb < nsb; sb++, w += 144) {
-        float dd = _cvtsh_ss(load_u16(w)), dmin = _cvtsh_ss(load_u16(w + 2));
-        for (int j = 0; j < 8; j += 2) {
-            int sc0, m0, sc1, m1;
-            scale_min_k4(j, w + 4, &sc0, &m0); scale_min_k4(j + 1, w + 4, &sc1, &m1);
-            long b = sb * 8 + j;
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 16 * j));
-            __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, m4), _mm256_loadu_si256((const __m256i *)(xq + 32 * b)));
-            __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
-                                             _mm256_loadu_si256((const __m256i *)(xq + 32 * b + 32)));
-            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dd * (float)sc0 * xd[b]), a0);
-            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dd * (float)sc1 * xd[b + 1]), a1);
-            off += dmin * ((float)m0 * xd[b] * (float)xs[b] + (float)m1 * xd[b + 1] * (float)xs[b + 1]);
-        }
-    }
-    return hsum8(_mm256_add_ps(a0, a1)) - off;
+    __m256i q = _mm256_loadu_si256((const __m256i *)(p + 16 + 16 * j));
+    __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, m4), _mm256_loadu_si256((const __m256i *)(xq + 32 * xb)));
+    __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                     _mm256_loadu_si256((const __m256i *)(xq + 32 * xb + 32)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dd * (float)sc0 * xd[xb]), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dd * (float)sc1 * xd[xb + 1]), acc);
+    float off = dmin * ((float)m0 * xd[xb] * (float)xs[xb] + (float)m1 * xd[xb + 1] * (float)xs[xb + 1]);
+    return _mm256_sub_ps(acc, _mm256_zextps128_ps256(_mm_set_ss(off)));
 }
+
+// The lane sums of four accumulators as one vector (a, b, c, d).
+VNNI_TARGET static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
+    __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d), abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+// Rows [r0, r1) × m x rows: four weight rows at a time meet each x block (x loaded once, one reduction for four
+// outputs); the weight rows stay in L1 across the m x rows. `units` blocks per row (Q4_K: 32-byte pairs).
+#define ROWS_KERNEL(NAME, BLK)                                                                                        \
+VNNI_TARGET static void NAME(long units, long k, const uint8_t *w, long rowBytes, long r0, long r1, int m,             \
+                             const int8_t *xq, const float *xd, const int32_t *xs, float *y, long ldy, float beta) {  \
+    long nb = k / 32, j = r0;                                                                                          \
+    for (; j + 4 <= r1; j += 4) {                                                                                      \
+        const uint8_t *w0 = w + j * rowBytes, *w1 = w0 + rowBytes, *w2 = w1 + rowBytes, *w3 = w2 + rowBytes;         \
+        for (int i = 0; i < m; i++) {                                                                                  \
+            const int8_t *q = xq + i * k; const float *d = xd + i * nb; const int32_t *s = xs + i * nb;               \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                                                \
+            for (long b = 0; b < units; b++) {                                                                         \
+                a0 = BLK(w0, b, q, d, s, a0); a1 = BLK(w1, b, q, d, s, a1);                                            \
+                a2 = BLK(w2, b, q, d, s, a2); a3 = BLK(w3, b, q, d, s, a3);                                            \
+            }                                                                                                          \
+            __m128 v = hsum4x8(a0, a1, a2, a3);                                                                        \
+            float *o = y + i * ldy + j;                                                                                \
+            if (beta != 0) v = _mm_fmadd_ps(_mm_set1_ps(beta), _mm_loadu_ps(o), v);                                    \
+            _mm_storeu_ps(o, v);                                                                                       \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (; j < r1; j++) {                                                                                              \
+        const uint8_t *w0 = w + j * rowBytes;                                                                          \
+        for (int i = 0; i < m; i++) {                                                                                  \
+            const int8_t *q = xq + i * k; const float *d = xd + i * nb; const int32_t *s = xs + i * nb;               \
+            __m256 a0 = _mm256_setzero_ps();                                                                           \
+            for (long b = 0; b < units; b++) a0 = BLK(w0, b, q, d, s, a0);                                             \
+            float v = hsum8(a0), *o = y + i * ldy + j;                                                                 \
+            *o = beta == 0 ? v : v + beta * *o;                                                                        \
+        }                                                                                                              \
+    }                                                                                                                  \
+}
+
+ROWS_KERNEL(rows_q8_0, blk_q8_0)
+ROWS_KERNEL(rows_q4_0, blk_q4_0)
+ROWS_KERNEL(rows_q5_0, blk_q5_0)
+ROWS_KERNEL(rows_q4_k, blk_q4_k)
 
 VNNI_TARGET
 static void rows_vnni(int format, long k, const uint8_t *w, long rowBytes, long r0, long r1, int m,
                       const int8_t *xq, const float *xd, const int32_t *xs, float *y, long ldy, float beta) {
-    long nb = k / 32;
-    for (long j = r0; j < r1; j++) {
-        const uint8_t *row = w + j * rowBytes;
-        for (int i = 0; i < m; i++) {
-            const int8_t *q = xq + i * k; const float *d = xd + i * nb; const int32_t *s = xs + i * nb;
-            float v;
-            switch (format) {
-            case CFINCH_Q8_0: v = dot_q8_0_vnni(nb, row, q, d); break;
-            case CFINCH_Q4_0: v = dot_q4_0_vnni(nb, row, q, d, s); break;
-            case CFINCH_Q5_0: v = dot_q5_0_vnni(nb, row, q, d, s); break;
-            default: v = dot_q4_k_vnni(k / 256, row, q, d, s); break;
-            }
-            float *o = y + i * ldy + j;
-            *o = beta == 0 ? v : v + beta * *o;
-        }
+    switch (format) {
+    case CFINCH_Q8_0: rows_q8_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
+    case CFINCH_Q4_0: rows_q4_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
+    case CFINCH_Q5_0: rows_q5_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
+    default: rows_q4_k(k / 64, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
     }
 }
 

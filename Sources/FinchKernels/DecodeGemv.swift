@@ -1,11 +1,9 @@
-import Foundation
 import CFinchSIMD
 
 /// Decoding's one-row product with fp32 weights, `y = x · Wᵀ`: each W row is read front to back (one stream for
 /// the prefetcher; `Gemm.gemv` interleaves four) by the C kernel. Same arithmetic as an fp32 dot product, in a
 /// different summation order than `Gemm.gemm`, so inference only (training keeps `Gemm`'s bits).
 public enum DecodeGemv {
-    public static let enabled = ProcessInfo.processInfo.environment["FINCH_AB"] == nil   // TEMP A/B
     /// y[j] = Σ_p x[p] · w[j·ldw + p] (+ beta · y[j]) for j < n. `simd: false` runs the portable C loop (tests).
     public static func f32(n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>, ldw: Int, beta: Float,
                            y: UnsafeMutablePointer<Float>, simd: Bool = true) {

@@ -257,7 +257,7 @@ public final class Decoder {
             let W = w(s.weight)
             Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
-        } else if inferring && rows == 1 && DecodeGemv.enabled {
+        } else if inferring && rows == 1 {
             DecodeGemv.f32(n: s.outFeatures, k: s.inFeatures, x: x, w: w(s.weight), ldw: s.inFeatures, beta: 0, y: yc)
         } else {
             Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,

@@ -57,7 +57,7 @@ extension Decoder {
     func inferenceHeadForward(_ bf: DecoderBuffers, rows: Int, hidden: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) {
         let C = config.hiddenSize, V = config.vocabSize
         guard let head = inferenceHead, !trainable.contains(config.headWeightName) else {
-            guard rows == 1, DecodeGemv.enabled else { return headForward(bf, rows: rows, hidden: hidden, logits: logits) }
+            guard rows == 1 else { return headForward(bf, rows: rows, hidden: hidden, logits: logits) }
             DecodeGemv.f32(n: V, k: C, x: hidden, w: w(config.headWeightName), ldw: C, beta: 0, y: logits)
             if let lora = hooks?.linearAdapter(module: "lm_head") { lora.forward(x: hidden, ldx: C, y: logits, ldy: V, rows: rows) }
             return
