@@ -52,6 +52,12 @@ public final class Decoder {
     /// Frozen projection weights held as quantised blocks instead of fp32 (absent from `parameters`);
     /// see DecoderQuantizedBase.swift.
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
+    /// Frozen projection weights held as bf16 for inference (`holdFrozenBaseBF16`; absent from `parameters`).
+    public internal(set) var bf16Weights: [String: BF16Matrix] = [:]
+    /// The LM head in the file's own type, used by `prefill`/`step` only (see DecoderInferenceWeights.swift).
+    public internal(set) var inferenceHead: InferenceHead?
+    /// True inside `prefill`/`step`: products may take the inference-only kernels (int8 activations).
+    var inferring = false
     /// Gradients of the trainable parameters (allocated on the first backward), same names.
     public private(set) var gradients: [String: Tensor] = [:]
     /// Names of the parameters that get gradients. Changing it drops gradients of frozen names.
@@ -131,8 +137,10 @@ public final class Decoder {
         }
         self.config = config
         self.parameters = parameters
-        self.quantized = quantized
-        self.trainable = Set(config.parameterShapes().map { $0.name }).subtracting(quantized.keys)
+        var blocks = quantized
+        self.inferenceHead = blocks.removeValue(forKey: Decoder.inferenceHeadKey).map { .quantized($0) }
+        self.quantized = blocks
+        self.trainable = Set(config.parameterShapes().map { $0.name }).subtracting(blocks.keys)
         if !config.flavour.usesRoPE {
             self.rope = nil
         } else if let scaling = config.ropeScaling {
@@ -214,16 +222,46 @@ public final class Decoder {
 
     // MARK: projections
 
+    /// `linearForward` of several projections of the same x into columns of one y (q/k/v, gate/up). While
+    /// decoding from quantised weights the products run as one int8 call (one dispatch, x quantised once).
+    func linearForward(_ specs: [LinearSpec], x: UnsafePointer<Float>, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
+        let blocks = specs.compactMap { quantized[$0.weight] }
+        guard specs.count > 1, inferring, rows <= QuantGemm.fusedMaxRows, QuantGemvInt8.available, blocks.count == specs.count,
+              blocks.allSatisfy({ QuantGemvInt8.supports($0.format) }) else {
+            for s in specs { linearForward(s, x: x, ldx: ldx, y: y, ldy: ldy, rows: rows) }
+            return
+        }
+        QuantGemvInt8.forward(m: rows, x: x, ldx: ldx, zip(blocks, specs).map { ($0, y + $1.column) }, beta: 0, ldy: ldy)
+        for s in specs {
+            let yc = y + s.column
+            if s.hasBias {
+                let b = w(s.bias)
+                for r in 0..<rows { VectorMath.add(b, into: yc + r * ldy, s.outFeatures) }
+            }
+            hooks?.linearAdapter(module: s.module)?.forward(x: x, ldx: ldx, y: yc, ldy: ldy, rows: rows)
+        }
+    }
+
     /// y[rows, out] (columns `spec.column...` of a buffer with row stride ldy) = x·W (+ b) (+ adapter).
     func linearForward(_ s: LinearSpec, x: UnsafePointer<Float>, ldx: Int,
                        y: UnsafeMutablePointer<Float>, ldy: Int, rows: Int) {
         let yc = y + s.column
         if let q = quantized[s.weight] {
-            QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: precision)
+            if inferring && QuantGemvInt8.available && QuantGemvInt8.supports(q.format) && rows <= QuantGemm.fusedMaxRows {
+                QuantGemvInt8.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy)
+            } else {
+                // Prompt processing multiplies the dequantised tiles in bf16 (inference only: x and the tile rounded
+                // to bf16, fp32 sums), about twice sgemm's rate; training keeps the decoder's precision.
+                QuantGemm.forward(m: rows, x: x, ldx: ldx, w: q, beta: 0, y: yc, ldy: ldy, precision: inferring ? .bf16 : precision)
+            }
+        } else if let b = bf16Weights[s.weight] {
+            b.forward(m: rows, x: x, ldx: ldx, beta: 0, y: yc, ldy: ldy)
         } else if s.conv1D {
             let W = w(s.weight)
             Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: W, ldb: s.outFeatures, beta: 0, c: yc, ldc: ldy)
+        } else if inferring && rows == 1 {
+            DecodeGemv.f32(n: s.outFeatures, k: s.inFeatures, x: x, w: w(s.weight), ldw: s.inFeatures, beta: 0, y: yc)
         } else {
             Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.outFeatures, k: s.inFeatures,
                        a: x, lda: ldx, b: w(s.weight), ldb: s.inFeatures, beta: 0, c: yc, ldc: ldy)
@@ -256,6 +294,7 @@ public final class Decoder {
             QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx,
                                     precision: precision)
         } else if let dx = dx {
+            precondition(bf16Weights[s.weight] == nil, "decoder: '\(s.weight)' is held as bf16 for inference (holdFrozenBaseBF16), which has no backward")
             let W = w(s.weight)
             if s.conv1D {
                 Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,

@@ -189,7 +189,7 @@ extension Decoder {
         let x = bf.residual[l].ptr
         normForward(lay.norm1, x: x, y: bf.norm1[l].ptr, mean: bf.mean1[l].ptr, rstd: bf.rstd1[l].ptr, rows: N)
         let qkv = bf.qkv[l].ptr, W = cfg.qkvWidth
-        for s in lay.qkv { linearForward(s, x: bf.norm1[l].ptr, ldx: C, y: qkv, ldy: W, rows: N) }
+        linearForward(lay.qkv, x: bf.norm1[l].ptr, ldx: C, y: qkv, ldy: W, rows: N)
         if let qn = lay.qNorm, let kn = lay.kNorm { qkNormForward(l, bf, qNorm: qn, kNorm: kn) }
         if let rope = ropeTable(l) {
             rope.apply(qkv, ld: W, rows: N, heads: cfg.numHeads, positions: bf.positions)
@@ -261,7 +261,7 @@ extension Decoder {
         let mid = bf.mid[l].ptr
         normForward(lay.norm2, x: mid, y: bf.norm2[l].ptr, mean: bf.mean2[l].ptr, rstd: bf.rstd2[l].ptr, rows: N)
         let F = cfg.intermediateSize, FW = cfg.mlpInWidth
-        for s in lay.mlpIn { linearForward(s, x: bf.norm2[l].ptr, ldx: C, y: bf.mlpIn[l].ptr, ldy: FW, rows: N) }
+        linearForward(lay.mlpIn, x: bf.norm2[l].ptr, ldx: C, y: bf.mlpIn[l].ptr, ldy: FW, rows: N)
         mlpActivation(l, bf)
         linearForward(lay.mlpOut, x: bf.act[l].ptr, ldx: F, y: bf.mlpOut[l].ptr, ldy: C, rows: N)
         var mlpSub = bf.mlpOut[l].ptr

@@ -13,6 +13,8 @@ extension Decoder {
         let T = ids.count / B
         precondition(cache.length + T <= cache.maxLength, "KVCache full: \(cache.length) + \(T) > \(cache.maxLength) positions")
         let bf = inferenceBuffers(batch: B, length: T)
+        inferring = true
+        defer { inferring = false }
         let past = cache.length
         load(bf, ids: ids, attentionMask: attentionMask,
              positionIds: positionIds ?? (0..<(B * T)).map { past + $0 % T })
@@ -20,13 +22,13 @@ extension Decoder {
         let C = config.hiddenSize, V = config.vocabSize
         if allPositions {
             let logits = Tensor(shape: [B, T, V])
-            headForward(bf, rows: B * T, hidden: bf.hidden.ptr, logits: logits.ptr)
+            inferenceHeadForward(bf, rows: B * T, hidden: bf.hidden.ptr, logits: logits.ptr)
             return logits
         }
         let last = Tensor(shape: [B, C])
         for b in 0..<B { (last.ptr + b * C).update(from: bf.hidden.ptr + (b * T + T - 1) * C, count: C) }
         let logits = Tensor(shape: [B, V])
-        headForward(bf, rows: B, hidden: last.ptr, logits: logits.ptr)
+        inferenceHeadForward(bf, rows: B, hidden: last.ptr, logits: logits.ptr)
         return logits
     }
 

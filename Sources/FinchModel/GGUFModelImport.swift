@@ -14,7 +14,8 @@ import FinchData
 public enum GGUFModelImport {
     /// Reads the whole model. With `keepQuantized`, the block projection weights stored in a format the
     /// kernels multiply by directly (`QuantFormat`) stay as those blocks (`HFModelFolder.quantized`, memory-mapped
-    /// where no rearranging is needed) instead of being dequantised; everything else is float32 as always.
+    /// where no rearranging is needed) instead of being dequantised; everything else is float32 as always. The LM
+    /// head's blocks are kept too, beside its float32 tensor, under `Decoder.inferenceHeadKey` (decoding reads them).
     public static func read(_ url: URL, keepQuantized: Bool = false) throws -> HFModelFolder {
         let file = try GGUFFile(contentsOf: url)
         let (config, plan) = try self.plan(file)
@@ -27,6 +28,11 @@ public enum GGUFModelImport {
                 quantized[p.name] = q
                 types.insert(p.info.type.name)
                 continue
+            }
+            // The head (often the tied embedding) also stays as its blocks for decoding; the fp32 copy below serves
+            // the token lookups and training.
+            if keepQuantized, p.name == config.headWeightName, p.transform == .none, let q = try quantizedMatrix(p, file: file) {
+                quantized[Decoder.inferenceHeadKey] = q
             }
             let transposed = p.transform == .transpose
             var t = Tensor(shape: transposed ? [p.shape[1], p.shape[0]] : p.shape)

@@ -159,6 +159,10 @@ struct BenchDecode: ParsableCommand {
         if let path = model {
             let folder = try HFModelFolder.read(URL(fileURLWithPath: path), keepQuantized: baseQuant == nil)
             d = try Decoder(config: folder.config, parameters: folder.parameters, quantized: folder.quantized)
+            d.trainable = []   // inference: the compact head copy is used only while the head is frozen
+            if baseQuant == nil, folder.storedDTypes.contains(where: { $0.lowercased() == "bf16" }) {
+                try d.holdFrozenBaseBF16()   // a bf16 file decodes from bf16 weights, as llama.cpp does
+            }
             if let q = baseQuant {
                 guard let f = QuantFormat(rawValue: q) else { throw ValidationError("--base-quant: unknown format '\(q)'") }
                 d.trainable = []
@@ -192,7 +196,8 @@ struct BenchDecode: ParsableCommand {
         }
         let ppv = median(pp), tgv = median(tg)
         if let path = model {
-            let weights = d.quantized.isEmpty ? "fp32" : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
+            let weights = !d.bf16Weights.isEmpty ? "bf16" : d.quantized.isEmpty ? "fp32"
+                : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
             let obj: [String: Any] = [
                 "model": path, "weights": weights, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
                 "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
