@@ -30,7 +30,7 @@ final class NativeSentencePieceTests: XCTestCase {
             s.append(String(repeating: "中文 ", count: k) + "YYYY")
         }
         // Deterministic random strings over a mixed alphabet.
-        var g = SystemRandomNumberGenerator.Seeded(seed: 7)
+        var g = SplitMix64(seed: 7)
         let alphabet = Array("aabbcdeeeY  \t\n.,é中🦜ｱ①\u{301}▁<>|_0123") as [Character]
         for length in [1, 2, 3, 5, 8, 13, 40, 200] {
             for _ in 0..<12 { s.append(String((0..<length).map { _ in alphabet[Int(g.next() % UInt64(alphabet.count))] })) }
@@ -196,7 +196,7 @@ final class NativeSentencePieceTests: XCTestCase {
 /// The double-array trie against a dictionary, on random keys over small and full byte alphabets.
 final class ByteTrieTests: XCTestCase {
     func testLookupsMatchADictionary() {
-        var g = SystemRandomNumberGenerator.Seeded(seed: 3)
+        var g = SplitMix64(seed: 3)
         for (alphabet, count) in [(2, 50), (4, 3000), (256, 20000), (256, 1)] {
             var dict: [[UInt8]: Int32] = [:]
             var keys: [([UInt8], Int32)] = []
@@ -219,26 +219,11 @@ final class ByteTrieTests: XCTestCase {
 
     /// A 262,144-piece vocabulary (Gemma's size) builds in seconds, not minutes.
     func testLargeVocabularyBuildsQuickly() {
-        var g = SystemRandomNumberGenerator.Seeded(seed: 5)
+        var g = SplitMix64(seed: 5)
         let keys = (0..<262_144).map { i in (bytes: (0..<Int(2 + g.next() % 10)).map { _ in UInt8(32 + g.next() % 200) }, value: Int32(i)) }
         let t0 = Date()
         let trie = ByteTrie(keys)
         XCTAssertLessThan(Date().timeIntervalSince(t0), 20)
         XCTAssertEqual(trie.lookup(keys[1000].bytes) >= 0, true)
-    }
-}
-
-extension SystemRandomNumberGenerator {
-    /// splitmix64, so the random test strings are the same every run.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 }

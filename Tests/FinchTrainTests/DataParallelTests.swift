@@ -173,15 +173,9 @@ final class DataParallelTests: XCTestCase {
     /// whole: a single process resumes it and finishes.
     func testKilledRankStopsTheOthersAndTheCheckpointResumes() throws {
         let mpirun = try MPILauncher.require()
-        let dir = try TrainerFixture.tempDir()
-        let model = try RLHFFixture.policyFolder(in: dir)
-        let data = try TrainerFixture.recordsFile(48, in: dir)
-        let out = dir.appendingPathComponent("run")
-        let args = ["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--lora-r", "4", "--max-steps", "100000",
-                    "--batch-size", "2", "--seq-len", "128", "--threads", "1", "--eval-fraction", "0", "--checkpoint-every", "1",
-                    "--rank-timeout", "20", "--out", out.path]
+        let (dir, out, args) = try endlessLoRARun(rankTimeout: 20)
         let r = try MPILauncher.runAndHurt(mpirun, ranks: 3, try finch().path, args, in: dir, signal: SIGKILL,
-                                           when: { FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoints/step-3").path) },
+                                           when: { self.hasCheckpoint(out, atLeast: 3) },
                                            within: 60)
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertLessThan(r.secondsAfterSignal, 30, "the other ranks went on \(r.secondsAfterSignal) s after rank 1 died: \(r.output)")
@@ -192,20 +186,33 @@ final class DataParallelTests: XCTestCase {
     /// SIGSTOP one rank (alive but silent): the others give up after --rank-timeout with an error that says so.
     func testHungRankTimesOutWithAClearError() throws {
         let mpirun = try MPILauncher.require()
+        let (dir, out, args) = try endlessLoRARun(rankTimeout: 3)
+        let r = try MPILauncher.runAndHurt(mpirun, ranks: 2, try finch().path, args, in: dir, signal: SIGSTOP,
+                                           when: { self.hasCheckpoint(out, atLeast: 2) },
+                                           within: 60)
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertLessThan(r.secondsAfterSignal, 30, r.output)
+        XCTAssertTrue(r.output.contains("did not answer") && r.output.contains("within 3 s"), r.output)
+        try resumesOnOneProcess(out, args: args)
+    }
+
+    /// A LoRA SFT run that checkpoints every step and would not end by itself, for the fault tests.
+    func endlessLoRARun(rankTimeout: Int) throws -> (dir: URL, out: URL, args: [String]) {
         let dir = try TrainerFixture.tempDir()
         let model = try RLHFFixture.policyFolder(in: dir)
         let data = try TrainerFixture.recordsFile(48, in: dir)
         let out = dir.appendingPathComponent("run")
         let args = ["sft", "--model", model.path, "--data", data.path, "--method", "lora", "--lora-r", "4", "--max-steps", "100000",
                     "--batch-size", "2", "--seq-len", "128", "--threads", "1", "--eval-fraction", "0", "--checkpoint-every", "1",
-                    "--rank-timeout", "3", "--out", out.path]
-        let r = try MPILauncher.runAndHurt(mpirun, ranks: 2, try finch().path, args, in: dir, signal: SIGSTOP,
-                                           when: { FileManager.default.fileExists(atPath: out.appendingPathComponent("checkpoints/step-2").path) },
-                                           within: 60)
-        XCTAssertNotEqual(r.status, 0, r.output)
-        XCTAssertLessThan(r.secondsAfterSignal, 30, r.output)
-        XCTAssertTrue(r.output.contains("did not answer") && r.output.contains("within 3 s"), r.output)
-        try resumesOnOneProcess(out, args: args)
+                    "--rank-timeout", String(rankTimeout), "--out", out.path]
+        return (dir, out, args)
+    }
+
+    /// Whether `out` holds a checkpoint of step `step` or later. Only the newest checkpoints are kept, so a fast run
+    /// may already have deleted `step-N` itself by the time it is looked for.
+    func hasCheckpoint(_ out: URL, atLeast step: Int) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("checkpoints").path)) ?? []
+        return names.contains { $0.hasPrefix("step-") && (Int($0.dropFirst(5)) ?? 0) >= step }
     }
 
     /// The newest checkpoint of `out` loads, and one process resumes it to a finished run.

@@ -57,6 +57,15 @@ final class RealModelTests: XCTestCase {
         return url
     }
 
+    /// Finch's logits of `ids` for a model (or adapter) folder, as little-endian float32 [ids × vocab] in `url`.
+    func logitsFile(of folder: URL, ids: [Int], to url: URL) throws -> URL {
+        let model = try EvalModel(folder: folder)
+        model.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
+        let logits = model.decoder.lmHead()
+        try Data(bytes: logits.ptr, count: 4 * logits.count).write(to: url)
+        return url
+    }
+
     static func ints(_ v: Any?) -> [Int] { (v as? [Any] ?? []).compactMap { ($0 as? NSNumber)?.intValue } }
 
     /// Reads the generate output lines' "ids".
@@ -213,12 +222,8 @@ final class RealModelTests: XCTestCase {
         XCTAssertEqual(ppl.count, 2)
         if ppl.count == 2 { XCTAssertLessThan(ppl[1], ppl[0], "LoRA SFT did not lower held-out perplexity") }
         // PEFT on transformers gives Finch's logits with the adapter.
-        let model = try EvalModel(folder: adapter)
         let ids = Self.ints(ref.json["logits_prompt_ids"])
-        model.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
-        let logits = model.decoder.lmHead()
-        let file = dir.appendingPathComponent("finch.f32")
-        try Data(bytes: logits.ptr, count: 4 * logits.count).write(to: file)
+        let file = try logitsFile(of: adapter, ids: ids, to: dir.appendingPathComponent("finch.f32"))
         let check = try ToolProcess.run("/usr/bin/env", ["python3", "tools/peft_gguf_check.py", "--model", ref.model.path,
                                                          "--adapter", adapter.path, "--ids", ids.map(String.init).joined(separator: ","),
                                                          "--logits", file.path], in: PipelineTests.repoRoot)
@@ -258,12 +263,8 @@ final class RealModelTests: XCTestCase {
         let adapter = dir.appendingPathComponent("run/final"), merged = dir.appendingPathComponent("merged")
         _ = try finch(["merge", "--model", ref.model.path, "--adapter", adapter.path, "--out", merged.path])
         // Finch's logits from the saved folder, as any consumer of it reads it.
-        let model = try EvalModel(folder: merged)
         let ids = Self.ints(ref.json["logits_prompt_ids"])
-        model.decoder.forwardHidden(ids: ids, batch: 1, length: ids.count)
-        let logits = model.decoder.lmHead()
-        let file = dir.appendingPathComponent("finch.f32")
-        try Data(bytes: logits.ptr, count: 4 * logits.count).write(to: file)
+        let file = try logitsFile(of: merged, ids: ids, to: dir.appendingPathComponent("finch.f32"))
         let check = try ToolProcess.run("/usr/bin/env", ["TQDM_DISABLE=1", "python3", "tools/hf_export_check.py", merged.path,
                                                          "--finch", bin.path, "--source", ref.model.path,
                                                          "--texts", "corpora/instructions.jsonl", "--texts", "corpora/preferences.jsonl",
