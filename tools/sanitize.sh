@@ -22,7 +22,7 @@ mkdir -p "$build"
 # takes hours on two cores). AddressSanitizer runs everything.
 filter=()
 if [[ "$kind" == thread && $# -eq 0 ]]; then
-  filter=(--filter 'ThreadPoolTests|GemmTests|AttentionTests|CrossEntropyTests|ChatSessionTests|ChatProcessTests|GenerationTests|DecoderChatEngineTests|BatchGeneratorTests|StreamTextTests|PackReaderTests')
+  filter=(--filter 'ThreadPoolTests|GemmTests|AttentionTests|CrossEntropyTests|ChatSessionTests|ChatProcessTests|GenerationTests|DecoderChatEngineTests|BatchGeneratorTests|StreamTextTests|PackReaderTests|SegmentCacheConcurrencyTests')
 fi
 
 # halt_on_error: the first report fails the run. Leak checking is off: Swift's runtime keeps metadata and

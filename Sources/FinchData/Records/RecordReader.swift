@@ -161,7 +161,10 @@ public enum RecordReader {
         var n = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             n += 1
-            if line.isEmpty && currentChars >= chunk { emit() }
+            // Cut at a paragraph break once a chunk is full, or at any line break once it is twice full (text with
+            // one sentence per line and no blank lines would otherwise be one record, and records are what the
+            // held-out split divides).
+            if currentChars >= chunk && (line.isEmpty || currentChars >= 2 * chunk) { emit() }
             if current.isEmpty {
                 if line.isEmpty { continue }
                 startLine = n

@@ -9,7 +9,7 @@ public struct PathPiece: Equatable, Sendable {
 /// Segmentations of short normalised segments (words), shared by the encoding threads. Each entry is one
 /// 128-byte slot (two adjacent cache lines) holding its hash, key bytes, path and tag, so a lookup touches one
 /// place in memory (a table of separate key and path arenas cost three cache misses per word). Direct-mapped: a new word overwrites the
-/// one in its slot. 64 locks, picked by hash, guard the slots.
+/// one in its slot. 64 locks, picked by slot index, guard the slots.
 final class SegmentCache: @unchecked Sendable {
     /// Longest cached segment (an indented line of code is one segment) and most pieces per entry.
     static let maxSegmentBytes = 64, maxPieces = 11
@@ -48,8 +48,11 @@ final class SegmentCache: @unchecked Sendable {
         return h | 1
     }
 
-    @inline(__always) private func line(_ h: UInt64) -> UnsafeMutableRawPointer { lines + Self.slotBytes * (Int(truncatingIfNeeded: h >> 8) & (Self.slotCount - 1)) }
-    @inline(__always) private func lock(_ h: UInt64) -> UnsafeMutablePointer<pthread_mutex_t> { locks + Int(truncatingIfNeeded: h >> 58) }
+    @inline(__always) private func slot(_ h: UInt64) -> Int { Int(truncatingIfNeeded: h >> 8) & (Self.slotCount - 1) }
+    @inline(__always) private func line(_ h: UInt64) -> UnsafeMutableRawPointer { lines + Self.slotBytes * slot(h) }
+    // The lock comes from the slot index, not from other hash bits: two words that share a slot must share its
+    // lock (picking it from the top hash bits let two threads write one slot under different locks).
+    @inline(__always) private func lock(_ h: UInt64) -> UnsafeMutablePointer<pthread_mutex_t> { locks + (slot(h) & 63) }
 
     /// Appends the cached path of `key` to `path` and returns its tag, or returns nil.
     func lookup(_ key: UnsafeRawBufferPointer, _ h: UInt64, appendingTo path: inout [PathPiece]) -> (Float, Float)? {

@@ -57,7 +57,7 @@ public enum JobSupport {
     }
 
     /// The end-of-run table.
-    public static func summaryTable(_ s: TrainingSummary, baseBefore: EvalResult?, baseAfter: EvalResult?) -> String {
+    public static func summaryTable(_ s: TrainingSummary, baseBefore: EvalResult?, baseAfter: EvalResult?, heldOutBefore: EvalResult? = nil) -> String {
         var rows: [(String, String)] = [
             ("steps", "\(s.steps)/\(s.totalSteps) (\(s.endReason))"),
             ("trainable parameters", String(format: "%@ (%.3f%% of %@)", grouped(s.trainableParameters),
@@ -69,6 +69,10 @@ public enum JobSupport {
         ]
         if let e = s.finalEval {
             rows.append(("final eval", String(format: "loss %.4f · ppl %.2f", e.loss, e.perplexity) + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "")))
+        }
+        if let b = heldOutBefore, let a = s.finalEval {
+            rows.append(("held-out ppl", String(format: "%.2f before → %.2f after (%+.1f%%, the training data's own text)", b.perplexity, a.perplexity,
+                                                100 * (a.perplexity / b.perplexity - 1))))
         }
         if let b = baseBefore, let a = baseAfter {
             rows.append(("base-corpus ppl", String(format: "%.2f before → %.2f after (%+.1f%%, forgetting)", b.perplexity, a.perplexity,

@@ -15,9 +15,11 @@ public enum LossCurve {
         public var color: String?
         /// Draw a dot at every point (useful for sparse series such as evaluations).
         public var markers: Bool
+        /// Join the points with a line (false: a scatter of markers).
+        public var line: Bool
 
-        public init(name: String, points: [(x: Double, y: Double)], color: String? = nil, markers: Bool = false) {
-            self.name = name; self.points = points; self.color = color; self.markers = markers
+        public init(name: String, points: [(x: Double, y: Double)], color: String? = nil, markers: Bool = false, line: Bool = true) {
+            self.name = name; self.points = points; self.color = color; self.markers = markers || !line; self.line = line
         }
     }
 
@@ -26,8 +28,11 @@ public enum LossCurve {
         public var title: String
         public var yLabel: String
         public var series: [Series]
-        public init(title: String, yLabel: String, series: [Series]) {
-            self.title = title; self.yLabel = yLabel; self.series = series
+        public var xLabel: String
+        /// An x range the axis covers at least (a searched parameter's whole range), beside the points'.
+        public var xRange: (Double, Double)?
+        public init(title: String, yLabel: String, series: [Series], xLabel: String = "step", xRange: (Double, Double)? = nil) {
+            self.title = title; self.yLabel = yLabel; self.series = series; self.xLabel = xLabel; self.xRange = xRange
         }
     }
 
@@ -92,12 +97,13 @@ public enum LossCurve {
         let x0 = left, y0 = top + titleH
         let series = p.series.map { s in
             Series(name: s.name, points: decimate(s.points.filter { $0.x.isFinite && $0.y.isFinite }, to: Int(plotW) * 2),
-                   color: s.color, markers: s.markers)
+                   color: s.color, markers: s.markers, line: s.line)
         }
         let all = series.flatMap(\.points)
         var o = "<g>\n<text x=\"\(fmt(width / 2))\" y=\"\(fmt(top + 18))\" text-anchor=\"middle\" font-size=\"14\" font-weight=\"bold\">\(escape(p.title))</text>\n"
         o += "<rect x=\"\(fmt(x0))\" y=\"\(fmt(y0))\" width=\"\(fmt(plotW))\" height=\"\(fmt(plotH))\" fill=\"none\" stroke=\"#444\"/>\n"
-        guard let xMinD = all.map(\.x).min(), let xMaxD = all.map(\.x).max(),
+        let xs = all.map(\.x) + (all.isEmpty ? [] : p.xRange.map { [$0.0, $0.1] } ?? [])
+        guard let xMinD = xs.min(), let xMaxD = xs.max(),
               let yMinD = all.map(\.y).min(), let yMaxD = all.map(\.y).max() else {
             return o + "<text x=\"\(fmt(x0 + plotW / 2))\" y=\"\(fmt(y0 + plotH / 2))\" text-anchor=\"middle\" fill=\"#666\">no data yet</text>\n</g>\n"
         }
@@ -115,13 +121,13 @@ public enum LossCurve {
             o += "<line x1=\"\(fmt(x0))\" y1=\"\(fmt(y))\" x2=\"\(fmt(x0 + plotW))\" y2=\"\(fmt(y))\" stroke=\"#e5e5e5\"/>"
             o += "<text x=\"\(fmt(x0 - 6))\" y=\"\(fmt(y + 4))\" text-anchor=\"end\">\(tickLabel(t))</text>\n"
         }
-        o += "<text x=\"\(fmt(x0 + plotW / 2))\" y=\"\(fmt(y0 + plotH + 36))\" text-anchor=\"middle\">step</text>\n"
+        o += "<text x=\"\(fmt(x0 + plotW / 2))\" y=\"\(fmt(y0 + plotH + 36))\" text-anchor=\"middle\">\(escape(p.xLabel))</text>\n"
         let yMid = y0 + plotH / 2
         o += "<text x=\"16\" y=\"\(fmt(yMid))\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(fmt(yMid)))\">\(escape(p.yLabel))</text>\n"
         for (k, s) in series.enumerated() where !s.points.isEmpty {
             let color = s.color ?? palette[k % palette.count]
             let pts = s.points.map { "\(fmt(px($0.x))),\(fmt(py($0.y)))" }.joined(separator: " ")
-            o += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(pts)\"/>\n"
+            if s.line { o += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(pts)\"/>\n" }
             if s.markers || s.points.count == 1 {
                 for q in s.points { o += "<circle cx=\"\(fmt(px(q.x)))\" cy=\"\(fmt(py(q.y)))\" r=\"3\" fill=\"\(color)\"/>" }
                 o += "\n"

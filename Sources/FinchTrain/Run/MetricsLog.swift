@@ -28,20 +28,17 @@ public final class MetricsLog {
         self.url = url
         let fm = FileManager.default
         try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if fm.fileExists(atPath: url.path) {
-            let existing = try Self.read(url)   // a torn last line is tolerated; other damage names the line
-            chartSeries = Self.series(existing, keys: Self.chartKeys)
-            recordCount = existing.count
-        } else {
-            fm.createFile(atPath: url.path, contents: nil)
-            chartSeries = Self.series([], keys: Self.chartKeys)
-        }
-        guard let h = FileHandle(forWritingAtPath: url.path) else { throw TrainingError("cannot open \(url.path) for appending") }
-        handle = h
-        handle.seekToEndOfFile()
+        // O_CREAT|O_APPEND, never FileManager.createFile: that writes a new file and renames it over the path, so
+        // a second opener could replace the file the first one was already appending to (its lines then went to an
+        // unlinked inode).
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainingError("cannot open \(url.path) for appending: \(String(cString: strerror(errno)))") }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        let existing = try Self.read(url)   // a torn last line is tolerated; other damage names the line
+        chartSeries = Self.series(existing, keys: Self.chartKeys)
+        recordCount = existing.count
     }
 
-    deinit { try? handle.close() }
 
     /// Appends one record as a single line (keys sorted). The line goes straight to the file with one
     /// write(2) (FileHandle does no buffering), so it survives a crash of the process; no fsync per line.

@@ -1,6 +1,7 @@
 import Foundation
 import FinchKernels
 import FinchModel
+import FinchDistributed
 
 /// The objective-independent half of a training run, for any trainer (causal LM, reward model, DPO, PPO):
 /// run folder, AdamW over named groups + LR schedule, trainer state (step, RNG, cursors, best eval,
@@ -10,7 +11,17 @@ import FinchModel
 /// evaluation; `checkpoint(...)` when `shouldCheckpoint`; `resume(from:)` before the loop.
 public final class TrainingSession {
     public let run: RunFolder
-    public private(set) var metrics: MetricsLog
+    /// The run's metrics log, opened on first use. Only the writing rank opens it: every rank opening the same file
+    /// at start raced rank 0 (see `MetricsLog.init`).
+    public var metrics: MetricsLog {
+        get throws {
+            if let m = openMetrics { return m }
+            let m = try MetricsLog(url: run.metricsURL)
+            openMetrics = m
+            return m
+        }
+    }
+    private var openMetrics: MetricsLog?
     public let optimizer: AdamWOptimizer
     public let schedule: LRSchedule
     /// Where the run's events go (the caller's sink) and its rate.
@@ -34,7 +45,8 @@ public final class TrainingSession {
                 settings: AdamWSettings, schedule: LRSchedule, seed: UInt64, progress: ProgressReporter) throws {
         self.run = run
         self.parameters = parameters
-        self.metrics = try MetricsLog(url: run.metricsURL)
+        isWriter = World.current.isWriter
+        if isWriter { openMetrics = try MetricsLog(url: run.metricsURL) }
         self.optimizer = try AdamWOptimizer(parameters: parameters(), groups: groups, settings: settings)
         self.schedule = schedule
         self.progress = progress
@@ -64,7 +76,7 @@ public final class TrainingSession {
     /// Redraws loss.svg from metrics.jsonl.
     public func writeLossCurve() throws {
         guard isWriter else { return }
-        try LossCurve.write(LossCurve.panels(fromMetrics: try MetricsLog.read(metrics.url)), to: run.lossCurveURL)
+        try LossCurve.write(LossCurve.panels(fromMetrics: try MetricsLog.read(run.metricsURL)), to: run.lossCurveURL)
         lastCurve = Date()
     }
 
@@ -96,7 +108,7 @@ public final class TrainingSession {
 
     /// Fills a checkpoint folder: trainable tensors, optimizer state, trainer state.
     public func writeCheckpoint(into folder: URL) throws {
-        state.metricsRecords = metrics.recordCount
+        state.metricsRecords = try metrics.recordCount
         try Checkpoint.write(to: folder, parameters: parameters(), optimizer: optimizer, state: state)
     }
 
@@ -106,18 +118,18 @@ public final class TrainingSession {
         state = try Checkpoint.restore(from: folder, into: parameters(), optimizer: optimizer)
         guard isWriter else { return }
         if let n = state.metricsRecords {
-            try MetricsLog.truncate(metrics.url, keepingFirst: n)
+            try MetricsLog.truncate(run.metricsURL, keepingFirst: n)
         } else {
-            try MetricsLog.truncate(metrics.url, afterStep: state.step)
+            try MetricsLog.truncate(run.metricsURL, afterStep: state.step)
         }
-        metrics = try MetricsLog(url: run.metricsURL)   // truncate replaced the file: reopen it
+        openMetrics = try MetricsLog(url: run.metricsURL)   // truncate replaced the file: reopen it
     }
 
     /// `--resume` with no checkpoint in the run folder (killed before the first one): the run starts from step 0,
     /// so whatever the interrupted run logged is dropped (else its records would repeat).
     public func startFresh() throws {
         guard isWriter else { return }
-        try MetricsLog.truncate(metrics.url, keepingFirst: 0)
-        metrics = try MetricsLog(url: run.metricsURL)
+        try MetricsLog.truncate(run.metricsURL, keepingFirst: 0)
+        openMetrics = try MetricsLog(url: run.metricsURL)
     }
 }

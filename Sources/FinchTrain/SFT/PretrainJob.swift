@@ -9,6 +9,7 @@ public enum PretrainJob {
     /// Runs `finch pretrain`: events go to `progress`, which may ask the run to stop.
     public static func run(_ pretrain: PretrainConfig, recipe: Recipe? = nil, progress sink: any ProgressSink = NoProgress()) throws -> JobReport {
         try pretrain.validate()
+        if pretrain.job.model != nil { return try ContinuedPretrainJob.run(pretrain, recipe: recipe, progress: sink) }
         let job = pretrain.job
         var config = pretrain.training
         config.method = "full"

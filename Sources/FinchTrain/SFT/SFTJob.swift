@@ -8,6 +8,9 @@ public struct JobReport {
     public var summary: TrainingSummary
     public var baseBefore: EvalResult?
     public var baseAfter: EvalResult?
+    /// The held-out split (the training data's own distribution) before training, measured with the base corpus: the
+    /// gain on the new domain beside the forgetting of the old one.
+    public var heldOutBefore: EvalResult?
     public var finalFolder: URL
     public var runFolder: URL
 }
@@ -96,14 +99,18 @@ public enum SFTJob {
             return try CausalLMEvaluation.evaluate(model, reader: b, batchSize: config.batchSize, seqLen: config.seqLen,
                                                    maxBatches: job.baseEvalBatches)
         }
-        var before: EvalResult? = nil
+        var before: EvalResult? = nil, heldOutBefore: EvalResult? = nil
+        let savedBefore = [("base_before.json", \EvalPair.base), ("held_out_before.json", \EvalPair.heldOut)]
         if job.resume, let latest = run.latestCheckpoint() {
-            let savedURL = runURL.appendingPathComponent("base_before.json")
-            if FileManager.default.fileExists(atPath: savedURL.path) {
-                do { before = try JSONDecoder().decode(EvalResult.self, from: Data(contentsOf: savedURL)) } catch {
+            var pair = EvalPair()
+            for (name, key) in savedBefore {
+                let savedURL = runURL.appendingPathComponent(name)
+                guard FileManager.default.fileExists(atPath: savedURL.path) else { continue }
+                do { pair[keyPath: key] = try JSONDecoder().decode(EvalResult.self, from: Data(contentsOf: savedURL)) } catch {
                     throw TrainingError("\(savedURL.path): damaged (\(error)); delete it to evaluate the base again")
                 }
             }
+            (before, heldOutBefore) = (pair.base, pair.heldOut)
             try trainer.resume(from: latest.url)
             log("resumed from \(latest.url.path) (step \(latest.step))")
         } else {
@@ -114,8 +121,12 @@ public enum SFTJob {
             // "Before" is the base model itself: a PEFT method is switched off (a random prefix is not the base).
             module?.enabled = false
             before = try baseEval()
+            if before != nil { heldOutBefore = try trainer.evaluate() }
             module?.enabled = true
-            if let b = before, world.isWriter { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent("base_before.json")) }
+            let pair = EvalPair(base: before, heldOut: heldOutBefore)
+            for (name, key) in savedBefore {
+                if let b = pair[keyPath: key], world.isWriter { try AtomicFile.write(try JSONEncoder().encode(b), to: runURL.appendingPathComponent(name)) }
+            }
         }
         let summary = try trainer.fit()
         let after = summary.endReason == "interrupted" ? nil : try baseEval()
@@ -130,11 +141,18 @@ public enum SFTJob {
                 }
             }
         }
-        let report = JobReport(summary: summary, baseBefore: before, baseAfter: after, finalFolder: finalURL, runFolder: runURL)
+        let report = JobReport(summary: summary, baseBefore: before, baseAfter: after, heldOutBefore: heldOutBefore,
+                               finalFolder: finalURL, runFolder: runURL)
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         if world.isWriter { try AtomicFile.write(try enc.encode(summary), to: runURL.appendingPathComponent("summary.json")) }
-        log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after))
+        log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after, heldOutBefore: heldOutBefore))
         if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return report
     }
+}
+
+/// The two evaluations taken before training when forgetting is measured (saved for an exact resume).
+private struct EvalPair {
+    var base: EvalResult?
+    var heldOut: EvalResult?
 }
