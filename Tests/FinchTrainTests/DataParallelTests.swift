@@ -82,6 +82,43 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// GRPO on 2 ranks (each samples and scores half the prompt groups and runs half of every minibatch) against one
+    /// process: the same completions and rewards (rows sample with the whole batch's row seeds, and a row's logits do not
+    /// depend on its batch-mates), losses within 1e-5 relative, final weights within 1e-5 of each tensor's scale (the
+    /// gradient is summed over ranks in another grouping; LoRA dropout is off, as its masks follow the rows' positions).
+    func testGRPOOnTwoRanksEqualsOneProcess() throws {
+        let mpirun = try MPILauncher.require()
+        let dir = try TrainerFixture.tempDir()
+        let policy = try RLHFFixture.policyFolder(in: dir)
+        let prompts = try PPOTrainingTests.prompts(in: dir)
+        let common = ["grpo", "--policy", policy.path, "--prompts", prompts.path, "--iterations", "3", "--group-size", "4",
+                      "--batch-size", "4", "--minibatches", "2", "--inner-iterations", "2", "--max-new-tokens", "6",
+                      "--eval-prompts", "4", "--eval-fraction", "0.2", "--max-length", "48", "--overlong", "truncate",
+                      "--lr", "1e-2", "--schedule", "constant", "--method", "lora", "--lora-dropout", "0", "--threads", "1",
+                      "--reward-command", GRPOTrainingTests.vowels]
+        let one = dir.appendingPathComponent("grpo-one"), two = dir.appendingPathComponent("grpo-ranks2")
+        let a = try ToolProcess.run(try finch().path, common + ["--out", one.path], in: dir)
+        XCTAssertEqual(a.status, 0, a.output)
+        let r = try MPILauncher.run(mpirun, ranks: 2, try finch().path, common + ["--out", two.path], in: dir)
+        XCTAssertEqual(r.status, 0, r.output)
+        func records(_ run: URL) throws -> [[String: Any]] { try MetricsLog.read(run.appendingPathComponent("metrics.jsonl")).filter { $0["loss"] != nil } }
+        let x = try records(one), y = try records(two)
+        XCTAssertEqual(x.count, 3); XCTAssertEqual(y.count, 3)
+        for (p, q) in zip(x, y) {
+            for key in ["reward", "completion_length"] { XCTAssertEqual(p[key] as? Double, q[key] as? Double, "\(key): \(p) vs \(q)") }
+            let (l1, l2) = (try XCTUnwrap(p["loss"] as? Double), try XCTUnwrap(q["loss"] as? Double))
+            XCTAssertLessThanOrEqual(abs(l1 - l2), 1e-5 * max(abs(l1), 1e-3), "loss \(l1) vs \(l2)")
+        }
+        let w = try SafeTensors.File(url: one.appendingPathComponent("final/model.safetensors"))
+        let v = try SafeTensors.File(url: two.appendingPathComponent("final/model.safetensors"))
+        for name in w.entries.keys {
+            let p = try w.tensor(name).array, q = try v.tensor(name).array
+            let scale = max(p.map { abs($0) }.max() ?? 0, 1e-30)
+            let diff = zip(p, q).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(diff, 1e-5 * scale, "final \(name) differs by \(diff)")
+        }
+    }
+
     /// A rank skips the rows of the others: `skip(n)` leaves the cursor where n `next()` calls would, across epochs.
     func testSkipMovesTheCursorAsNextDoes() throws {
         let dir = try TrainerFixture.tempDir()

@@ -11,6 +11,12 @@ import FinchData
 ///
 /// Checkpoints are written at iteration boundaries; sampling seeds, prompt order and minibatch order are functions of
 /// the iteration, so `--resume` continues exactly.
+///
+/// Under `mpirun -np N` the ranks split the work: each samples and scores its share of the prompt groups (row seeds
+/// as in one process, so the completions are the same), then all hold the whole batch and compute the group-relative
+/// advantages over it. Each minibatch's rows are split too: every rank runs the forward of its rows, the log-probs are
+/// gathered so the loss is computed over the whole minibatch, each rank backpropagates its rows' share of that loss,
+/// and the gradient sums take one optimizer step on every rank.
 public final class GRPOTrainer {
     public let config: GRPOConfig
     public let source: LoadedModelFolder
@@ -24,6 +30,8 @@ public final class GRPOTrainer {
     public let run: RunFolder
     public let progress: ProgressReporter
     private let ownsRewards: Bool
+    /// The ranks sharing the work (one process: every method returns at once).
+    let dp: DataParallel
     private lazy var promptTokens = PromptTokenCache(encoder: source.encoder, maxLength: config.common.maxLength,
                                                      maxPositions: policy.decoder.config.maxPositions, maxNewTokens: config.grpo.maxNewTokens)
 
@@ -69,8 +77,11 @@ public final class GRPOTrainer {
             throw TrainingError("\(tr.count) training prompts for a batch of \(o.batchSize) prompts: give more prompts or a smaller --batch-size")
         }
         (train, eval) = (tr, ev)
-        run = try RunFolder(url: URL(fileURLWithPath: g.out))
-        try Recipe.of(config).write(to: run)
+        dp = DataParallel(bucketMB: o.allreduceBucketMb, timeout: o.rankTimeout)
+        guard o.batchSize >= dp.ranks else {
+            throw TrainingError("--batch-size \(o.batchSize) prompts cannot be shared by \(dp.ranks) ranks: give at least one prompt per rank")
+        }
+        run = try RLHFSetup.runFolder(g.out, recipe: Recipe.of(config))
     }
 
     deinit { if ownsRewards { rewards.forEach { $0.close() } } }
@@ -84,14 +95,16 @@ public final class GRPOTrainer {
     /// Completions of `prompts` from the batched generator (sampled, row i with seed `BatchGenerator.rowSeed(seed, row: i)`
     /// whatever its batch-mates; greedy when `greedy`), ending with the stop token when the row stopped, and whether
     /// each was cut at --max-new-tokens.
-    func sample(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> (tokens: [[Int]], truncated: [Bool]) {
+    /// `firstRow`: the index of `prompts[0]` in the whole batch (a rank's share samples with the whole batch's row seeds).
+    func sample(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool, firstRow: Int = 0) throws -> (tokens: [[Int]], truncated: [Bool]) {
         let g = config.grpo
         let ids = try prompts.map { try promptIDs($0) }
         let sampling = SamplingOptions(temperature: greedy ? 0 : Float(g.temperature), topK: g.topK, topP: Float(g.topP), seed: seed)
         policy.setTraining(false)
         defer { policy.setTraining(true) }
+        let seeds = prompts.indices.map { BatchGenerator.rowSeed(seed, row: firstRow + $0) }
         let out = BatchGenerator(decoder: policy.decoder).generate(ids, options: GenerationOptions(
-            maxNewTokens: g.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs)))
+            maxNewTokens: g.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs)), seeds: seeds)
         return (out.map(\.tokens), out.map { if case .maxNewTokens = $0.stop { return true } else { return false } })
     }
 
@@ -113,11 +126,13 @@ public final class GRPOTrainer {
         return (total, per)
     }
 
-    /// Mean weighted reward of greedy completions to the held-out prompts.
+    /// Mean weighted reward of greedy completions to the held-out prompts (each rank answers its share).
     public func evaluate() throws -> Double? {
         guard !eval.isEmpty else { return nil }
-        let c = try sample(eval, seed: 0, greedy: true)
-        let s = try score(eval, c.tokens).total
+        let mine = dp.share(eval.count)
+        let part = Array(eval[mine])
+        let local = part.isEmpty ? [] : try score(part, try sample(part, seed: 0, greedy: true, firstRow: mine.lowerBound).tokens).total
+        let s = try dp.gather(local, what: "gathering the held-out rewards")
         return s.reduce(0, +) / Double(s.count)
     }
 
@@ -135,7 +150,7 @@ public final class GRPOTrainer {
         session.writeModel = { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) }
         try RLHFSetup.resumeIfAsked(session, resume: o.resume, stepsPerIteration: perIter)
         try RLHFSetup.requireIterationBoundary(session, perIteration: perIter, method: "GRPO", settings: "--inner-iterations/--minibatches")
-        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count,
+        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count, dp: dp,
                                         evaluate: evaluate, iterate: { try self.iterate(iteration: $0, session: session) },
                                         writeFinal: { [unowned self] in try self.policy.saveMerged(to: $0, source: self.source) })
     }
@@ -153,8 +168,15 @@ public final class GRPOTrainer {
         let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: o.batchSize, seed: o.seed)
         let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: G) }
         let clock = DispatchTime.now().uptimeNanoseconds
-        let (completions, truncated) = try sample(prompts, seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false)
-        let (rewardsTotal, perFunction) = try score(prompts, completions)
+        // This rank's share of the groups is sampled and scored here; then every rank holds the whole batch.
+        let groups = dp.share(idx.count)
+        let myRows = (groups.lowerBound * G)..<(groups.upperBound * G)
+        let mine = try sample(Array(prompts[myRows]), seed: o.seed &+ UInt64(iteration) &* 1_000_003, greedy: false, firstRow: myRows.lowerBound)
+        let myScores = try score(Array(prompts[myRows]), mine.tokens)
+        let completions = try dp.gather(lists: mine.tokens, what: "gathering the completions")
+        let truncated = try dp.gather(mine.truncated, what: "gathering the completions")
+        let rewardsTotal = try dp.gather(myScores.total, what: "gathering the rewards")
+        let perFunction = try myScores.perFunction.map { try dp.gather($0, what: "gathering the rewards") }
         let sampledTokens = completions.reduce(0) { $0 + $1.count }
         progress.rollout(RolloutProgress(iteration: iteration + 1, responses: completions.count, newTokens: sampledTokens,
                                          seconds: Double(DispatchTime.now().uptimeNanoseconds - clock) * 1e-9,
@@ -171,14 +193,22 @@ public final class GRPOTrainer {
         for b in 0..<B where !(g.maskTruncated && truncated[b]) {
             for t in promptIds[b].count..<lengths[b] { lossMask[b * T + t] = 1 }
         }
-        // The sampling policy's and the reference's log-probs (no gradients).
+        // The rows `rows` of the padded batch.
+        func pick<E>(_ x: [E], _ rows: [Int]) -> [E] { rows.flatMap { x[($0 * T)..<(($0 + 1) * T)] } }
+        // The sampling policy's and the reference's log-probs (no gradients), each rank over its rows.
+        let batchRows = Array(dp.share(B))
+        let batchIds = pick(ids, batchRows), batchAttention = pick(attention, batchRows)
+        func logProbs(_ model: PolicyModel) throws -> [Float] {
+            let local = batchRows.isEmpty ? [] : tokenLogProbs(model, batchIds, batchAttention, B: batchRows.count, T: T).logprobs
+            return try dp.gather(local, what: "gathering the rollout log-probs")
+        }
         policy.setTraining(false)
-        let old = tokenLogProbs(policy, ids, attention, B: B, T: T).logprobs
+        let old = try logProbs(policy)
         var ref: [Float]? = nil
         if g.beta > 0 {
-            if let copy = referenceCopy { ref = tokenLogProbs(copy, ids, attention, B: B, T: T).logprobs } else {
+            if let copy = referenceCopy { ref = try logProbs(copy) } else {
                 policy.adapterEnabled = false
-                ref = tokenLogProbs(policy, ids, attention, B: B, T: T).logprobs
+                ref = try logProbs(policy)
                 policy.adapterEnabled = true
             }
         }
@@ -194,21 +224,26 @@ public final class GRPOTrainer {
             for m in 0..<g.minibatches {
                 let rowsMB = Array(order[min(B, m * size)..<min(B, (m + 1) * size)])
                 guard !rowsMB.isEmpty else { continue }
-                func pick<E>(_ x: [E]) -> [E] { rowsMB.flatMap { x[($0 * T)..<(($0 + 1) * T)] } }
-                let mbIds = pick(ids), mbAttention = pick(attention), mbMask = pick(lossMask)
+                let mbMask = pick(lossMask, rowsMB)
                 pm.zeroGradients()
                 pm.decoder.dropoutStep = UInt64(session.state.step)
-                let now = tokenLogProbs(policy, mbIds, mbAttention, B: rowsMB.count, T: T, entropy: true)
-                let r = GRPOMath.loss(logprobs: now.logprobs, oldLogprobs: pick(old), refLogprobs: ref.map(pick), advantages: rowsMB.map { advantages[$0] },
-                                      mask: mbMask, batch: rowsMB.count, length: T, settings: settings,
-                                      tokensInBatch: totalTokens / Double(g.minibatches))
+                // This rank's rows of the minibatch: their forward here, the loss over every rank's rows.
+                let share = dp.share(rowsMB.count)
+                let myMB = Array(rowsMB[share])
+                let now: (logprobs: [Float], entropy: [Float]?) = myMB.isEmpty ? ([], nil) : tokenLogProbs(policy, pick(ids, myMB), pick(attention, myMB), B: myMB.count, T: T, entropy: true)
+                let logprobs = try dp.gather(now.logprobs, what: "gathering the minibatch log-probs")
+                let entropy = try dp.gather(now.entropy ?? [], what: "gathering the minibatch log-probs")
+                let r = GRPOMath.loss(logprobs: logprobs, oldLogprobs: pick(old, rowsMB), refLogprobs: ref.map { pick($0, rowsMB) },
+                                      advantages: rowsMB.map { advantages[$0] }, mask: mbMask, batch: rowsMB.count, length: T,
+                                      settings: settings, tokensInBatch: totalTokens / Double(g.minibatches))
                 try RLHFSetup.requireFinite(r.loss, "GRPO loss", step: session.state.step + 1)
-                policy.backward(dLogprobs: r.gradient)
+                if !myMB.isEmpty { policy.backward(dLogprobs: Array(r.gradient[(share.lowerBound * T)..<(share.upperBound * T)])) }
+                try dp.allReduce(pm.gradients)
                 let report = try session.step(gradients: pm.gradients)
                 try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
                 session.state.microBatches += 1
                 let n = max(1, Double(mbMask.reduce(0, +)))
-                entSum += zip(now.entropy ?? [], mbMask).reduce(0.0) { $0 + Double($1.0 * $1.1) } / n
+                entSum += zip(entropy, mbMask).reduce(0.0) { $0 + Double($1.0 * $1.1) } / n
                 lossSum += r.loss; klSum += r.meanKL; low += r.clipLow; high += r.clipHigh; region += r.clipRegion; passes += 1
             }
         }

@@ -119,6 +119,35 @@ public final class DataParallel {
         return try sum(metrics, what: what).map { $0 / Double(ranks) }
     }
 
+    /// This rank's contiguous share of `count` items (rows, prompt groups): rank r of N gets [r·count/N, (r+1)·count/N).
+    /// Everything with one process.
+    public func share(_ count: Int) -> Range<Int> {
+        guard isDistributed else { return 0..<count }
+        let n = communicator.size, r = communicator.rank
+        return (r * count / n)..<((r + 1) * count / n)
+    }
+
+    /// Every rank's values concatenated in rank order (each rank gives its `share`); the values as they are with one
+    /// process. RL rollouts travel this way: each rank samples and scores its share, then all hold the whole batch.
+    public func gather<T: BitwiseCopyable>(_ values: [T], what: String) throws -> [T] {
+        guard isDistributed else { return values }
+        let all = try communicator.allGather(values.withUnsafeBytes { Array($0) }, what: what)
+        let stride = MemoryLayout<T>.stride
+        return all.flatMap { bytes in
+            bytes.withUnsafeBytes { raw in (0..<(raw.count / stride)).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: T.self) } }
+        }
+    }
+
+    /// Variable-length lists (sampled token sequences) gathered in rank order.
+    public func gather(lists: [[Int]], what: String) throws -> [[Int]] {
+        guard isDistributed else { return lists }
+        let lengths = try gather(lists.map { Int32($0.count) }, what: what)
+        let flat = try gather(lists.flatMap { $0.map(Int32.init) }, what: what)
+        var out: [[Int]] = [], at = 0
+        for n in lengths { out.append(flat[at..<(at + Int(n))].map(Int.init)); at += Int(n) }
+        return out
+    }
+
     /// A stop request (Ctrl-C) that reached any rank stops all of them after the same step.
     public func anyStop(_ local: Bool) throws -> Bool {
         guard isDistributed else { return local }

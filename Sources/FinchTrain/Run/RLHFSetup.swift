@@ -38,9 +38,9 @@ public struct RLHFTrainingOptions: Codable, Equatable, Sendable {
     public var simulateRanks = 1
     public init() {}
 
-    /// For the methods that do not train data-parallel (ppo, grpo, kto): refuses the data-parallel-only settings.
+    /// For the methods without a one-process simulation of ranks (ppo, grpo, kto): refuses `--simulate-ranks`.
     public func requireSingleProcess(_ command: String) throws {
-        guard simulateRanks == 1 else { throw TrainingError("--simulate-ranks works with sft, pretrain, reward and dpo; \(command) runs as one process") }
+        guard simulateRanks == 1 else { throw TrainingError("--simulate-ranks works with sft, pretrain, reward and dpo; \(command) has no simulation of ranks") }
     }
 
     /// The ranges every RLHF trainer needs; errors name the flag.
@@ -241,7 +241,7 @@ enum RLHFSetup {
     /// sink asks), an evaluation every `evalEvery` iterations written before that iteration's checkpoint (so a run killed
     /// between the two redoes both), checkpoints at iteration boundaries, then the evaluation after and `final/`.
     static func iterations(_ session: TrainingSession, o: RLHFTrainingOptions, perIteration perIter: Int, totalSteps: Int,
-                           heldOut: Int, evaluate: () throws -> Double?, iterate: (Int) throws -> Void,
+                           heldOut: Int, dp: DataParallel? = nil, evaluate: () throws -> Double?, iterate: (Int) throws -> Void,
                            writeFinal: @escaping (URL) throws -> Void) throws -> (before: Double?, after: Double?) {
         let progress = session.progress
         var before: Double? = nil
@@ -252,7 +252,7 @@ enum RLHFSetup {
         }
         progress.startClock(afterStep: session.state.step / perIter)
         while session.state.step < totalSteps {
-            if progress.stopRequested { try stop(session) }
+            if try dp?.anyStop(progress.stopRequested) ?? progress.stopRequested { try stop(session) }
             try iterate(session.state.step / perIter)
             let done = session.state.step / perIter
             if o.evalEvery > 0, done % o.evalEvery == 0, let e = try evaluate() {
@@ -270,7 +270,7 @@ enum RLHFSetup {
             try session.log(["eval_reward": a, "iteration": session.state.step / perIter], forceCurve: true)
         }
         try session.writeLossCurve()
-        try RunFolder.writeAtomically(to: session.run.url.appendingPathComponent("final"), writeFinal)
+        if session.isWriter { try RunFolder.writeAtomically(to: session.run.url.appendingPathComponent("final"), writeFinal) }
         return (before, after)
     }
 
