@@ -32,9 +32,9 @@ struct Finch: ParsableCommand {
             var command = try parseAsRoot()
             parsed = command
             if World.current.isDistributed {
-                let parallel: [ParsableCommand.Type] = [SFTCommand.self, PretrainCommand.self, RewardTrain.self, DPOCommand.self, GRPOCommand.self, BenchRanks.self]
+                let parallel: [ParsableCommand.Type] = [SFTCommand.self, PretrainCommand.self, RewardTrain.self, DPOCommand.self, PPOCommand.self, GRPOCommand.self, BenchRanks.self]
                 guard parallel.contains(where: { $0 == type(of: command) }) else {
-                    throw ValidationError("under mpirun only finch sft, pretrain, reward, dpo and grpo train data-parallel; run \(type(of: command)._commandName) as one process")
+                    throw ValidationError("under mpirun only finch sft, pretrain, reward, dpo, ppo and grpo train data-parallel; run \(type(of: command)._commandName) as one process")
                 }
             }
             try command.run()

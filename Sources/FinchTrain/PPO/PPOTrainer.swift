@@ -14,6 +14,13 @@ import FinchData
 /// Checkpoints are written only at iteration boundaries, so a run stopped mid-iteration (NaN loss, exploding
 /// KL, a failing reward command, Ctrl-C) keeps its last complete checkpoint; `--resume` continues exactly
 /// (sampling seeds, prompt order, minibatch order and the KL controller are functions of the saved state).
+///
+/// Under `mpirun -np N` the ranks split the work as GRPO's do: each samples and scores its share of the prompt groups
+/// (with the whole batch's row seeds) and computes their log-probs and values; all then hold the whole rollout, so
+/// rewards are normalised and advantages whitened over every rank's rows. Each minibatch's forward is split by rank,
+/// its loss computed over the gathered log-probs and values, each rank backpropagates its rows' share, and the summed
+/// gradients take one optimizer step on every rank (the pretraining-loss mix, `--ptx-coef`, runs on rank 0 only, so
+/// the sum holds it once).
 public final class PPOTrainer {
     public let config: PPOConfig
     public let source: LoadedModelFolder
@@ -29,6 +36,8 @@ public final class PPOTrainer {
     /// Whether this trainer opened `rewards` (and closes it).
     private let ownsRewards: Bool
     private var ptx = PTXData(ids: [], mask: [])
+    /// The ranks sharing the work (one process: every method returns at once).
+    let dp: DataParallel
     private lazy var promptTokens = PromptTokenCache(encoder: source.encoder, maxLength: config.common.maxLength,
                                                      maxPositions: policy.decoder.config.maxPositions, maxNewTokens: config.ppo.maxNewTokens)
 
@@ -79,8 +88,16 @@ public final class PPOTrainer {
             ev = Array(ev.prefix(config.ppo.evalPrompts))
         }
         (train, eval) = (tr, ev)
-        run = try RunFolder(url: URL(fileURLWithPath: config.ppo.out))
-        try Recipe.of(config).write(to: run)
+        dp = DataParallel(bucketMB: o.allreduceBucketMb, timeout: o.rankTimeout)
+        if dp.isDistributed {
+            guard config.ppo.oversample <= 1 else {
+                throw TrainingError("--oversample draws prompt groups one after another until the batch is full; under mpirun give --oversample 1")
+            }
+            guard o.batchSize / config.ppo.samplesPerPrompt >= dp.ranks else {
+                throw TrainingError("--batch-size \(o.batchSize) holds \(o.batchSize / config.ppo.samplesPerPrompt) prompt groups for \(dp.ranks) ranks: give at least one group per rank")
+            }
+        }
+        run = try RLHFSetup.runFolder(config.ppo.out, recipe: Recipe.of(config))
         if config.ppo.ptxCoef > 0, let p = config.ppo.ptxData {
             ptx = try PTXData.load(p, encoder: source.encoder, tokenizer: source.tokenizer)
         }
@@ -108,15 +125,17 @@ public final class PPOTrainer {
     /// Samples one response per prompt (adapter on, no dropout), the prompts decoded together; row i samples with
     /// seed `BatchGenerator.rowSeed(seed, row: i)`, whatever its batch-mates. Greedy when `greedy`. Sampled rollouts
     /// add their tokens and time to `rolloutSpeed`.
-    func generate(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool) throws -> [[Int]] {
+    /// `firstRow`: the index of `prompts[0]` in the whole batch (a rank's share samples with the whole batch's row seeds).
+    func generate(_ prompts: [PPOPrompt], seed: UInt64, greedy: Bool, firstRow: Int = 0) throws -> [[Int]] {
         let ids = try prompts.map(promptIDs)
         let sampling = SamplingOptions(temperature: greedy ? 0 : Float(config.ppo.temperature), topK: config.ppo.topK,
                                        topP: Float(config.ppo.topP), seed: seed)
         let start = Date()
         policy.setTraining(false)
         defer { policy.setTraining(true) }
+        let seeds = prompts.indices.map { BatchGenerator.rowSeed(seed, row: firstRow + $0) }
         let out = BatchGenerator(decoder: policy.decoder).generate(ids, options: GenerationOptions(
-            maxNewTokens: config.ppo.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs))).map(\.tokens)
+            maxNewTokens: config.ppo.maxNewTokens, sampling: sampling, stopTokenIds: Set(source.encoder.stopIDs)), seeds: seeds).map(\.tokens)
         if !greedy {
             rolloutSpeed.tokens += out.reduce(0) { $0 + $1.count }
             rolloutSpeed.seconds += Date().timeIntervalSince(start)
@@ -157,6 +176,18 @@ public final class PPOTrainer {
         return RowLayout(ids: ids, mask: mask, T: T, promptLengths: prompts.map(\.count), R: R)
     }
 
+    /// `responseStats` of the rows `rows` of the batch (each rank its share), gathered: every rank gets the whole
+    /// batch's log-probs and values [B·R] (no hidden states: these are for statistics without gradients).
+    func gatheredStats(_ model: PolicyModel, promptIds: [[Int]], generated: [[Int]], R: Int, values: Bool) throws -> (logprobs: [Float], values: [Float]) {
+        let mine = Array(dp.share(generated.count))
+        var lp: [Float] = [], v: [Float] = []
+        if !mine.isEmpty {
+            let st = responseStats(model, layout(prompts: mine.map { promptIds[$0] }, responses: mine.map { generated[$0] }, R: R), values: values)
+            (lp, v) = (st.logprobs, st.values)
+        }
+        return (try dp.gather(lp, what: "gathering the rollout log-probs"), try dp.gather(v, what: "gathering the rollout values"))
+    }
+
     /// Per-token response log-probs [B·R] (and values, entropies) from a forward of `model` over `l`.
     func responseStats(_ model: PolicyModel, _ l: RowLayout, values: Bool, entropy: Bool = false)
         -> (logprobs: [Float], values: [Float], entropy: [Float], hidden: Tensor) {
@@ -181,8 +212,10 @@ public final class PPOTrainer {
     /// Mean score of greedy responses to the held-out prompts.
     public func evaluate() throws -> Double? {
         guard !eval.isEmpty else { return nil }
-        let r = try generate(eval, seed: 0, greedy: true)
-        let s = try score(eval, r)
+        let mine = dp.share(eval.count)
+        let part = Array(eval[mine])
+        let local = part.isEmpty ? [] : try score(part, try generate(part, seed: 0, greedy: true, firstRow: mine.lowerBound))
+        let s = try dp.gather(local, what: "gathering the held-out rewards")
         return s.reduce(0.0) { $0 + Double($1) } / Double(s.count)
     }
 
@@ -216,7 +249,7 @@ public final class PPOTrainer {
         try RLHFSetup.resumeIfAsked(session, resume: o.resume, stepsPerIteration: perIter)
         if let blob = session.state.extras["kl_controller"] { kl = try blob.decode(KLController.self) }
         try RLHFSetup.requireIterationBoundary(session, perIteration: perIter, method: "PPO", settings: "--ppo-epochs/--minibatches")
-        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count,
+        return try RLHFSetup.iterations(session, o: o, perIteration: perIter, totalSteps: totalSteps, heldOut: eval.count, dp: dp,
                                         evaluate: evaluate, iterate: { iteration in
             try self.iterate(iteration: iteration, session: session, kl: &kl)
             session.state.extras["kl_controller"] = try JSONValue(encoding: kl)
@@ -235,7 +268,6 @@ public final class PPOTrainer {
         let R = max(1, generated.map(\.count).max() ?? 1)
         let pad = source.padID
         let responses = generated.map { $0 + [Int](repeating: pad, count: R - $0.count) }
-        let l = layout(prompts: promptIds, responses: generated, R: R)
         let B = prompts.count
 
         // Scores.
@@ -252,14 +284,14 @@ public final class PPOTrainer {
         }
         if let c = config.ppo.rewardClip { scores = scores.map { min(max($0, Float(-c)), Float(c)) } }
 
-        // Log-probs, reference, values (no gradients).
+        // Log-probs, reference, values (no gradients), each rank over its share of the rows.
         policy.setTraining(false)
-        let cur = responseStats(policy, l, values: usesValueHead)
+        let cur = try gatheredStats(policy, promptIds: promptIds, generated: generated, R: R, values: usesValueHead)
         let ref: [Float]
-        if let copy = referenceCopy { ref = responseStats(copy, l, values: false).logprobs }
+        if let copy = referenceCopy { ref = try gatheredStats(copy, promptIds: promptIds, generated: generated, R: R, values: false).logprobs }
         else {
             policy.adapterEnabled = false
-            ref = responseStats(policy, l, values: false).logprobs
+            ref = try gatheredStats(policy, promptIds: promptIds, generated: generated, R: R, values: false).logprobs
             policy.adapterEnabled = true
         }
         policy.setTraining(true)
@@ -277,23 +309,26 @@ public final class PPOTrainer {
 
         // PPO epochs over minibatches.
         var pgSum = 0.0, vfSum = 0.0, clipSum = 0.0, vclipSum = 0.0, entSum = 0.0, approxSum = 0.0
-        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub in
+        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub, share in
             let mb = roll.batch.rows(rows)
-            let now = responseStats(policy, sub, values: true, entropy: true)
+            let now = try minibatchStats(sub, values: true)
             let loss = PPOMath.minibatchLoss(batch: mb, newLogprobs: now.logprobs, vpred: now.values, hyper: hyper)
             try RLHFSetup.requireFinite(loss.loss, "PPO loss", step: session.state.step + 1)
-            var dLP = [Float](repeating: 0, count: rows.count * sub.T)
-            var vRows: [Int] = []
-            for b in 0..<rows.count {
-                for t in 0..<R {
-                    let i = sub.tokenIndex(b, t)
-                    dLP[i] = loss.gradNewLogprobs[b * R + t]
-                    vRows.append(i - 1)
+            if let h = now.hidden, let sub {
+                // This rank's rows: their slice of the loss gradients, back through the value head and the policy.
+                var dLP = [Float](repeating: 0, count: share.count * sub.T)
+                var vRows: [Int] = []
+                for b in 0..<share.count {
+                    for t in 0..<R {
+                        let i = sub.tokenIndex(b, t)
+                        dLP[i] = loss.gradNewLogprobs[(share.lowerBound + b) * R + t]
+                        vRows.append(i - 1)
+                    }
                 }
+                let dHidden = Tensor(shape: [share.count * sub.T, policy.decoder.config.hiddenSize])
+                valueHead.backward(hidden: h.ptr, rows: vRows, dOut: Array(loss.gradVpred[(share.lowerBound * R)..<(share.upperBound * R)]), dHidden: dHidden.ptr)
+                policy.backward(dLogprobs: dLP, extraDHidden: dHidden)
             }
-            let dHidden = Tensor(shape: [rows.count * sub.T, policy.decoder.config.hiddenSize])
-            valueHead.backward(hidden: now.hidden.ptr, rows: vRows, dOut: loss.gradVpred, dHidden: dHidden.ptr)
-            policy.backward(dLogprobs: dLP, extraDHidden: dHidden)
             pgSum += loss.pgLoss; vfSum += loss.vfLoss; clipSum += loss.pgClipfrac; vclipSum += loss.vfClipfrac
             approxSum += loss.approxKL; entSum += PPOTrainer.meanEntropy(now.entropy, paddingMask: mb.paddingMask)
         }
@@ -307,12 +342,26 @@ public final class PPOTrainer {
         ])
     }
 
+    /// The forward of this rank's rows of a minibatch (`sub`: their layout; nil when it has none) with the whole
+    /// minibatch's log-probs, values and entropies gathered over the ranks [rows·R]; `hidden` is this rank's, for its
+    /// backward.
+    func minibatchStats(_ sub: RowLayout?, values: Bool) throws -> (logprobs: [Float], values: [Float], entropy: [Float], hidden: Tensor?) {
+        var lp: [Float] = [], v: [Float] = [], ent: [Float] = [], hidden: Tensor? = nil
+        if let sub {
+            let st = responseStats(policy, sub, values: values, entropy: true)
+            (lp, v, ent, hidden) = (st.logprobs, st.values, st.entropy, st.hidden)
+        }
+        return (try dp.gather(lp, what: "gathering the minibatch log-probs"), try dp.gather(v, what: "gathering the minibatch values"),
+                try dp.gather(ent, what: "gathering the minibatch entropies"), hidden)
+    }
+
     /// `ppoEpochs` passes over the iteration's rollout rows in shuffled minibatches (the order a function of the
     /// iteration, so resume is exact), one optimizer step each. `minibatch` runs the forward and backward of the
-    /// given rows (with their layout); gradients are zeroed before it, and pretraining-loss mixing and the step
+    /// given rows: this rank's share of them (`share`, positions in `rows`) with their layout (nil when the share is
+    /// empty); gradients are zeroed before it, and the gradient sum over ranks, pretraining-loss mixing and the step
     /// follow it. Returns the number of steps taken.
     func optimiseMinibatches(iteration: Int, session: TrainingSession, promptIds: [[Int]], generated: [[Int]], R: Int,
-                             _ minibatch: ([Int], RowLayout) throws -> Void) throws -> Double {
+                             _ minibatch: ([Int], RowLayout?, Range<Int>) throws -> Void) throws -> Double {
         let B = generated.count
         var rng = SeededRNG(seed: config.common.seed ^ (UInt64(iteration) &* 0xA24B_AED4_963E_E407))
         let mbCount = max(1, min(config.ppo.minibatches, B))
@@ -322,13 +371,16 @@ public final class PPOTrainer {
             rng.shuffle(&order)
             for m in 0..<mbCount {
                 let rows = Array(order[(m * B / mbCount)..<((m + 1) * B / mbCount)])
-                let sub = layout(prompts: rows.map { promptIds[$0] }, responses: rows.map { generated[$0] }, R: R)
+                let share = dp.share(rows.count)
+                let mine = rows[share]
+                let sub = mine.isEmpty ? nil : layout(prompts: mine.map { promptIds[$0] }, responses: mine.map { generated[$0] }, R: R)
                 policy.model.zeroGradients()
                 if usesValueHead { valueHead.zeroGradients() }
                 // LoRA dropout masks follow the optimizer step, so a resumed run draws the same ones.
                 policy.decoder.dropoutStep = UInt64(session.state.step)
-                try minibatch(rows, sub)
-                if config.ppo.ptxCoef > 0 { try pretrainingLoss(step: session.state.step) }
+                try minibatch(rows, sub, share)
+                if config.ppo.ptxCoef > 0 && dp.rank == 0 { try pretrainingLoss(step: session.state.step) }
+                try dp.allReduce(gradients)
                 let report = try session.step(gradients: gradients)
                 try RLHFSetup.requireFinite(report.gradNorm, "gradient norm", step: session.state.step)
                 n += 1
@@ -388,17 +440,19 @@ public final class PPOTrainer {
                                            klEstimator: hyper.klEstimator, normalizeAdvantage: config.ppo.normalizeAdvantage)
         try checkRolloutKL(roll.meanKL, iteration: iteration, step: session.state.step)
         var pgSum = 0.0, clipSum = 0.0, entSum = 0.0, approxSum = 0.0
-        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub in
+        let n = try optimiseMinibatches(iteration: iteration, session: session, promptIds: promptIds, generated: generated, R: R) { rows, sub, share in
             let mb = roll.rows(rows)
-            let now = responseStats(policy, sub, values: false, entropy: true)
+            let now = try minibatchStats(sub, values: false)
             let loss = RLOOMath.minibatchLoss(oldLogprobs: mb.logprobs, paddingMask: mb.paddingMask, advantages: mb.advantages,
                                               newLogprobs: now.logprobs, cliprange: hyper.cliprange)
             try RLHFSetup.requireFinite(loss.pgLoss, "RLOO loss", step: session.state.step + 1)
-            var dLP = [Float](repeating: 0, count: rows.count * sub.T)
-            for b in 0..<rows.count {
-                for t in 0..<R { dLP[sub.tokenIndex(b, t)] = loss.gradNewLogprobs[b * R + t] }
+            if let sub {
+                var dLP = [Float](repeating: 0, count: share.count * sub.T)
+                for b in 0..<share.count {
+                    for t in 0..<R { dLP[sub.tokenIndex(b, t)] = loss.gradNewLogprobs[(share.lowerBound + b) * R + t] }
+                }
+                policy.backward(dLogprobs: dLP)
             }
-            policy.backward(dLogprobs: dLP)
             pgSum += loss.pgLoss; clipSum += loss.pgClipfrac; approxSum += loss.approxKL
             entSum += PPOTrainer.meanEntropy(now.entropy, paddingMask: mb.paddingMask)
         }
@@ -424,10 +478,15 @@ public final class PPOTrainer {
         let seed = o.seed &+ UInt64(iteration) &* 1_000_003
         guard config.ppo.oversample > 1 else {
             let idx = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: groups, seed: o.seed)
-            // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ.
+            // Each prompt k times in a row; `generate` seeds every row differently, so the k replies differ. Each rank
+            // samples and scores its share of the groups; then every rank holds the whole batch.
             let prompts = idx.flatMap { [PPOPrompt](repeating: train[$0], count: k) }
-            let generated = try generate(prompts, seed: seed, greedy: false)
-            return (prompts, generated, try score(prompts, generated), idx.count)
+            let mine = dp.share(idx.count)
+            let rows = (mine.lowerBound * k)..<(mine.upperBound * k)
+            let part = Array(prompts[rows])
+            let gen = try generate(part, seed: seed, greedy: false, firstRow: rows.lowerBound)
+            let raw = try score(part, gen)
+            return (prompts, try dp.gather(lists: gen, what: "gathering the rollouts"), try dp.gather(raw, what: "gathering the scores"), idx.count)
         }
         let depth = min(train.count, groups * config.ppo.oversample)
         let candidates = RLHFSetup.batchIndices(step: iteration, count: train.count, batchSize: depth, seed: o.seed ^ 0x5DA3)

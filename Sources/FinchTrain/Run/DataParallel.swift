@@ -131,11 +131,22 @@ public final class DataParallel {
     /// process. RL rollouts travel this way: each rank samples and scores its share, then all hold the whole batch.
     public func gather<T: BitwiseCopyable>(_ values: [T], what: String) throws -> [T] {
         guard isDistributed else { return values }
-        let all = try communicator.allGather(values.withUnsafeBytes { Array($0) }, what: what)
+        let all = try gatherBytes(values.withUnsafeBytes { Array($0) }, what: what)
         let stride = MemoryLayout<T>.stride
         return all.flatMap { bytes in
             bytes.withUnsafeBytes { raw in (0..<(raw.count / stride)).map { raw.loadUnaligned(fromByteOffset: $0 * stride, as: T.self) } }
         }
+    }
+
+    /// Each rank's bytes, of any length: the lengths first, then every rank's bytes padded to the longest (the
+    /// communicator's all-gather moves equal sizes).
+    func gatherBytes(_ bytes: [UInt8], what: String) throws -> [[UInt8]] {
+        let counts = try communicator.allGather(withUnsafeBytes(of: Int64(bytes.count).littleEndian) { Array($0) }, what: what)
+            .map { b in Int(Int64(littleEndian: b.withUnsafeBytes { $0.loadUnaligned(as: Int64.self) })) }
+        let width = counts.max() ?? 0
+        guard width > 0 else { return counts.map { _ in [] } }
+        let all = try communicator.allGather(bytes + [UInt8](repeating: 0, count: width - bytes.count), what: what)
+        return zip(all, counts).map { Array($0.0.prefix($0.1)) }
     }
 
     /// Variable-length lists (sampled token sequences) gathered in rank order.
