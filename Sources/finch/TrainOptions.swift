@@ -36,6 +36,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Under mpirun: gradient all-reduce bucket size in MiB (default \(d.allreduceBucketMb)).") var allreduceBucketMb: Double?
     @Option(help: "Compute each step as N data-parallel ranks would, in this one process: the exact reference for mpirun -np N.") var simulateRanks: Int?
     @Option(help: "Under mpirun: seconds a rank waits for the others before stopping with an error (default \(d.rankTimeout)).") var rankTimeout: Double?
+    @Flag(help: "Under mpirun: ZeRO-1, each rank keeps only its share of the AdamW state.") var zero1 = false
     @Flag(help: "Continue from the newest checkpoint in the run folder.") var resume = false
 }
 

@@ -240,6 +240,57 @@ final class DataParallelTests: XCTestCase {
                        RankLayout(ranks: 3, microBatchesPerRank: 2, rowsPerMicroBatch: 1))
     }
 
+    /// ZeRO-1: full fine-tuning on 3 ranks, each keeping and updating a third of the AdamW moments, gives bit for bit
+    /// the losses, checkpoints (moments included) and final weights of the same run without sharding; a checkpoint it
+    /// wrote resumes on 2 ranks with sharding and on one process without, to the same end.
+    func testZeRO1GivesTheSameRunAndItsCheckpointsResumeAnywhere() throws {
+        let mpirun = try MPILauncher.require()
+        let dir = try TrainerFixture.tempDir()
+        let model = try RLHFFixture.policyFolder(in: dir)
+        let data = try TrainerFixture.recordsFile(48, in: dir)
+        let bin = try finch().path
+        let common = ["sft", "--model", model.path, "--data", data.path, "--method", "full", "--max-steps", "6",
+                      "--batch-size", "1", "--seq-len", "128", "--threads", "1", "--eval-fraction", "0.2", "--eval-every", "2",
+                      "--lr", "3e-3", "--checkpoint-every", "2", "--keep-checkpoints", "5", "--schedule", "constant"]
+        let plain = dir.appendingPathComponent("plain"), sharded = dir.appendingPathComponent("zero1")
+        let a = try MPILauncher.run(mpirun, ranks: 3, bin, common + ["--out", plain.path], in: dir)
+        XCTAssertEqual(a.status, 0, a.output)
+        let b = try MPILauncher.run(mpirun, ranks: 3, bin, common + ["--zero1", "--out", sharded.path], in: dir)
+        XCTAssertEqual(b.status, 0, b.output)
+        XCTAssertTrue(b.output.contains("ZeRO-1"), b.output)
+        XCTAssertEqual(try MPILauncher.losses(plain), try MPILauncher.losses(sharded))
+        func identical(_ file: String, _ x: URL, _ y: URL) throws {
+            let w = try SafeTensors.File(url: x.appendingPathComponent(file)), v = try SafeTensors.File(url: y.appendingPathComponent(file))
+            XCTAssertEqual(Set(w.entries.keys), Set(v.entries.keys), file)
+            for t in w.entries.keys { XCTAssertEqual(try w.tensor(t).array, try v.tensor(t).array, "\(file): \(t)") }
+        }
+        for file in ["final/model.safetensors", "checkpoints/step-4/optimizer.safetensors", "checkpoints/step-6/optimizer.safetensors",
+                     "checkpoints/step-6/trainable.safetensors", "best/optimizer.safetensors"] {
+            try identical(file, plain, sharded)
+        }
+        // The sharded run's step-4 checkpoint continues on 2 ranks (sharded) and on one process (not): both end where
+        // the run ended.
+        for (ranks, extra) in [(2, ["--zero1"]), (1, [])] {
+            let resumed = dir.appendingPathComponent("resumed\(ranks)")
+            try FileManager.default.createDirectory(at: resumed.appendingPathComponent("checkpoints"), withIntermediateDirectories: true)
+            for f in ["config.yaml", "config.json", "data"] {
+                try FileManager.default.copyItem(at: sharded.appendingPathComponent(f), to: resumed.appendingPathComponent(f))
+            }
+            try FileManager.default.copyItem(at: sharded.appendingPathComponent("checkpoints/step-4"), to: resumed.appendingPathComponent("checkpoints/step-4"))
+            // Same rows per step as 3 ranks × 1: --grad-accum makes up the difference only for 1 process (3 rows), so
+            // compare the 1-process resume to the 3-rank run, and the 2-rank one only for completing.
+            var args = common + extra + ["--out", resumed.path, "--resume"]
+            if ranks == 1 { args += ["--grad-accum", "3"] }
+            let r = ranks == 1 ? try ToolProcess.run(bin, args, in: dir) : try MPILauncher.run(mpirun, ranks: ranks, bin, args, in: dir)
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: resumed.appendingPathComponent("final/model.safetensors").path))
+            if ranks == 1 {
+                let x = try MPILauncher.losses(sharded).suffix(2), y = try MPILauncher.losses(resumed).suffix(2)
+                for (p, q) in zip(x, y) { XCTAssertLessThanOrEqual(abs(p - q), 1e-6 * abs(p), "resumed in one process: \(y) vs \(x)") }
+            }
+        }
+    }
+
     /// SIGKILL one rank mid-run: mpirun ends the job with an error within the timeout, and the newest checkpoint is
     /// whole: a single process resumes it and finishes.
     func testKilledRankStopsTheOthersAndTheCheckpointResumes() throws {

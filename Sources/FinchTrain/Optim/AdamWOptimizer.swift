@@ -55,12 +55,75 @@ public final class AdamWOptimizer {
 
     final class Slot {
         let param: Tensor
-        let m: Tensor
-        let v: Tensor
+        /// The moments; empty (no elements) for a parameter another rank owns under ZeRO-1.
+        var m: Tensor
+        var v: Tensor
         var step = 0
-        init(_ p: Tensor) { param = p; m = Tensor(shape: p.shape); v = Tensor(shape: p.shape) }
+        init(_ p: Tensor, moments: Bool = true) {
+            param = p
+            m = Tensor(shape: moments ? p.shape : [0]); v = Tensor(shape: moments ? p.shape : [0])
+        }
+        var hasMoments: Bool { m.count == param.count }
     }
     private var slots: [String: Slot] = [:]
+
+    /// ZeRO-1 (`--zero1` under mpirun): which rank owns each parameter's moments and update. This rank allocates and
+    /// updates only its own; after each step the owners send the new values (`DataParallel.shareUpdatedParameters`).
+    /// Owners are given greedily, in parameter order, to the rank holding the fewest elements (a parameter unfrozen
+    /// later joins the same way), so every rank computes the same assignment. nil: one process holds everything.
+    public private(set) var shard: (rank: Int, ranks: Int, owner: [String: Int])?
+
+    /// Shards the optimizer state over `ranks`: the moments of parameters other ranks own are released.
+    public func shard(rank: Int, ranks: Int) {
+        shard = (rank, ranks, [:])
+        assignOwners()
+        for (name, slot) in slots where !owns(name) { slot.m = Tensor(shape: [0]); slot.v = Tensor(shape: [0]) }
+    }
+
+    /// Whether this rank updates `name` (always without sharding).
+    public func owns(_ name: String) -> Bool { shard.map { $0.owner[name] == $0.rank } ?? true }
+
+    /// The rank that owns `name` (0 without sharding).
+    public func owner(of name: String) -> Int { shard?.owner[name] ?? 0 }
+
+    private func assignOwners() {
+        guard var s = shard else { return }
+        var load = [Int](repeating: 0, count: s.ranks)
+        for (name, r) in s.owner { load[r] += slots[name]?.param.count ?? 0 }
+        for name in parameterNames where s.owner[name] == nil {
+            let r = load.indices.min { load[$0] < load[$1] || (load[$0] == load[$1] && $0 < $1) }!
+            s.owner[name] = r
+            load[r] += slots[name]!.param.count
+        }
+        shard = s
+    }
+
+    /// Bytes of AdamW moments this rank holds.
+    public var momentBytes: Int { slots.values.reduce(0) { $0 + 4 * ($1.m.count + $1.v.count) } }
+
+    /// Under ZeRO-1, makes every moment present on this rank for a checkpoint: for each parameter another rank owns
+    /// (in name order, on every rank alike), `broadcast(tensor, owner)` sends the owner's moments to all. With `keep`
+    /// (the rank that writes the checkpoint) they stay until `releaseForeignMoments`; the other ranks drop them at once.
+    public func fetchForeignMoments(keep: Bool, broadcast: (Tensor, Int) throws -> Void) throws {
+        guard let s = shard else { return }
+        // One pass in name order on every rank: the owner sends, the others receive (a collective per tensor).
+        for name in parameterNames.sorted() {
+            let slot = slots[name]!, root = s.owner[name]!
+            if root == s.rank {
+                try broadcast(slot.m, root); try broadcast(slot.v, root)
+                continue
+            }
+            let m = Tensor(shape: slot.param.shape), v = Tensor(shape: slot.param.shape)
+            try broadcast(m, root); try broadcast(v, root)
+            if keep { slot.m = m; slot.v = v }
+        }
+    }
+
+    /// Drops the moments `fetchForeignMoments` brought (ZeRO-1 only).
+    public func releaseForeignMoments() {
+        guard shard != nil else { return }
+        for (name, slot) in slots where !owns(name) { slot.m = Tensor(shape: [0]); slot.v = Tensor(shape: [0]) }
+    }
 
     /// What one `step` measured.
     public struct StepReport: Equatable {
@@ -85,8 +148,12 @@ public final class AdamWOptimizer {
             if slots[name] != nil { throw TrainingError("optimizer: parameter '\(name)' of group '\(group.label)' is already in another group") }
             guard parameters[name] != nil else { throw TrainingError("optimizer: group '\(group.label)' names unknown parameter '\(name)'") }
         }
-        for name in group.names { slots[name] = Slot(parameters[name]!) }
         groups.append(group)
+        for name in group.names { slots[name] = Slot(parameters[name]!) }
+        if shard != nil {
+            assignOwners()
+            for name in group.names where !owns(name) { slots[name] = Slot(parameters[name]!, moments: false) }
+        }
     }
 
     /// Names of every trainable parameter, in group order.
@@ -136,7 +203,7 @@ public final class AdamWOptimizer {
             for name in group.names {
                 let slot = slots[name]!
                 slot.step += 1
-                update(slot, grad: grads[i], lr: lrG, weightDecay: wd)
+                if slot.hasMoments && owns(name) { update(slot, grad: grads[i], lr: lrG, weightDecay: wd) }
                 i += 1
             }
         }
@@ -241,5 +308,6 @@ public final class AdamWOptimizer {
         slots = newSlots
         groups = file.groups
         stepCount = file.stepCount
+        if let s = shard { shard = (s.rank, s.ranks, [:]); assignOwners(); releaseForeignMoments() }
     }
 }

@@ -159,6 +159,30 @@ public final class DataParallel {
         return out
     }
 
+    /// ZeRO-1 (`--zero1`): shards `optimizer`'s moments over the ranks and lets `session` bring them together for its
+    /// checkpoints; returns a line saying what this rank holds. Nothing with one process.
+    public func shard(_ optimizer: AdamWOptimizer, session: TrainingSession) -> String? {
+        guard isDistributed else { return nil }
+        let full = optimizer.momentBytes
+        optimizer.shard(rank: rank, ranks: communicator.size)
+        session.fetchOptimizerState = { [unowned self, unowned optimizer] keep in
+            try optimizer.fetchForeignMoments(keep: keep) { t, root in
+                try self.communicator.broadcast(UnsafeMutableRawBufferPointer(t.buffer), root: root, what: "gathering the optimizer state (ZeRO-1)")
+            }
+        }
+        return String(format: "ZeRO-1: each rank keeps the AdamW moments of its share of the parameters (rank 0: %.1f of %.1f MB)",
+                      Double(optimizer.momentBytes) / 1e6, Double(full) / 1e6)
+    }
+
+    /// After a ZeRO-1 step: each parameter's owner sends its new values to the other ranks (in name order).
+    public func shareUpdatedParameters(_ optimizer: AdamWOptimizer, _ parameters: [String: Tensor]) throws {
+        guard isDistributed, optimizer.shard != nil else { return }
+        for name in optimizer.parameterNames.sorted() {
+            guard let t = parameters[name] else { continue }
+            try communicator.broadcast(UnsafeMutableRawBufferPointer(t.buffer), root: optimizer.owner(of: name), what: "sharing the updated weights (ZeRO-1)")
+        }
+    }
+
     /// A stop request (Ctrl-C) that reached any rank stops all of them after the same step.
     public func anyStop(_ local: Bool) throws -> Bool {
         guard isDistributed else { return local }

@@ -85,14 +85,26 @@ public final class TrainingSession {
     @discardableResult
     public func evaluated(loss: Double, saveBest: Bool) throws -> Bool {
         let improved = state.recordEvaluation(loss: loss)
-        if improved && saveBest && isWriter {
-            try run.writeBest { folder in
-                try self.writeCheckpoint(into: folder)
-                try self.writeModel?(folder)
+        if improved && saveBest {
+            // Every rank decides alike (the same loss), so under ZeRO-1 all take part in bringing the moments.
+            try fetchOptimizerState?(isWriter)
+            defer { optimizer.releaseForeignMoments() }
+            if isWriter {
+                try run.writeBest { folder in
+                    try self.writeCheckpoint(into: folder)
+                    try self.writeModel?(folder)
+                }
             }
         }
         return improved
     }
+
+    /// ZeRO-1: brings the moments other ranks own before a checkpoint or `best/` is written (a collective every rank
+    /// calls; the argument says whether this rank keeps them to write). nil without sharding.
+    public var fetchOptimizerState: ((Bool) throws -> Void)?
+    /// The step of the last checkpoint this process wrote or resumed from: ranks that do not write decide from it, as
+    /// the writer does, whether a final checkpoint is due (the folder may not show the writer's yet).
+    public private(set) var lastCheckpointStep: Int?
 
     /// Whether a periodic checkpoint is due after the current step.
     public var shouldCheckpoint: Bool { checkpointEvery > 0 && state.step % checkpointEvery == 0 }
@@ -100,6 +112,9 @@ public final class TrainingSession {
     /// Writes `checkpoints/step-N` (atomically) and prunes old ones.
     @discardableResult
     public func checkpoint() throws -> URL {
+        lastCheckpointStep = state.step
+        try fetchOptimizerState?(isWriter)
+        defer { optimizer.releaseForeignMoments() }
         guard isWriter else { return run.checkpointURL(step: state.step) }
         let folder = try run.writeCheckpoint(step: state.step, keepLast: keepCheckpoints) { try self.writeCheckpoint(into: $0) }
         progress.checkpoint(step: state.step, folder: folder)
@@ -116,6 +131,7 @@ public final class TrainingSession {
     /// Call after making every tensor the checkpoint holds trainable (see `Checkpoint.state(at:)`).
     public func resume(from folder: URL) throws {
         state = try Checkpoint.restore(from: folder, into: parameters(), optimizer: optimizer)
+        lastCheckpointStep = state.step
         guard isWriter else { return }
         if let n = state.metricsRecords {
             try MetricsLog.truncate(run.metricsURL, keepingFirst: n)

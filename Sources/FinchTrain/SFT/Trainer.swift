@@ -78,6 +78,7 @@ public final class Trainer {
         session.checkpointEvery = config.checkpointEvery
         session.keepCheckpoints = config.keepCheckpoints
         session.isWriter = parallel.isWriter
+        if config.zero1, let line = parallel.shard(session.optimizer, session: session) { progress.report(line) }
     }
 
     /// This run's rank layout (recorded beside the data cursor).
@@ -246,6 +247,7 @@ public final class Trainer {
         let sums = try dp.sum([nll, Double(batches.reduce(0) { $0 + $1.realTokens })], what: "summing the step's loss")
         let loss = tokens > 0 ? sums[0] / Double(tokens) : 0
         let report = try session.step(gradients: gradients)
+        try dp.shareUpdatedParameters(session.optimizer, model.trainableParameters)
         session.state.microBatches += k * dp.ranks
         session.state.tokensSeen += tokens
         session.state.epoch = trainData.cursor.epoch
@@ -313,7 +315,9 @@ public final class Trainer {
         }
         p.done(step: session.state.step, reason: endReason)
         try parallel.checkReplicas(model.trainableParameters, step: session.state.step)
-        if session.run.latestCheckpoint()?.step != session.state.step { try session.checkpoint() }
+        // Under ZeRO-1 a checkpoint is a collective: every rank must decide alike, from what it knows itself.
+        let lastCheckpoint = session.optimizer.shard != nil ? session.lastCheckpointStep : session.run.latestCheckpoint()?.step
+        if lastCheckpoint != session.state.step { try session.checkpoint() }
         if endReason == "interrupted" { p.message("stopped at step \(session.state.step); checkpoint written (resume with --resume)") }
         if evalAtStep != session.state.step, endReason != "interrupted", let e = try evaluate() {
             lastEval = e

@@ -57,6 +57,9 @@ public struct TrainerConfig: Codable, Equatable, Sendable {
     /// One process computing each step as N ranks would (same rows, same grouping of the gradient sum): the exact
     /// single-process reference for `mpirun -np N` (memory: N copies of the trainable gradients).
     public var simulateRanks: Int = 1
+    /// Under mpirun: ZeRO-1, each rank keeps and updates only its share of the AdamW moments (the owners send the updated
+    /// weights after each step). The same weights as without it; a no-op with one process.
+    public var zero1: Bool = false
 
     public init() {}
 
