@@ -2,7 +2,8 @@
 # Installs the system packages Finch needs when they are missing (Debian/Ubuntu), then nothing else.
 # Safe to run again: it does nothing when everything is present.
 set -euo pipefail
-need=(libsentencepiece-dev libzstd-dev libssl-dev pkg-config libopenmpi-dev openmpi-bin)
+# chromium: headless, for the browser tests of `finch report`'s page (Tests/FinchTrainTests/ReportBrowserTests.swift).
+need=(libsentencepiece-dev libzstd-dev libssl-dev pkg-config libopenmpi-dev openmpi-bin chromium)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

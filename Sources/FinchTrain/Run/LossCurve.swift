@@ -86,12 +86,22 @@ public enum LossCurve {
             out += "<text x=\"\(width / 2)\" y=\"\(panelHeight / 2)\" text-anchor=\"middle\" fill=\"#666\">no data yet</text>\n"
         }
         for (i, p) in panels.enumerated() {
-            out += panel(p, top: Double(i * panelHeight), width: Double(width), height: Double(panelHeight))
+            out += panel(p, top: Double(i * panelHeight), width: Double(width), height: Double(panelHeight)).svg
         }
         return out + "</svg>\n"
     }
 
-    static func panel(_ p: Panel, top: Double, width: Double, height: Double) -> String {
+    /// Where a panel's plot area sits in the SVG and the data range its axes span: the mapping from data to SVG
+    /// coordinates, which `finch report`'s hover readout inverts.
+    public struct Frame: Sendable {
+        public let x0, y0, width, height: Double
+        public let xLo, xHi, yLo, yHi: Double
+        func px(_ x: Double) -> Double { x0 + (x - xLo) / max(xHi - xLo, 1e-300) * width }
+        func py(_ y: Double) -> Double { y0 + height - (y - yLo) / max(yHi - yLo, 1e-300) * height }
+    }
+
+    /// One panel's SVG elements and its frame (nil when it has no points); without `legend` the page around it shows one.
+    static func panel(_ p: Panel, top: Double, width: Double, height: Double, legend: Bool = true) -> (svg: String, frame: Frame?) {
         let left = 70.0, right = 20.0, titleH = 28.0, bottom = 46.0
         let plotW = width - left - right, plotH = height - titleH - bottom
         let x0 = left, y0 = top + titleH
@@ -105,12 +115,11 @@ public enum LossCurve {
         let xs = all.map(\.x) + (all.isEmpty ? [] : p.xRange.map { [$0.0, $0.1] } ?? [])
         guard let xMinD = xs.min(), let xMaxD = xs.max(),
               let yMinD = all.map(\.y).min(), let yMaxD = all.map(\.y).max() else {
-            return o + "<text x=\"\(fmt(x0 + plotW / 2))\" y=\"\(fmt(y0 + plotH / 2))\" text-anchor=\"middle\" fill=\"#666\">no data yet</text>\n</g>\n"
+            return (o + "<text x=\"\(fmt(x0 + plotW / 2))\" y=\"\(fmt(y0 + plotH / 2))\" text-anchor=\"middle\" fill=\"#666\">no data yet</text>\n</g>\n", nil)
         }
         let xt = niceTicks(xMinD, xMaxD), yt = niceTicks(yMinD, yMaxD)
-        let (xLo, xHi) = (xt.first!, xt.last!), (yLo, yHi) = (yt.first!, yt.last!)
-        func px(_ x: Double) -> Double { x0 + (x - xLo) / max(xHi - xLo, 1e-300) * plotW }
-        func py(_ y: Double) -> Double { y0 + plotH - (y - yLo) / max(yHi - yLo, 1e-300) * plotH }
+        let frame = Frame(x0: x0, y0: y0, width: plotW, height: plotH, xLo: xt.first!, xHi: xt.last!, yLo: yt.first!, yHi: yt.last!)
+        let px = frame.px, py = frame.py
         for t in xt {
             let x = px(t)
             o += "<line x1=\"\(fmt(x))\" y1=\"\(fmt(y0))\" x2=\"\(fmt(x))\" y2=\"\(fmt(y0 + plotH))\" stroke=\"#e5e5e5\"/>"
@@ -133,11 +142,12 @@ public enum LossCurve {
                 o += "\n"
             }
             // Legend, top right inside the plot.
+            guard legend else { continue }
             let ly = y0 + 14 + Double(k) * 16, lx = x0 + plotW - 150
             o += "<line x1=\"\(fmt(lx))\" y1=\"\(fmt(ly - 4))\" x2=\"\(fmt(lx + 20))\" y2=\"\(fmt(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>"
             o += "<text x=\"\(fmt(lx + 26))\" y=\"\(fmt(ly))\">\(escape(s.name))</text>\n"
         }
-        return o + "</g>\n"
+        return (o + "</g>\n", frame)
     }
 
     /// Tick values at 1, 2 or 5 × 10^k spacing covering [lo, hi] with about `target` intervals;
