@@ -1,6 +1,6 @@
 import XCTest
 import Foundation
-@testable import FinchTrain
+import FinchTrain
 
 /// `finch report`'s page opened in headless Chromium, as a person opens it: its script runs without errors, every
 /// chart alone (`#chart=N`) draws its axes and each run's line, and the hover readout answers a mouse move.

@@ -1,6 +1,6 @@
 import XCTest
 import Foundation
-@testable import FinchTrain
+import FinchTrain
 
 /// Run and sweep folders as the trainers write them: `metrics.jsonl` through `MetricsLog`, the configuration through
 /// `Recipe.write(to:)`, result JSON files beside them.

@@ -256,7 +256,7 @@ public struct RunReport {
 
     /// Nested objects become dotted keys (`a.b.c`); lists of objects are indexed by their `name` when they have one
     /// (`models.base.perplexity`), else by position (`items.0.x`); lists of scalars stay one value.
-    static func flatten(_ v: Any, prefix: String = "") -> [String: String] {
+    public static func flatten(_ v: Any, prefix: String = "") -> [String: String] {
         func join(_ k: String) -> String { prefix.isEmpty ? k : "\(prefix).\(k)" }
         switch v {
         case let m as [String: Any]:
