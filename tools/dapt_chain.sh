@@ -7,7 +7,7 @@
 # MODEL is any model finch loads (a .gguf file or a model folder); DOMAIN_TEXT raw text of the target domain (the
 # README runs it on SmolLM2-135M-Instruct and the shared ELTeC novels). Stage 1 (`finch pretrain --model`, LoRA on
 # every linear layer, merged) continues pretraining on the domain with 20% replay of corpora/pretrain.txt and reports
-# the domain's held-out perplexity and the general text's before and after (forgetting). Stage 2 tunes the adapted
+# the domain's held-out perplexity and that of general text it does not train on, before and after (forgetting). Stage 2 tunes the adapted
 # model on corpora/instructions.jsonl, stage 3 aligns it with DPO on corpora/preferences.jsonl.
 # Environment: FINCH_BIN (default .build/release/finch), DOMAIN_BYTES (default 600000: the slice of DOMAIN_TEXT
 # used), DAPT_STEPS / SFT_STEPS / DPO_STEPS (defaults 60 / 40 / 20), THREADS_N (default: every core).
@@ -21,10 +21,15 @@ FINCH=${FINCH_BIN:-.build/release/finch}
 THREADS=(); [ -n "${THREADS_N:-}" ] && THREADS=(--threads "$THREADS_N")
 mkdir -p "$OUT/data"
 head -c "${DOMAIN_BYTES:-600000}" "$DOMAIN" > "$OUT/data/domain.txt"
+# General text: the first 1.6 MB of corpora/pretrain.txt is replayed, the rest only measured (forgetting is measured
+# on text the run never trains on).
+head -c 1600000 corpora/pretrain.txt > "$OUT/data/replay.txt"
+tail -c +1600001 corpora/pretrain.txt > "$OUT/data/general-eval.txt"
 LORA=(--method lora --lora-r 16 --lora-alpha 32 --lora-targets all-linear --lora-dropout 0 --merge)
 
 echo "== 1/3 domain-adaptive pretraining on $DOMAIN"
-"$FINCH" pretrain --model "$MODEL" --data "$OUT/data/domain.txt" "${LORA[@]}" --replay corpora/pretrain.txt --replay-ratio 0.2 \
+"$FINCH" pretrain --model "$MODEL" --data "$OUT/data/domain.txt" "${LORA[@]}" --replay "$OUT/data/replay.txt" --replay-ratio 0.2 \
+  --base-eval "$OUT/data/general-eval.txt" \
   --seq-len 256 --batch-size 4 --lr 1e-3 --warmup 5 --max-steps "${DAPT_STEPS:-60}" --eval-fraction 0.05 --eval-every "${DAPT_STEPS:-60}" \
   --log-every 10 --out "$OUT/dapt" "${THREADS[@]}" | tee "$OUT/dapt.log"
 echo "== 2/3 SFT of the adapted model on corpora/instructions.jsonl"

@@ -75,8 +75,9 @@ public enum JobSupport {
                                                 100 * (a.perplexity / b.perplexity - 1))))
         }
         if let b = baseBefore, let a = baseAfter {
-            rows.append(("base-corpus ppl", String(format: "%.2f before → %.2f after (%+.1f%%, forgetting)", b.perplexity, a.perplexity,
-                                                   100 * (a.perplexity / b.perplexity - 1))))
+            let change = 100 * (a.perplexity / b.perplexity - 1)
+            rows.append(("base-corpus ppl", String(format: "%.2f before → %.2f after (%+.1f%%, %@)", b.perplexity, a.perplexity, change,
+                                                   change > 0 ? "forgetting" : "no forgetting")))
         }
         let w = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + $0.1 }.joined(separator: "\n")
