@@ -46,6 +46,18 @@ public enum StopSignal {
 
     /// Asks for a stop as a first signal would (for callers such as a KL-explosion guard or tests).
     public static func request() { count.add(1, ordering: .acquiringAndReleasing) }
+
+    /// A trial of `finch sweep` (`parent` is the sweep's pid): leaves the terminal's process group, so a Ctrl-C reaches
+    /// the sweep alone, which passes one stop request on (two would end the trial without its checkpoint); and asks for a
+    /// stop when the sweep is gone (killed), so the trial checkpoints and ends instead of running on unwatched.
+    public static func followSweep(parent: pid_t) {
+        _ = setpgid(0, 0)
+        let t = Thread {
+            while getppid() == parent { Thread.sleep(forTimeInterval: 0.5) }
+            request()
+        }
+        t.start()
+    }
 }
 
 /// The C signal handler: only async-signal-safe calls (an atomic add, write(2) of static text, _exit).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import FinchTrain
+import FinchCLI
 import FinchDistributed
 
 @main
@@ -23,6 +24,7 @@ struct Finch: ParsableCommand {
         // Line-buffered stdout even into a file or pipe: header lines (stdout) and progress lines (stderr) of a
         // redirected run (`> log 2>&1`) then keep the order they happened in.
         setvbuf(stdout, nil, _IOLBF, 0)
+        if let p = ProcessInfo.processInfo.environment[SweepRunner.parentVariable], let pid = pid_t(p) { StopSignal.followSweep(parent: pid) }
         // Started by mpirun: join the other ranks (data-parallel training); a plain `finch` never touches MPI.
         do { try World.joinIfLaunched() } catch { exit(withError: error) }
         // Rank 0 speaks for the job: the other ranks' reports and tables (stdout) would only repeat it.

@@ -33,6 +33,8 @@ public final class SweepRunner {
     }
 
     public static let metrics = ["eval_loss", "exact_match"]
+    /// Set in a trial's environment to the sweep's pid (see `StopSignal.followSweep`).
+    public static let parentVariable = "FINCH_SWEEP_PARENT"
 
     public let settings: Settings
     public let out: URL
@@ -183,8 +185,15 @@ public final class SweepRunner {
     /// at a checkpoint, the state is saved and `TrainingInterrupted` is thrown; the same command again resumes.
     public func run(overwrite: Bool = false, stopRequested: () -> Bool = { false }) throws {
         try open(overwrite: overwrite)
-        // Trials that were running when the sweep stopped continue from their checkpoints.
-        for t in trials where t.status == .running { try launch(t.trial, resume: true) }
+        // Trials that were running when the sweep stopped continue from their checkpoints, once the process of a killed
+        // sweep's trial (which stops itself when its sweep is gone) has written its checkpoint and ended.
+        for t in trials where t.status == .running {
+            if let pid = t.pid, Self.isFinchProcess(pid) {
+                log("trial \(t.folderName): waiting for its process \(pid) (from the stopped sweep) to end")
+                while Self.isFinchProcess(pid) { Thread.sleep(forTimeInterval: 0.2) }
+            }
+            try launch(t.trial, resume: true)
+        }
         while true {
             if stopRequested() && !interrupted {
                 interrupted = true
@@ -234,6 +243,13 @@ public final class SweepRunner {
         return index
     }
 
+    /// Whether `pid` is a live `finch` process (not a recycled pid).
+    static func isFinchProcess(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0, let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8) else { return false }
+        let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?.split(separator: " ").first
+        return state != "Z" && cmd.split(separator: "\0").first.map { $0.hasSuffix("finch") } == true
+    }
+
     /// Higher exact match is better; the sampler and the halving minimise.
     func score(_ value: Double) -> Double { settings.metric == "exact_match" ? -value : value }
 
@@ -260,9 +276,12 @@ public final class SweepRunner {
         p.standardOutput = handle
         p.standardError = handle
         p.standardInput = FileHandle.nullDevice
+        p.environment = ProcessInfo.processInfo.environment.merging([Self.parentVariable: "\(getpid())"]) { _, new in new }
         try p.run()
         try? handle.close()
         running[index] = (p, Date(), false)
+        trials[index].pid = p.processIdentifier
+        try save()
         let shown = space.parameters.map { "\($0.key)=\(t.params[$0.key]?.description ?? "?")" }.joined(separator: " ")
         log("trial \(t.folderName) \(resume ? "continues" : "starts"): \(shown)")
     }

@@ -25,6 +25,8 @@ public struct SweepTrial: Codable, Equatable {
     public var seconds: Double?
     /// Why a trial failed (the last lines of its log), or where it stopped.
     public var note: String?
+    /// The process of its last launch (a resumed sweep waits for it if it still runs).
+    public var pid: Int32?
 
     public var folderName: String { String(format: "%03d", trial) }
 }
