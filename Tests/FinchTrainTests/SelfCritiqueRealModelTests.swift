@@ -31,6 +31,21 @@ final class SelfCritiqueRealModelTests: XCTestCase {
         return try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     }
 
+    /// Runs finch, sends `sig` as soon as `log` holds a record, and returns the exit status (or the signal that ended it).
+    func signal(_ sig: Int32, to bin: URL, _ args: [String], whenRecordsIn log: URL) throws -> Int32 {
+        let p = Process()
+        p.executableURL = bin
+        p.arguments = args
+        p.currentDirectoryURL = PipelineTests.repoRoot
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning, Date() < deadline, try lines(log).isEmpty { usleep(50_000) }
+        kill(p.processIdentifier, sig)
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
     func testSmolLM2CritiqueSurvivesAKillAndItsDataTrainsWithSFTDPORewardAndKTO() throws {
         guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
         let out = dir.appendingPathComponent("cai")
@@ -41,17 +56,8 @@ final class SelfCritiqueRealModelTests: XCTestCase {
                     "--out", out.path, "--max-new-tokens", "32", "--temperature", "0.7", "--seed", "1", "--batch-size", "2"]
 
         // Killed (SIGKILL, no chance to tidy up) as soon as the first batch is on disk.
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        p.currentDirectoryURL = PipelineTests.repoRoot
-        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-        try p.run()
         let transcripts = out.appendingPathComponent("transcripts.jsonl")
-        let deadline = Date().addingTimeInterval(120)
-        while p.isRunning, Date() < deadline, try lines(transcripts).isEmpty { usleep(50_000) }
-        kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        XCTAssertEqual(try signal(SIGKILL, to: bin, args, whenRecordsIn: transcripts), SIGKILL)
         let before = try lines(transcripts).count
         XCTAssertGreaterThan(before, 0, "the first batch was never written")
         XCTAssertLessThan(before, 4, "the run finished before it could be killed")
@@ -88,6 +94,21 @@ final class SelfCritiqueRealModelTests: XCTestCase {
             try finch([method, "--data", out.appendingPathComponent("preferences.jsonl").path, "--steps", "1", "--max-length", "160",
                    "--out", dir.appendingPathComponent(method).path] + train)
         }
+    }
+
+    /// Ctrl-C (SIGINT) ends the run after the batch in flight, with status 130 and whole records on disk.
+    func testSmolLM2CritiqueStopsAfterTheBatchOnCtrlC() throws {
+        guard let bin = PipelineTests.finchBinary() else { throw XCTSkip("no built finch binary next to the tests") }
+        let out = dir.appendingPathComponent("cai")
+        let transcripts = out.appendingPathComponent("transcripts.jsonl")
+        let status = try signal(SIGINT, to: bin, ["critique", "--model", model, "--principles", "prompts/constitution.jsonl",
+                                                   "--prompts", "prompts/critique_prompts.jsonl", "--out", out.path,
+                                                   "--max-new-tokens", "16", "--seed", "2", "--batch-size", "1"], whenRecordsIn: transcripts)
+        XCTAssertEqual(status, 130)
+        let done = try lines(transcripts)
+        XCTAssertGreaterThan(done.count, 0)
+        XCTAssertLessThan(done.count, 8, "stopped before the end")
+        XCTAssertEqual(try lines(out.appendingPathComponent("sft.jsonl")).count, done.filter { $0["kept"] as? Bool == true }.count)
     }
 
     func testSmolLM2SynthesizeGrowsThreeTasksFromSeeds() throws {
