@@ -89,13 +89,25 @@ public final class TerminalProgress: ProgressSink {
             var text = Self.line(s, fields: keep)
             if let width = columns(), width > 1 {
                 while text.count >= width && keep > 0 { keep -= 1; text = Self.line(s, fields: keep) }
-                if text.count >= width { text = String(text.prefix(width - 1)) }
             }
-            write("\r" + text + "\u{1B}[K")
-            lineOpen = true
+            rewrite(text)
         case .plain:
             if s.step % every == 0 || s.step == s.totalSteps { write(Self.line(s, fields: s.fields.count) + "\n") }
         }
+    }
+
+    /// A status line for work that is not a training step (`finch critique`, `finch synthesize`): rewritten in place
+    /// on a terminal, nothing in a log or when quiet (the command prints its summary at the end).
+    public func status(_ text: String) {
+        if mode == .terminal { rewrite(text) }
+    }
+
+    /// Rewrites the in-place line, cut to the terminal's width so it cannot wrap.
+    private func rewrite(_ text: String) {
+        var text = text
+        if let width = columns(), width > 1, text.count >= width { text = String(text.prefix(width - 1)) }
+        write("\r" + text + "\u{1B}[K")
+        lineOpen = true
     }
 
     /// `step 3/10 · loss 2.3456 · lr 3.00e-04 · 950 tok/s · kl 0.03 · ETA 42s` with the first `fields` extras.

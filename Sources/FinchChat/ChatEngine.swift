@@ -90,6 +90,11 @@ public protocol ChatEngine: AnyObject {
     /// Replies to several independent conversations (for `finch generate`). The default calls
     /// `reply(to:settings:onToken:)` one conversation at a time; a batched decoder overrides it.
     func replies(to conversations: [Conversation], settings: SamplingSettings) throws -> [(text: String, stats: ReplyStats)]
+
+    /// As `replies(to:settings:)`, with conversation i sampled under `seeds[i]` (`settings.seed` is ignored), so
+    /// data synthesis can give every prompt and stage its own seed: a reply then depends neither on its batch-mates
+    /// nor on where an interrupted run resumed.
+    func replies(to conversations: [Conversation], settings: SamplingSettings, seeds: [UInt64]) throws -> [(text: String, stats: ReplyStats)]
 }
 
 extension ChatEngine {
@@ -98,6 +103,15 @@ extension ChatEngine {
             var text = ""
             let stats = try reply(to: conversation, settings: settings) { piece in text += piece; return true }
             return (text, stats)
+        }
+    }
+
+    public func replies(to conversations: [Conversation], settings: SamplingSettings, seeds: [UInt64]) throws -> [(text: String, stats: ReplyStats)] {
+        precondition(seeds.count == conversations.count, "one seed per conversation")
+        return try zip(conversations, seeds).flatMap { conversation, seed in
+            var s = settings
+            s.seed = seed
+            return try replies(to: [conversation], settings: s)
         }
     }
 }

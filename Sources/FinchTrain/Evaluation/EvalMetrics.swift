@@ -1,8 +1,9 @@
 import Foundation
+import FinchData
 
 /// Text and classification metrics used by `finch eval`.
 ///
-/// Pure functions over strings and numbers, no dependency on the rest of Finch,
+/// Pure functions over strings and numbers (ROUGE-L lives in FinchData's `RougeL`, shared with `finch synthesize`),
 /// so each metric can be checked by hand against a small worked example.
 public enum EvalMetrics {
 
@@ -297,66 +298,18 @@ public enum EvalMetrics {
 
     // MARK: - ROUGE-L (rouge-score)
 
-    @inline(__always) static func isLowerAlnumASCII(_ v: UInt32) -> Bool {
-        (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39)
-    }
-
-    /// rouge-score's default tokeniser without stemming (`tokenize.tokenize(text, None)`): Python's `lower()`,
-    /// every run of characters other than `[a-z0-9]` is a separator. ("İ" lowercases to "i" + U+0307 and the
-    /// Kelvin sign to "k", as in Python.)
-    public static func rougeTokens(_ text: String) -> [String] {
-        var tokens: [String] = [], current: [UInt8] = []
-        func push(_ v: UInt32) {
-            if isLowerAlnumASCII(v) {
-                current.append(UInt8(v))
-            } else if !current.isEmpty {
-                tokens.append(String(decoding: current, as: UTF8.self))
-                current.removeAll(keepingCapacity: true)
-            }
-        }
-        for scalar in text.unicodeScalars {
-            let v = scalar.value
-            if v < 0x80 {
-                push(v >= 0x41 && v <= 0x5A ? v + 0x20 : v)
-            } else {
-                for m in scalar.properties.lowercaseMapping.unicodeScalars { push(m.value) }
-            }
-        }
-        push(0x20)
-        return tokens
-    }
+    /// rouge-score's default tokeniser without stemming (``RougeL/tokens(_:)``).
+    public static func rougeTokens(_ text: String) -> [String] { RougeL.tokens(text) }
 
     /// Length of the longest common subsequence of two token sequences.
-    public static func lcsLength(_ a: [String], _ b: [String]) -> Int {
-        if a.isEmpty || b.isEmpty { return 0 }
-        var prev = [Int](repeating: 0, count: b.count + 1), cur = prev
-        for x in a {
-            for j in 1...b.count {
-                cur[j] = x == b[j - 1] ? prev[j - 1] + 1 : max(prev[j], cur[j - 1])
-            }
-            swap(&prev, &cur)
-        }
-        return prev[b.count]
-    }
+    public static func lcsLength(_ a: [String], _ b: [String]) -> Int { RougeL.lcsLength(a, b) }
 
     /// rouge-score's `Score` for ROUGE-L.
-    public struct RougeScore: Equatable, Sendable {
-        public var precision: Double
-        public var recall: Double
-        public var fmeasure: Double
-    }
+    public typealias RougeScore = RougeL.Score
 
-    /// ROUGE-L as `rouge_scorer.RougeScorer(['rougeL'], use_stemmer=False).score(reference, prediction)['rougeL']`:
-    /// on ``rougeTokens(_:)``, P = LCS/|prediction|, R = LCS/|reference|, F = 2PR/(P+R); all 0 when either side
-    /// has no token.
-    public static func rougeLScore(_ prediction: String, _ reference: String) -> RougeScore {
-        let p = rougeTokens(prediction), r = rougeTokens(reference)
-        if p.isEmpty || r.isEmpty { return RougeScore(precision: 0, recall: 0, fmeasure: 0) }
-        let lcs = lcsLength(r, p)
-        let precision = Double(lcs) / Double(p.count), recall = Double(lcs) / Double(r.count)
-        let f = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0
-        return RougeScore(precision: precision, recall: recall, fmeasure: f)
-    }
+    /// ROUGE-L as `rouge_scorer.RougeScorer(['rougeL'], use_stemmer=False).score(reference, prediction)['rougeL']`
+    /// (``RougeL/score(_:_:)``, shared with `finch synthesize`'s near-duplicate filter).
+    public static func rougeLScore(_ prediction: String, _ reference: String) -> RougeScore { RougeL.score(prediction, reference) }
 
     /// ROUGE-L F-measure, rouge-score's `fmeasure` (``rougeLScore(_:_:)``), in [0, 1]. `finch eval` reports the
     /// mean over rows (and over a row's replies), printed ×100.
