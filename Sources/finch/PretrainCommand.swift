@@ -12,8 +12,9 @@ struct PretrainCommand: ParsableCommand {
         Writes RUN/final (and RUN/best): config.json, model.safetensors, tokenizer.model, finch.json with the chat template.
         With --model (a Finch / Hugging Face folder or a .gguf file), the model is trained further on the text:
         domain-adaptive pretraining, in full or with --method lora|dora|adapter|prefix|prompt, with --replay of a
-        general corpus against forgetting; the summary gives the perplexity of the general text (--base-eval, default
-        --replay) and of the held-out domain text, before and after. The model keeps its tokenizer and chat template.
+        general corpus against forgetting; the summary gives the perplexity of the general text that --base-eval names
+        (by default the --replay text) and of the held-out domain text, before and after. The model keeps its tokenizer
+        and chat template.
         Example: finch pretrain --model smollm2.gguf --data novels.txt --method lora --replay general.txt --replay-ratio 0.2 --out runs/dapt
         --model-config FILE takes a Hugging Face config.json; --config takes a YAML recipe (a .json file given to --config
         is read as the model config). Presets: \(ModelPresets.names.joined(separator: ", ")).
