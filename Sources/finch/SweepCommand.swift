@@ -51,7 +51,14 @@ struct SweepCommand: ParsableCommand {
                                      log: { line in print(line); fflush(stdout) })
         StopSignal.install()
         defer { StopSignal.uninstall() }
-        try runner.run(overwrite: overwrite, stopRequested: { StopSignal.requested })
+        do {
+            try runner.run(overwrite: overwrite, stopRequested: { StopSignal.requested })
+        } catch is TrainingInterrupted {
+            // Not a training run's "resume with --resume": the same sweep command continues where this one stopped.
+            let done = runner.trials.filter { $0.status != .running }.count
+            FileHandle.standardError.write(Data("sweep stopped: \(done) of \(trials) trials finished, the running ones at a checkpoint; the same command resumes it\n".utf8))
+            Foundation.exit(130)
+        }
     }
 
     /// This process's own binary: the trials run the same finch.
