@@ -63,7 +63,6 @@ struct SweepCommand: ParsableCommand {
 
     /// This process's own binary: the trials run the same finch.
     static func finchExecutable() throws -> String {
-        let path = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        return path
+        try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     }
 }

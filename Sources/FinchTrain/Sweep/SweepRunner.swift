@@ -66,7 +66,7 @@ public final class SweepRunner {
         for reserved in ["out", "resume"] where base[reserved] != nil {
             throw TrainingError("\(settings.baseConfig): '\(reserved)' is set by the sweep for every trial; remove it from the base config")
         }
-        let resolved = try Self.resolve(settings.command, values: base, keys: keys)
+        let resolved = try Self.resolve(settings.command, values: base)
         // The metric must be one the trials log: eval_loss needs evaluation switched on.
         if (resolved["eval-every"] as? Int).map({ $0 < 0 }) ?? false {
             throw TrainingError("\(settings.baseConfig): eval-every is -1, so trials log no eval_loss (the halving and the eval_loss metric need it)")
@@ -111,7 +111,7 @@ public final class SweepRunner {
 
     /// A trial recipe resolved and validated as the command would (without running it): its values, defaults
     /// included. A configuration error names the key.
-    static func resolve(_ command: String, values: [String: Any], keys: Set<String>) throws -> [String: Any] {
+    static func resolve(_ command: String, values: [String: Any]) throws -> [String: Any] {
         var flags = values
         flags["out"] = "sweep-check"
         func check<C: TrainingConfig>(_ type: C.Type) throws -> [String: Any] {
@@ -230,7 +230,7 @@ public final class SweepRunner {
         var recipe = base
         for (k, v) in values { recipe[k] = v.native }
         do {
-            let resolved = try Self.resolve(settings.command, values: recipe, keys: try Self.recipeKeys(settings.command))
+            let resolved = try Self.resolve(settings.command, values: recipe)
             t.maxSteps = resolved["max-steps"] as? Int ?? 0
         } catch {
             t.status = .failed
@@ -266,24 +266,29 @@ public final class SweepRunner {
         }
         var args = [settings.command, "--config", recipeURL(t).path, "--out", dir.path, "--threads", "\(threadsPerTrial)"]
         if resume { args.append("--resume") }
+        let p = try start(args, trial: t)
+        running[index] = (p, Date(), false)
+        trials[index].pid = p.processIdentifier
+        try save()
+        let shown = space.parameters.map { "\($0.key)=\(t.params[$0.key]?.description ?? "?")" }.joined(separator: " ")
+        log("trial \(t.folderName) \(resume ? "continues" : "starts"): \(shown)")
+    }
+
+    /// Starts `finch ARGS` for a trial: output appended to the trial's log, stdin closed, the sweep's pid in its
+    /// environment (see `StopSignal.followSweep`).
+    func start(_ args: [String], trial t: SweepTrial) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: finch)
         p.arguments = args
         let logURL = out.appendingPathComponent("trials/\(t.folderName).log")
         if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: logURL)
+        defer { try? handle.close() }
         handle.seekToEndOfFile()
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = handle; p.standardError = handle; p.standardInput = FileHandle.nullDevice
         p.environment = ProcessInfo.processInfo.environment.merging([Self.parentVariable: "\(getpid())"]) { _, new in new }
         try p.run()
-        try? handle.close()
-        running[index] = (p, Date(), false)
-        trials[index].pid = p.processIdentifier
-        try save()
-        let shown = space.parameters.map { "\($0.key)=\(t.params[$0.key]?.description ?? "?")" }.joined(separator: " ")
-        log("trial \(t.folderName) \(resume ? "continues" : "starts"): \(shown)")
+        return p
     }
 
     /// Reads every running trial's curve, applies the halving at new rungs, and collects trials that ended.
@@ -367,16 +372,8 @@ public final class SweepRunner {
         var args = ["eval", "--model", model.path, "--data", settings.evalData!, "--out", evalOut.path,
                     "--max-tokens", "\(settings.evalMaxTokens)", "--threads", "\(threadsPerTrial)"]
         if let l = settings.evalLimit { args += ["--limit", "\(l)"] }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: finch)
-        p.arguments = args
-        let logURL = out.appendingPathComponent("trials/\(trials[index].folderName).log")
-        let handle = try FileHandle(forWritingTo: logURL)
-        handle.seekToEndOfFile()
-        p.standardOutput = handle; p.standardError = handle; p.standardInput = FileHandle.nullDevice
-        try p.run()
+        let p = try start(args, trial: trials[index])
         p.waitUntilExit()
-        try? handle.close()
         guard p.terminationStatus == 0,
               let json = try? JSONSerialization.jsonObject(with: Data(contentsOf: evalOut.appendingPathComponent("eval.json"))) as? [String: Any],
               let m = (json["models"] as? [[String: Any]])?.first, let em = (m["exactMatch"] as? NSNumber)?.doubleValue else {
