@@ -28,6 +28,10 @@ struct SFTCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Base-corpus data mixed into batches against forgetting.") var replay: [String] = []
     @Option(help: "Share of replay rows in every micro-batch.") var replayRatio: Double?
     @Option(parsing: .upToNextOption, help: "Base-corpus text for the before/after perplexity (default: --replay).") var baseEval: [String] = []
+    @Option(help: "Rows with checkable answers (finch eval data) answered greedily at each evaluation: eval_exact_match.")
+    var evalGenerate: String?
+    @Option(help: "Rows of --eval-generate answered, its first ones (default \(d.job.evalGenerateLimit)).") var evalGenerateLimit: Int?
+    @Option(help: "Longest answer for --eval-generate, in tokens (default \(d.job.evalGenerateMaxTokens)).") var evalGenerateMaxTokens: Int?
     @Flag(help: "Also write a merged model (LoRA/DoRA) to RUN/final/merged.") var merge = false
     @Flag(inversion: .prefixedNo, help: "Pack several short records per row (default on).") var pack: Bool?
     @Flag(help: "Train on prompt tokens too.") var trainOnPrompt = false

@@ -13,8 +13,10 @@ struct SweepCommand: ParsableCommand {
         searched key a distribution: `lr: {log-uniform: [1.0e-4, 1.0e-2]}`, `warmup: {int: [0, 100]}`,
         `lora-dropout: {uniform: [0, 0.2]}`, `lora-r: {choice: [4, 8, 16]}` (or a bare list). Trials run as
         `finch CMD --config OUT/trials/NNN.yaml --out OUT/trials/NNN`, --parallel at a time; successive halving stops a
-        trial whose eval_loss at a rung (--grace-steps, then ×η) is not among the best 1/η there. --metric exact_match
-        evaluates each finished trial with `finch eval --data EVAL` (greedy). OUT gets trials.jsonl, results.md,
+        trial whose eval_loss at a rung (--grace-steps, then ×η) is not among the best 1/η there; with
+        --rung-metric exact_match it ranks exact match instead: sft trials answer the first --rung-limit rows of EVAL
+        at every evaluation, which matters when the loss rises while the answers still improve. With --metric
+        exact_match each finished trial is scored by `finch eval --data EVAL` (greedy). OUT gets trials.jsonl, results.md,
         sweep.svg and best.yaml (the base recipe with the best values). Ctrl-C stops the trials at a checkpoint; the same
         command again resumes the sweep.
         Example: finch sweep --config recipes/demo-sft.yaml --space recipes/sweep-sft-space.yaml --trials 12 --metric exact_match --eval-data corpora/eval.jsonl --out runs/sweep
@@ -35,6 +37,9 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Evaluation rows for exact_match (JSONL with task and answer).") var evalData: String?
     @Option(help: "Evaluate only the first N rows.") var evalLimit: Int?
     @Option(help: "Longest reply in the exact-match evaluation.") var evalMaxTokens: Int = 32
+    @Option(help: "What the halving ranks at its rungs: eval_loss, or exact_match (sft trials answer the first --rung-limit rows of --eval-data at each evaluation).")
+    var rungMetric: String = "eval_loss"
+    @Option(help: "Rows of --eval-data answered at each rung with --rung-metric exact_match.") var rungLimit: Int = 100
     @Option(help: "Seed of the search.") var seed: UInt64 = 0
     @Flag(help: "Replace a sweep in --out instead of resuming it.") var overwrite = false
 
@@ -44,7 +49,7 @@ struct SweepCommand: ParsableCommand {
         guard eta > 1 else { throw ValidationError("--eta must be greater than 1") }
         let settings = SweepRunner.Settings(command: command, baseConfig: baseConfig, space: space, metric: metric, trials: trials,
                                             search: method, seed: seed, halving: halving, evalData: evalData, evalLimit: evalLimit,
-                                            evalMaxTokens: evalMaxTokens)
+                                            evalMaxTokens: evalMaxTokens, rungMetric: rungMetric, rungLimit: rungLimit)
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let runner = try SweepRunner(settings: settings, out: URL(fileURLWithPath: out), finch: try Self.finchExecutable(),
                                      parallel: parallel ?? max(1, cores / max(1, threadsPerTrial)), threadsPerTrial: threadsPerTrial,

@@ -217,6 +217,58 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("trials/000/eval/eval.json").path))
     }
 
+    /// `finch sft --eval-generate FILE` answers the file's first checkable rows at every evaluation and logs their exact
+    /// match beside the loss; methods whose generation is not the decoder's own are refused before training.
+    func testSFTEvalGenerateLogsExactMatchAtEveryEvaluation() throws {
+        let s = try setup(steps: 10)
+        let evalData = try write(Self.colourRows(5), "eval.jsonl", in: s.dir)
+        let run = s.dir.appendingPathComponent("run")
+        let r = try ToolProcess.run(try finch(), ["sft", "--config", s.base.path, "--out", run.path, "--eval-generate", evalData.path,
+                                                  "--eval-generate-limit", "3", "--eval-generate-max-tokens", "5"], in: s.dir)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("eval-generate: 3 checkable rows"), r.output)
+        let evals = try MetricsLog.read(run.appendingPathComponent("metrics.jsonl")).filter { $0["eval_loss"] != nil }
+        XCTAssertEqual(evals.compactMap { ($0["step"] as? NSNumber)?.intValue }, [5, 10])
+        for e in evals {
+            let em = try XCTUnwrap((e["eval_exact_match"] as? NSNumber)?.doubleValue, "\(e)")
+            XCTAssertTrue([0, 1.0 / 3, 2.0 / 3, 1].contains { abs($0 - em) < 1e-9 }, "exact match of 3 rows: \(em)")
+            XCTAssertNotNil(e["eval_exact_match_stderr"])
+        }
+        let prefix = try ToolProcess.run(try finch(), ["sft", "--config", s.base.path, "--out", s.dir.appendingPathComponent("prefix").path,
+                                                       "--method", "prefix", "--eval-generate", evalData.path], in: s.dir)
+        XCTAssertNotEqual(prefix.status, 0)
+        XCTAssertTrue(prefix.output.contains("does not work with --method prefix"), prefix.output)
+    }
+
+    /// With --rung-metric exact_match the trials answer the evaluation rows as they train, and the halving ranks those
+    /// answers (higher is better) instead of the loss.
+    func testExactMatchRungsRankTheTrialsAnswers() throws {
+        let s = try setup(steps: 20, extra: "merge: true")
+        let evalData = try write(Self.colourRows(6), "eval.jsonl", in: s.dir)
+        let out = s.dir.appendingPathComponent("sweep")
+        let r = try ToolProcess.run(try finch(), ["sweep", "--config", s.base.path, "--space", s.space.path, "--trials", "3", "--out", out.path,
+                                                  "--metric", "exact_match", "--eval-data", evalData.path, "--eval-max-tokens", "6",
+                                                  "--rung-metric", "exact_match", "--rung-limit", "4", "--grace-steps", "5", "--eta", "2",
+                                                  "--parallel", "1"], in: s.dir)
+        XCTAssertEqual(r.status, 0, r.output)
+        for t in try trials(out) {
+            let curve = try XCTUnwrap(t["curve"] as? [[Double]], "\(t)")
+            XCTAssertFalse(curve.isEmpty, "\(t)")
+            XCTAssertTrue(curve.allSatisfy { (0...1).contains($0[1]) && ($0[1] * 4).rounded() == $0[1] * 4 }, "exact match of 4 rows: \(curve)")
+            let rungs = try XCTUnwrap(t["rungs"] as? [String: Double])
+            XCTAssertNotNil(rungs["0"], "every trial reaches rung 0 (step 5): \(t)")
+            let recipe = try String(contentsOf: out.appendingPathComponent(String(format: "trials/%03d.yaml", t["trial"] as! Int)), encoding: .utf8)
+            XCTAssertTrue(recipe.contains("eval-generate: \(evalData.path)") && recipe.contains("eval-generate-limit: 4"), recipe)
+        }
+        let svg = try String(contentsOf: out.appendingPathComponent("sweep.svg"), encoding: .utf8)
+        XCTAssertTrue(svg.contains("eval exact match"), "the curves panel names its metric")
+    }
+
+    static func colourRows(_ n: Int) -> String {
+        (0..<n).map { i in "{\"instruction\": \"What colour is the cat number \(i)?\", \"output\": \"The cat is red.\", \"task\": \"colour\", \"answer\": \"The cat is red.\"}" }
+            .joined(separator: "\n") + "\n"
+    }
+
     func testBadSweepsFailBeforeAnyTrialStarts() throws {
         let s = try setup()
         let bin = try finch()
@@ -225,6 +277,9 @@ final class SweepTests: XCTestCase {
             (["--space", try write("lora-rank: [2, 4]\n", "typo.yaml", in: s.dir).path], "did you mean"),
             (["--space", s.space.path, "--metric", "bleu"], "--metric bleu"),
             (["--space", s.space.path, "--metric", "exact_match"], "needs --eval-data"),
+            (["--space", s.space.path, "--metric", "exact_match", "--rung-metric", "exact_match"], "needs --eval-data"),
+            (["--space", s.space.path, "--rung-metric", "exact_match", "--eval-data", s.base.path], "goes with --metric exact_match"),
+            (["--space", s.space.path, "--rung-metric", "bleu"], "--rung-metric bleu"),
             (["--space", s.space.path, "--config", try write("model: nowhere\ndata: [x.jsonl]\neval-every: -1\n", "noeval.yaml", in: s.dir).path], "eval-every is -1"),
         ]
         for (extra, expected) in cases {

@@ -51,6 +51,13 @@ public final class EvalModel {
         trainingSeconds = info.seconds
     }
 
+    /// A model already in memory (one being trained, say), evaluated as it is: its decoder with whatever hooks it has.
+    public init(name: String, decoder: Decoder, tokenizer: any TextTokenizer, encoder: ChatEncoder?) {
+        self.name = name; self.decoder = decoder; self.tokenizer = tokenizer; self.encoder = encoder
+        trainableParameters = nil
+        trainingSeconds = nil
+    }
+
     /// "runs/sft/final" → "sft".
     static func defaultName(_ url: URL) -> String {
         let last = url.lastPathComponent

@@ -18,6 +18,8 @@ public struct EvalSettings: Sendable {
     public var topP: Float = 1
     public var samples: Int = 1
     public var seed: UInt64 = 0
+    /// Measure the references' perplexity (a forward pass per row); off when only the replies matter.
+    public var referencePerplexity = true
     public init(maxTokens: Int = 48, fewShot: Int = 0, batch: Int = 8, limit: Int? = nil,
                 temperature: Float = 0, topP: Float = 1, samples: Int = 1, seed: UInt64 = 0) {
         self.maxTokens = maxTokens; self.fewShot = fewShot; self.batch = batch; self.limit = limit
@@ -86,7 +88,7 @@ public enum ModelEvaluation {
 
         // Perplexity of the references (one row's logits at a time).
         var nllSum = 0.0, nllCount = 0
-        for row in genRows {
+        for row in genRows where settings.referencePerplexity {
             let s = try model.sequence(row, response: row.reference, plain: plain, fewShot: shots)
             let r = SequenceScoring.nll(model.decoder, ids: s.ids, from: s.responseStart)
             nllSum += r.sum; nllCount += r.count

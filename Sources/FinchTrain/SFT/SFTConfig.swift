@@ -34,6 +34,17 @@ public struct SFTConfig: TrainingConfig, Equatable, Sendable {
         guard job.evalFraction >= 0 && job.evalFraction < 1 else {
             throw TrainingError("--eval-fraction must be in [0, 1) (got \(job.evalFraction))")
         }
+        if job.evalGenerate != nil {
+            guard job.evalGenerateLimit >= 1 else { throw TrainingError("--eval-generate-limit must be at least 1 (got \(job.evalGenerateLimit))") }
+            guard job.evalGenerateMaxTokens >= 1 else {
+                throw TrainingError("--eval-generate-max-tokens must be at least 1 (got \(job.evalGenerateMaxTokens))")
+            }
+            // Generation runs the decoder with its hooks; virtual tokens and cached features are not part of that path.
+            guard !["prefix", "prompt"].contains(training.method), !training.cacheFeatures else {
+                throw TrainingError("--eval-generate answers with the decoder itself: it does not work with --method \(training.method)\(training.cacheFeatures ? " and --cache-features" : "")")
+            }
+            guard training.evalEvery >= 0 else { throw TrainingError("--eval-generate needs evaluations (--eval-every is negative)") }
+        }
     }
 }
 
@@ -55,6 +66,13 @@ public struct SFTJobOptions: Codable, Equatable, Sendable {
     public var baseEval: [String]?
     /// Micro-batches of the base corpus measured before and after.
     public var baseEvalBatches: Int = 8
+    /// Rows with checkable answers (`finch eval` data: prompt, answer, task) answered greedily at every evaluation,
+    /// logged as `eval_exact_match` beside `eval_loss`: the loss can rise while the answers still improve.
+    public var evalGenerate: String?
+    /// How many rows of `evalGenerate` (its first ones) are answered.
+    public var evalGenerateLimit: Int = 100
+    /// Longest generated answer (tokens).
+    public var evalGenerateMaxTokens: Int = 32
     public var resume: Bool = false
     /// Also write a merged model (LoRA / DoRA) into RUN/final/merged.
     public var merge: Bool = false

@@ -92,6 +92,9 @@ public enum SFTJob {
             }
         }
         trainer.session.writeModel = writeUsable
+        if job.evalGenerate != nil {
+            trainer.extraEvaluation = try answerCheck(job, model: model, tokenizer: tokenizer, template: template, log: log)
+        }
         try world.endRankZeroFirst()
 
         func baseEval() throws -> EvalResult? {
@@ -148,6 +151,33 @@ public enum SFTJob {
         log(JobSupport.summaryTable(summary, baseBefore: before, baseAfter: after, heldOutBefore: heldOutBefore))
         if summary.endReason == "interrupted" { throw TrainingInterrupted(step: trainer.session.state.step, runFolder: runURL) }
         return report
+    }
+}
+
+extension SFTJob {
+    /// `--eval-generate`: greedy answers to the first checkable rows of a `finch eval` file by the model as it trains
+    /// (its adapter included), scored as `finch eval` scores them.
+    static func answerCheck(_ job: SFTJobOptions, model: CausalLMModel, tokenizer: any TextTokenizer, template: ChatTemplate?,
+                            log: (String) -> Void) throws -> () throws -> (metrics: [String: Double], text: String) {
+        let url = URL(fileURLWithPath: job.evalGenerate!)
+        let rows = Array(try EvalRow.read(url).filter(\.isCheckable).prefix(job.evalGenerateLimit))
+        guard !rows.isEmpty else {
+            throw TrainingError("\(url.path): no row with a checkable answer (prompt, answer and task) for --eval-generate")
+        }
+        let encoder = try template.map { try ChatEncoder(tokenizer: tokenizer, template: $0) }
+        let answering = EvalModel(name: "training", decoder: model.decoder, tokenizer: tokenizer, encoder: encoder)
+        var settings = EvalSettings(maxTokens: job.evalGenerateMaxTokens, batch: 8)
+        settings.referencePerplexity = false
+        log("eval-generate: \(rows.count) checkable rows of \(url.lastPathComponent) answered greedily at every evaluation"
+            + (encoder == nil ? " (no chat template: plain Question/Answer prompts)" : ""))
+        return {
+            PEFTMethods.setTraining(model.peft, false)
+            defer { PEFTMethods.setTraining(model.peft, true) }
+            let s = try ModelEvaluation.evaluate(answering, rows: rows, settings: settings)
+            let em = s.exactMatch ?? 0, se = s.exactMatchStderr ?? 0
+            return (["eval_exact_match": em, "eval_exact_match_stderr": se],
+                    String(format: "exact match %.1f%% ±%.1f", 100 * em, 100 * se))
+        }
     }
 }
 

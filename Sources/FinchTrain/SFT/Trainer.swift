@@ -258,6 +258,10 @@ public final class Trainer {
         return StepResult(loss: loss, trainedTokens: tokens, realTokens: Int(sums[1]), gradNorm: report.gradNorm, lr: lr)
     }
 
+    /// Measured at every evaluation beside the held-out loss (e.g. exact match of generated answers): metrics logged
+    /// under their names, and a short text for the progress line.
+    public var extraEvaluation: (() throws -> (metrics: [String: Double], text: String))?
+
     /// Evaluates on the held-out split (nil without one).
     public func evaluate() throws -> EvalResult? {
         guard let e = evalData, e.count > 0 else { return nil }
@@ -294,13 +298,16 @@ public final class Trainer {
             if let every = evalInterval, step % every == 0 || step == totalSteps, let e = try evaluate() {
                 lastEval = e; evalAtStep = step
                 session.state.extras["eval_step"] = .int(Int64(step))
-                try session.log(e.record())
+                let extra = try extraEvaluation?()
+                try session.log(e.record().merging(extra?.metrics ?? [:]) { a, _ in a })
                 let improved = try session.evaluated(loss: e.loss, saveBest: config.saveBest)
                 var metrics = ["eval_loss": e.loss, "eval_ppl": e.perplexity]
                 if let a = e.accuracy { metrics["eval_accuracy"] = a }
+                metrics.merge(extra?.metrics ?? [:]) { a, _ in a }
                 p.evaluation(EvaluationProgress(step: step, metrics: metrics, improved: improved,
                                                 text: String(format: "step %d: eval loss %.4f · ppl %.2f", step, e.loss, e.perplexity)
-                                                    + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "") + (improved ? " (best)" : "")))
+                                                    + (e.accuracy.map { String(format: " · accuracy %.3f", $0) } ?? "")
+                                                    + (extra.map { " · \($0.text)" } ?? "") + (improved ? " (best)" : "")))
                 if session.state.shouldStopEarly(patience: config.patience) {
                     endReason = "early-stop"
                     p.message("early stop: no eval improvement in \(config.patience) evaluations")
@@ -321,7 +328,7 @@ public final class Trainer {
         if endReason == "interrupted" { p.message("stopped at step \(session.state.step); checkpoint written (resume with --resume)") }
         if evalAtStep != session.state.step, endReason != "interrupted", let e = try evaluate() {
             lastEval = e
-            try session.log(e.record())
+            try session.log(e.record().merging(try extraEvaluation?().metrics ?? [:]) { a, _ in a })
             try session.evaluated(loss: e.loss, saveBest: config.saveBest)
         }
         try session.writeLossCurve()

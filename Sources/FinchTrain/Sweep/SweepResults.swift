@@ -102,7 +102,7 @@ struct SweepResults {
         if !curves.isEmpty {
             let rungs = settings.halving.map { h in h.milestones(maxSteps: trials.map(\.maxSteps).max() ?? 0) } ?? []
             let title = "Evaluation curves" + (rungs.isEmpty ? "" : " (halving rungs at steps \(rungs.map(String.init).joined(separator: ", ")))")
-            panels.append(LossCurve.Panel(title: title, yLabel: "eval loss", series: curves))
+            panels.append(LossCurve.Panel(title: title, yLabel: settings.curveKey.replacingOccurrences(of: "_", with: " "), series: curves))
         }
         return panels
     }

@@ -24,12 +24,24 @@ public final class SweepRunner {
         public var evalData: String?
         public var evalLimit: Int?
         public var evalMaxTokens: Int
+        /// What the halving ranks at its rungs: `eval_loss` (nil, the default) or `exact_match`, the trials answering the
+        /// first `rungLimit` rows of the evaluation data at every evaluation (`sft --eval-generate`).
+        public var rungMetric: String?
+        public var rungLimit: Int?
         public init(command: String, baseConfig: String, space: String, metric: String, trials: Int, search: TPESampler.Method,
-                    seed: UInt64, halving: SuccessiveHalving?, evalData: String?, evalLimit: Int?, evalMaxTokens: Int) {
+                    seed: UInt64, halving: SuccessiveHalving?, evalData: String?, evalLimit: Int?, evalMaxTokens: Int,
+                    rungMetric: String? = nil, rungLimit: Int? = nil) {
             self.command = command; self.baseConfig = baseConfig; self.space = space; self.metric = metric; self.trials = trials
             self.search = search; self.seed = seed; self.halving = halving; self.evalData = evalData; self.evalLimit = evalLimit
             self.evalMaxTokens = evalMaxTokens
+            self.rungMetric = rungMetric == "eval_loss" ? nil : rungMetric
+            self.rungLimit = self.rungMetric == nil ? nil : (rungLimit ?? 100)
         }
+
+        /// The key of the trials' metrics.jsonl that the curves and the rungs read.
+        public var curveKey: String { rungMetric == "exact_match" ? "eval_exact_match" : "eval_loss" }
+        /// Whether a higher curve value is better.
+        public var curveHigherIsBetter: Bool { rungMetric == "exact_match" }
     }
 
     public static let metrics = ["eval_loss", "exact_match"]
@@ -70,6 +82,18 @@ public final class SweepRunner {
         // The metric must be one the trials log: eval_loss needs evaluation switched on.
         if (resolved["eval-every"] as? Int).map({ $0 < 0 }) ?? false {
             throw TrainingError("\(settings.baseConfig): eval-every is -1, so trials log no eval_loss (the halving and the eval_loss metric need it)")
+        }
+        if let r = settings.rungMetric {
+            guard r == "exact_match" else { throw TrainingError("--rung-metric \(r): choose eval_loss or exact_match") }
+            guard settings.metric == "exact_match" else { throw TrainingError("--rung-metric exact_match goes with --metric exact_match") }
+            guard settings.command == "sft" else {
+                throw TrainingError("--rung-metric exact_match needs sft trials (they answer --eval-data as they train); \(settings.command) logs eval_loss")
+            }
+            guard settings.evalData != nil else { throw TrainingError("--rung-metric exact_match needs --eval-data FILE (rows with task and answer)") }
+            guard (settings.rungLimit ?? 1) >= 1 else { throw TrainingError("--rung-limit must be at least 1") }
+            for key in ["eval-generate", "eval-generate-limit", "eval-generate-max-tokens"] where base[key] != nil {
+                throw TrainingError("\(settings.baseConfig): '\(key)' is set by the sweep for every trial (--rung-metric exact_match); remove it from the base config")
+            }
         }
         if settings.metric == "exact_match" {
             guard ["sft", "dpo", "kto"].contains(settings.command) else {
@@ -229,6 +253,11 @@ public final class SweepRunner {
                            rung: -1, rungs: [:], curve: [], maxSteps: 0, seconds: nil, note: nil)
         var recipe = base
         for (k, v) in values { recipe[k] = v.native }
+        if settings.rungMetric == "exact_match", let e = settings.evalData {
+            recipe["eval-generate"] = e
+            recipe["eval-generate-limit"] = settings.rungLimit ?? 100
+            recipe["eval-generate-max-tokens"] = settings.evalMaxTokens
+        }
         do {
             let resolved = try Self.resolve(settings.command, values: recipe)
             t.maxSteps = resolved["max-steps"] as? Int ?? 0
@@ -310,7 +339,7 @@ public final class SweepRunner {
         guard FileManager.default.fileExists(atPath: metricsURL.path),
               let records = try? MetricsLog.read(metricsURL) else { return false }
         let curve = records.compactMap { r -> [Double]? in
-            guard let s = (r["step"] as? NSNumber)?.doubleValue, let v = (r["eval_loss"] as? NSNumber)?.doubleValue, v.isFinite else { return nil }
+            guard let s = (r["step"] as? NSNumber)?.doubleValue, let v = (r[settings.curveKey] as? NSNumber)?.doubleValue, v.isFinite else { return nil }
             return [s, v]
         }
         guard curve != trials[index].curve else { return false }
@@ -321,9 +350,12 @@ public final class SweepRunner {
                 guard let point = curve.first(where: { Int($0[0]) >= m }) else { break }
                 trials[index].rungs["\(k)"] = point[1]
                 trials[index].rung = k
+                // The halving keeps the lowest values: exact match is compared negated.
+                let sign = settings.curveHigherIsBetter ? -1.0 : 1.0
                 let recorded = trials.compactMap { $0.rungs["\(k)"] }
-                if !h.continues(point[1], recorded: recorded) {
-                    trials[index].note = String(format: "stopped at rung %d (step %d): eval_loss %.4f not in the best 1/%g of %d", k, Int(point[0]), point[1], h.eta, recorded.count)
+                if !h.continues(sign * point[1], recorded: recorded.map { sign * $0 }) {
+                    trials[index].note = String(format: "stopped at rung %d (step %d): %@ %.4f not in the best 1/%g of %d", k, Int(point[0]),
+                                                settings.curveKey, point[1], h.eta, recorded.count)
                     log("trial \(trials[index].folderName) \(trials[index].note!)")
                     running[index]!.stopping = true
                     r.process.interrupt()

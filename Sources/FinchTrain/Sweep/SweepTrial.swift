@@ -16,9 +16,9 @@ public struct SweepTrial: Codable, Equatable {
     public var stderr: Double?
     /// The highest rung the trial passed or stopped at (-1: none yet).
     public var rung: Int
-    /// Evaluation loss at each rung reached, by rung index.
+    /// The curve's value (eval_loss, or eval_exact_match with `--rung-metric exact_match`) at each rung reached, by rung index.
     public var rungs: [String: Double]
-    /// The evaluation curve: [step, eval_loss] pairs.
+    /// The evaluation curve: [step, value] pairs of the rung metric's key (`Settings.curveKey`).
     public var curve: [[Double]]
     /// Steps the trial's configuration runs.
     public var maxSteps: Int
