@@ -4,25 +4,25 @@
 #   tools/sweep_demo.sh DEMO_RUN [OUT]
 #
 # DEMO_RUN is a finished `tools/demo.sh` run folder (its base model, its SFT model and eval.json are reused). The
-# sweep searches recipes/sweep-sft-space.yaml around recipes/demo-sft.yaml with TPE and successive halving (its rungs
-# rank the trials' answers to 150 validation rows as they train), scoring each finished trial by exact match on a
-# validation slice (the last 400 rows of corpora/instructions.jsonl, which the trials
+# sweep searches recipes/sweep-sft-space.yaml around recipes/demo-sft.yaml with TPE and successive halving (its rung at
+# step 500 ranks the trials' answers to the validation rows as they train), scoring each finished trial by exact match
+# on a validation slice (the last 400 rows of corpora/instructions.jsonl, which the trials
 # do not train on); corpora/eval.jsonl stays untouched until the end. Then the best configuration is trained on the
 # demo's full SFT data and evaluated on corpora/eval.jsonl beside the demo's SFT model, with the paired standard
-# error of the difference. Environment: FINCH_BIN (default .build/release/finch), SWEEP_TRIALS (default 16).
+# error of the difference. Environment: FINCH_BIN (default .build/release/finch), SWEEP_TRIALS (default 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${1:?usage: tools/sweep_demo.sh DEMO_RUN [OUT]}
 OUT=${2:-runs/sweep-demo-$(date +%Y%m%d-%H%M%S)}
 FINCH=${FINCH_BIN:-.build/release/finch}
-TRIALS=${SWEEP_TRIALS:-16}
+TRIALS=${SWEEP_TRIALS:-12}
 mkdir -p "$OUT/data"
 head -n -400 corpora/instructions.jsonl > "$OUT/data/train.jsonl"
 tail -n 400 corpora/instructions.jsonl > "$OUT/data/validation.jsonl"
 { cat recipes/demo-sft.yaml; echo "model: $DEMO/base/final"; echo "data: [$OUT/data/train.jsonl, corpora/open_ended.jsonl]"; } > "$OUT/data/base.yaml"
 T0=$(date +%s)
 "$FINCH" sweep --config "$OUT/data/base.yaml" --space recipes/sweep-sft-space.yaml --trials "$TRIALS" --metric exact_match \
-  --eval-data "$OUT/data/validation.jsonl" --rung-metric exact_match --rung-limit 150 --out "$OUT/sweep" --seed 1
+  --eval-data "$OUT/data/validation.jsonl" --rung-metric exact_match --rung-limit 400 --grace-steps 500 --out "$OUT/sweep" --seed 1
 echo "sweep: $(( $(date +%s) - T0 )) s" | tee "$OUT/timings.txt"
 # The best configuration on the demo's full SFT data, as the demo trains its SFT stage.
 grep -v -E '^(model|data):|^- ' "$OUT/sweep/best.yaml" > "$OUT/best-sft.yaml"
