@@ -1,4 +1,5 @@
 #include "CFinchSIMD.h"
+#include "half.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -36,14 +37,7 @@ static float dot_portable(long k, const uint16_t *w, const float *x) {
 
 void cfinch_gemv_bf16(long k, const uint16_t *w, long ldw, long r0, long r1, int m, const float *x, long ldx,
                       float *y, long ldy, float beta, int simd) {
-    int fast = simd && cfinch_cpu_has_avx512();
-    for (long j = r0; j < r1; j++) {
-        for (int i = 0; i < m; i++) {
-            float v = fast ? dot_avx512(k, w + j * ldw, x + i * ldx) : dot_portable(k, w + j * ldw, x + i * ldx);
-            float *o = y + i * ldy + j;
-            *o = beta == 0 ? v : v + beta * *o;
-        }
-    }
+    cfinch_rows16(simd && cfinch_cpu_has_avx512() ? dot_avx512 : dot_portable, k, w, ldw, r0, r1, m, x, ldx, y, ldy, beta);
 }
 
 // MARK: fp32 weights

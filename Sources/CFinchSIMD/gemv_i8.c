@@ -1,4 +1,5 @@
 #include "CFinchSIMD.h"
+#include "half.h"
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
@@ -9,23 +10,6 @@
 // the float sums differs.
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (man == 0) { bits = sign; }
-        else {   // subnormal: normalise
-            int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3FF) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f; memcpy(&f, &bits, 4); return f;
-}
 
 static uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
@@ -76,14 +60,14 @@ static float dot_portable(int format, long k, const uint8_t *w, const int8_t *xq
         for (long b = 0; b < k / 32; b++, w += 34) {
             int32_t p = 0;
             for (int i = 0; i < 32; i++) p += (int8_t)w[2 + i] * xq[32 * b + i];
-            sum += f16_to_f32(load_u16(w)) * xd[b] * (float)p;
+            sum += cfinch_half_to_float(load_u16(w)) * xd[b] * (float)p;
         }
         break;
     case CFINCH_Q4_0:
         for (long b = 0; b < k / 32; b++, w += 18) {
             int32_t p = 0;
             for (int i = 0; i < 16; i++) p += (w[2 + i] & 0xF) * xq[32 * b + i] + (w[2 + i] >> 4) * xq[32 * b + 16 + i];
-            sum += f16_to_f32(load_u16(w)) * xd[b] * (float)(p - 8 * xs[b]);
+            sum += cfinch_half_to_float(load_u16(w)) * xd[b] * (float)(p - 8 * xs[b]);
         }
         break;
     case CFINCH_Q5_0:
@@ -94,12 +78,12 @@ static float dot_portable(int format, long k, const uint8_t *w, const int8_t *xq
                 int lo = (w[6 + i] & 0xF) | (((qh >> i) & 1) << 4), hi = (w[6 + i] >> 4) | (((qh >> (i + 16)) & 1) << 4);
                 p += lo * xq[32 * b + i] + hi * xq[32 * b + 16 + i];
             }
-            sum += f16_to_f32(load_u16(w)) * xd[b] * (float)(p - 16 * xs[b]);
+            sum += cfinch_half_to_float(load_u16(w)) * xd[b] * (float)(p - 16 * xs[b]);
         }
         break;
     case CFINCH_Q4_K:
         for (long sb = 0; sb < k / 256; sb++, w += 144) {
-            float dd = f16_to_f32(load_u16(w)), dmin = f16_to_f32(load_u16(w + 2));
+            float dd = cfinch_half_to_float(load_u16(w)), dmin = cfinch_half_to_float(load_u16(w + 2));
             const uint8_t *qs = w + 16;
             for (int j = 0; j < 8; j++) {
                 int sc, mn; scale_min_k4(j, w + 4, &sc, &mn);

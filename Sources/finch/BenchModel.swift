@@ -160,8 +160,11 @@ struct BenchDecode: ParsableCommand {
             let folder = try HFModelFolder.read(URL(fileURLWithPath: path), keepQuantized: baseQuant == nil)
             d = try Decoder(config: folder.config, parameters: folder.parameters, quantized: folder.quantized)
             d.trainable = []   // inference: the compact head copy is used only while the head is frozen
-            if baseQuant == nil, folder.storedDTypes.contains(where: { $0.lowercased() == "bf16" }) {
+            let types = Set(folder.storedDTypes.map { $0.lowercased() })
+            if baseQuant == nil, types.contains("bf16") {
                 try d.holdFrozenBaseBF16()   // a bf16 file decodes from bf16 weights, as llama.cpp does
+            } else if baseQuant == nil, types.contains("f16") {
+                try d.holdFrozenBaseF16()    // and an f16 file from f16 weights
             }
             if let q = baseQuant {
                 guard let f = QuantFormat(rawValue: q) else { throw ValidationError("--base-quant: unknown format '\(q)'") }
@@ -196,7 +199,7 @@ struct BenchDecode: ParsableCommand {
         }
         let ppv = median(pp), tgv = median(tg)
         if let path = model {
-            let weights = !d.bf16Weights.isEmpty ? "bf16" : d.quantized.isEmpty ? "fp32"
+            let weights = !d.bf16Weights.isEmpty ? "bf16" : !d.f16Weights.isEmpty ? "f16" : d.quantized.isEmpty ? "fp32"
                 : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
             let obj: [String: Any] = [
                 "model": path, "weights": weights, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,

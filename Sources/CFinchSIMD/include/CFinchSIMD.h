@@ -47,4 +47,16 @@ void cfinch_gemv_bf16(long k, const uint16_t *_Nonnull w, long ldw, long r0, lon
 void cfinch_gemv_f32(long k, const float *_Nonnull w, long ldw, long r0, long r1, const float *_Nonnull x,
                      float *_Nonnull y, float beta, int simd);
 
+/// 1 when the CPU executes AVX2, FMA and F16C and the OS saves the ymm state, else 0.
+int cfinch_cpu_has_f16c(void);
+
+/// y[i·ldy + j] = Σ_p x[i·ldx + p] · fp32(w[j·ldw + p]) (+ beta · y) for rows j in [r0, r1) of an IEEE-half
+/// matrix and m fp32 x rows of k elements. beta == 0 overwrites y. `simd`: 0 the portable path, 1 at most
+/// AVX2 + F16C, 2 the best the CPU has (AVX-512) — tests compare them.
+void cfinch_gemv_f16(long k, const uint16_t *_Nonnull w, long ldw, long r0, long r1, int m,
+                     const float *_Nonnull x, long ldx, float *_Nonnull y, long ldy, float beta, int simd);
+
+/// dst[i] = fp32(src[i]) for i < n (exact). `simd` as for `cfinch_gemv_f16`.
+void cfinch_f16_to_f32(const uint16_t *_Nonnull src, long n, float *_Nonnull dst, int simd);
+
 #endif
