@@ -30,12 +30,18 @@ AVX512_TARGET static inline __m128 hsum4x16(__m512 a, __m512 b, __m512 c, __m512
     return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
-// Four consecutive weight rows (ldw apart) · x: x is loaded once per 16 columns for all four.
-AVX512_TARGET static __m128 dot4_avx512(long k, const uint16_t *w, long ldw, const float *x) {
+// Four consecutive weight rows (ldw apart) · x: x is loaded once per 16 columns for all four. With `prefetch`,
+// the next four rows are prefetched one cache line (32 halves) per row per step, as in gemv_i8.c's row groups.
+AVX512_TARGET static __m128 dot4_avx512(long k, const uint16_t *w, long ldw, const float *x, int prefetch) {
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const uint16_t *w1 = w + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
     long p = 0;
     for (; p + 16 <= k; p += 16) {
+        if (prefetch && p % 32 == 0) {
+            const char *n = (const char *)(w + 4 * ldw + p);
+            _mm_prefetch(n, _MM_HINT_T0); _mm_prefetch(n + 2 * ldw, _MM_HINT_T0);
+            _mm_prefetch(n + 4 * ldw, _MM_HINT_T0); _mm_prefetch(n + 6 * ldw, _MM_HINT_T0);
+        }
         __m512 xv = _mm512_loadu_ps(x + p);
         a0 = _mm512_fmadd_ps(widen16(w + p), xv, a0);
         a1 = _mm512_fmadd_ps(widen16(w1 + p), xv, a1);
@@ -74,7 +80,7 @@ static void rows_avx512(long k, const uint16_t *w, long ldw, long r0, long r1, i
     long j = r0;
     for (; j + 4 <= r1; j += 4) {   // the four rows stay in L1 across the m x rows
         for (int i = 0; i < m; i++) {
-            __m128 v = dot4_avx512(k, w + j * ldw, ldw, x + i * ldx);
+            __m128 v = dot4_avx512(k, w + j * ldw, ldw, x + i * ldx, i == 0);
             float *o = y + i * ldy + j;
             if (beta != 0) v = _mm_fmadd_ps(_mm_set1_ps(beta), _mm_loadu_ps(o), v);
             _mm_storeu_ps(o, v);

@@ -203,7 +203,7 @@ struct BenchDecode: ParsableCommand {
                 : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
             let obj: [String: Any] = [
                 "model": path, "weights": weights, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
-                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv, "tg_tokens_per_cpu_s": median(tgCPU),
                 "weight_mib": Double(d.weightBytes) / 1048576, "peak_rss_mib": peakRSSMiB(),
             ]
             if json {
@@ -221,7 +221,7 @@ struct BenchDecode: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
-                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv, "tg_tokens_per_cpu_s": median(tgCPU),
                 "pytorch_pp64_2t": ref.torchPrefill, "pytorch_tg128_2t": ref.torchDecode,
                 "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "tg_tokens_per_cpu_s": median(tgCPU), "peak_rss_mib": peakRSSMiB(),
             ]
