@@ -95,6 +95,23 @@ static float dot_portable(int format, long k, const uint8_t *w, const int8_t *xq
             }
         }
         break;
+    case CFINCH_Q6_K:
+        for (long sb = 0; sb < k / 256; sb++, w += 210) {
+            float dd = cfinch_half_to_float(load_u16(w + 208));
+            for (int j = 0; j < 8; j++) {   // x block b = 32 weights: half n, quarter g of ggml's q6_K layout
+                int n = j / 4, g = j % 4;
+                long b = sb * 8 + j;
+                for (int h = 0; h < 2; h++) {   // two sub-blocks of 16, a scale each
+                    int32_t p = 0;
+                    for (int i = 16 * h; i < 16 * h + 16; i++) {
+                        int lo = w[64 * n + 32 * (g & 1) + i], hi = (w[128 + 32 * n + i] >> (2 * g)) & 3;
+                        p += (((g < 2 ? lo & 0xF : lo >> 4) | (hi << 4)) - 32) * xq[32 * b + i];
+                    }
+                    sum += xd[b] * dd * (float)(int8_t)w[192 + 8 * n + 2 * g + h] * (float)p;
+                }
+            }
+        }
+        break;
     }
     return sum;
 }
@@ -161,6 +178,27 @@ VNNI_TARGET static inline __m256 blk_q4_k(const uint8_t *w, long b, const int8_t
     return _mm256_sub_ps(acc, _mm256_zextps128_ps256(_mm_set_ss(off)));
 }
 
+// Q6_K: b is a 32-element x block; block j of a super-block takes the low (quarters 0, 1) or high (2, 3) nibbles
+// of 32 ql bytes, 2 bits of 32 qh bytes, and two scales (lanes 0–3 and 4–7 of dpbusd are its two 16-element
+// sub-blocks). The −32 offset is taken back per lane through dpbusd(32, x).
+VNNI_TARGET static inline __m256 blk_q6_k(const uint8_t *w, long b, const int8_t *xq, const float *xd, const int32_t *xs, __m256 acc) {
+    (void)xs;
+    const uint8_t *p = w + 210 * (b / 8);
+    int j = (int)(b % 8), n = j / 4, g = j % 4;
+    const int8_t *sc = (const int8_t *)(p + 192) + 8 * n + 2 * g;
+    const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3);
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(p + 64 * n + 32 * (g & 1)));
+    if (g >= 2) lo = _mm256_srli_epi16(lo, 4);
+    __m256i hi = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(p + 128 + 32 * n)), _mm_cvtsi32_si128(2 * g)), m2);
+    __m256i q = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_slli_epi16(hi, 4));
+    __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * b));
+    __m256i dot = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q, xv),
+                                   _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(32), xv));
+    float s = _cvtsh_ss(load_u16(p + 208)) * xd[b];
+    __m256 scale = _mm256_set_m128(_mm_set1_ps(s * (float)sc[1]), _mm_set1_ps(s * (float)sc[0]));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc);
+}
+
 // The lane sums of four accumulators as one vector (a, b, c, d).
 VNNI_TARGET static inline __m128 hsum4x8(__m256 a, __m256 b, __m256 c, __m256 d) {
     __m256 ab = _mm256_hadd_ps(a, b), cd = _mm256_hadd_ps(c, d), abcd = _mm256_hadd_ps(ab, cd);
@@ -212,6 +250,7 @@ ROWS_KERNEL(rows_q8_0, blk_q8_0, 34)
 ROWS_KERNEL(rows_q4_0, blk_q4_0, 18)
 ROWS_KERNEL(rows_q5_0, blk_q5_0, 22)
 ROWS_KERNEL(rows_q4_k, blk_q4_k, 36)
+ROWS_KERNEL(rows_q6_k, blk_q6_k, 27)
 
 VNNI_TARGET
 static void rows_vnni(int format, long k, const uint8_t *w, long rowBytes, long r0, long r1, int m,
@@ -220,7 +259,8 @@ static void rows_vnni(int format, long k, const uint8_t *w, long rowBytes, long 
     case CFINCH_Q8_0: rows_q8_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
     case CFINCH_Q4_0: rows_q4_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
     case CFINCH_Q5_0: rows_q5_0(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
-    default: rows_q4_k(k / 64, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
+    case CFINCH_Q4_K: rows_q4_k(k / 64, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
+    default: rows_q6_k(k / 32, k, w, rowBytes, r0, r1, m, xq, xd, xs, y, ldy, beta); break;
     }
 }
 

@@ -59,7 +59,7 @@ final class QuantizedBaseTests: XCTestCase {
                 }
                 // KV-cached decoding (the small-m fused path) gives the full forward's last logits: to fp32 rounding,
                 // or, where the CPU runs the int8-activation kernels (x rounded to 8 bits per 32-element block, as
-                // llama.cpp does; q4_1 and q6_K keep the fp32 kernel), within 2e-2 of the logits' scale.
+                // llama.cpp does; q4_1 keeps the fp32 kernel), within 2e-2 of the logits' scale.
                 let cache = KVCache(config: cfg, batch: 1, maxLength: T + 1)
                 let prompt = Array(ids[0..<T])
                 _ = q.prefill(Array(prompt.dropLast()), cache: cache)

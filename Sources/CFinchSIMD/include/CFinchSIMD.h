@@ -19,7 +19,7 @@ void cfinch_gemm_bf16_6x64(long kpairs, const void *_Nonnull a, const void *_Non
 int cfinch_cpu_has_avx512vnni(void);
 
 /// Weight formats of `cfinch_gemv_i8` (ggml's block layouts).
-enum { CFINCH_Q8_0 = 0, CFINCH_Q4_0 = 1, CFINCH_Q5_0 = 2, CFINCH_Q4_K = 3 };
+enum { CFINCH_Q8_0 = 0, CFINCH_Q4_0 = 1, CFINCH_Q5_0 = 2, CFINCH_Q4_K = 3, CFINCH_Q6_K = 4 };
 
 /// Quantises `k` floats (k a multiple of 32) as llama.cpp's q8_0 rows: per 32-element block, scale
 /// d = amax / 127, q = round-to-nearest-even(x / d) in `q[k]`, d in `d[k/32]`, Σq in `s[k/32]`.
