@@ -40,3 +40,16 @@ int cfinch_cpu_has_avx512vnni(void) {
     }
     return state;
 }
+
+int cfinch_cpu_has_f16c(void) {
+    static int state = -1;
+    if (state < 0) {
+        unsigned a, b, c, d, lo = 0, hi;
+        int ok = __get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1) && ((c >> 28) & 1)   // OSXSAVE, AVX
+                 && ((c >> 29) & 1) && ((c >> 12) & 1);                                   // F16C, FMA
+        if (ok) __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        ok = ok && (lo & 6) == 6 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> 5) & 1);   // ymm state, AVX2
+        state = ok;
+    }
+    return state;
+}

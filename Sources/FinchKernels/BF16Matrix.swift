@@ -36,30 +36,15 @@ public final class BF16Matrix: @unchecked Sendable {
         }
     }
 
-    /// y[m, rows] = x[m, cols] · Wᵀ (+ beta · y). Up to `QuantGemm.fusedMaxRows` x rows stream W once through
-    /// the C kernel (fp32 arithmetic, W widened in registers); more rows (prompt processing) multiply bands of
-    /// W widened to fp32 with `Gemm.gemm(precision: .bf16)`, which rounds x to bf16 as llama.cpp does for bf16
-    /// weights (W loses nothing: it is bf16 already). `simd: false` runs the portable C loops (tests).
+    /// y[m, rows] = x[m, cols] · Wᵀ (+ beta · y) (`HalfMatrixProduct`). Up to `QuantGemm.fusedMaxRows` x rows:
+    /// fp32 arithmetic, W widened in registers; more rows (prompt processing) multiply bands of W widened to fp32
+    /// with `Gemm.gemm(precision: .bf16)`, which rounds x to bf16 as llama.cpp does for bf16 weights (W loses
+    /// nothing: it is bf16 already). `simd: false` runs the portable C loops (tests).
     public func forward(m: Int, x: UnsafePointer<Float>, ldx: Int, beta: Float, y: UnsafeMutablePointer<Float>, ldy: Int,
                         simd: Bool = true) {
-        guard m > 0, rows > 0 else { return }
-        if m <= QuantGemm.fusedMaxRows || cols == 0 {
-            ThreadPool.shared.parallelFor(rows, minChunk: max(1, 32_768 / max(1, 2 * cols))) { _, r in
-                cfinch_gemv_bf16(cols, data, cols, r.lowerBound, r.upperBound, Int32(m), x, ldx, y, ldy, beta, simd ? 1 : 0)
-            }
-            return
-        }
-        let band = max(512, QuantGemm.tileFloats / cols / 64 * 64)
-        let tile = QuantTile.current.floats(min(band, rows) * cols)
-        var r0 = 0
-        while r0 < rows {
-            let count = min(band, rows - r0)
-            ThreadPool.shared.parallelFor(count, minChunk: max(1, 16_384 / cols)) { _, r in
-                expand(rows: (r0 + r.lowerBound)..<(r0 + r.upperBound), into: tile + r.lowerBound * cols)
-            }
-            Gemm.gemm(precision: .bf16, transA: false, transB: true, m: m, n: count, k: cols, a: x, lda: ldx,
-                      b: tile, ldb: cols, beta: beta, c: y + r0, ldc: ldy)
-            r0 += count
-        }
+        HalfMatrixProduct.forward(rows: rows, cols: cols, m: m, x: x, ldx: ldx, beta: beta, y: y, ldy: ldy, precision: .bf16,
+                                  gemv: { r in
+            cfinch_gemv_bf16(cols, data, cols, r.lowerBound, r.upperBound, Int32(m), x, ldx, y, ldy, beta, simd ? 1 : 0)
+        }, expand: { r, dst in expand(rows: r, into: dst) })
     }
 }

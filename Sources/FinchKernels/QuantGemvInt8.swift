@@ -18,6 +18,7 @@ public enum QuantGemvInt8 {
         case .q4_0: return Int32(CFINCH_Q4_0)
         case .q5_0: return Int32(CFINCH_Q5_0)
         case .q4_K: return Int32(CFINCH_Q4_K)
+        case .q6_K: return Int32(CFINCH_Q6_K)
         default: return nil
         }
     }

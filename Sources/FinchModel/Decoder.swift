@@ -54,6 +54,8 @@ public final class Decoder {
     public internal(set) var quantized: [String: QuantizedMatrix] = [:]
     /// Frozen projection weights held as bf16 for inference (`holdFrozenBaseBF16`; absent from `parameters`).
     public internal(set) var bf16Weights: [String: BF16Matrix] = [:]
+    /// Frozen projection weights held as IEEE half for inference (`holdFrozenBaseF16`; absent from `parameters`).
+    public internal(set) var f16Weights: [String: F16Matrix] = [:]
     /// The LM head in the file's own type, used by `prefill`/`step` only (see DecoderInferenceWeights.swift).
     public internal(set) var inferenceHead: InferenceHead?
     /// True inside `prefill`/`step`: products may take the inference-only kernels (int8 activations).
@@ -256,6 +258,8 @@ public final class Decoder {
             }
         } else if let b = bf16Weights[s.weight] {
             b.forward(m: rows, x: x, ldx: ldx, beta: 0, y: yc, ldy: ldy)
+        } else if let h = f16Weights[s.weight] {
+            h.forward(m: rows, x: x, ldx: ldx, beta: 0, y: yc, ldy: ldy)
         } else if s.conv1D {
             let W = w(s.weight)
             Gemm.gemm(precision: precision, transA: false, transB: false, m: rows, n: s.outFeatures, k: s.inFeatures,
@@ -294,7 +298,8 @@ public final class Decoder {
             QuantGemm.inputGradient(m: rows, dy: dyc, lddy: ldy, w: q, beta: accumulate ? 1 : 0, dx: dx, lddx: lddx,
                                     precision: precision)
         } else if let dx = dx {
-            precondition(bf16Weights[s.weight] == nil, "decoder: '\(s.weight)' is held as bf16 for inference (holdFrozenBaseBF16), which has no backward")
+            precondition(bf16Weights[s.weight] == nil && f16Weights[s.weight] == nil,
+                         "decoder: '\(s.weight)' is held as bf16/f16 for inference (holdFrozenBaseBF16/F16), which has no backward")
             let W = w(s.weight)
             if s.conv1D {
                 Gemm.gemm(precision: precision, transA: false, transB: true, m: rows, n: s.inFeatures, k: s.outFeatures,

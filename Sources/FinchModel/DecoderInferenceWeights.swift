@@ -1,7 +1,7 @@
 import FinchKernels
 
 // Weights kept in a file's own compact type for inference, as llama.cpp keeps them: a bf16 file's projections as
-// bf16 (`holdFrozenBaseBF16`), and the LM head (often the tied token embedding, 49152 × 576 for SmolLM2, as many
+// bf16 (`holdFrozenBaseBF16`), an f16 file's as IEEE half (`holdFrozenBaseF16`), and the LM head (often the tied token embedding, 49152 × 576 for SmolLM2, as many
 // bytes as all quantised layers together) as its quantised or bf16 blocks. The fp32 embedding stays for the
 // token lookups and for training; only `prefill`/`step` read the compact head, and only while it is frozen.
 
@@ -9,11 +9,13 @@ import FinchKernels
 public enum InferenceHead {
     case quantized(QuantizedMatrix)
     case bf16(BF16Matrix)
+    case f16(F16Matrix)
 
     var shape: [Int] {
         switch self {
         case .quantized(let q): return [q.rows, q.cols]
         case .bf16(let b): return [b.rows, b.cols]
+        case .f16(let h): return [h.rows, h.cols]
         }
     }
 }
@@ -27,19 +29,36 @@ extension Decoder {
     /// backward. Returns how many projections were converted.
     @discardableResult
     public func holdFrozenBaseBF16() throws -> Int {
+        try holdFrozenBase("bf16") { .bf16(BF16Matrix(rows: $0.shape[0], cols: $0.shape[1], from: $0.ptr)) }
+    }
+
+    /// `holdFrozenBaseBF16` with IEEE half (exact for an f16 file's weights): decoding and prompt processing then
+    /// compute in fp32 on the same weights as the fp32 path, from half the bytes.
+    @discardableResult
+    public func holdFrozenBaseF16() throws -> Int {
+        try holdFrozenBase("f16") { .f16(F16Matrix(rows: $0.shape[0], cols: $0.shape[1], from: $0.ptr)) }
+    }
+
+    /// Converts every frozen projection (into `bf16Weights` or `f16Weights`, by the case `convert` returns) and
+    /// the frozen head (as `inferenceHead`, unless there is one already); the projections' fp32 tensors go.
+    private func holdFrozenBase(_ type: String, _ convert: (Tensor) -> InferenceHead) throws -> Int {
         guard config.flavour != .gpt2 else {
-            throw ModelFileError("bf16 weights: GPT-2's Conv1D weights cannot be held as bf16 rows; use a Llama-family model")
+            throw ModelFileError("\(type) weights: GPT-2's Conv1D weights cannot be held as \(type) rows; use a Llama-family model")
         }
         var converted = 0
         for name in config.projectionWeightNames where !trainable.contains(name) {
             guard let t = parameters[name] else { continue }   // already compact
-            bf16Weights[name] = BF16Matrix(rows: t.shape[0], cols: t.shape[1], from: t.ptr)
+            switch convert(t) {
+            case .bf16(let b): bf16Weights[name] = b
+            case .f16(let h): f16Weights[name] = h
+            case .quantized: preconditionFailure("holdFrozenBase: quantised blocks go through quantizeFrozenBase")
+            }
             parameters[name] = nil
             converted += 1
         }
         let head = config.headWeightName
         if inferenceHead == nil, !trainable.contains(head), let t = parameters[head] {
-            inferenceHead = .bf16(BF16Matrix(rows: t.shape[0], cols: t.shape[1], from: t.ptr))
+            inferenceHead = convert(t)
         }
         return converted
     }
@@ -71,6 +90,8 @@ extension Decoder {
             }
         case .bf16(let b):
             b.forward(m: rows, x: hidden, ldx: C, beta: 0, y: logits, ldy: V)
+        case .f16(let h):
+            h.forward(m: rows, x: hidden, ldx: C, beta: 0, y: logits, ldy: V)
         }
         if let lora = hooks?.linearAdapter(module: "lm_head") {
             lora.forward(x: hidden, ldx: C, y: logits, ldy: V, rows: rows)

@@ -65,7 +65,7 @@ extension Decoder {
     /// Bytes the weights take in memory: fp32 tensors plus quantised blocks.
     public var weightBytes: Int {
         parameters.values.reduce(0) { $0 + 4 * $1.count } + quantized.values.reduce(0) { $0 + $1.byteCount }
-            + bf16Weights.values.reduce(0) { $0 + $1.byteCount }
+            + bf16Weights.values.reduce(0) { $0 + $1.byteCount } + f16Weights.values.reduce(0) { $0 + $1.byteCount }
     }
 }
 

@@ -160,8 +160,11 @@ struct BenchDecode: ParsableCommand {
             let folder = try HFModelFolder.read(URL(fileURLWithPath: path), keepQuantized: baseQuant == nil)
             d = try Decoder(config: folder.config, parameters: folder.parameters, quantized: folder.quantized)
             d.trainable = []   // inference: the compact head copy is used only while the head is frozen
-            if baseQuant == nil, folder.storedDTypes.contains(where: { $0.lowercased() == "bf16" }) {
+            let types = Set(folder.storedDTypes.map { $0.lowercased() })
+            if baseQuant == nil, types.contains("bf16") {
                 try d.holdFrozenBaseBF16()   // a bf16 file decodes from bf16 weights, as llama.cpp does
+            } else if baseQuant == nil, types.contains("f16") {
+                try d.holdFrozenBaseF16()    // and an f16 file from f16 weights
             }
             if let q = baseQuant {
                 guard let f = QuantFormat(rawValue: q) else { throw ValidationError("--base-quant: unknown format '\(q)'") }
@@ -196,11 +199,11 @@ struct BenchDecode: ParsableCommand {
         }
         let ppv = median(pp), tgv = median(tg)
         if let path = model {
-            let weights = !d.bf16Weights.isEmpty ? "bf16" : d.quantized.isEmpty ? "fp32"
+            let weights = !d.bf16Weights.isEmpty ? "bf16" : !d.f16Weights.isEmpty ? "f16" : d.quantized.isEmpty ? "fp32"
                 : Set(d.quantized.values.map(\.format.rawValue)).sorted().joined(separator: "+")
             let obj: [String: Any] = [
                 "model": path, "weights": weights, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
-                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv, "tg_tokens_per_cpu_s": median(tgCPU),
                 "weight_mib": Double(d.weightBytes) / 1048576, "peak_rss_mib": peakRSSMiB(),
             ]
             if json {
@@ -218,7 +221,7 @@ struct BenchDecode: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
-                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv,
+                "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv, "tg_tokens_per_cpu_s": median(tgCPU),
                 "pytorch_pp64_2t": ref.torchPrefill, "pytorch_tg128_2t": ref.torchDecode,
                 "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "tg_tokens_per_cpu_s": median(tgCPU), "peak_rss_mib": peakRSSMiB(),
             ]

@@ -39,7 +39,7 @@ final class QuantGemvInt8Tests: XCTestCase {
         var rng = MKRNG(21)
         let saved = ThreadPool.shared.threads
         defer { ThreadPool.shared.setThreads(saved) }
-        for f in [QuantFormat.q8_0, .q4_0, .q5_0, .q4_K] {
+        for f in [QuantFormat.q8_0, .q4_0, .q5_0, .q4_K, .q6_K] {
             let type = GGMLType(name: f.rawValue)!
             for (n, k) in (f.blockSize == 256 ? [(5, 256), (67, 768)] : [(3, 32), (67, 96), (130, 544)]) {
                 let v = weights(rows: n, cols: k, rng: &rng)

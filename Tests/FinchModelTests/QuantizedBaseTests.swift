@@ -59,7 +59,7 @@ final class QuantizedBaseTests: XCTestCase {
                 }
                 // KV-cached decoding (the small-m fused path) gives the full forward's last logits: to fp32 rounding,
                 // or, where the CPU runs the int8-activation kernels (x rounded to 8 bits per 32-element block, as
-                // llama.cpp does; q4_1 and q6_K keep the fp32 kernel), within 2e-2 of the logits' scale.
+                // llama.cpp does; q4_1 keeps the fp32 kernel), within 2e-2 of the logits' scale.
                 let cache = KVCache(config: cfg, batch: 1, maxLength: T + 1)
                 let prompt = Array(ids[0..<T])
                 _ = q.prefill(Array(prompt.dropLast()), cache: cache)
@@ -89,37 +89,62 @@ final class QuantizedBaseTests: XCTestCase {
         XCTAssertLessThan(relativeError(logits[1], logits[0]), 1e-4)
     }
 
-    /// A base held as bf16 for inference (as a bf16 GGUF file's): decoding equals the fp32 decoder on the same
-    /// bf16-rounded weights (fp32 arithmetic for one row), and prompt processing stays within bf16's rounding of x.
-    func testBF16HeldBaseDecodesAsFP32OnTheSameWeights() throws {
+    /// Logits of a decoder whose every weight went through `round` (as a file holds them) and of its copy after
+    /// `hold` (which must convert all 2 · 7 projections): a 9-row prefill (≤ 16 rows: the one-row kernels), one
+    /// step, and a 21-row prefill (the prompt path). Also checks that GPT-2 is refused.
+    func heldBaseLogits(seed: UInt64, round: (Tensor) -> Void,
+                        hold: (Decoder) throws -> Int) throws -> (held: Decoder, short: [[Float]], stepped: [[Float]], long: [[Float]]) {
         let cfg = config(hidden: 96, mlp: 160)
-        var rng = SeededRNG(seed: 12)
+        var rng = SeededRNG(seed: seed)
         let T = 21
         let ids = (0..<T).map { _ in Int(rng.next() % UInt64(cfg.vocabSize)) }
-        let f = Decoder(config: cfg, seed: 5)
-        for (name, t) in f.parameters {   // round every weight to bf16, as a bf16 file holds them
-            let b = BF16Matrix(rows: 1, cols: t.count, from: t.ptr)
-            withExtendedLifetime(b) { b.expand(rows: 0..<1, into: f.parameters[name]!.ptr) }
-        }
+        let f = Decoder(config: cfg, seed: seed + 1)
+        for t in f.parameters.values { round(t) }
         let h = try Decoder(config: cfg, parameters: f.fullPrecisionParameters().mapValues { $0.copy() })
         h.trainable = []; f.trainable = []
-        XCTAssertEqual(try h.holdFrozenBaseBF16(), 2 * 7)
-        XCTAssertTrue(h.config.projectionWeightNames.allSatisfy { h.parameters[$0] == nil && h.bf16Weights[$0] != nil })
+        XCTAssertEqual(try hold(h), 2 * 7)
         XCTAssertNotNil(h.inferenceHead)
+        XCTAssertLessThan(h.weightBytes, f.weightBytes)
         var short: [[Float]] = [], stepped: [[Float]] = [], long: [[Float]] = []
         for d in [f, h] {
             let cache = KVCache(config: cfg, batch: 1, maxLength: T + 1)
-            short.append(d.prefill(Array(ids[0..<9]), cache: cache).array)   // ≤ 16 rows: the fp32 kernel
+            short.append(d.prefill(Array(ids[0..<9]), cache: cache).array)
             stepped.append(d.step([ids[9]], cache: cache).array)
             cache.reset()
-            long.append(d.prefill(ids, cache: cache).array)                   // 21 rows: the bf16 GEMM
+            long.append(d.prefill(ids, cache: cache).array)
         }
-        XCTAssertLessThan(relativeError(short[0], short[1]), 1e-4, "prefill of 9 rows: fp32 arithmetic on the same weights")
-        XCTAssertLessThan(relativeError(stepped[0], stepped[1]), 1e-4, "step: fp32 arithmetic on the same weights")
-        XCTAssertLessThan(relativeError(long[0], long[1]), 2e-2, "prefill of 21 rows: x rounded to bf16")
         let gpt2 = Decoder(config: DecoderConfig(flavour: .gpt2, vocabSize: 40, hiddenSize: 32, numLayers: 1, numHeads: 2), seed: 1)
         gpt2.trainable = []
-        XCTAssertThrowsError(try gpt2.holdFrozenBaseBF16()) { XCTAssertTrue("\($0)".contains("GPT-2")) }
+        XCTAssertThrowsError(try hold(gpt2)) { XCTAssertTrue("\($0)".contains("GPT-2")) }
+        return (h, short, stepped, long)
+    }
+
+    /// A base held as bf16 for inference (as a bf16 GGUF file's): decoding equals the fp32 decoder on the same
+    /// bf16-rounded weights (fp32 arithmetic for one row), and prompt processing stays within bf16's rounding of x.
+    func testBF16HeldBaseDecodesAsFP32OnTheSameWeights() throws {
+        let r = try heldBaseLogits(seed: 12, round: { t in
+            let b = BF16Matrix(rows: 1, cols: t.count, from: t.ptr)
+            withExtendedLifetime(b) { b.expand(rows: 0..<1, into: t.ptr) }
+        }, hold: { try $0.holdFrozenBaseBF16() })
+        XCTAssertTrue(r.held.config.projectionWeightNames.allSatisfy { r.held.parameters[$0] == nil && r.held.bf16Weights[$0] != nil })
+        XCTAssertLessThan(relativeError(r.short[0], r.short[1]), 1e-4, "prefill of 9 rows: fp32 arithmetic on the same weights")
+        XCTAssertLessThan(relativeError(r.stepped[0], r.stepped[1]), 1e-4, "step: fp32 arithmetic on the same weights")
+        XCTAssertLessThan(relativeError(r.long[0], r.long[1]), 2e-2, "prefill of 21 rows: x rounded to bf16")
+    }
+
+    /// A base held as IEEE half for inference (as an f16 GGUF file's): decoding and prompt processing both compute
+    /// in fp32 on the same half-rounded weights, so every logit equals the fp32 decoder's up to summation order.
+    func testF16HeldBaseDecodesAsFP32OnTheSameWeights() throws {
+        let r = try heldBaseLogits(seed: 13, round: { t in
+            let h = F16Matrix(rows: 1, cols: t.count, from: t.ptr)
+            withExtendedLifetime(h) { h.expand(rows: 0..<1, into: t.ptr) }
+        }, hold: { try $0.holdFrozenBaseF16() })
+        XCTAssertTrue(r.held.config.projectionWeightNames.allSatisfy { r.held.parameters[$0] == nil && r.held.f16Weights[$0] != nil })
+        XCTAssertTrue(r.held.bf16Weights.isEmpty)
+        guard case .f16 = r.held.inferenceHead else { return XCTFail("the head is not held as f16") }
+        XCTAssertLessThan(relativeError(r.short[0], r.short[1]), 1e-4, "prefill of 9 rows")
+        XCTAssertLessThan(relativeError(r.stepped[0], r.stepped[1]), 1e-4, "step")
+        XCTAssertLessThan(relativeError(r.long[0], r.long[1]), 1e-4, "prefill of 21 rows: widened tiles, fp32 GEMM")
     }
 
     func testQuantisedBaseRefusesTrainableWeightsAndGPT2() throws {

@@ -19,7 +19,7 @@ void cfinch_gemm_bf16_6x64(long kpairs, const void *_Nonnull a, const void *_Non
 int cfinch_cpu_has_avx512vnni(void);
 
 /// Weight formats of `cfinch_gemv_i8` (ggml's block layouts).
-enum { CFINCH_Q8_0 = 0, CFINCH_Q4_0 = 1, CFINCH_Q5_0 = 2, CFINCH_Q4_K = 3 };
+enum { CFINCH_Q8_0 = 0, CFINCH_Q4_0 = 1, CFINCH_Q5_0 = 2, CFINCH_Q4_K = 3, CFINCH_Q6_K = 4 };
 
 /// Quantises `k` floats (k a multiple of 32) as llama.cpp's q8_0 rows: per 32-element block, scale
 /// d = amax / 127, q = round-to-nearest-even(x / d) in `q[k]`, d in `d[k/32]`, Σq in `s[k/32]`.
@@ -46,5 +46,17 @@ void cfinch_gemv_bf16(long k, const uint16_t *_Nonnull w, long ldw, long r0, lon
 /// front to back, one row at a time (a single stream for the prefetcher). `simd` 0 forces the portable path.
 void cfinch_gemv_f32(long k, const float *_Nonnull w, long ldw, long r0, long r1, const float *_Nonnull x,
                      float *_Nonnull y, float beta, int simd);
+
+/// 1 when the CPU executes AVX2, FMA and F16C and the OS saves the ymm state, else 0.
+int cfinch_cpu_has_f16c(void);
+
+/// y[i·ldy + j] = Σ_p x[i·ldx + p] · fp32(w[j·ldw + p]) (+ beta · y) for rows j in [r0, r1) of an IEEE-half
+/// matrix and m fp32 x rows of k elements. beta == 0 overwrites y. `simd`: 0 the portable path, 1 at most
+/// AVX2 + F16C, 2 the best the CPU has (AVX-512) — tests compare them.
+void cfinch_gemv_f16(long k, const uint16_t *_Nonnull w, long ldw, long r0, long r1, int m,
+                     const float *_Nonnull x, long ldx, float *_Nonnull y, long ldy, float beta, int simd);
+
+/// dst[i] = fp32(src[i]) for i < n (exact). `simd` as for `cfinch_gemv_f16`.
+void cfinch_f16_to_f32(const uint16_t *_Nonnull src, long n, float *_Nonnull dst, int simd);
 
 #endif
