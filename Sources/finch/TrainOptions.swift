@@ -21,7 +21,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "AdamW weight decay, not on norms and biases (default \(d.weightDecay)).") var weightDecay: Double?
     @Option(help: "Global gradient-norm clip, 0 = off (default \(d.maxGradNorm)).") var maxGradNorm: Double?
     @Option(help: "Dropout probability on attention / MLP outputs during training (default \(d.dropout) = off).") var dropout: Double?
-    @Option(help: "Matrix products in fp32 or bf16 (bf16 operands, fp32 sums; master weights and optimizer stay fp32; default \(d.precision)).")
+    @Option(help: "Matrix products: fp32, bf16 (bf16 operands, fp32 sums; master weights and optimizer stay fp32), or auto = bf16 where the CPU has AVX512-BF16 (default \(d.precision)).")
     var precision: String?
     @Flag(help: "Gradient checkpointing: recompute each layer in the backward instead of keeping its activations.")
     var gradientCheckpointing = false
