@@ -29,7 +29,9 @@ grep -v -E '^(model|data):|^- ' "$OUT/sweep/best.yaml" > "$OUT/best-sft.yaml"
 T1=$(date +%s)
 "$FINCH" sft --config "$OUT/best-sft.yaml" --model "$DEMO/base/final" --data corpora/instructions.jsonl corpora/open_ended.jsonl --out "$OUT/best"
 echo "best config on the full data: $(( $(date +%s) - T1 )) s" | tee -a "$OUT/timings.txt"
-"$FINCH" eval --model "$DEMO/sft/final/merged" "$OUT/best/final/merged" --name demo-sft sweep-best --data corpora/eval.jsonl \
+# A LoRA recipe's model is the merged one; a full fine-tuning recipe's is final/ itself.
+BEST="$OUT/best/final/merged"; [ -f "$BEST/config.json" ] || BEST="$OUT/best/final"
+"$FINCH" eval --model "$DEMO/sft/final/merged" "$BEST" --name demo-sft sweep-best --data corpora/eval.jsonl \
   --reward-command "python3 tools/reward_check.py" --out "$OUT/eval"
 python3 - "$OUT" <<'PY'
 import json, sys
