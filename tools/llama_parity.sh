@@ -26,7 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-STAMP="$BUILD/.built-from-$(basename "$SDIST" .tar.gz)"
+# Native code, but never AMX: some virtual machines report AMX in cpuid and then fault on its first tile instruction
+# (seen here: SIGILL in ggml's AMX Q8_0 matmul), so ggml's AMX kernels are compiled out. The stamp names the flags, so a
+# cached build made with other flags is rebuilt.
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+STAMP="$BUILD/.built-from-$(basename "$SDIST" .tar.gz)-noamx"
 if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greedy_ids.cpp -nt "$BIN/greedy_ids" ] \
    || [ ! -x "$BIN/perplexity_ids" ] || [ tools/llama_parity/perplexity_ids.cpp -nt "$BIN/perplexity_ids" ]; then
   if [ ! -f "$STAMP" ]; then
@@ -34,6 +38,7 @@ if [ ! -f "$STAMP" ] || [ ! -x "$BIN/greedy_ids" ] || [ tools/llama_parity/greed
     rm -rf "$BUILD"; mkdir -p "$BUILD/src"
     tar xzf "$SDIST" -C "$BUILD/src" --strip-components=3 --wildcards '*/vendor/llama.cpp/*'
     cmake -S "$BUILD/src" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_CURL=OFF \
+      -DCMAKE_C_FLAGS="$NO_AMX" -DCMAKE_CXX_FLAGS="$NO_AMX" \
       -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
       >"$BUILD/cmake.log" 2>&1 \
       || { tail -30 "$BUILD/cmake.log"; exit 1; }

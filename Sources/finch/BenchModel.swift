@@ -223,7 +223,7 @@ struct BenchDecode: ParsableCommand {
                 "preset": preset.rawValue, "threads": ThreadPool.shared.threads, "prefill_tokens": prefill,
                 "generate_tokens": generate, "pp_tokens_per_s": ppv, "tg_tokens_per_s": tgv, "tg_tokens_per_cpu_s": median(tgCPU),
                 "pytorch_pp64_2t": ref.torchPrefill, "pytorch_tg128_2t": ref.torchDecode,
-                "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "tg_tokens_per_cpu_s": median(tgCPU), "peak_rss_mib": peakRSSMiB(),
+                "tg_ratio_vs_pytorch": tgv / ref.torchDecode, "peak_rss_mib": peakRSSMiB(),
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
