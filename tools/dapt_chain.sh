@@ -10,7 +10,8 @@
 # the domain's held-out perplexity and that of general text it does not train on, before and after (forgetting). Stage 2 tunes the adapted
 # model on corpora/instructions.jsonl, stage 3 aligns it with DPO on corpora/preferences.jsonl.
 # Environment: FINCH_BIN (default .build/release/finch), DOMAIN_BYTES (default 600000: the slice of DOMAIN_TEXT
-# used), DAPT_STEPS / SFT_STEPS / DPO_STEPS (defaults 60 / 40 / 20), THREADS_N (default: every core).
+# used), DAPT_STEPS / SFT_STEPS / DPO_STEPS (defaults 60 / 40 / 20), THREADS_N (default: every core), GENERAL_TEXT (a
+# natural text for the forgetting measure; default: the part of corpora/pretrain.txt that is not replayed).
 # SFT measures the domain text before and after too (--base-eval): what instruction tuning costs the adaptation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,13 @@ head -c "${DOMAIN_BYTES:-600000}" "$DOMAIN" > "$OUT/data/domain.txt"
 # General text: the first 1.6 MB of corpora/pretrain.txt is replayed, the rest only measured (forgetting is measured
 # on text the run never trains on).
 head -c 1600000 corpora/pretrain.txt > "$OUT/data/replay.txt"
-tail -c +1600001 corpora/pretrain.txt > "$OUT/data/general-eval.txt"
+if [ -n "${GENERAL_TEXT:-}" ]; then
+  # A natural text of the model's general domain measures what the model itself forgets (the rest of pretrain.txt is
+  # the replay's own generated corpus, which the replay keeps).
+  head -c 400000 "$GENERAL_TEXT" > "$OUT/data/general-eval.txt"
+else
+  tail -c +1600001 corpora/pretrain.txt > "$OUT/data/general-eval.txt"
+fi
 LORA=(--method lora --lora-r 16 --lora-alpha 32 --lora-targets all-linear --lora-dropout 0 --merge)
 
 echo "== 1/3 domain-adaptive pretraining on $DOMAIN"
